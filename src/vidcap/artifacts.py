@@ -1,0 +1,325 @@
+"""The stage artifact contract (see ``docs/artifacts.md``), implemented once for every stage.
+
+A stage folder holds ``manifest.json`` (written last, atomically), ``index.jsonl`` (one line per item,
+appended as items finish, so a killed run resumes where it stopped) and the item files, each written
+atomically under a name derived from a sanitized id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidcap.errors import VidcapError
+
+MANIFEST = "manifest.json"
+INDEX = "index.jsonl"
+_INDEX_PART = "index.part{rank}.jsonl"
+_TMP_PREFIX = ".tmp-"
+
+
+# --------------------------------------------------------------------------------------------------
+# Atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    For writers that want a file name (OpenCV, safetensors, PIL). The temporary name starts with
+    ``.tmp-`` so it is never mistaken for an output; on any exception it is removed. The rename is
+    atomic on POSIX, so a reader (or a process killed mid-write) never sees a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_file(path: Path) -> None:
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def remove_stale_temp_files(folder: str | Path) -> int:
+    """Delete temporary files left by a killed writer; returns how many were removed."""
+    removed = 0
+    for tmp in Path(folder).rglob(f"{_TMP_PREFIX}*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+# --------------------------------------------------------------------------------------------------
+# Ids and fingerprints
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_ID_LEN = 80
+
+
+def sanitize_id(raw: str) -> str:
+    """Turn any item id into a safe file-name stem that stays inside its folder.
+
+    Keeps letters, digits, ``.``, ``_`` and ``-``; anything else (``/``, ``..``, spaces, non-ASCII)
+    becomes ``_``. When the id had to change, a short hash of the raw id is appended so two ids that
+    differ only in unsafe characters still map to different files.
+    """
+    cleaned = _UNSAFE.sub("_", raw).strip("._") or "item"
+    if cleaned == raw and len(raw) <= _MAX_ID_LEN:
+        return raw
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:10]
+    return f"{cleaned[:_MAX_ID_LEN]}-{digest}"
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-serialisable parts (configs, upstream fingerprints, file stats)."""
+    canonical = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def file_fingerprint(path: str | Path) -> str:
+    """Fingerprint of a file from its size and modification time (cheap; no full read)."""
+    st = Path(path).stat()
+    return fingerprint(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+# --------------------------------------------------------------------------------------------------
+# The stage folder
+
+
+@dataclass
+class ItemRecord:
+    """One line of ``index.jsonl``: an item's outcome and its output files (relative paths)."""
+
+    id: str
+    status: str  # "ok" | "failed"
+    error: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "error": self.error,
+            "outputs": self.outputs,
+            "fingerprint": self.fingerprint,
+            **self.info,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ItemRecord:
+        known = {"id", "status", "error", "outputs", "fingerprint"}
+        return cls(
+            id=obj["id"],
+            status=obj["status"],
+            error=obj.get("error"),
+            outputs=dict(obj.get("outputs") or {}),
+            info={k: v for k, v in obj.items() if k not in known},
+            fingerprint=obj.get("fingerprint"),
+        )
+
+
+def _read_index_file(path: Path) -> list[ItemRecord]:
+    """Read index lines; a torn last line (process killed mid-append) is ignored."""
+    records = []
+    if not path.is_file():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(ItemRecord.from_json(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return records
+
+
+class StageDir:
+    """A stage's output folder: its manifest, its index and the paths of its item files.
+
+    Under several processes (``rank``/``world_size``), each appends to its own index part; the main
+    process merges the parts into ``index.jsonl`` in :meth:`finalize`.
+    """
+
+    def __init__(self, path: str | Path, stage: str, rank: int = 0, world_size: int = 1) -> None:
+        self.path = Path(path)
+        self.stage = stage
+        self.rank = rank
+        self.world_size = world_size
+
+    # -- reading ------------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The finished run's manifest, or None when the stage never finished here."""
+        path = self.path / MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise VidcapError(
+                f"{path} is not valid JSON ({e.msg}); delete it or use --force."
+            ) from None
+
+    def is_complete(self, stage_fingerprint: str) -> bool:
+        """True when a finished run with the same fingerprint is already here."""
+        manifest = self.read_manifest()
+        return manifest is not None and manifest.get("fingerprint") == stage_fingerprint
+
+    def read_index(self) -> dict[str, ItemRecord]:
+        """All items recorded so far (merged index and parts); the latest line for an id wins."""
+        items: dict[str, ItemRecord] = {}
+        for path in [self.path / INDEX, *sorted(self.path.glob("index.part*.jsonl"))]:
+            for record in _read_index_file(path):
+                items[record.id] = record
+        return items
+
+    def done_ids(self, stage_fingerprint: str) -> set[str]:
+        """Ids already finished ``ok`` under the same fingerprint: a rerun skips them."""
+        return {
+            r.id
+            for r in self.read_index().values()
+            if r.status == "ok" and r.fingerprint == stage_fingerprint
+        }
+
+    # -- writing ------------------------------------------------------------------------------
+    def prepare(self, force: bool = False) -> None:
+        """Create the folder; with ``force`` forget earlier results (their files are overwritten)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            remove_stale_temp_files(self.path)
+            if force:
+                for name in [
+                    MANIFEST,
+                    INDEX,
+                    *[p.name for p in self.path.glob("index.part*.jsonl")],
+                ]:
+                    (self.path / name).unlink(missing_ok=True)
+            else:
+                # A new run invalidates the old manifest until this one finishes.
+                (self.path / MANIFEST).unlink(missing_ok=True)
+
+    def item_path(self, item_id: str, suffix: str, subdir: str = "") -> Path:
+        """Where an item's file goes: ``[subdir/]<sanitized id><suffix>``, always inside the folder."""
+        folder = self.path / subdir if subdir else self.path
+        path = folder / f"{sanitize_id(item_id)}{suffix}"
+        if self.path.resolve() not in path.resolve().parents:
+            raise VidcapError(f"item id {item_id!r} would write outside {self.path}.")
+        return path
+
+    def relative(self, path: Path) -> str:
+        """A path inside the stage folder, as stored in the index."""
+        return path.relative_to(self.path).as_posix()
+
+    def record(self, item: ItemRecord) -> None:
+        """Append one item's line to this process's index; flushed so a kill loses at most it."""
+        name = INDEX if self.world_size == 1 else _INDEX_PART.format(rank=self.rank)
+        line = (json.dumps(item.to_json(), ensure_ascii=False, sort_keys=True) + "\n").encode()
+        with open(self.path / name, "a+b") as f:
+            # A process killed mid-append leaves a torn line without its newline: start a fresh
+            # line so the torn one stays a single unreadable line instead of swallowing this one.
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = b"\n" + line
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def finalize(
+        self,
+        config: Mapping[str, Any],
+        stage_fingerprint: str,
+        upstream: Mapping[str, Any] | None,
+        wall_time_s: float,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Merge index parts into one sorted ``index.jsonl``, then write the manifest last.
+
+        Call on the main process only, after every process has finished recording.
+        """
+        from vidcap import __version__
+
+        items = self.read_index()
+        text = "".join(
+            json.dumps(items[i].to_json(), ensure_ascii=False, sort_keys=True) + "\n"
+            for i in sorted(items)
+        )
+        atomic_write_text(self.path / INDEX, text)
+        for part in self.path.glob("index.part*.jsonl"):
+            part.unlink(missing_ok=True)
+        counts = {"ok": 0, "failed": 0}
+        for item in items.values():
+            counts[item.status] = counts.get(item.status, 0) + 1
+        manifest = {
+            "stage": self.stage,
+            "vidcap_version": __version__,
+            "config": dict(config),
+            "upstream": dict(upstream) if upstream else None,
+            "fingerprint": stage_fingerprint,
+            "counts": counts,
+            "wall_time_s": round(wall_time_s, 3),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(extra or {}),
+        }
+        atomic_write_json(self.path / MANIFEST, manifest)
+        return manifest
+
+
+def read_upstream(
+    path: str | Path, expected_stage: str
+) -> tuple[dict[str, Any], dict[str, ItemRecord]]:
+    """Read a finished upstream stage folder: its manifest and its ``ok`` items.
+
+    Raises:
+        VidcapError: the folder has no manifest (the stage never finished) or is another stage's.
+    """
+    stage = StageDir(path, expected_stage)
+    manifest = stage.read_manifest()
+    if manifest is None:
+        raise VidcapError(
+            f"{path} has no {MANIFEST}: run `vidcap {expected_stage}` into it first "
+            "(or let it finish)."
+        )
+    if manifest.get("stage") != expected_stage:
+        raise VidcapError(
+            f"{path} holds the output of `vidcap {manifest.get('stage')}`, "
+            f"but a `vidcap {expected_stage}` folder is needed here."
+        )
+    ok = {i: r for i, r in stage.read_index().items() if r.status == "ok"}
+    return manifest, ok

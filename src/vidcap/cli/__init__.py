@@ -1,0 +1,88 @@
+"""The ``vidcap`` command line: one thin module per command, registered on one Typer app.
+
+Errors: a :class:`~vidcap.errors.VidcapError` reaches the user as one red sentence and exit code 1;
+anything else is a bug, shown as one sentence too unless ``vidcap --debug`` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from typer.core import TyperGroup
+
+from vidcap import __version__
+from vidcap.cli import info, synth
+from vidcap.cli.console import print_error
+from vidcap.errors import VidcapError
+
+_state = {"debug": os.environ.get("VIDCAP_DEBUG", "") not in ("", "0")}
+
+
+class _VidcapGroup(TyperGroup):
+    """Turns exceptions from commands into one readable sentence and a non-zero exit."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except VidcapError as e:
+            if _state["debug"]:
+                raise
+            print_error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise typer.Abort() from None
+        except Exception as e:
+            if _state["debug"]:
+                raise
+            print_error(
+                f"unexpected {type(e).__name__}: {e}. This is a bug in vidcap: rerun with "
+                "`vidcap --debug ...` for the traceback and report it."
+            )
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_VidcapGroup,
+    name="vidcap",
+    help="End-to-end video captioning: from a folder of videos to a trained captioner, "
+    "and from any video to captions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"vidcap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks instead of one-sentence errors."
+    ),
+) -> None:
+    """End-to-end video captioning (VideoBERT / BART)."""
+    _state["debug"] = _state["debug"] or debug
+
+
+app.command("info")(info.info_command)
+app.command("synth")(synth.synth_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

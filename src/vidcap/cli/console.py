@@ -1,0 +1,90 @@
+"""Terminal output shared by the commands: stderr for progress and errors, stdout for results."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from vidcap.stages.base import StageResult
+
+# Results go to stdout so they can be piped; everything for the human (progress, tables, errors)
+# goes to stderr.
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True)
+
+
+def print_error(message: str) -> None:
+    """Print one error sentence on stderr."""
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def progress_bar(*extra_columns: TextColumn) -> Progress:
+    """A progress bar on stderr with count, elapsed and remaining time (hidden when not a TTY)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra_columns,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    )
+
+
+def print_stage_result(result: StageResult, as_json: bool = False, max_failures: int = 20) -> None:
+    """Show a stage's outcome: a table on stderr (with failure reasons), or JSON on stdout."""
+    if as_json:
+        stdout.print_json(
+            json.dumps(
+                {
+                    "stage": result.stage,
+                    "out_dir": str(result.out_dir),
+                    "up_to_date": result.up_to_date,
+                    "counts": result.counts,
+                    "failures": [{"id": i, "error": e} for i, e in result.failures],
+                    "wall_time_s": round(result.wall_time_s, 3),
+                    **result.details,
+                },
+                default=str,
+            )
+        )
+        return
+    if result.up_to_date:
+        stderr.print(
+            f"{result.out_dir} is up to date (same inputs and settings); nothing to do. "
+            "Use --force to redo it."
+        )
+    table = Table(title=f"vidcap {result.stage} → {result.out_dir}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for key in ("ok", "failed", "skipped"):
+        style = "red" if key == "failed" and result.counts.get(key) else ""
+        table.add_row(
+            key,
+            f"[{style}]{result.counts.get(key, 0)}[/]" if style else str(result.counts.get(key, 0)),
+        )
+    for key, value in result.details.items():
+        table.add_row(key.replace("_", " "), str(value))
+    table.add_row("time", f"{result.wall_time_s:.1f} s")
+    stderr.print(table)
+    if result.failures:
+        failures = Table(title="failures", show_header=True, header_style="bold red")
+        failures.add_column("id", overflow="fold")
+        failures.add_column("reason", overflow="fold")
+        for item_id, error in result.failures[:max_failures]:
+            failures.add_row(escape(item_id), escape(error))
+        if len(result.failures) > max_failures:
+            failures.add_row("…", f"{len(result.failures) - max_failures} more in index.jsonl")
+        stderr.print(failures)

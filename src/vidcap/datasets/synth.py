@@ -1,0 +1,942 @@
+"""A synthetic captioned video corpus: coloured shapes that move, grow, shrink, rotate or bounce.
+
+Each video has one or two objects on a low-saturation background and one to four events in
+sequence; in each event one object acts while the other stays still. Every event becomes a segment
+with paraphrased captions; each video also gets summaries, a noisy ASR-like transcript, questions
+and answers, and its ground truth in ``meta``. The corpus is a known quantity, so a whole vidcap
+pipeline can be run and measured offline.
+
+Generation is split in three steps, so that the corpus text never depends on how videos are
+rendered: :func:`plan_corpus` draws every video's ground truth (cheap, in the calling process),
+:func:`render_video` draws its frames (in worker processes), and the records are written from the
+plans. Every video draws from its own random streams derived from ``(seed, index)``, so the corpus
+is the same whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+
+from vidcap.artifacts import atomic_path, atomic_write_json, remove_stale_temp_files
+from vidcap.corpus import QAPair, Segment, TranscriptLine, VideoRecord, write_corpus
+from vidcap.datasets.lexicon import (
+    ACTION_PHRASES,
+    ACTION_SYNONYMS,
+    ACTIONS,
+    COLOUR_SYNONYMS,
+    COLOURS,
+    ROTATION_INVARIANT_SHAPES,
+    SHAPE_SYNONYMS,
+    SHAPES,
+    EventFacts,
+    event_captions,
+    find_mentions,
+    narration_aside,
+    narration_line,
+    question_answers,
+    video_summaries,
+)
+from vidcap.errors import VidcapError
+
+__all__ = [
+    "ACTIONS",
+    "ACTION_PHRASES",
+    "ACTION_SYNONYMS",
+    "BACKGROUNDS",
+    "COLOURS",
+    "COLOUR_SYNONYMS",
+    "SHAPES",
+    "SHAPE_SYNONYMS",
+    "Combo",
+    "EventPlan",
+    "Pose",
+    "SceneObject",
+    "SynthConfig",
+    "VideoPlan",
+    "assign_splits",
+    "build_record",
+    "find_mentions",
+    "generate_corpus",
+    "held_out_combos",
+    "plan_corpus",
+    "plan_video",
+    "render_video",
+]
+
+DURATION_RANGE_S = (3.0, 12.0)
+FPS_RANGE = (20, 30)  # inclusive
+FRAME_SIDES = tuple(range(128, 257, 16))  # width and height are drawn from these
+MIN_EVENT_S = 2.0
+MAX_EVENTS = 4
+MAX_OBJECTS = 2
+CAPTIONS_PER_SEGMENT = 5
+VAL_FRACTION = 0.15
+TEST_FRACTION = 0.15
+MAX_HELD_OUT = 32
+BACKGROUNDS = ("plain", "gradient", "texture")
+NOISE_SIGMA_RANGE = (4.0, 10.0)
+JITTER_PX = 2
+# A move covers at least this fraction of the frame (width for left/right, height for up/down).
+MIN_MOVE_FRACTION = 0.3
+
+_FOURCC = "mp4v"
+_SUBPIXEL_BITS = 4  # OpenCV fixed-point drawing: coordinates in 1/16 px, for smooth slow motion
+_MARGIN_PX = 2.0
+
+# Random stream keys: (_VIDEO, index, stream) per video; the others are corpus-wide.
+_VIDEO, _SPLITS, _HELD_OUT = 0, 1, 2
+_PLAN, _TEXT, _RENDER = 0, 1, 2
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    """An independent random stream for ``key`` under ``seed`` (stable across numpy versions)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration, splits and held-out combinations
+
+
+def _split_sizes(videos: int) -> tuple[int, int, int]:
+    """(train, val, test) counts for ``videos`` videos: about 70/15/15."""
+    val = int(videos * VAL_FRACTION + 0.5)
+    test = int(videos * TEST_FRACTION + 0.5)
+    return videos - val - test, val, test
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to generate. The same config always gives the same corpus.jsonl.
+
+    Attributes:
+        videos: number of videos.
+        seed: random seed (>= 0); different seeds give different corpora.
+        noise: add camera-like gaussian pixel noise and a small per-frame jitter.
+        held_out_combos: number of (colour, shape, action) combinations kept out of the train
+            split; each appears in at least one val and one test video.
+        workers: processes that render videos; the result does not depend on it.
+    """
+
+    videos: int = 200
+    seed: int = 0
+    noise: bool = False
+    held_out_combos: int = 0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("videos", "seed", "held_out_combos", "workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise VidcapError(f"synth {name} must be a whole number, got {value!r}.")
+        if self.videos < 1:
+            raise VidcapError(f"synth needs at least 1 video, got videos={self.videos}.")
+        if self.seed < 0:
+            raise VidcapError(f"synth seed must be 0 or more, got {self.seed}.")
+        if self.workers < 1:
+            raise VidcapError(f"synth needs at least 1 worker, got workers={self.workers}.")
+        if self.held_out_combos < 0:
+            raise VidcapError(
+                f"held_out_combos must be 0 or more, got held_out_combos={self.held_out_combos}."
+            )
+        if self.held_out_combos > MAX_HELD_OUT:
+            raise VidcapError(
+                f"held_out_combos={self.held_out_combos} is too many: at most {MAX_HELD_OUT} "
+                "(colour, shape, action) combinations can be held out."
+            )
+        _, val, test = _split_sizes(self.videos)
+        if self.held_out_combos > min(val, test):
+            raise VidcapError(
+                f"held_out_combos={self.held_out_combos} needs at least {self.held_out_combos} "
+                f"validation and test videos to show each held-out combination in, but "
+                f"videos={self.videos} gives {val} validation and {test} test videos; "
+                "use more videos or fewer held-out combinations."
+            )
+
+
+class Combo(NamedTuple):
+    """A (colour, shape, action) combination, e.g. ``Combo("red", "star", "rotate")``."""
+
+    colour: str
+    shape: str
+    action: str
+
+
+def _allowed(shape: str, action: str) -> bool:
+    return not (action == "rotate" and shape in ROTATION_INVARIANT_SHAPES)
+
+
+def held_out_combos(config: SynthConfig) -> list[Combo]:
+    """The combinations kept out of train for ``config`` (sorted; empty when none are asked for).
+
+    ``stay`` is never held out: an idle object "stays still" in other objects' events, so a
+    held-out stay combination could not be kept out of the train captions.
+    """
+    candidates = [
+        Combo(c, s, a)
+        for c in COLOURS
+        for s in SHAPES
+        for a in ACTIONS
+        if a != "stay" and _allowed(s, a)
+    ]
+    rng = _rng(config.seed, _HELD_OUT)
+    chosen = rng.choice(len(candidates), size=config.held_out_combos, replace=False)
+    return sorted(candidates[int(i)] for i in chosen)
+
+
+def assign_splits(config: SynthConfig) -> list[str]:
+    """The split of every video, by index: a seeded shuffle cut at about 70/15/15."""
+    train, val, _ = _split_sizes(config.videos)
+    order = _rng(config.seed, _SPLITS).permutation(config.videos)
+    splits = [""] * config.videos
+    for rank, index in enumerate(order):
+        splits[int(index)] = "train" if rank < train else "val" if rank < train + val else "test"
+    return splits
+
+
+# --------------------------------------------------------------------------------------------------
+# The plan: a video's ground truth, before any pixel is drawn
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Where an object is: centre (px), circumradius (px) and rotation (radians)."""
+
+    x: float
+    y: float
+    size: float
+    angle: float = 0.0
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "x": round(self.x, 1),
+            "y": round(self.y, 1),
+            "size": round(self.size, 1),
+            "angle": round(self.angle, 3),
+        }
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """A persistent object of a video; ``bgr`` is its palette colour, slightly darkened at random."""
+
+    colour: str
+    shape: str
+    bgr: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """One event: frames ``[start_frame, end_frame)``, its actor's action and every object's pose.
+
+    Poses are interpolated linearly from ``start`` to ``end``; a bounce adds ``bounces`` hops of
+    ``bounce_height`` px on top.
+    """
+
+    start_frame: int
+    end_frame: int
+    actor: int
+    action: str
+    start: tuple[Pose, ...]
+    end: tuple[Pose, ...]
+    bounce_height: float = 0.0
+    bounces: int = 0
+
+    def pose(self, obj: int, p: float) -> Pose:
+        """Object ``obj``'s pose at progress ``p`` in [0, 1] through the event."""
+        a, b = self.start[obj], self.end[obj]
+        y = a.y + (b.y - a.y) * p
+        if obj == self.actor and self.action == "bounce":
+            y -= self.bounce_height * abs(math.sin(math.pi * self.bounces * p))
+        return Pose(
+            a.x + (b.x - a.x) * p,
+            y,
+            a.size + (b.size - a.size) * p,
+            a.angle + (b.angle - a.angle) * p,
+        )
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """Everything about one video except its pixels."""
+
+    id: str
+    index: int
+    seed: int
+    split: str
+    fps: int
+    width: int
+    height: int
+    frames: int
+    background: str
+    noise_sigma: float  # 0 when the corpus has no noise
+    objects: tuple[SceneObject, ...]
+    events: tuple[EventPlan, ...]
+
+    @property
+    def duration(self) -> float:
+        return _seconds(self.frames, self.fps)
+
+    def facts(self, event: EventPlan) -> EventFacts:
+        """The caption grammar's view of an event."""
+        actor = self.objects[event.actor]
+        others = tuple((o.colour, o.shape) for i, o in enumerate(self.objects) if i != event.actor)
+        return EventFacts(actor.colour, actor.shape, event.action, others)
+
+
+def _seconds(frame: int, fps: int) -> float:
+    # Millisecond precision keeps corpus.jsonl short and stable.
+    return round(frame / fps, 3)
+
+
+def _event_bounds(rng: np.random.Generator, frames: int, events: int, min_frames: int) -> list[int]:
+    """Frame boundaries ``[0, b1, ..., frames]`` with every event at least ``min_frames`` long."""
+    spare = frames - events * min_frames
+    cuts = np.sort(rng.integers(0, spare + 1, size=events - 1))
+    lengths = np.diff(np.concatenate([[0], cuts, [spare]])) + min_frames
+    return [0, *(int(b) for b in np.cumsum(lengths))]
+
+
+def _pick_objects(
+    rng: np.random.Generator, count: int, forced: Combo | None
+) -> tuple[SceneObject, ...]:
+    """``count`` objects with distinct colours and distinct shapes, so each word names one."""
+    colours = [c for c in COLOURS if forced is None or c != forced.colour]
+    shapes = [s for s in SHAPES if forced is None or s != forced.shape]
+    chosen_c = [colours[int(i)] for i in rng.permutation(len(colours))]
+    chosen_s = [shapes[int(i)] for i in rng.permutation(len(shapes))]
+    if forced is not None:
+        chosen_c.insert(0, forced.colour)
+        chosen_s.insert(0, forced.shape)
+    objects = []
+    for colour, shape in zip(chosen_c[:count], chosen_s[:count], strict=True):
+        # Slightly darker variants: the hue (what a caption names) is kept exactly.
+        scale = rng.uniform(0.85, 1.0)
+        bgr = tuple(round(v * scale) for v in COLOURS[colour])
+        objects.append(SceneObject(colour, shape, bgr))  # type: ignore[arg-type]
+    return tuple(objects)
+
+
+def _pick_roles(
+    rng: np.random.Generator,
+    objects: tuple[SceneObject, ...],
+    events: int,
+    banned: frozenset[Combo],
+    forced: Combo | None,
+) -> list[tuple[int, str]]:
+    """(actor, action) per event: never a banned combo, never the same twice in a row."""
+    roles: list[tuple[int, str] | None] = [None] * events
+    if forced is not None:
+        roles[int(rng.integers(events))] = (0, forced.action)  # object 0 is the forced one
+    for i in range(events):
+        if roles[i] is not None:
+            continue
+        neighbours = {roles[j] for j in (i - 1, i + 1) if 0 <= j < events}
+        while True:
+            actor = int(rng.integers(len(objects)))
+            obj = objects[actor]
+            options = [
+                a
+                for a in ACTIONS
+                if _allowed(obj.shape, a)
+                and Combo(obj.colour, obj.shape, a) not in banned
+                and (actor, a) not in neighbours
+            ]
+            if options:
+                roles[i] = (actor, options[int(rng.integers(len(options)))])
+                break
+    return [r for r in roles if r is not None]
+
+
+def _symmetry(shape: str) -> float:
+    """The smallest rotation that maps a shape onto itself (radians)."""
+    return {"square": 90, "triangle": 120, "star": 72, "diamond": 180, "hexagon": 60}[shape] * (
+        math.pi / 180
+    )
+
+
+# An actor's motion in one event: start pose, end pose, bounce height (px) and bounce count.
+_Motion = tuple[Pose, Pose, float, int]
+
+
+def _bounce_count(rng: np.random.Generator, seconds: float) -> int:
+    # 2 to 5 hops, each at least ~0.6 s so every hop is seen.
+    return int(rng.integers(2, max(2, min(5, int(seconds / 0.6))) + 1))
+
+
+def _rotation_sweep(rng: np.random.Generator, shape: str) -> float:
+    """Whole turns of the shape's symmetry, so it ends upright (a square never ends up looking
+    like a diamond), and at least half a turn so the rotation is obvious."""
+    step = _symmetry(shape)
+    turns = int(rng.integers(math.ceil(math.pi / step), math.floor(4 * math.pi / step) + 1))
+    return turns * step * (1 if rng.random() < 0.5 else -1)
+
+
+def _continue_motion(
+    rng: np.random.Generator,
+    action: str,
+    shape: str,
+    width: int,
+    height: int,
+    seconds: float,
+    pose: Pose,
+) -> _Motion | None:
+    """The motion starting where the actor already is, or None when the action does not fit there
+    (e.g. moving left from the left edge)."""
+    m = min(width, height)
+    inner = pose.size + _MARGIN_PX  # the closest the centre may come to an edge
+    if action.startswith("move_"):
+        horizontal = action in ("move_left", "move_right")
+        extent = width if horizontal else height
+        here = pose.x if horizontal else pose.y
+        forward = action in ("move_right", "move_down")  # towards larger pixel coordinates
+        room = extent - inner - here if forward else here - inner
+        if room < MIN_MOVE_FRACTION * extent:
+            return None
+        travel = min(rng.uniform(MIN_MOVE_FRACTION, 0.6) * extent, room) * (1 if forward else -1)
+        dx, dy = (travel, 0.0) if horizontal else (0.0, travel)
+        return pose, replace(pose, x=pose.x + dx, y=pose.y + dy), 0.0, 0
+    if action == "grow":
+        edges = (pose.x, width - pose.x, pose.y, height - pose.y)
+        limit = min(0.25 * m, *(e - _MARGIN_PX for e in edges))
+        if limit < 1.8 * pose.size:
+            return None
+        return pose, replace(pose, size=min(pose.size * rng.uniform(1.8, 2.5), limit)), 0.0, 0
+    if action == "shrink":
+        if pose.size < 1.8 * 0.05 * m:
+            return None
+        small = max(pose.size / rng.uniform(1.8, 2.5), 0.05 * m)
+        return pose, replace(pose, size=small), 0.0, 0
+    if action == "rotate":
+        return pose, replace(pose, angle=pose.angle + _rotation_sweep(rng, shape)), 0.0, 0
+    if action == "bounce":
+        if pose.y - inner < 0.25 * height:
+            return None
+        bounce_height = min(rng.uniform(0.25, 0.4) * height, pose.y - inner)
+        return pose, pose, bounce_height, _bounce_count(rng, seconds)
+    return pose, pose, 0.0, 0  # stay
+
+
+def _sample_motion(
+    rng: np.random.Generator,
+    action: str,
+    shape: str,
+    width: int,
+    height: int,
+    seconds: float,
+    previous: Pose | None = None,
+) -> _Motion:
+    """The actor's motion for one event.
+
+    It continues from ``previous`` (where the actor was left) when the action fits from there, so
+    most videos play without jumps; otherwise the actor starts afresh somewhere else.
+    """
+    if previous is not None:
+        motion = _continue_motion(rng, action, shape, width, height, seconds, previous)
+        if motion is not None:
+            return motion
+    m = min(width, height)
+    size = rng.uniform(0.09, 0.16) * m
+
+    def span(extent: int, radius: float, travel: float = 0.0) -> float:
+        """A coordinate that keeps the object inside ``extent`` px even after moving ``travel``."""
+        return rng.uniform(radius + _MARGIN_PX, extent - radius - _MARGIN_PX - travel)
+
+    if action in ("move_left", "move_right"):
+        travel = min(rng.uniform(MIN_MOVE_FRACTION, 0.6) * width, width - 2 * (size + _MARGIN_PX))
+        x0, y = span(width, size, travel), span(height, size)
+        x1 = x0 + travel
+        if action == "move_left":
+            x0, x1 = x1, x0
+        return Pose(x0, y, size), Pose(x1, y, size), 0.0, 0
+    if action in ("move_up", "move_down"):
+        travel = min(rng.uniform(MIN_MOVE_FRACTION, 0.6) * height, height - 2 * (size + _MARGIN_PX))
+        x, y0 = span(width, size), span(height, size, travel)
+        y1 = y0 + travel  # image y grows downwards
+        if action == "move_up":
+            y0, y1 = y1, y0
+        return Pose(x, y0, size), Pose(x, y1, size), 0.0, 0
+    if action in ("grow", "shrink"):
+        small = rng.uniform(0.06, 0.09) * m
+        big = min(small * rng.uniform(1.8, 2.5), 0.25 * m)
+        x, y = span(width, big), span(height, big)
+        if action == "shrink":
+            small, big = big, small
+        return Pose(x, y, small), Pose(x, y, big), 0.0, 0
+    if action == "rotate":
+        x, y = span(width, size), span(height, size)
+        return Pose(x, y, size), Pose(x, y, size, _rotation_sweep(rng, shape)), 0.0, 0
+    if action == "bounce":
+        bounce_height = rng.uniform(0.25, 0.4) * height
+        bounces = _bounce_count(rng, seconds)
+        x = span(width, size)
+        y = rng.uniform(size + _MARGIN_PX + bounce_height, height - size - _MARGIN_PX)
+        return Pose(x, y, size), Pose(x, y, size), bounce_height, bounces
+    x, y = span(width, size), span(height, size)  # stay
+    return Pose(x, y, size), Pose(x, y, size), 0.0, 0
+
+
+def _clearance(pose: Pose, path: list[Pose]) -> float:
+    """Gap (px) between an idle object and the closest point of the actor's path."""
+    return min(math.hypot(pose.x - q.x, pose.y - q.y) - pose.size - q.size for q in path)
+
+
+def _place_idle(
+    rng: np.random.Generator, previous: Pose | None, path: list[Pose], width: int, height: int
+) -> Pose:
+    """Where an idle object sits during an event: where it was, unless the actor would hit it.
+
+    Tries random places otherwise and keeps the one farthest from the actor's path, so objects
+    rarely overlap (an overlap is harmless: the actor is drawn on top).
+    """
+    if previous is not None and _clearance(previous, path) >= 4:
+        return previous
+    size = previous.size if previous is not None else rng.uniform(0.09, 0.16) * min(width, height)
+    best: Pose | None = None
+    for _ in range(40):
+        pose = Pose(
+            rng.uniform(size + _MARGIN_PX, width - size - _MARGIN_PX),
+            rng.uniform(size + _MARGIN_PX, height - size - _MARGIN_PX),
+            size,
+        )
+        if best is None or _clearance(pose, path) > _clearance(best, path):
+            best = pose
+        if _clearance(best, path) >= 4:
+            break
+    assert best is not None
+    return best
+
+
+def plan_video(
+    config: SynthConfig,
+    index: int,
+    split: str,
+    banned: frozenset[Combo] = frozenset(),
+    forced: Combo | None = None,
+) -> VideoPlan:
+    """Draw one video's ground truth from its own random stream.
+
+    Args:
+        config: the corpus config (its seed and noise matter here).
+        index: the video's position in the corpus; with the seed it fixes the random stream.
+        split: the video's split, recorded in the plan.
+        banned: combinations no event may show (the held-out ones, for train videos).
+        forced: a combination one event must show (a held-out one, for some val/test videos).
+    """
+    rng = _rng(config.seed, _VIDEO, index, _PLAN)
+    fps = int(rng.integers(FPS_RANGE[0], FPS_RANGE[1] + 1))
+    width = int(FRAME_SIDES[int(rng.integers(len(FRAME_SIDES)))])
+    height = int(FRAME_SIDES[int(rng.integers(len(FRAME_SIDES)))])
+    frames = round(rng.uniform(*DURATION_RANGE_S) * fps)
+    # One frame more than 2 s, so events stay >= 2 s after times are rounded to milliseconds.
+    min_frames = int(MIN_EVENT_S * fps) + 1
+    n_events = int(rng.integers(1, min(MAX_EVENTS, frames // min_frames) + 1))
+    bounds = _event_bounds(rng, frames, n_events, min_frames)
+    background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+    # Drawn either way, so turning noise on or off changes the pixels and nothing else.
+    noise_sigma = float(rng.uniform(*NOISE_SIGMA_RANGE))
+    if not config.noise:
+        noise_sigma = 0.0
+    objects = _pick_objects(rng, int(rng.integers(1, MAX_OBJECTS + 1)), forced)
+    roles = _pick_roles(rng, objects, n_events, banned, forced)
+
+    events = []
+    poses: list[Pose | None] = [None] * len(objects)
+    for (start_f, end_f), (actor, action) in zip(itertools.pairwise(bounds), roles, strict=True):
+        seconds = (end_f - start_f) / fps
+        shape = objects[actor].shape
+        first, last, bounce_height, bounces = _sample_motion(
+            rng, action, shape, width, height, seconds, poses[actor]
+        )
+        # The actor's path, sampled, for keeping idle objects out of its way.
+        draft = EventPlan(0, 1, 0, action, (first,), (last,), bounce_height, bounces)
+        path = [draft.pose(0, p) for p in np.linspace(0.0, 1.0, 9)]
+        start, end = [], []
+        for i in range(len(objects)):
+            if i == actor:
+                start.append(first)
+                end.append(last)
+            else:
+                idle = _place_idle(rng, poses[i], path, width, height)
+                start.append(idle)
+                end.append(idle)
+        poses = list(end)
+        events.append(
+            EventPlan(
+                start_f, end_f, actor, action, tuple(start), tuple(end), bounce_height, bounces
+            )
+        )
+    return VideoPlan(
+        id=f"synth-{index:05d}",
+        index=index,
+        seed=config.seed,
+        split=split,
+        fps=fps,
+        width=width,
+        height=height,
+        frames=frames,
+        background=background,
+        noise_sigma=noise_sigma,
+        objects=objects,
+        events=tuple(events),
+    )
+
+
+def plan_corpus(config: SynthConfig) -> list[VideoPlan]:
+    """Every video's ground truth, without rendering anything (fast).
+
+    Train videos never show a held-out combination; the k-th held-out combination is forced into
+    the k-th val video and the k-th test video, so each one can be evaluated.
+    """
+    held = held_out_combos(config)
+    splits = assign_splits(config)
+    forced: dict[int, Combo] = {}
+    for split in ("val", "test"):
+        members = [i for i, s in enumerate(splits) if s == split]
+        # SynthConfig checks there are at least as many val (and test) videos as held-out combos.
+        for combo, index in zip(held, members, strict=False):
+            forced[index] = combo
+    banned = frozenset(held)
+    return [
+        plan_video(
+            config,
+            i,
+            splits[i],
+            banned=banned if splits[i] == "train" else frozenset(),
+            forced=forced.get(i),
+        )
+        for i in range(config.videos)
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _regular_polygon(
+    corners: int, start_deg: float, radii: tuple[float, ...] = (1.0,)
+) -> np.ndarray:
+    """Unit-circumradius polygon vertices (x right, y down), radii alternating (for the star)."""
+    angles = np.deg2rad(start_deg + np.arange(corners) * 360.0 / corners)
+    r = np.resize(np.array(radii), corners)
+    return np.stack([r * np.cos(angles), r * np.sin(angles)], axis=1)
+
+
+# Shapes as unit polygons, pointing up at angle 0; a pose scales, rotates and moves them.
+_UNIT_SHAPES: dict[str, np.ndarray] = {
+    "square": _regular_polygon(4, 45),
+    "triangle": _regular_polygon(3, -90),
+    "star": _regular_polygon(10, -90, (1.0, 0.45)),
+    # Narrower than tall, so a diamond never looks like a square turned by 45 degrees.
+    "diamond": _regular_polygon(4, -90) * np.array([0.65, 1.0]),
+    "hexagon": _regular_polygon(6, 0),
+}
+
+
+def _draw(frame: np.ndarray, obj: SceneObject, pose: Pose) -> None:
+    """Draw an anti-aliased, sub-pixel-positioned object onto ``frame`` in place."""
+    scale = 1 << _SUBPIXEL_BITS
+    if obj.shape == "circle":
+        centre = (round(pose.x * scale), round(pose.y * scale))
+        cv2.circle(
+            frame, centre, round(pose.size * scale), obj.bgr, -1, cv2.LINE_AA, _SUBPIXEL_BITS
+        )
+        return
+    c, s = math.cos(pose.angle), math.sin(pose.angle)
+    rotation = np.array([[c, -s], [s, c]])
+    points = _UNIT_SHAPES[obj.shape] @ rotation.T * pose.size + (pose.x, pose.y)
+    cv2.fillPoly(
+        frame, [np.round(points * scale).astype(np.int32)], obj.bgr, cv2.LINE_AA, _SUBPIXEL_BITS
+    )
+
+
+def _background(rng: np.random.Generator, kind: str, width: int, height: int) -> np.ndarray:
+    """A low-saturation background, so it is never mistaken for an object colour.
+
+    A grey level map times a slight tint (at most 7% per channel) keeps the chroma (max - min
+    channel) below ~35, far from the palette colours' (> 130).
+    """
+    if kind == "plain":
+        grey = np.full((height, width), rng.uniform(40, 215), dtype=np.float32)
+    elif kind == "gradient":
+        a = rng.uniform(40, 215)
+        b = float(np.clip(a + rng.choice([-1, 1]) * rng.uniform(50, 120), 30, 225))
+        theta = rng.uniform(0, 2 * math.pi)
+        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+        t = xs * math.cos(theta) + ys * math.sin(theta)
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+        grey = a + (b - a) * t
+    else:  # texture: smooth blobs, from coarse noise upsampled
+        cell = int(rng.integers(6, 25))
+        coarse = rng.normal(size=(height // cell + 2, width // cell + 2)).astype(np.float32)
+        blobs = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        grey = rng.uniform(70, 185) + rng.uniform(12, 30) * blobs
+    # Never near black or white, where objects would lose contrast.
+    grey = np.clip(grey, 35, 225)
+    tint = 1.0 + rng.uniform(-0.07, 0.07, size=3).astype(np.float32)
+    return np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8)
+
+
+class _Camera:
+    """Camera-like degradation: gaussian pixel noise and a small whole-frame jitter.
+
+    Noise comes from random crops of one bank drawn per video, twice the frame size, which is far
+    cheaper than fresh gaussian noise for every frame and looks the same. The bank is split into
+    its positive and negative parts so that adding it is two saturating uint8 OpenCV operations.
+    """
+
+    def __init__(self, rng: np.random.Generator, sigma: float, width: int, height: int) -> None:
+        self.rng = rng
+        self.width, self.height = width, height
+        bank = np.round(rng.normal(0.0, sigma, size=(2 * height, 2 * width, 3)))
+        self.lighter = np.clip(bank, 0, 255).astype(np.uint8)
+        self.darker = np.clip(-bank, 0, 255).astype(np.uint8)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        # Jitter: crop a shifted window out of the frame padded by repeating its edges.
+        pad = JITTER_PX
+        dx, dy = (int(v) for v in self.rng.integers(-pad, pad + 1, size=2))
+        padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        shifted = padded[pad + dy : pad + dy + self.height, pad + dx : pad + dx + self.width]
+        oy = int(self.rng.integers(self.height))
+        ox = int(self.rng.integers(self.width))
+        window = (slice(oy, oy + self.height), slice(ox, ox + self.width))
+        return cv2.subtract(cv2.add(shifted, self.lighter[window]), self.darker[window])
+
+
+def _frames(plan: VideoPlan) -> Iterator[np.ndarray]:
+    """Yield the video's frames (BGR uint8) in order."""
+    rng = _rng(plan.seed, _VIDEO, plan.index, _RENDER)
+    background = _background(rng, plan.background, plan.width, plan.height)
+    camera = _Camera(rng, plan.noise_sigma, plan.width, plan.height) if plan.noise_sigma else None
+    for event in plan.events:
+        length = event.end_frame - event.start_frame
+        # Idle objects first: the actor is drawn on top, so its action is never hidden.
+        order = [i for i in range(len(plan.objects)) if i != event.actor] + [event.actor]
+        for f in range(length):
+            p = f / (length - 1)
+            frame = background.copy()
+            for i in order:
+                _draw(frame, plan.objects[i], event.pose(i, p))
+            yield camera(frame) if camera is not None else frame
+
+
+def render_video(plan: VideoPlan, path: Path) -> None:
+    """Render ``plan`` to an mp4 (MPEG-4 part 2) at ``path``, written atomically.
+
+    Raises:
+        VidcapError: OpenCV cannot write mp4 files here (it was built without a video backend).
+    """
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(
+            str(tmp), cv2.VideoWriter_fourcc(*_FOURCC), plan.fps, (plan.width, plan.height)
+        )
+        if not writer.isOpened():
+            raise VidcapError(
+                f"OpenCV cannot write {_FOURCC} mp4 videos to {tmp.parent}; install an "
+                "opencv-python build with FFmpeg (the PyPI wheels have it)."
+            )
+        try:
+            for frame in _frames(plan):
+                writer.write(frame)
+        finally:
+            writer.release()
+
+
+def _init_worker() -> None:
+    # One thread per process: the workers already use every core we were given.
+    cv2.setNumThreads(1)
+
+
+def _render_all(
+    jobs: list[tuple[VideoPlan, Path]], workers: int, progress: Callable[[int], None] | None
+) -> None:
+    """Render every job, in ``workers`` processes when more than one."""
+    if workers == 1 or len(jobs) <= 1:
+        for done, (plan, path) in enumerate(jobs, start=1):
+            render_video(plan, path)
+            if progress is not None:
+                progress(done)
+        return
+    # Biggest videos first, so no worker is left with a long one at the end.
+    jobs = sorted(jobs, key=lambda j: -j[0].frames * j[0].width * j[0].height)
+    # "spawn": forking a process that runs threads (a progress bar, torch) can deadlock.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        min(workers, len(jobs)), mp_context=context, initializer=_init_worker
+    )
+    try:
+        futures = [pool.submit(render_video, plan, path) for plan, path in jobs]
+        for done, future in enumerate(as_completed(futures), start=1):
+            future.result()
+            if progress is not None:
+                progress(done)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Records
+
+
+def _transcript(
+    rng: np.random.Generator, plan: VideoPlan
+) -> tuple[list[TranscriptLine], list[str | None]]:
+    """Narration like instructional-video ASR, and the line spoken in each event (or None).
+
+    Lines start near their event (jittered), sometimes describe a neighbouring event instead, and
+    some events get no line at all, as in real narrated videos.
+    """
+    duration = plan.duration
+    lines: list[TranscriptLine] = []
+    spoken: list[str | None] = []
+    free_from = 0.0  # lines never overlap: a speaker says one thing at a time
+    if rng.random() < 0.3:
+        text = narration_aside(rng)
+        end = min(duration, len(text.split()) * rng.uniform(0.25, 0.35))
+        lines.append(TranscriptLine(0.0, round(end, 3), text))
+        free_from = end
+    for k, event in enumerate(plan.events):
+        roll = rng.random()
+        neighbours = [j for j in (k - 1, k + 1) if 0 <= j < len(plan.events)]
+        if roll < 0.2:
+            spoken.append(None)
+            continue
+        about = plan.events[int(rng.choice(neighbours))] if roll < 0.35 and neighbours else event
+        text = narration_line(rng, plan.facts(about))
+        start = max(_seconds(event.start_frame, plan.fps) + rng.uniform(-0.5, 1.0), free_from, 0.0)
+        if start > duration - 0.5:
+            spoken.append(None)
+            continue
+        end = min(duration, start + len(text.split()) * rng.uniform(0.28, 0.42))
+        lines.append(TranscriptLine(round(start, 3), round(end, 3), text))
+        spoken.append(text)
+        free_from = end + 0.05
+    return lines, spoken
+
+
+def _meta(plan: VideoPlan, held: frozenset[Combo]) -> dict[str, Any]:
+    """The ground truth, for evaluation and for checking the generator."""
+    events = []
+    for event in plan.events:
+        actor = plan.objects[event.actor]
+        entry: dict[str, Any] = {
+            "start": _seconds(event.start_frame, plan.fps),
+            "end": _seconds(event.end_frame, plan.fps),
+            "colour": actor.colour,
+            "shape": actor.shape,
+            "action": event.action,
+            "held_out": Combo(actor.colour, actor.shape, event.action) in held,
+            "from": event.start[event.actor].to_json(),
+            "to": event.end[event.actor].to_json(),
+            "others": [
+                {"colour": o.colour, "shape": o.shape, **event.start[i].to_json()}
+                for i, o in enumerate(plan.objects)
+                if i != event.actor
+            ],
+        }
+        if event.action == "bounce":
+            entry["bounce_height"] = round(event.bounce_height, 1)
+            entry["bounces"] = event.bounces
+        events.append(entry)
+    return {
+        "objects": [
+            {"colour": o.colour, "shape": o.shape, "bgr": list(o.bgr)} for o in plan.objects
+        ],
+        "events": events,
+        "fps": plan.fps,
+        "frames": plan.frames,
+        "width": plan.width,
+        "height": plan.height,
+        "background": plan.background,
+        "noise_sigma": round(plan.noise_sigma, 2),
+    }
+
+
+def build_record(plan: VideoPlan, video: Path, held: frozenset[Combo] = frozenset()) -> VideoRecord:
+    """The corpus record of a planned video: captions, summaries, transcript, QA and ground truth.
+
+    Text is drawn from the video's own random stream, so it is the same however videos are
+    rendered. ``held`` marks events showing a held-out combination in ``meta``.
+    """
+    rng = _rng(plan.seed, _VIDEO, plan.index, _TEXT)
+    facts = [plan.facts(e) for e in plan.events]
+    transcript, spoken = _transcript(rng, plan)
+    segments = [
+        Segment(
+            start=_seconds(event.start_frame, plan.fps),
+            end=_seconds(event.end_frame, plan.fps),
+            captions=event_captions(rng, f, CAPTIONS_PER_SEGMENT),
+            narration=line,
+        )
+        for event, f, line in zip(plan.events, facts, spoken, strict=True)
+    ]
+    qa = [
+        QAPair(q, a, kind)
+        for q, a, kind in question_answers([(o.colour, o.shape) for o in plan.objects], facts)
+    ]
+    return VideoRecord(
+        id=plan.id,
+        video=video,
+        split=plan.split,
+        duration=plan.duration,
+        segments=segments,
+        summary=video_summaries(rng, facts),
+        transcript=transcript,
+        qa=qa,
+        meta=_meta(plan, held),
+    )
+
+
+def generate_corpus(
+    out_dir: Path, config: SynthConfig, progress: Callable[[int], None] | None = None
+) -> list[VideoRecord]:
+    """Write a synthetic corpus into ``out_dir`` and return its records.
+
+    Writes ``videos/<id>.mp4`` (each atomically), ``synth.json`` (the config and the held-out
+    combinations) and, last, ``corpus.jsonl``, so a corpus file is only there once every video is.
+    ``progress(n)`` is called with the number of videos rendered so far.
+
+    With ``config.workers > 1`` videos are rendered in spawned processes (forking a process that
+    runs threads can deadlock), so a script calling this must guard its entry point with
+    ``if __name__ == "__main__":``, as :mod:`multiprocessing` requires.
+
+    Raises:
+        VidcapError: OpenCV cannot write mp4 videos.
+    """
+    out_dir = Path(out_dir).expanduser().resolve()  # absolute, so corpus paths come out relative
+    video_dir = out_dir / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(video_dir)
+    plans = plan_corpus(config)
+    jobs = [(plan, video_dir / f"{plan.id}.mp4") for plan in plans]
+    _render_all(jobs, config.workers, progress)
+
+    held = held_out_combos(config)
+    records = [build_record(plan, path, frozenset(held)) for plan, path in jobs]
+    train, val, test = _split_sizes(config.videos)
+    atomic_write_json(
+        out_dir / "synth.json",
+        {
+            "generator": "vidcap.datasets.synth",
+            "config": asdict(config),
+            "held_out_combos": [list(c) for c in held],
+            "splits": {"train": train, "val": val, "test": test},
+            "colours": {name: list(bgr) for name, bgr in COLOURS.items()},
+            "shapes": list(SHAPES),
+            "actions": list(ACTIONS),
+        },
+    )
+    write_corpus(out_dir / "corpus.jsonl", records)
+    return records

@@ -1,0 +1,55 @@
+"""Which process am I, out of how many: sharding stages under ``accelerate launch`` / ``torchrun``.
+
+A plain ``vidcap extract`` is one process and never imports accelerate; under a launcher (which
+sets ``WORLD_SIZE``) the process group comes from accelerate's ``PartialState``, so the same code
+runs on CPUs (gloo) and GPUs (NCCL).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's rank and the number of processes sharing the work."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: list[T]) -> list[T]:
+        """This process's share: every ``world_size``-th item, so shares are disjoint and balanced."""
+        return items[self.rank :: self.world_size]
+
+    def barrier(self) -> None:
+        """Wait until every process reaches this point."""
+        if self.world_size > 1:
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order (on every process)."""
+        if self.world_size == 1:
+            return [obj]
+        from accelerate.utils import gather_object
+
+        return gather_object([obj])
+
+
+def current_processes() -> Processes:
+    """The process group this program was launched in (a single process when not launched)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Processes()
+    from accelerate import PartialState
+
+    state = PartialState()
+    return Processes(rank=state.process_index, world_size=state.num_processes)

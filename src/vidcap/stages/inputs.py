@@ -1,0 +1,100 @@
+"""Turn command-line inputs (a corpus, video files, folders, or ``-`` for stdin) into videos."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidcap.corpus import read_corpus
+from vidcap.errors import VidcapError
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
+     ".3gp", ".ogv"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """A video to process: its id (from the corpus, or derived from its path) and its split."""
+
+    id: str
+    path: Path
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedInputs:
+    """The videos to process and the corpus files they came from (if any)."""
+
+    videos: list[VideoInput]
+    corpora: list[Path]
+
+
+def _folder_videos(folder: Path) -> list[VideoInput]:
+    found = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+    )
+    return [VideoInput(p.relative_to(folder).with_suffix("").as_posix(), p) for p in found]
+
+
+def resolve_inputs(inputs: Iterable[str], stdin_lines: Iterable[str] = ()) -> ResolvedInputs:
+    """Expand inputs into videos with unique ids.
+
+    - ``*.jsonl``: a corpus; ids and splits come from it.
+    - a folder: every file with a video extension below it; the id is its path inside the folder
+      without extension.
+    - ``-``: one path per line from ``stdin_lines``.
+    - anything else: a video file, id = file name without extension. A missing file is kept (it
+      becomes a failed item with a reason), since ``find … | vidcap extract -`` may race deletions.
+
+    Raises:
+        VidcapError: no input at all, or a corpus id is used for two different videos.
+    """
+    videos: list[VideoInput] = []
+    corpora: list[Path] = []
+    for raw in inputs:
+        if raw == "-":
+            videos += [
+                VideoInput(Path(s).stem, Path(s)) for s in (x.strip() for x in stdin_lines) if s
+            ]
+            continue
+        path = Path(raw).expanduser()
+        if path.suffix == ".jsonl":
+            corpora.append(path.resolve())
+            videos += [VideoInput(r.id, r.video, r.split) for r in read_corpus(path)]
+        elif path.is_dir():
+            videos += _folder_videos(path)
+        else:
+            videos.append(VideoInput(path.stem, path))
+    if not videos:
+        raise VidcapError("no videos to process: give a corpus.jsonl, video files, folders or -.")
+    return ResolvedInputs(_unique_ids(videos), corpora)
+
+
+def _unique_ids(videos: list[VideoInput]) -> list[VideoInput]:
+    """Drop repeats of the same file and give different files distinct ids.
+
+    Ids derived from a path (file stem) that clash are replaced by the path as given, without its
+    extension (``a/clip`` and ``b/clip``); a clash involving a corpus id is an error, since corpus
+    ids are the user's own.
+    """
+    unique: dict[tuple[str, Path], VideoInput] = {}
+    for video in videos:
+        unique.setdefault((video.id, video.path.resolve()), video)
+    by_id: dict[str, list[VideoInput]] = {}
+    for video in unique.values():
+        by_id.setdefault(video.id, []).append(video)
+    result = []
+    for video_id, group in by_id.items():
+        if len(group) == 1:
+            result.append(group[0])
+            continue
+        if any(v.split is not None for v in group):
+            paths = ", ".join(str(v.path) for v in group[:3])
+            raise VidcapError(
+                f"several videos share the id {video_id!r} ({paths}); ids must be unique."
+            )
+        result += [VideoInput(v.path.with_suffix("").as_posix(), v.path) for v in group]
+    return result
