@@ -131,7 +131,7 @@ def test_finalize_merges_parts_and_writes_manifest_last(tmp_path: Path) -> None:
     assert not (tmp_path / MANIFEST).exists()
     main = StageDir(tmp_path, "extract")
     manifest = main.finalize({"fps": 20}, "fp", {"path": "corpus.jsonl"}, wall_time_s=1.0)
-    assert manifest["counts"] == {"ok": 2, "failed": 1}
+    assert manifest["counts"] == {"ok": 2, "failed": 1, "skipped": 0}
     assert manifest["stage"] == "extract" and manifest["fingerprint"] == "fp"
     assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX, MANIFEST]
     lines = [json.loads(line) for line in (tmp_path / INDEX).read_text().splitlines()]

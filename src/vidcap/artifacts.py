@@ -209,6 +209,14 @@ class StageDir:
                 items[record.id] = record
         return items
 
+    def done_ids_matching(self, item_fingerprints: Mapping[str, str]) -> set[str]:
+        """Ids already finished ``ok`` with the fingerprint given for each: a rerun skips them."""
+        return {
+            r.id
+            for r in self.read_index().values()
+            if r.status == "ok" and r.fingerprint == item_fingerprints.get(r.id)
+        }
+
     def done_ids(self, stage_fingerprint: str) -> set[str]:
         """Ids already finished ``ok`` under the same fingerprint: a rerun skips them."""
         return {
@@ -267,11 +275,13 @@ class StageDir:
         stage_fingerprint: str,
         upstream: Mapping[str, Any] | None,
         wall_time_s: float,
+        skipped: int = 0,
         extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Merge index parts into one sorted ``index.jsonl``, then write the manifest last.
 
-        Call on the main process only, after every process has finished recording.
+        ``skipped`` counts items found already done by this run. Call on the main process only,
+        after every process has finished recording.
         """
         from vidcap import __version__
 
@@ -283,7 +293,7 @@ class StageDir:
         atomic_write_text(self.path / INDEX, text)
         for part in self.path.glob("index.part*.jsonl"):
             part.unlink(missing_ok=True)
-        counts = {"ok": 0, "failed": 0}
+        counts = {"ok": 0, "failed": 0, "skipped": skipped}
         for item in items.values():
             counts[item.status] = counts.get(item.status, 0) + 1
         manifest = {

@@ -49,7 +49,9 @@ def current_processes() -> Processes:
     """The process group this program was launched in (a single process when not launched)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Processes()
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    # Without a GPU, accelerate only forms a CPU (gloo) process group when asked to.
+    state = PartialState(cpu=not torch.cuda.is_available())
     return Processes(rank=state.process_index, world_size=state.num_processes)

@@ -1,0 +1,228 @@
+"""The extract stage: videos → clip-aligned frames at a fixed rate and size, one ``.npy`` per video.
+
+Each video is decoded in a killable child process (:class:`vidcap.video.DecodeWorker`) under a time
+limit, so a hanging or crashing decoder fails that video only. ``workers`` threads each drive one
+child. Under ``accelerate launch`` / ``torchrun`` every process takes a disjoint share of the videos
+and the main process writes the one index and manifest.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vidcap.artifacts import ItemRecord, StageDir, fingerprint
+from vidcap.distributed import Processes
+from vidcap.errors import VidcapError
+from vidcap.stages.base import StageResult
+from vidcap.stages.inputs import ResolvedInputs, VideoInput
+from vidcap.video import DecodeWorker
+from vidcap.video.backends import AUTO_ORDER
+
+STAGE = "extract"
+BACKENDS = ("auto", *AUTO_ORDER)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Settings of ``vidcap extract`` (VideoBERT's defaults: 20 fps, 30-frame clips of 1.5 s)."""
+
+    fps: float = 20.0
+    size: int = 224  # short side after resizing, in pixels
+    crop: bool = False  # centre-crop to a size-by-size square
+    clip_frames: int = 30
+    backend: str = "auto"
+    timeout: float = 120.0  # seconds per video before its decoder is killed
+    workers: int = 1  # videos decoded at once by this process
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise VidcapError(f"--fps must be > 0, got {self.fps}.")
+        if self.size < 8:
+            raise VidcapError(f"--size must be at least 8 pixels, got {self.size}.")
+        if self.clip_frames < 1:
+            raise VidcapError(f"--clip-frames must be >= 1, got {self.clip_frames}.")
+        if self.backend not in BACKENDS:
+            raise VidcapError(
+                f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}."
+            )
+        if not self.timeout > 0:
+            raise VidcapError(f"--timeout must be > 0 seconds, got {self.timeout}.")
+        if self.workers < 1:
+            raise VidcapError(f"--workers must be >= 1, got {self.workers}.")
+
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that change the output (not timeout or workers): what fingerprints hash."""
+        return {k: v for k, v in asdict(self).items() if k not in ("timeout", "workers")}
+
+
+@dataclass(frozen=True)
+class VideoDone:
+    """Progress event: one video finished (ok or failed) in this process."""
+
+    id: str
+    ok: bool
+    n_frames: int
+
+
+def _video_fingerprint(settings: dict[str, Any], video: VideoInput) -> str:
+    """Changes when the settings or the file (path, size, modification time) change."""
+    try:
+        stat = video.path.stat()
+        file_state: Any = [stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        file_state = "missing"
+    return fingerprint(STAGE, settings, str(video.path.resolve()), file_state)
+
+
+def run_extract(
+    inputs: ResolvedInputs,
+    out_dir: str | Path,
+    config: ExtractConfig,
+    processes: Processes | None = None,
+    force: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_video: Callable[[VideoDone], None] | None = None,
+) -> StageResult:
+    """Extract frames for every input video into ``out_dir`` (see ``docs/extract.md``).
+
+    ``on_start(to_do, skipped)`` is called once this process knows its share; ``on_video`` after
+    each video. Returns the whole stage's result (on every process; complete on the main one).
+    """
+    processes = processes or Processes()
+    started = time.perf_counter()
+    settings = config.output_settings()
+    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
+    videos = sorted(inputs.videos, key=lambda v: v.id)
+    item_fps = {v.id: _video_fingerprint(settings, v) for v in videos}
+    stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
+
+    if not force and stage.is_complete(stage_fp):
+        return _result_from_index(stage, started, up_to_date=True)
+    processes.barrier()  # everyone has read the old manifest before the main process removes it
+    if processes.is_main:
+        stage.prepare(force=force)
+    processes.barrier()
+
+    done = stage.done_ids_matching(item_fps)
+    todo = processes.shard([v for v in videos if v.id not in done])
+    skipped = len(done) if processes.is_main else 0
+    if on_start is not None:
+        on_start(len(todo), skipped)
+    _extract_videos(stage, todo, config, item_fps, on_video)
+
+    processes.barrier()  # every process has recorded its share
+    if processes.is_main:
+        corpus = str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None
+        upstream = {"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)}
+        stage.finalize(
+            config=asdict(config),
+            stage_fingerprint=stage_fp,
+            upstream=upstream,
+            wall_time_s=time.perf_counter() - started,
+            skipped=skipped,
+            extra={"corpus": corpus},
+        )
+    processes.barrier()
+    return _result_from_index(stage, started, skipped=skipped)
+
+
+def _extract_videos(
+    stage: StageDir,
+    videos: list[VideoInput],
+    config: ExtractConfig,
+    item_fps: dict[str, str],
+    on_video: Callable[[VideoDone], None] | None,
+) -> None:
+    """Decode ``videos`` with ``config.workers`` threads, each driving its own decode process."""
+    lock = threading.Lock()  # index appends and progress callbacks from several threads
+    local = threading.local()
+    workers: list[DecodeWorker] = []
+
+    def worker() -> DecodeWorker:
+        if not hasattr(local, "worker"):
+            local.worker = DecodeWorker()
+            with lock:
+                workers.append(local.worker)
+        return local.worker
+
+    def one(video: VideoInput) -> None:
+        record = _extract_one(stage, video, config, item_fps[video.id], worker())
+        with lock:
+            stage.record(record)
+            if on_video is not None:
+                on_video(VideoDone(video.id, record.status == "ok", record.info.get("n_frames", 0)))
+
+    try:
+        with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="extract") as pool:
+            for future in [pool.submit(one, v) for v in videos]:
+                future.result()
+    finally:
+        for w in workers:
+            w.close()
+
+
+def _extract_one(
+    stage: StageDir,
+    video: VideoInput,
+    config: ExtractConfig,
+    item_fp: str,
+    worker: DecodeWorker,
+) -> ItemRecord:
+    """Decode one video; any error becomes a failed record with its sentence, never an exception."""
+    out_path = stage.item_path(video.id, ".npy", subdir="frames")
+    info: dict[str, Any] = {"video": str(video.path), "split": video.split}
+    try:
+        meta = worker.extract(
+            video.path,
+            out_path,
+            timeout=config.timeout,
+            backend=config.backend,
+            fps=config.fps,
+            size=config.size,
+            crop=config.crop,
+            clip_frames=config.clip_frames,
+        )
+    except VidcapError as e:
+        return ItemRecord(video.id, "failed", error=str(e), info=info, fingerprint=item_fp)
+    except Exception as e:  # a bug in a decoder binding must not stop the other videos
+        error = f"unexpected {type(e).__name__} while decoding {video.path}: {e}"
+        return ItemRecord(video.id, "failed", error=error, info=info, fingerprint=item_fp)
+    return ItemRecord(
+        video.id,
+        "ok",
+        outputs={"frames": stage.relative(out_path)},
+        info={**info, **meta},
+        fingerprint=item_fp,
+    )
+
+
+def _result_from_index(
+    stage: StageDir, started: float, skipped: int = 0, up_to_date: bool = False
+) -> StageResult:
+    items = stage.read_index()
+    failures = sorted((r.id, r.error or "failed") for r in items.values() if r.status == "failed")
+    ok = [r for r in items.values() if r.status == "ok"]
+    n_frames = sum(int(r.info.get("n_frames", 0)) for r in ok)
+    return StageResult(
+        stage=STAGE,
+        out_dir=stage.path,
+        counts={
+            "ok": len(ok),
+            "failed": len(failures),
+            "skipped": skipped if not up_to_date else len(ok),
+        },
+        failures=failures,
+        wall_time_s=time.perf_counter() - started,
+        up_to_date=up_to_date,
+        details={
+            "frames": n_frames,
+            "clips": sum(len(r.info.get("clips", [])) for r in ok),
+            "seconds of video": round(sum(float(r.info.get("duration_s", 0)) for r in ok), 1),
+        },
+    )

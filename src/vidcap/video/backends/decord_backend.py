@@ -1,0 +1,133 @@
+"""The decord backend: reads every frame timestamp first, then decodes only the selected frames.
+
+decord resizes inside the decoder (``VideoReader(width=, height=)``), which makes it the fastest
+path for large frames. ``get_batch`` is only ever called on a bounded run of indices: on a whole
+long or 4K video it would allocate tens of GB.
+
+Rotation: some decord builds apply the container's display rotation and some do not, so for a
+rotated video the first frame is compared with PyAV's upright one and the missing turn is applied.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidcap.video.backends import Reader, VideoInfo
+from vidcap.video.errors import DecodeError
+from vidcap.video.resample import select_frames
+
+# Most source frames handed to one get_batch call, and the most bytes it may return.
+_BATCH_FRAMES = 32
+_BATCH_BYTES = 64 * 1024 * 1024
+
+_quieted = False
+
+
+def _decord() -> Any:
+    global _quieted
+    import decord
+
+    if not _quieted:
+        # decord logs every failed open to stderr; vidcap turns failures into sentences instead.
+        decord.logging.set_level(decord.logging.QUIET)
+        _quieted = True
+    return decord
+
+
+class DecordReader(Reader):
+    """Decode with decord; the stream info comes from PyAV when it can read the file."""
+
+    name = "decord"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._decord = _decord()
+        self._native: Any = None  # a reader at the coded size, only opened when needed
+        info = _pyav_info(path)
+        if info is None:
+            self._native = self._open()
+            height, width = self._native[0].shape[:2]
+            fps = float(self._native.get_avg_fps()) or None
+            info = VideoInfo(width=int(width), height=int(height), fps=fps)
+        self.info = info
+        # The turn still to apply to decord's frames (0 when decord applied the rotation itself).
+        self._turn = self._missing_turn() if info.rotation else 0
+
+    def _open(self, width: int = -1, height: int = -1) -> Any:
+        d = self._decord
+        return d.VideoReader(str(self.path), ctx=d.cpu(0), width=width, height=height)
+
+    def _missing_turn(self) -> int:
+        """0 if this decord build rotates frames upright itself, else ``info.rotation``."""
+        from vidcap.video.backends.pyav_backend import first_frame_upright
+
+        probe_size = (32, 32)
+        try:
+            reference = first_frame_upright(self.path, probe_size).astype(np.float32)
+        except Exception:
+            return 0
+        if self._native is None:
+            self._native = self._open()
+        first = self._native[0].asnumpy()
+        as_is = _small(first, probe_size)
+        turned = _small(np.rot90(first, k=self.info.rotation // 90), probe_size)
+        err_as_is = float(np.abs(as_is - reference).mean())
+        err_turned = float(np.abs(turned - reference).mean())
+        return 0 if err_as_is <= err_turned else self.info.rotation
+
+    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+        w, h = resize
+        if self._turn in (90, 270):  # decord scales the coded picture; we turn it afterwards
+            w, h = h, w
+        self._native = None
+        vr = self._open(width=w, height=h)
+        n = len(vr)
+        if n < 1:
+            raise DecodeError(f"decord found no frames in {self.path}.")
+        stamps = np.asarray(vr.get_frame_timestamp(np.arange(n)), dtype=np.float64)
+        starts = stamps[:, 0]
+        chosen = select_frames(starts, float(stamps[-1, 1] - stamps[-1, 0]), fps, self.info.fps)
+        source_times = starts[chosen] - starts[0]
+        step = max(1, min(_BATCH_FRAMES, _BATCH_BYTES // (w * h * 3)))
+        k = self._turn // 90
+        for lo, hi in _groups(chosen, step):
+            wanted = chosen[lo:hi]
+            unique = np.unique(wanted)
+            batch = vr.get_batch(unique.tolist()).asnumpy()
+            for out_i, pos in enumerate(np.searchsorted(unique, wanted)):
+                frame = batch[pos]
+                yield float(source_times[lo + out_i]), (np.rot90(frame, k=k) if k else frame)
+            del batch
+
+    def close(self) -> None:
+        self._native = None
+
+
+def _groups(chosen: np.ndarray, step: int) -> Iterator[tuple[int, int]]:
+    """Split outputs into runs that each need at most ``step`` distinct source frames."""
+    # chosen is non-decreasing: a new distinct source frame starts wherever the value changes.
+    starts = np.flatnonzero(np.diff(chosen, prepend=-1))
+    bounds = [*starts[::step].tolist(), len(chosen)]
+    yield from itertools.pairwise(bounds)
+
+
+def _pyav_info(path: Path) -> VideoInfo | None:
+    try:
+        from vidcap.video.backends.pyav_backend import probe_with_pyav
+
+        return probe_with_pyav(path)
+    except Exception:
+        return None
+
+
+def _small(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA).astype(
+        np.float32
+    )

@@ -1,0 +1,333 @@
+"""Decode in a child process that can be killed: a time limit per video and crash isolation.
+
+Native decoders can hang (decord deadlocks on some broken frame counts) or crash the process (a
+segfault on a corrupt stream). Running each video's decode in a child process turns both into an
+ordinary :class:`DecodeError` for that video, and the next video gets a fresh child.
+
+:class:`DecodeWorker` keeps one child alive between videos (starting a Python process and importing
+numpy, OpenCV and the decoders costs ~0.5 s, more than decoding a short clip) and replaces it after
+a timeout, a crash, or ``max_tasks`` videos. :func:`run_with_timeout` and
+:func:`extract_frames_with_timeout` are one-shot conveniences.
+
+Children are started with ``spawn`` by default: forking a parent that holds threads (PyTorch,
+decoders) or a CUDA context is unsafe. Under ``spawn`` the function and its arguments must be
+picklable (module-level functions), and a script that uses this must guard its entry point with
+``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, TypeVar
+
+from vidcap.errors import VidcapError
+from vidcap.video.decode import BackendChoice, resolve_backends
+from vidcap.video.errors import DecodeError, DecoderCrashedError, DecodeTimeoutError
+from vidcap.video.extract import extract_frames
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 600.0
+
+# Set in the child: the pipe to the parent, for progress messages sent while a call runs.
+_CHILD_CONN: Connection | None = None
+
+
+def _child_main(conn: Connection, quiet: bool) -> None:
+    """The child's loop: run each ``(fn, args, kwargs)`` received, send back its result or error."""
+    global _CHILD_CONN
+    _CHILD_CONN = conn
+    if quiet:
+        # Native decoders log to file descriptor 2 directly (decord cannot be silenced otherwise);
+        # errors come back to the parent through the pipe, as sentences.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        faulthandler.disable()  # a crash is reported to the parent; no stack dump on the terminal
+    # Ctrl-C reaches the whole process group; the parent decides what happens to the child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        fn, args, kwargs = message
+        try:
+            reply: tuple[str, Any] = ("ok", fn(*args, **kwargs))
+        except BaseException as e:
+            reply = ("error", _portable(e))
+        try:
+            conn.send(reply)
+        except Exception as e:  # an unpicklable result
+            conn.send(("error", _portable(e)))
+
+
+def _portable(error: BaseException) -> tuple[BaseException, str]:
+    """The exception (or a stand-in that pickles) and its traceback text."""
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        error = RuntimeError(f"{type(error).__name__}: {error}")
+    return error, text
+
+
+def send_event(kind: str, value: str) -> None:
+    """From code running in a worker child: tell the parent something (no-op elsewhere)."""
+    if _CHILD_CONN is not None:
+        _CHILD_CONN.send(("event", (kind, value)))
+
+
+class DecodeWorker:
+    """A reusable child process that runs one call at a time, killed when it overruns or dies.
+
+    Use as a context manager (or call :meth:`close`). Not thread-safe: one worker per thread.
+    ``max_tasks`` calls after it started, the child is replaced (native decoders leak a little).
+    ``quiet`` sends the child's stderr (FFmpeg and decord log lines) to /dev/null.
+    """
+
+    def __init__(
+        self, start_method: str = "spawn", max_tasks: int | None = 200, quiet: bool = True
+    ) -> None:
+        self._ctx = mp.get_context(start_method)
+        self._max_tasks = max_tasks
+        self._quiet = quiet
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self._tasks = 0
+        self.last_exit_reason = ""  # how the last crashed child died, e.g. "killed by SIGSEGV"
+
+    # -- process management ----------------------------------------------------------------------
+    def _ensure_child(self) -> Connection:
+        recycle = self._max_tasks is not None and self._tasks >= self._max_tasks
+        if self._proc is None or not self._proc.is_alive() or recycle:
+            self.close()
+            parent, child = self._ctx.Pipe()
+            self._proc = self._ctx.Process(
+                target=_child_main, args=(child, self._quiet), daemon=True, name="vidcap-decode"
+            )
+            self._proc.start()
+            child.close()
+            self._conn = parent
+            self._tasks = 0
+        assert self._conn is not None
+        return self._conn
+
+    def _kill(self, on_event: Callable[[str, str], None] | None = None) -> int | None:
+        """Kill the child now; returns its exit code.
+
+        Events it sent but the parent had not read yet (the path of a temporary file, say) are
+        still delivered to ``on_event``.
+        """
+        code = None
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(5)
+            code = self._proc.exitcode
+            if code is not None:
+                self._proc.close()
+            self._proc = None
+        if self._conn is not None:
+            with contextlib.suppress(EOFError, OSError, pickle.UnpicklingError):
+                while on_event is not None and self._conn.poll(0):
+                    kind, payload = self._conn.recv()
+                    if kind == "event":
+                        on_event(*payload)
+            self._conn.close()
+            self._conn = None
+        return code
+
+    def close(self) -> None:
+        """Stop the child (politely, then by force)."""
+        if self._proc is not None and self._conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(None)
+            self._proc.join(2)
+        self._kill()
+
+    def __enter__(self) -> DecodeWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calls ---------------------------------------------------------------------------------
+    def call(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout: float | None,
+        what: str | None = None,
+        on_event: Callable[[str, str], None] | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Run ``fn(*args, **kwargs)`` in the child and return its result.
+
+        Args:
+            timeout: seconds before the child is killed (None: no limit).
+            what: how to name the work in error sentences (default: the function's name).
+            on_event: receives ``(kind, value)`` for each :func:`send_event` made by ``fn``.
+
+        Raises:
+            DecodeTimeoutError: ``fn`` ran longer than ``timeout``; the child was killed.
+            DecoderCrashedError: the child died (a native crash) before answering.
+            Whatever ``fn`` raised (a ``VidcapError`` as it is; any other exception with the
+            child's traceback attached as a note).
+        """
+        what = what or f"{getattr(fn, '__name__', 'the call')}()"
+        conn = self._ensure_child()
+        self._tasks += 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            conn.send((fn, args, kwargs))
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    self._kill(on_event)
+                    raise DecodeTimeoutError(
+                        f"{what} took longer than the {timeout:g} s time limit and was stopped."
+                    )
+                if not conn.poll(remaining):
+                    continue  # the deadline check above fires next
+                kind, payload = conn.recv()
+                if kind == "event":
+                    if on_event is not None:
+                        on_event(*payload)
+                    continue
+                if kind == "ok":
+                    return payload
+                error, child_traceback = payload
+                if not isinstance(error, VidcapError) and hasattr(error, "add_note"):
+                    error.add_note(f"In the decode worker process:\n{child_traceback}")
+                raise error
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            self.last_exit_reason = _exit_reason(self._kill(on_event))
+            raise DecoderCrashedError(
+                f"the decoder process crashed ({self.last_exit_reason}) during {what}."
+            ) from None
+        except BaseException as e:
+            if not isinstance(e, Exception):  # Ctrl-C, SystemExit: never leave a child running
+                self._kill()
+            raise
+
+    def extract(
+        self,
+        path: str | Path,
+        out_path: str | Path,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        backend: BackendChoice = "auto",
+        **options: Any,
+    ) -> dict[str, Any]:
+        """:func:`~vidcap.video.extract.extract_frames` in the child, within ``timeout`` seconds.
+
+        If the child crashes while one backend runs, the next backends are tried in a fresh child
+        (while time is left); a timeout fails the video at once (the time limit is per video, not
+        per backend). A crashed or killed child's temporary output file is removed.
+
+        Raises:
+            DecodeError: as :func:`extract_frames` does, plus :class:`DecodeTimeoutError` and
+                :class:`DecoderCrashedError`.
+        """
+        candidates = resolve_backends(backend)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        crashed: dict[str, str] = {}
+        while True:
+            events: list[tuple[str, str]] = []
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                meta = self.call(
+                    _extract_in_child,
+                    path,
+                    out_path,
+                    backend=candidates,
+                    timeout=remaining,
+                    what=f"decoding {path}",
+                    on_event=lambda kind, value, events=events: events.append((kind, value)),
+                    **options,
+                )
+            except DecodeError as e:
+                _remove_temp_files(events)
+                running = [v for k, v in events if k == "attempt"]
+                if not isinstance(e, DecoderCrashedError) or not running:
+                    raise
+                backend_name = running[-1]
+                rest = candidates[candidates.index(backend_name) + 1 :]
+                crashed[backend_name] = str(e)
+                time_left = deadline is None or deadline - time.monotonic() > 0
+                if not rest or not time_left:
+                    raise DecoderCrashedError(
+                        f"the {backend_name} decoder crashed while reading {path} "
+                        f"({self.last_exit_reason})."
+                    ) from None
+                candidates = rest
+                continue
+            meta["failed_backends"] = {**crashed, **meta["failed_backends"]}
+            return meta
+
+
+def _extract_in_child(path: str | Path, out_path: str | Path, **options: Any) -> dict[str, Any]:
+    return extract_frames(
+        path,
+        out_path,
+        on_attempt=lambda name: send_event("attempt", name),
+        on_temp=lambda tmp: send_event("temp", str(tmp)),
+        **options,
+    )
+
+
+def _remove_temp_files(events: list[tuple[str, str]]) -> None:
+    """Delete the temporary outputs of a child that was killed before it could clean up."""
+    for kind, value in events:
+        if kind == "temp":
+            Path(value).unlink(missing_ok=True)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "it did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def run_with_timeout(
+    fn: Callable[..., T],
+    *args: Any,
+    timeout: float | None,
+    what: str | None = None,
+    start_method: str = "spawn",
+    **kwargs: Any,
+) -> T:
+    """Run ``fn(*args, **kwargs)`` in a fresh child process, killed after ``timeout`` seconds.
+
+    ``fn`` must be picklable (a module-level function). See :meth:`DecodeWorker.call` for errors.
+    """
+    with DecodeWorker(start_method=start_method) as worker:
+        return worker.call(fn, *args, timeout=timeout, what=what, **kwargs)
+
+
+def extract_frames_with_timeout(
+    path: str | Path,
+    out_path: str | Path,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`~vidcap.video.extract.extract_frames` in a fresh child process (see
+    :meth:`DecodeWorker.extract`); for many videos keep one :class:`DecodeWorker` instead."""
+    with DecodeWorker() as worker:
+        return worker.extract(path, out_path, timeout=timeout, **options)

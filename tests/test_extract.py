@@ -1,0 +1,215 @@
+"""`vidcap extract` as a user runs it: corpus, files, folders, stdin; failures; resume; 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from vidcap.cli import app
+from vidcap.corpus import read_corpus
+from vidcap.video import clip_windows
+
+runner = CliRunner()
+
+
+def index_of(out: Path) -> dict[str, dict]:
+    lines = (out / "index.jsonl").read_text().splitlines()
+    return {item["id"]: item for item in map(json.loads, lines)}
+
+
+def extract(*args: str, input: str | None = None):
+    return runner.invoke(app, ["extract", *args], input=input)
+
+
+def test_corpus_extract_writes_frames_clips_and_manifest(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "frames"
+    result = extract(str(synth_corpus), "--out", str(out), "--size", "64", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["stage"] == "extract" and manifest["corpus"] == str(synth_corpus.resolve())
+    assert manifest["config"]["fps"] == 20.0 and manifest["counts"]["ok"] == 8
+    records = {r.id: r for r in read_corpus(synth_corpus)}
+    index = index_of(out)
+    assert set(index) == set(records)
+    for video_id, item in index.items():
+        frames = np.load(out / item["outputs"]["frames"], mmap_mode="r")
+        assert frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[3] == 3
+        assert min(frames.shape[1:3]) == 64
+        assert item["n_frames"] == len(frames)
+        # 20 fps resampling of the source's duration (± one frame).
+        assert abs(len(frames) - records[video_id].duration * 20) <= 1.5
+        assert item["split"] == records[video_id].split
+        assert item["backend"] in ("decord", "pyav", "opencv")
+        clips = item["clips"]
+        assert [c["start_frame"] for c in clips] == [
+            c.start_frame for c in clip_windows(len(frames), 20.0, 30)
+        ]
+        assert clips[0]["start_s"] == 0.0 and clips[0]["end_s"] == 1.5
+
+
+def test_rerun_is_up_to_date_and_changed_settings_redo(synth_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    assert extract(str(synth_corpus), "--out", str(out), "--size", "48").exit_code == 0
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "frames").iterdir()}
+    again = extract(str(synth_corpus), "--out", str(out), "--size", "48", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["up_to_date"] is True
+    assert mtimes == {p: p.stat().st_mtime_ns for p in (out / "frames").iterdir()}
+
+    changed = extract(str(synth_corpus), "--out", str(out), "--size", "32", "--json")
+    assert changed.exit_code == 0
+    assert json.loads(changed.stdout)["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
+    item = next(iter(index_of(out).values()))
+    assert min(np.load(out / item["outputs"]["frames"]).shape[1:3]) == 32
+
+    forced = extract(str(synth_corpus), "--out", str(out), "--size", "32", "--force", "--json")
+    assert json.loads(forced.stdout)["counts"]["ok"] == 8
+
+
+def test_bad_videos_fail_alone_with_sentences(synth_corpus: Path, tmp_path: Path) -> None:
+    videos = tmp_path / "in put"
+    videos.mkdir()
+    good = next(iter(read_corpus(synth_corpus))).video
+    shutil.copy(good, videos / "gööd clip.mp4")
+    (videos / "empty.mp4").write_bytes(b"")
+    (videos / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(50_000))
+    (videos / "text.mp4").write_text("this is not a video\n" * 100)
+    out = tmp_path / "frames"
+    result = extract(str(videos), str(tmp_path / "missing.mp4"), "--out", str(out), "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["ok"] == 1 and summary["counts"]["failed"] == 4
+    errors = {f["id"]: f["error"] for f in summary["failures"]}
+    assert set(errors) == {"empty", "noise", "text", "missing"}
+    for error in errors.values():
+        assert "\n" not in error and "Traceback" not in error and len(error) < 300
+    assert "empty" in errors["empty"] or "0 bytes" in errors["empty"]
+    assert "does not exist" in errors["missing"]
+    index = index_of(out)
+    assert index["gööd clip"]["status"] == "ok"
+    assert all(not p.name.startswith(".tmp-") for p in out.rglob("*"))
+    # --allow-failures turns the exit code to 0 and the failures are still listed.
+    allowed = extract(str(videos), "--out", str(out), "--allow-failures")
+    assert allowed.exit_code == 0 and "failures" in allowed.output
+
+
+def test_stdin_paths_and_unsafe_ids(synth_corpus: Path, tmp_path: Path) -> None:
+    records = read_corpus(synth_corpus)[:2]
+    out = tmp_path / "frames"
+    stdin = "".join(f"{r.video}\n" for r in records)
+    result = extract("-", "--out", str(out), "--size", "32", input=stdin)
+    assert result.exit_code == 0, result.output
+    assert set(index_of(out)) == {r.video.stem for r in records}
+
+    evil = tmp_path / "evil.jsonl"
+    evil.write_text(
+        json.dumps({"id": "../../escape", "video": str(records[0].video), "split": "train"}) + "\n"
+    )
+    out2 = tmp_path / "stage" / "frames"
+    assert extract(str(evil), "--out", str(out2), "--size", "32").exit_code == 0
+    files = [p for p in (tmp_path / "stage").rglob("*") if p.is_file()]
+    assert files and all(out2 in p.parents for p in files)
+    assert not (tmp_path / "escape.npy").exists()
+
+
+def test_bad_options_and_inputs_are_sentences(tmp_path: Path) -> None:
+    result = extract(str(tmp_path), "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1 and "no videos to process" in result.output
+    bad = extract(str(tmp_path), "--out", str(tmp_path / "o"), "--backend", "ffmpeg")
+    assert bad.exit_code == 1 and "--backend must be one of" in bad.output
+    (tmp_path / "c.jsonl").write_text('{"id": "a"}\n')
+    corpus = extract(str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o"))
+    assert corpus.exit_code == 1 and "c.jsonl:1: video: is missing" in corpus.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _vidcap(*args: str) -> list[str]:
+    return [sys.executable, "-m", "vidcap", *args]
+
+
+def test_resume_after_kill_9(synth_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    corpus = tmp_path / "corpus.jsonl"
+    # Repeat the videos under more ids so the run lasts long enough to be killed mid-way.
+    lines = synth_corpus.read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    many = []
+    for copy in range(3):
+        for row in rows:
+            many.append(
+                {
+                    **row,
+                    "id": f"{row['id']}-{copy}",
+                    "video": str(synth_corpus.parent / row["video"]),
+                }
+            )
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in many))
+    proc = subprocess.Popen(
+        _vidcap("extract", str(corpus), "--out", str(out), "--size", "96"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    index = out / "index.jsonl"
+    while time.monotonic() < deadline:
+        if index.exists() and len(index.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its decoder child, like a crashed machine
+    proc.wait()
+    assert not (out / "manifest.json").exists()
+    done_before = len(index.read_text().splitlines())
+    assert 3 <= done_before < len(many)
+
+    result = subprocess.run(
+        _vidcap("extract", str(corpus), "--out", str(out), "--size", "96", "--json"),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)["counts"]
+    assert counts["ok"] == len(many) and counts["skipped"] >= done_before - 1
+    assert not [p for p in out.rglob(".tmp-*")]
+    for item in index_of(out).values():
+        assert len(np.load(out / item["outputs"]["frames"], mmap_mode="r")) == item["n_frames"]
+
+
+def test_two_processes_share_the_work(synth_corpus: Path, tmp_path: Path) -> None:
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert extract(str(synth_corpus), "--out", str(single), "--size", "32").exit_code == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+         "-m", "vidcap", "extract", str(synth_corpus), "--out", str(double), "--size", "32"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not list(double.glob("index.part*"))
+    one, two = index_of(single), index_of(double)
+    assert set(one) == set(two)
+    for video_id in one:
+        a = np.load(single / one[video_id]["outputs"]["frames"])
+        b = np.load(double / two[video_id]["outputs"]["frames"])
+        assert np.array_equal(a, b)
+    manifest = json.loads((double / "manifest.json").read_text())
+    assert manifest["counts"]["ok"] == 8

@@ -1,0 +1,147 @@
+"""Small test videos made on the fly (OpenCV and the ffmpeg binary), and how to read them back.
+
+Frame ``i`` of a "coded" video shows the bits of ``i`` as 8 horizontal bands (white = 1, top band =
+bit 0), which survives lossy codecs, resizing and centre crops, so a test can tell which source
+frame each output frame came from.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import struct
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+FFMPEG = shutil.which("ffmpeg")
+N_BITS = 8
+
+
+def coded_frame(i: int, height: int = 64, width: int = 96) -> np.ndarray:
+    """An RGB frame whose horizontal bands spell ``i`` in binary."""
+    frame = np.zeros((height, width, 3), np.uint8)
+    for bit in range(N_BITS):
+        if (i >> bit) & 1:
+            frame[bit * height // N_BITS : (bit + 1) * height // N_BITS] = 255
+    return frame
+
+
+def read_code(frame: np.ndarray) -> int:
+    """The number a :func:`coded_frame` shows (after any resize or centre crop)."""
+    h = frame.shape[0]
+    rows = [(bit * h // N_BITS + (bit + 1) * h // N_BITS) // 2 for bit in range(N_BITS)]
+    return sum(1 << bit for bit, row in enumerate(rows) if frame[row].mean() > 127)
+
+
+def read_codes(frames: np.ndarray) -> list[int]:
+    return [read_code(f) for f in frames]
+
+
+def quadrant_frame(height: int = 240, width: int = 320) -> np.ndarray:
+    """RGB: red top-left, green top-right, blue bottom-left, white bottom-right."""
+    f = np.zeros((height, width, 3), np.uint8)
+    f[: height // 2, : width // 2] = (255, 0, 0)
+    f[: height // 2, width // 2 :] = (0, 255, 0)
+    f[height // 2 :, : width // 2] = (0, 0, 255)
+    f[height // 2 :, width // 2 :] = 255
+    return f
+
+
+def quadrants(frame: np.ndarray) -> list[tuple[int, int, int]]:
+    """The colour (each channel 0 or 1) at the centre of each quadrant: TL, TR, BL, BR."""
+    h, w = frame.shape[:2]
+    points = [(0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75)]
+    return [tuple(int(c > 127) for c in frame[int(h * y), int(w * x)]) for y, x in points]
+
+
+@functools.cache
+def ffmpeg_encoders() -> frozenset[str]:
+    if FFMPEG is None:
+        return frozenset()
+    out = subprocess.run(
+        [FFMPEG, "-hide_banner", "-encoders"], capture_output=True, text=True, check=False
+    ).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+def ffmpeg(*args: str, input: bytes | None = None) -> None:
+    """Run ffmpeg quietly; raise with its stderr if it fails."""
+    assert FFMPEG is not None
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+    if input is not None:
+        cmd.remove("-nostdin")
+    result = subprocess.run(cmd, input=input, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {result.stderr.decode(errors='replace')}")
+
+
+def encode(
+    path: Path,
+    frames: Sequence[np.ndarray] | np.ndarray,
+    fps: float,
+    codec_args: Sequence[str] = ("-c:v", "libx264", "-pix_fmt", "yuv420p"),
+    filters: str | None = None,
+    pix_fmt_in: str = "rgb24",
+) -> Path:
+    """Encode RGB (or gray, with ``pix_fmt_in="gray"``) frames with ffmpeg."""
+    frames = np.asarray(frames)
+    h, w = frames.shape[1:3]
+    vf = ["-vf", filters] if filters else []
+    ffmpeg(
+        *("-f", "rawvideo", "-pix_fmt", pix_fmt_in, "-s", f"{w}x{h}", "-r", str(fps), "-i", "-"),
+        *vf,
+        *codec_args,
+        str(path),
+        input=np.ascontiguousarray(frames).tobytes(),
+    )
+    return path
+
+
+def write_cv2(path: Path, frames: np.ndarray, fps: float, fourcc: str = "MJPG") -> Path:
+    """Write RGB (or [n, h, w] gray) frames with OpenCV's VideoWriter (no ffmpeg binary needed)."""
+    import cv2
+
+    frames = np.asarray(frames)
+    color = frames.ndim == 4
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h), color)
+    assert writer.isOpened(), f"OpenCV cannot write {fourcc} to {path}"
+    for f in frames:
+        writer.write(np.ascontiguousarray(f[:, :, ::-1]) if color else f)
+    writer.release()
+    return path
+
+
+def coded_frames(n: int, height: int = 64, width: int = 96) -> np.ndarray:
+    return np.stack([coded_frame(i, height, width) for i in range(n)])
+
+
+def overstate_avi_frame_count(path: Path, count: int) -> None:
+    """Rewrite an AVI's header frame counts (``avih.dwTotalFrames`` and the video ``strh.dwLength``)
+    to ``count``: the container then reports more frames (and a longer duration) than it holds."""
+    data = bytearray(path.read_bytes())
+    avih = data.find(b"avih")
+    strh = data.find(b"strh")
+    assert avih > 0 and strh > 0 and data[strh + 8 : strh + 12] == b"vids"
+    struct.pack_into("<I", data, avih + 8 + 16, count)  # MainAVIHeader.dwTotalFrames
+    struct.pack_into("<I", data, strh + 8 + 32, count)  # AVIStreamHeader.dwLength
+    path.write_bytes(bytes(data))
+
+
+def expected_codes(timestamps: Sequence[float], end: float, fps: float = 20.0) -> list[int]:
+    """Which source frame each output frame should show: the latest with timestamp <= k / fps."""
+    out = []
+    k = 0
+    while k / fps < end - 1e-9:
+        t = k / fps
+        out.append(max(i for i, ts in enumerate(timestamps) if ts <= t + 1e-6))
+        k += 1
+    return out
