@@ -1,0 +1,144 @@
+"""The shared shape of every clip encoder, and the registry that finds one by name.
+
+An encoder turns one clip (``[T, H, W, 3]`` uint8 RGB frames) into one feature vector, in two steps
+so the slow parts overlap:
+
+- :meth:`ClipEncoder.prepare` runs on the CPU in DataLoader workers (frame sampling, resizing,
+  normalisation — or, for the built-in descriptor, the whole computation);
+- :meth:`ClipEncoder.embed` runs on a batch of prepared clips in the main process (the model).
+
+Encoder names are ``family`` or ``family:argument`` (``descriptor``, ``hf:facebook/dinov2-small``,
+``torchvision:s3d``). Each family lives in its own module, imported only when it is used, so a
+missing optional dependency only matters to the family that needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcap.errors import VidcapError
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """Run-time options every family accepts."""
+
+    device: str = "cpu"
+    dtype: str = "float32"  # float32 | float16 | bfloat16: the model's compute dtype
+    weights: str = "default"  # torchvision: "default" (the published weights) or a local file
+
+
+class ClipEncoder(ABC):
+    """One feature vector per clip. Subclasses set ``name`` and ``dim``."""
+
+    name: str
+    dim: int
+
+    @abstractmethod
+    def prepare(self, clip: np.ndarray) -> torch.Tensor:
+        """CPU work for one clip (``[T, H, W, 3]`` uint8 RGB); runs in DataLoader workers."""
+
+    @abstractmethod
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        """Features ``[B, dim]`` for a batch of prepared clips (stacked ``prepare`` outputs)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What a bundle must record to rebuild this encoder (name, dim, settings)."""
+        return {"name": self.name, "dim": self.dim}
+
+    def encode(self, clips: list[np.ndarray]) -> np.ndarray:
+        """Convenience for callers without a DataLoader: features ``[len(clips), dim]`` float32."""
+        if not clips:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            batch = torch.stack([self.prepare(c) for c in clips])
+            return self.embed(batch).float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class EncoderFamily:
+    """A registered family: how to build it and whether it can run on this machine."""
+
+    name: str
+    summary: str
+    build: Callable[[str | None, EncoderOptions], ClipEncoder]
+    # Returns None when the family can run here, else a sentence saying what to install.
+    unavailable: Callable[[], str | None]
+    examples: tuple[str, ...]
+
+
+_FAMILIES: dict[str, EncoderFamily] = {}
+
+# Family name -> module that registers it (imported lazily).
+_FAMILY_MODULES = {
+    "descriptor": "vidcap.encoders.descriptor_encoder",
+    "hf": "vidcap.encoders.hf",
+    "torchvision": "vidcap.encoders.torchvision_video",
+}
+
+
+def register(
+    name: str,
+    summary: str,
+    examples: tuple[str, ...],
+    unavailable: Callable[[], str | None] = lambda: None,
+) -> Callable[[Callable[[str | None, EncoderOptions], ClipEncoder]], Callable]:
+    """Class/function decorator: register ``build(argument, options)`` as encoder family ``name``."""
+
+    def decorator(build: Callable[[str | None, EncoderOptions], ClipEncoder]) -> Callable:
+        _FAMILIES[name] = EncoderFamily(name, summary, build, unavailable, examples)
+        return build
+
+    return decorator
+
+
+def _family(name: str) -> EncoderFamily:
+    if name not in _FAMILY_MODULES:
+        known = ", ".join(sorted(_FAMILY_MODULES))
+        raise VidcapError(f"unknown encoder family {name!r}; known families: {known}.")
+    importlib.import_module(_FAMILY_MODULES[name])
+    return _FAMILIES[name]
+
+
+def families() -> list[EncoderFamily]:
+    """Every registered family (importing each family's module, not its heavy dependencies)."""
+    return [_family(name) for name in _FAMILY_MODULES]
+
+
+def build_encoder(spec: str, options: EncoderOptions | None = None) -> ClipEncoder:
+    """Build the encoder named by ``spec`` (``family`` or ``family:argument``).
+
+    Raises:
+        VidcapError: unknown family, a family that cannot run here (with what to install), or an
+            argument the family cannot load.
+    """
+    family_name, _, argument = spec.partition(":")
+    family = _family(family_name)
+    reason = family.unavailable()
+    if reason is not None:
+        raise VidcapError(f"encoder {spec!r} cannot run here: {reason}")
+    return family.build(argument or None, options or EncoderOptions())
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype for a ``--dtype`` value."""
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if name not in dtypes:
+        raise VidcapError(f"unknown dtype {name!r}; use one of {', '.join(dtypes)}.")
+    return dtypes[name]
+
+
+def sample_indices(n_frames: int, n_samples: int) -> np.ndarray:
+    """``n_samples`` frame indices spread evenly over a clip of ``n_frames`` (centres of equal bins)."""
+    if n_frames < 1 or n_samples < 1:
+        raise ValueError("a clip needs at least one frame and one sample")
+    return np.minimum(
+        ((np.arange(n_samples) + 0.5) * n_frames / n_samples).astype(int), n_frames - 1
+    )
