@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from vidcap import __version__
-from vidcap.cli import extract, info, synth
+from vidcap.cli import encode, extract, info, synth
 from vidcap.cli.console import print_error
 from vidcap.errors import VidcapError
 
@@ -82,6 +82,7 @@ def _root(
 app.command("info")(info.info_command)
 app.command("synth")(synth.synth_command)
 app.command("extract")(extract.extract_command)
+app.command("encode")(encode.encode_command)
 
 
 def main() -> None:

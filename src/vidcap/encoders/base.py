@@ -72,6 +72,7 @@ class EncoderFamily:
     # Returns None when the family can run here, else a sentence saying what to install.
     unavailable: Callable[[], str | None]
     examples: tuple[str, ...]
+    dims: str  # the feature size(s), for ``vidcap encode --list``
 
 
 _FAMILIES: dict[str, EncoderFamily] = {}
@@ -88,28 +89,31 @@ def register(
     name: str,
     summary: str,
     examples: tuple[str, ...],
+    dims: str,
     unavailable: Callable[[], str | None] = lambda: None,
 ) -> Callable[[Callable[[str | None, EncoderOptions], ClipEncoder]], Callable]:
     """Class/function decorator: register ``build(argument, options)`` as encoder family ``name``."""
 
     def decorator(build: Callable[[str | None, EncoderOptions], ClipEncoder]) -> Callable:
-        _FAMILIES[name] = EncoderFamily(name, summary, build, unavailable, examples)
+        _FAMILIES[name] = EncoderFamily(name, summary, build, unavailable, examples, dims)
         return build
 
     return decorator
 
 
 def _family(name: str) -> EncoderFamily:
-    if name not in _FAMILY_MODULES:
-        known = ", ".join(sorted(_FAMILY_MODULES))
+    if name not in _FAMILIES and name in _FAMILY_MODULES:
+        importlib.import_module(_FAMILY_MODULES[name])
+    if name not in _FAMILIES:
+        known = ", ".join(sorted({*_FAMILY_MODULES, *_FAMILIES}))
         raise VidcapError(f"unknown encoder family {name!r}; known families: {known}.")
-    importlib.import_module(_FAMILY_MODULES[name])
     return _FAMILIES[name]
 
 
 def families() -> list[EncoderFamily]:
-    """Every registered family (importing each family's module, not its heavy dependencies)."""
-    return [_family(name) for name in _FAMILY_MODULES]
+    """Every family: the built-in ones (importing their modules, not their heavy dependencies)
+    and any registered at run time by other code."""
+    return [_family(name) for name in sorted({*_FAMILY_MODULES, *_FAMILIES})]
 
 
 def build_encoder(spec: str, options: EncoderOptions | None = None) -> ClipEncoder:

@@ -666,6 +666,7 @@ def _build_note() -> str:
         "hf:MCG-NJU/videomae-base",
         "hf:./my-model",
     ),
+    dims="the model's embedding size",
 )
 def build(argument: str | None, options: EncoderOptions) -> ClipEncoder:
     """Build ``hf:<argument>``: the model at a hub id or local path."""

@@ -307,6 +307,7 @@ class TorchvisionVideoEncoder(ClipEncoder):
     "torchvision",
     "torchvision's Kinetics-400 video models (S3D: the VideoBERT paper's encoder); optional extra",
     examples=("torchvision:s3d", "torchvision:r2plus1d_18"),
+    dims="s3d 1024; r2plus1d_18, r3d_18, mc3_18 512; mvit 768; swin3d 768-1024",
     unavailable=unavailable,
 )
 def build(argument: str | None, options: EncoderOptions) -> ClipEncoder:

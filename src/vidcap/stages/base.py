@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vidcap.artifacts import ItemRecord, StageDir
 
 
 @dataclass
@@ -26,3 +30,33 @@ class StageResult:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+def result_from_index(
+    stage: StageDir,
+    started: float,
+    details: Callable[[list[ItemRecord]], dict[str, Any]],
+    skipped: int = 0,
+    up_to_date: bool = False,
+) -> StageResult:
+    """The result of a stage run, read back from its (merged) index.
+
+    ``details`` turns the ``ok`` items into the stage's own figures (frames, clips, ...). When the
+    stage was already up to date, every ``ok`` item counts as skipped.
+    """
+    items = stage.read_index()
+    failures = sorted((r.id, r.error or "failed") for r in items.values() if r.status == "failed")
+    ok = [r for r in items.values() if r.status == "ok"]
+    return StageResult(
+        stage=stage.stage,
+        out_dir=stage.path,
+        counts={
+            "ok": len(ok),
+            "failed": len(failures),
+            "skipped": len(ok) if up_to_date else skipped,
+        },
+        failures=failures,
+        wall_time_s=time.perf_counter() - started,
+        up_to_date=up_to_date,
+        details=details(ok),
+    )

@@ -19,7 +19,7 @@ from typing import Any
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
 from vidcap.distributed import Processes
 from vidcap.errors import VidcapError
-from vidcap.stages.base import StageResult
+from vidcap.stages.base import StageResult, result_from_index
 from vidcap.stages.inputs import ResolvedInputs, VideoInput
 from vidcap.video import DecodeWorker
 from vidcap.video.backends import AUTO_ORDER
@@ -103,7 +103,7 @@ def run_extract(
     stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
 
     if not force and stage.is_complete(stage_fp):
-        return _result_from_index(stage, started, up_to_date=True)
+        return result_from_index(stage, started, _details, up_to_date=True)
     processes.barrier()  # everyone has read the old manifest before the main process removes it
     if processes.is_main:
         stage.prepare(force=force)
@@ -129,7 +129,7 @@ def run_extract(
             extra={"corpus": corpus},
         )
     processes.barrier()
-    return _result_from_index(stage, started, skipped=skipped)
+    return result_from_index(stage, started, _details, skipped=skipped)
 
 
 def _extract_videos(
@@ -202,27 +202,9 @@ def _extract_one(
     )
 
 
-def _result_from_index(
-    stage: StageDir, started: float, skipped: int = 0, up_to_date: bool = False
-) -> StageResult:
-    items = stage.read_index()
-    failures = sorted((r.id, r.error or "failed") for r in items.values() if r.status == "failed")
-    ok = [r for r in items.values() if r.status == "ok"]
-    n_frames = sum(int(r.info.get("n_frames", 0)) for r in ok)
-    return StageResult(
-        stage=STAGE,
-        out_dir=stage.path,
-        counts={
-            "ok": len(ok),
-            "failed": len(failures),
-            "skipped": skipped if not up_to_date else len(ok),
-        },
-        failures=failures,
-        wall_time_s=time.perf_counter() - started,
-        up_to_date=up_to_date,
-        details={
-            "frames": n_frames,
-            "clips": sum(len(r.info.get("clips", [])) for r in ok),
-            "seconds of video": round(sum(float(r.info.get("duration_s", 0)) for r in ok), 1),
-        },
-    )
+def _details(ok: list[ItemRecord]) -> dict[str, Any]:
+    return {
+        "frames": sum(int(r.info.get("n_frames", 0)) for r in ok),
+        "clips": sum(len(r.info.get("clips", [])) for r in ok),
+        "seconds of video": round(sum(float(r.info.get("duration_s", 0)) for r in ok), 1),
+    }

@@ -1,0 +1,113 @@
+"""``vidcap encode``: one feature vector per clip (the second stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vidcap.cli.console import print_stage_result, progress_bar, stdout
+from vidcap.distributed import current_processes
+from vidcap.errors import VidcapError
+
+
+def _print_encoders() -> None:
+    from vidcap.encoders import families
+
+    table = Table(title="encoders (--encoder NAME)")
+    table.add_column("name", style="bold")
+    table.add_column("dim")
+    table.add_column("runs here")
+    table.add_column("what")
+    for family in families():
+        reason = family.unavailable()
+        table.add_row(
+            "\n".join(family.examples),
+            family.dims,
+            "[green]yes[/]" if reason is None else f"[red]no[/]: {escape(reason)}",
+            family.summary,
+        )
+    stdout.print(table)
+
+
+def encode_command(
+    frames_dir: Path | None = typer.Argument(
+        None, help="A folder written by `vidcap extract`.", show_default=False
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for the features (a stage folder)."
+    ),
+    encoder: str = typer.Option(
+        "descriptor",
+        "--encoder",
+        "-e",
+        help="descriptor, hf:<hub id or path>, or torchvision:<model>; see --list.",
+    ),
+    batch_size: int = typer.Option(
+        32, "--batch-size", "-b", help="Clips per model call (batches span videos)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    dtype: str = typer.Option(
+        "float32", "--dtype", help="Model compute dtype: float32, float16 or bfloat16."
+    ),
+    save_dtype: str = typer.Option(
+        "float16", "--save-dtype", help="Features on disk: float16 or float32."
+    ),
+    weights: str = typer.Option(
+        "default", "--weights", help="torchvision encoders: default, none or a local weights file."
+    ),
+    loader_workers: int = typer.Option(
+        2, "--loader-workers", help="Processes reading and preparing clips."
+    ),
+    force: bool = typer.Option(False, "--force", help="Redo every video, even finished ones."),
+    allow_failures: bool = typer.Option(
+        False, "--allow-failures", help="Exit 0 even if some videos failed."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    list_encoders: bool = typer.Option(
+        False, "--list", help="List the encoders, their sizes and whether they run here."
+    ),
+) -> None:
+    """Encode every clip of an extract folder into one feature vector (safetensors, one file per video).
+
+    The default `descriptor` needs no downloaded weights; `hf:` takes any transformers image or video
+    model; `torchvision:s3d` is the VideoBERT paper's encoder. Rerunning skips finished videos; run
+    under `accelerate launch` or `torchrun` to share the videos between processes or GPUs.
+    """
+    if list_encoders:
+        _print_encoders()
+        return
+    if frames_dir is None or out is None:
+        raise VidcapError("give the extract folder and --out (or --list to see the encoders).")
+    from vidcap.stages.encode import EncodeConfig, VideoEncoded, run_encode
+
+    config = EncodeConfig(
+        encoder=encoder,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        save_dtype=save_dtype,
+        weights=weights,
+        loader_workers=loader_workers,
+    )
+    processes = current_processes()
+    with progress_bar() as progress:
+        progress.disable = not processes.is_main
+        task = progress.add_task("encoding", total=None)
+
+        def on_start(to_do: int, skipped: int) -> None:
+            progress.update(task, total=to_do, description=f"encoding ({skipped} already done)")
+
+        def on_video(done: VideoEncoded) -> None:
+            progress.update(task, advance=1)
+
+        result = run_encode(
+            frames_dir, out, config, processes, force=force, on_start=on_start, on_video=on_video
+        )
+    if not processes.is_main:
+        return
+    print_stage_result(result, as_json=as_json)
+    if result.failures and not allow_failures:
+        raise typer.Exit(1)

@@ -1,0 +1,292 @@
+"""The encode stage: clip frames → one feature vector per clip, by a registered encoder.
+
+Frames are read from the extract stage's ``.npy`` files (memory-mapped: only each clip is read) and
+prepared (sampled, resized, normalised — or, for the built-in descriptor, fully computed) in
+DataLoader worker processes, while the main process runs the model on batches that span several
+videos. A video is written as soon as all of its clips are embedded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from vidcap.artifacts import ItemRecord, StageDir, atomic_path, fingerprint, read_upstream
+from vidcap.distributed import Processes
+from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
+from vidcap.errors import VidcapError
+from vidcap.stages.base import StageResult, result_from_index
+from vidcap.video.clips import Clip, clip_array
+
+STAGE = "encode"
+SAVE_DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Settings of ``vidcap encode``."""
+
+    encoder: str = "descriptor"
+    batch_size: int = 32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "float32"  # compute dtype of the model (float16 / bfloat16 autocast on GPU)
+    save_dtype: str = "float16"  # dtype of the features on disk
+    weights: str = "default"  # torchvision encoders: default | none | PATH
+    loader_workers: int = 2  # DataLoader processes preparing clips
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise VidcapError(f"--batch-size must be >= 1, got {self.batch_size}.")
+        if self.save_dtype not in SAVE_DTYPES:
+            raise VidcapError(f"--save-dtype must be float16 or float32, got {self.save_dtype!r}.")
+        if self.loader_workers < 0:
+            raise VidcapError(f"--loader-workers must be >= 0, got {self.loader_workers}.")
+
+    def output_settings(self) -> dict[str, Any]:
+        """Settings that change the features (not batch size, device or worker count)."""
+        return {
+            "encoder": self.encoder,
+            "dtype": self.dtype,
+            "save_dtype": self.save_dtype,
+            "weights": self.weights,
+        }
+
+
+def resolve_device(device: str, processes: Processes) -> str:
+    """``auto`` → the GPU of this process (``cuda:LOCAL_RANK``) when there is one, else ``cpu``."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and processes.world_size > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', processes.rank))}"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VidcapError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
+    return device
+
+
+@dataclass(frozen=True)
+class _Video:
+    """One upstream video to encode: where its frames are and its clip windows."""
+
+    index: int
+    id: str
+    frames_path: str
+    clips: list[Clip]
+    clip_frames: int
+
+
+class _ClipDataset(IterableDataset):
+    """Yields ``(video index, clip index, prepared clip | error sentence)``; workers split videos."""
+
+    def __init__(self, videos: list[_Video], encoder: ClipEncoder) -> None:
+        self.videos = videos
+        self.encoder = encoder
+
+    def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor | str]]:
+        info = get_worker_info()
+        mine = self.videos if info is None else self.videos[info.id :: info.num_workers]
+        for video in mine:
+            try:
+                frames = np.load(video.frames_path, mmap_mode="r")
+                prepared = [
+                    self.encoder.prepare(clip_array(frames, clip, video.clip_frames))
+                    for clip in video.clips
+                ]
+            except Exception as e:  # a bad frames file fails its video, not the run
+                yield video.index, -1, f"could not read the frames of {video.id}: {e}"
+                continue
+            for clip, tensor in zip(video.clips, prepared, strict=True):
+                yield video.index, clip.index, tensor
+
+
+def _collate(
+    items: list[tuple[int, int, torch.Tensor | str]],
+) -> tuple[list[tuple[int, int]], torch.Tensor | None, list[tuple[int, str]]]:
+    keys = [(v, c) for v, c, x in items if not isinstance(x, str)]
+    tensors = [x for _, _, x in items if not isinstance(x, str)]
+    errors = [(v, x) for v, _, x in items if isinstance(x, str)]
+    return keys, (torch.stack(tensors) if tensors else None), errors
+
+
+@dataclass(frozen=True)
+class VideoEncoded:
+    """Progress event: one video finished (ok or failed) in this process."""
+
+    id: str
+    ok: bool
+    n_clips: int
+
+
+def run_encode(
+    frames_dir: str | Path,
+    out_dir: str | Path,
+    config: EncodeConfig,
+    processes: Processes | None = None,
+    force: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_video: Callable[[VideoEncoded], None] | None = None,
+) -> StageResult:
+    """Encode every clip of every ``ok`` video of an extract folder into ``out_dir``."""
+    processes = processes or Processes()
+    started = time.perf_counter()
+    upstream_manifest, upstream_items = read_upstream(frames_dir, "extract")
+    device = resolve_device(config.device, processes)
+    encoder = build_encoder(
+        config.encoder, EncoderOptions(device=device, dtype=config.dtype, weights=config.weights)
+    )
+    description = encoder.describe()
+    settings = {**config.output_settings(), "encoder_description": description}
+    item_fps = {i: fingerprint(STAGE, settings, r.fingerprint) for i, r in upstream_items.items()}
+    stage_fp = fingerprint(
+        STAGE, settings, upstream_manifest["fingerprint"], sorted(item_fps.items())
+    )
+    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
+
+    if not force and stage.is_complete(stage_fp):
+        return result_from_index(stage, started, _details(description), up_to_date=True)
+    processes.barrier()
+    if processes.is_main:
+        stage.prepare(force=force)
+    processes.barrier()
+
+    done = stage.done_ids_matching(item_fps)
+    frames_root = Path(frames_dir)
+    todo = [
+        _Video(
+            index=n,
+            id=item.id,
+            frames_path=str(frames_root / item.outputs["frames"]),
+            clips=[Clip(**c) for c in item.info["clips"]],
+            clip_frames=int(item.info["clip_frames"]),
+        )
+        for n, item in enumerate(sorted(upstream_items.values(), key=lambda r: r.id))
+        if item.id not in done
+    ]
+    todo = processes.shard(todo)
+    skipped = len(done) if processes.is_main else 0
+    if on_start is not None:
+        on_start(len(todo), skipped)
+    _encode_videos(stage, todo, encoder, config, upstream_items, item_fps, on_video)
+
+    processes.barrier()
+    if processes.is_main:
+        stage.finalize(
+            config=asdict(config),
+            stage_fingerprint=stage_fp,
+            upstream={
+                "path": str(Path(frames_dir).resolve()),
+                "fingerprint": upstream_manifest["fingerprint"],
+            },
+            wall_time_s=time.perf_counter() - started,
+            skipped=skipped,
+            extra={"encoder": description, "corpus": upstream_manifest.get("corpus")},
+        )
+    processes.barrier()
+    return result_from_index(stage, started, _details(description), skipped=skipped)
+
+
+def _encode_videos(
+    stage: StageDir,
+    videos: list[_Video],
+    encoder: ClipEncoder,
+    config: EncodeConfig,
+    upstream_items: dict[str, ItemRecord],
+    item_fps: dict[str, str],
+    on_video: Callable[[VideoEncoded], None] | None,
+) -> None:
+    """Run the DataLoader over ``videos``; write each video once all of its clips are embedded."""
+    if not videos:
+        return
+    by_index = {v.index: v for v in videos}
+    pending: dict[int, dict[int, np.ndarray]] = {v.index: {} for v in videos}
+    loader = DataLoader(
+        _ClipDataset(videos, encoder),
+        batch_size=config.batch_size,
+        num_workers=min(config.loader_workers, len(videos)),
+        collate_fn=_collate,
+    )
+
+    def finish(video: _Video, features: np.ndarray | None, error: str | None) -> None:
+        upstream = upstream_items[video.id]
+        info = {"split": upstream.info.get("split"), "video": upstream.info.get("video")}
+        if error is None and features is not None:
+            record = _write_features(stage, video, features, config, info, item_fps[video.id])
+        else:
+            record = ItemRecord(
+                video.id, "failed", error=error, info=info, fingerprint=item_fps[video.id]
+            )
+        stage.record(record)
+        pending.pop(video.index, None)
+        if on_video is not None:
+            on_video(VideoEncoded(video.id, record.status == "ok", len(video.clips)))
+
+    with torch.inference_mode():
+        for keys, batch, errors in loader:
+            for video_index, error in errors:
+                if video_index in pending:
+                    finish(by_index[video_index], None, error)
+            if batch is None:
+                continue
+            features = encoder.embed(batch).float().cpu().numpy()
+            for (video_index, clip_index), row in zip(keys, features, strict=True):
+                if video_index not in pending:
+                    continue  # the video already failed
+                got = pending[video_index]
+                got[clip_index] = row
+                video = by_index[video_index]
+                if len(got) == len(video.clips):
+                    finish(video, np.stack([got[c.index] for c in video.clips]), None)
+
+
+def _write_features(
+    stage: StageDir,
+    video: _Video,
+    features: np.ndarray,
+    config: EncodeConfig,
+    info: dict[str, Any],
+    item_fp: str,
+) -> ItemRecord:
+    """Write one video's features (and clip times) atomically, or fail it on NaN/inf."""
+    from safetensors.numpy import save_file
+
+    if not np.isfinite(features).all():
+        bad = int((~np.isfinite(features).all(axis=1)).sum())
+        error = f"the encoder produced NaN or infinite features for {bad} of {len(features)} clips of {video.id}."
+        return ItemRecord(video.id, "failed", error=error, info=info, fingerprint=item_fp)
+    path = stage.item_path(video.id, ".safetensors", subdir="features")
+    tensors = {
+        "features": np.ascontiguousarray(features.astype(SAVE_DTYPES[config.save_dtype])),
+        "start_s": np.array([c.start_s for c in video.clips], dtype=np.float64),
+        "end_s": np.array([c.end_s for c in video.clips], dtype=np.float64),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={"id": video.id, "encoder": config.encoder})
+    return ItemRecord(
+        video.id,
+        "ok",
+        outputs={"features": stage.relative(path)},
+        info={**info, "n_clips": len(video.clips), "dim": int(features.shape[1])},
+        fingerprint=item_fp,
+    )
+
+
+def load_features(path: str | Path) -> dict[str, np.ndarray]:
+    """A video's features file: ``features`` [n_clips, dim], ``start_s`` and ``end_s`` [n_clips]."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def _details(description: dict[str, Any]) -> Callable[[list[ItemRecord]], dict[str, Any]]:
+    def details(ok: list[ItemRecord]) -> dict[str, Any]:
+        clips = sum(int(r.info.get("n_clips", 0)) for r in ok)
+        return {"encoder": description["name"], "dim": description["dim"], "clips": clips}
+
+    return details

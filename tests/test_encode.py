@@ -1,0 +1,216 @@
+"""`vidcap encode` as a user runs it: descriptor and hf: encoders, failures, resume, 2 processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from typer.testing import CliRunner
+
+from vidcap.cli import app
+from vidcap.encoders import ClipEncoder, EncoderOptions, register
+from vidcap.stages.encode import load_features
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def frames_dir(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("frames") / "frames"
+    result = runner.invoke(app, ["extract", str(synth_corpus), "--out", str(out), "--size", "64"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def index_of(out: Path) -> dict[str, dict]:
+    return {i["id"]: i for i in map(json.loads, (out / "index.jsonl").read_text().splitlines())}
+
+
+def encode(*args: str):
+    return runner.invoke(app, ["encode", *args])
+
+
+def test_descriptor_features_per_clip(frames_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features"
+    result = encode(str(frames_dir), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (
+        manifest["encoder"]["name"] == "descriptor" and manifest["encoder"]["dim"] == summary["dim"]
+    )
+    assert manifest["corpus"] == json.loads((frames_dir / "manifest.json").read_text())["corpus"]
+    upstream = index_of(frames_dir)
+    for video_id, item in index_of(out).items():
+        data = load_features(out / item["outputs"]["features"])
+        clips = upstream[video_id]["clips"]
+        assert data["features"].shape == (len(clips), summary["dim"])
+        assert data["features"].dtype == np.float16
+        assert np.isfinite(data["features"]).all()
+        assert data["start_s"].tolist() == [c["start_s"] for c in clips]
+        assert data["end_s"].tolist() == [c["end_s"] for c in clips]
+        assert item["split"] == upstream[video_id]["split"] and item["n_clips"] == len(clips)
+    again = encode(str(frames_dir), "--out", str(out), "--json")
+    assert json.loads(again.stdout)["up_to_date"] is True
+
+
+def test_loader_workers_do_not_change_features(frames_dir: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (
+        encode(
+            str(frames_dir), "--out", str(a), "--loader-workers", "0", "--save-dtype", "float32"
+        ).exit_code
+        == 0
+    )
+    assert (
+        encode(
+            str(frames_dir),
+            "--out",
+            str(b),
+            "--loader-workers",
+            "2",
+            "--batch-size",
+            "5",
+            "--save-dtype",
+            "float32",
+        ).exit_code
+        == 0
+    )
+    for video_id, item in index_of(a).items():
+        fa = load_features(a / item["outputs"]["features"])["features"]
+        fb = load_features(b / index_of(b)[video_id]["outputs"]["features"])["features"]
+        assert np.array_equal(fa, fb)
+
+
+def _tiny_clip_model(path: Path) -> Path:
+    torch.manual_seed(0)
+    config = transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        image_size=32, patch_size=8,
+    )  # fmt: skip
+    transformers.CLIPVisionModel(config).save_pretrained(path)
+    processor = {
+        "image_processor_type": "CLIPImageProcessor", "do_resize": True, "size": {"shortest_edge": 32},
+        "do_center_crop": True, "crop_size": {"height": 32, "width": 32}, "do_rescale": True,
+        "rescale_factor": 1 / 255, "do_normalize": True,
+        "image_mean": [0.481, 0.458, 0.408], "image_std": [0.269, 0.261, 0.276],
+    }  # fmt: skip
+    (path / "preprocessor_config.json").write_text(json.dumps(processor))
+    return path
+
+
+def test_hf_model_from_a_local_path(frames_dir: Path, tmp_path: Path) -> None:
+    model = _tiny_clip_model(tmp_path / "tiny-clip")
+    out = tmp_path / "features"
+    result = encode(
+        str(frames_dir),
+        "--out",
+        str(out),
+        "--encoder",
+        f"hf:{model}",
+        "--batch-size",
+        "4",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dim"] == 32
+    item = next(iter(index_of(out).values()))
+    assert load_features(out / item["outputs"]["features"])["features"].shape[1] == 32
+    missing = encode(str(frames_dir), "--out", str(out), "--encoder", f"hf:{tmp_path / 'nope'}")
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+
+
+class _NanEncoder(ClipEncoder):
+    """Gives NaN for clips of videos whose first pixel is dark: some videos fail, others not."""
+
+    name = "nan-test"
+    dim = 3
+
+    def prepare(self, clip: np.ndarray) -> torch.Tensor:
+        value = float("nan") if clip[0, 0, 0, 0] < 128 else 1.0
+        return torch.full((3,), value)
+
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch
+
+
+@register("nan-test", "test encoder", examples=("nan-test",), dims="3")
+def _build_nan(argument: str | None, options: EncoderOptions) -> ClipEncoder:
+    return _NanEncoder()
+
+
+def test_nan_features_and_unreadable_frames_fail_their_video_only(
+    frames_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "features"
+    result = encode(
+        str(frames_dir),
+        "--out",
+        str(out),
+        "--encoder",
+        "nan-test",
+        "--loader-workers",
+        "0",
+        "--json",
+    )
+    summary = json.loads(result.stdout)
+    failed = {f["id"]: f["error"] for f in summary["failures"]}
+    assert 0 < len(failed) < 8  # the fixed synthetic corpus has dark and light backgrounds
+    assert result.exit_code == 1
+    for error in failed.values():
+        assert "NaN or infinite" in error
+    assert summary["counts"]["ok"] + len(failed) == 8
+
+    broken = tmp_path / "frames"
+    subprocess.run(["cp", "-r", str(frames_dir), str(broken)], check=True)
+    victim = next(iter(index_of(broken).values()))
+    (broken / victim["outputs"]["frames"]).write_bytes(b"not an npy file")
+    out2 = tmp_path / "features2"
+    result = encode(str(broken), "--out", str(out2), "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["ok"] == 7
+    assert summary["failures"][0]["id"] == victim["id"]
+    assert "could not read the frames" in summary["failures"][0]["error"]
+
+
+def test_list_and_sentences(tmp_path: Path) -> None:
+    listed = encode("--list")
+    assert listed.exit_code == 0
+    for name in ("descriptor", "hf:", "torchvision:s3d"):
+        assert name in listed.output
+    assert encode(str(tmp_path), "--out", str(tmp_path / "o")).exit_code == 1
+    no_manifest = encode(str(tmp_path), "--out", str(tmp_path / "o"))
+    assert "has no manifest.json" in no_manifest.output
+    unknown = runner.invoke(app, ["encode", str(tmp_path), "--out", "x", "--encoder", "nope"])
+    assert unknown.exit_code == 1
+
+
+def test_two_processes_match_one(frames_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert encode(str(frames_dir), "--out", str(single), "--loader-workers", "0").exit_code == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+         "-m", "vidcap", "encode", str(frames_dir), "--out", str(double), "--loader-workers", "0"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = index_of(single), index_of(double)
+    assert set(one) == set(two) and len(one) == 8
+    for video_id in one:
+        a = load_features(single / one[video_id]["outputs"]["features"])["features"]
+        b = load_features(double / two[video_id]["outputs"]["features"])["features"]
+        assert np.array_equal(a, b)
