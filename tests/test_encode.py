@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import transformers
 from typer.testing import CliRunner
@@ -19,14 +18,6 @@ from vidcap.encoders import ClipEncoder, EncoderOptions, register
 from vidcap.stages.encode import load_features
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def frames_dir(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("frames") / "frames"
-    result = runner.invoke(app, ["extract", str(synth_corpus), "--out", str(out), "--size", "64"])
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def index_of(out: Path) -> dict[str, dict]:

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from vidcap import __version__
-from vidcap.cli import encode, extract, info, synth
+from vidcap.cli import encode, extract, info, pretrain, quantize, synth
 from vidcap.cli.console import print_error
 from vidcap.errors import VidcapError
 
@@ -77,12 +77,25 @@ def _root(
 ) -> None:
     """End-to-end video captioning (VideoBERT / BART)."""
     _state["debug"] = _state["debug"] or debug
+    _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (transformers' shard bars, accelerate's save notices) would break up
+    vidcap's own progress bars; errors still show."""
+    import logging
+
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 app.command("info")(info.info_command)
 app.command("synth")(synth.synth_command)
 app.command("extract")(extract.extract_command)
 app.command("encode")(encode.encode_command)
+app.add_typer(quantize.app, name="quantize")
+app.command("pretrain")(pretrain.pretrain_command)
 
 
 def main() -> None:

@@ -22,49 +22,71 @@ How a clip becomes a vector (:class:`ClipDescriptor`):
    - "ghosts" are dropped: where the median still shows a colourful object that has since moved
      on, the plain background now differs from the model, but it is not an object.
 
-3. **Primary object.** Foreground components are found in every frame; the component that moves
-   the most (pixels changing between frames 0.1 s apart) seeds a track, followed frame to frame by
-   position, colour and size. That is the *primary* object: with two objects, the one that acts.
+3. **Primary object.** Foreground components are labelled in every frame and followed from frame
+   to frame by position, colour and size (a jump of several object sizes ends the match: a cut,
+   not motion). With one object in view, the track starts from the component with the most
+   pixels changing between frames 0.1 s apart. With several, each is followed through the clip
+   and the one whose *track* acts the most wins (net displacement, vertical wobble, size change
+   and turning, relative to its size; specks seen in under 60% of the frames or tiny next to the
+   others do not compete): per-frame pixel changes alone would favour the largest outline when
+   the camera shakes. That is the *primary* object: with two objects, the one that acts.
    Everything else in the foreground is pooled as *secondary*.
-4. **Blocks**, concatenated in this order:
+4. **Blocks**, concatenated in this order (:attr:`ClipDescriptor.blocks` gives the slices and
+   :attr:`ClipDescriptor.feature_names` a name per dimension):
 
    ========== ==== ==================================================================================
    block      dims what it holds
    ========== ==== ==================================================================================
-   colour     46   primary: saturation-weighted soft hue histogram, saturation and value histograms
-                   (Hellinger, i.e. square-rooted L1 histograms), mean Y-Cr-Cb and chroma; hue
-                   histogram of every moving foreground pixel
-   shape      27   primary mask, averaged over ``shape_frames`` views (larger views weigh more):
-                   circularity 4πA/P², solidity, extent and aspect of the min-area rectangle, fill of
-                   the enclosing circle, polygon vertex counts at two tolerances, deep convexity
-                   defects, radial-profile spread and minimum, size; log Hu moments; magnitudes of
-                   the radial profile's first 8 harmonics (rotation-invariant: a triangle rings at 3,
-                   a square at 4, a star at 5, a hexagon at 6); whether a shape was seen
-   motion     23   primary trajectory: velocity, net displacement, log-size slope and end/start ratio
-                   (grow / shrink), net and total rotation rate and profile change (rotate),
-                   vertical and horizontal wobble and direction reversals (bounce), straightness,
-                   speed, share of moving pixels, visibility, mean position and size, foreground and
-                   moving fractions of the frame
-   flow       14   Farneback optical flow on the foreground of ``flow_pairs`` frame pairs:
-                   magnitude-weighted direction histogram (8 bins), mean flow, mean magnitude,
-                   affine divergence, |curl| and deformation (zeros when ``flow=False``)
+   colour     46   primary, all its pixels over the clip: soft hue histogram (16 bins, each pixel
+                   weighted by its saturation), saturation and value histograms (4 + 4), mean
+                   Y, Cr, Cb and chroma, whether anything was seen; hue histogram of all moving
+                   foreground pixels
+   shape      34   primary mask, from ``shape_frames`` views (larger views weigh more):
+                   circularity 4πA/P², solidity, extent and aspect of the min-area rectangle, fill
+                   of the enclosing circle, polygon vertex counts at two tolerances, deep convexity
+                   defects, spread and minimum of the radial profile, size in pixels; 7 log Hu
+                   moments; magnitudes of the radial profile's harmonics 1-8; strength of k-fold
+                   symmetry for k = 2..8 from the mask's complex moments (a triangle rings at 3, a
+                   square at 4, a star at 5, a hexagon at 6, a circle nowhere); whether a shape was
+                   seen. All rotation-, translation- and scale-invariant.
+   motion     23   primary track. Action (14, 80% of the block): velocity, net displacement,
+                   log-size slope and end/start ratio (grow / shrink), turn rate from the phase of
+                   the dominant k-fold moment, plain and weighted by the symmetry's strength
+                   (rotate), vertical and horizontal wobble about a straight path and direction
+                   reversals (bounce), straightness, speed. Context (9, 20%): seen, turn-phase
+                   jitter, share of its pixels that change, visibility, mean position and size,
+                   foreground and moving fractions of the frame
+   flow       14   Farneback optical flow on the primary object in ``flow_pairs`` frame pairs, after
+                   subtracting the background's median flow (camera motion): magnitude-weighted
+                   direction histogram (8 compass bins), mean flow, mean speed, divergence, |curl|
+                   and deformation of an affine fit (zeros when ``flow=False``)
    secondary  18   the other foreground objects, pooled: hue histogram, area share, count
    context    48   the whole frame, coarsely: a ``grid`` x ``grid`` grid of hue (saturation-
-                   weighted) and value histograms of the background model
+                   weighted, unnormalised so a grey cell stays near zero) and value histograms of
+                   the background model
    ========== ==== ==================================================================================
 
-   ``dim`` is 176 with the defaults (``hue_bins=16``, ``tone_bins=4``, ``grid=2``,
+   ``dim`` is 183 with the defaults (``hue_bins=16``, ``tone_bins=4``, ``grid=2``,
    ``context_hue_bins=8``); :attr:`ClipDescriptor.dim` gives it for any config.
 
-**Scaling and weights.** Histograms are Hellinger-normalised (unit L2 norm). Scalar features are
-mapped with fixed constants to roughly zero mean and unit spread (``asinh(x / scale)`` for signed,
-heavy-tailed quantities such as velocities; an affine map for bounded ones such as solidity). Every
-block is then divided by the square root of its number of unit-norm parts (a histogram is one part, and
-so is each scalar), so each block has a norm of about 1 however many
-dimensions it has, and multiplied by its weight: ``colour_weight``, ``shape_weight`` and
-``motion_weight`` default to 1, ``flow_weight`` to 0.75 and ``secondary_weight`` and
-``context_weight`` to 0.5. Plain euclidean distances (k-means, nearest neighbours) therefore see
-mostly the acting object; a linear probe can still standardise every dimension.
+**Scaling and weights.** Histograms are Hellinger-normalised (square-rooted L1 histograms: unit L2
+norm). Scalar features are mapped with fixed constants to roughly zero mean and unit spread
+(``asinh(x / scale)`` for signed, heavy-tailed quantities such as velocities; an affine map for
+bounded ones such as solidity), so no statistics are fitted and a clip's vector never depends on
+other clips. Inside a block, each part (a histogram, or a group of scalars divided by the square
+root of its size) gets a *share* of the block's squared norm; shares sum to 1, so every block has a
+norm of about 1 whatever its length. The colour block gives half its share to the primary's hue
+histogram; the motion block 80% to the action features; the shape block 30% to the outline
+statistics, 15% to Hu moments, 25% each to radial harmonics and symmetry. Blocks are then multiplied
+by their weights: ``colour_weight``, ``shape_weight`` and ``motion_weight`` default to 1,
+``flow_weight`` to 0.75, ``secondary_weight`` and ``context_weight`` to 0.5. Plain euclidean
+distances (k-means, nearest neighbours) therefore mostly see what the acting object looks like and
+does; a linear probe can still standardise every dimension.
+
+**Cost.** About 15-20 ms of one CPU core per 30-frame clip of 128 px frames (50-70 clips/s,
+75-100 s of video per second; ``benchmarks/bench_descriptor_probe.py`` measures it). Frames are
+processed stacked into one tall image so most steps are one OpenCV call per clip, and the
+foreground is kept as a pixel list.
 
 The result is deterministic (the same frames always give the same vector) and never contains NaN or
 infinity, even for a single frame, a tiny frame or an all-black clip.
@@ -72,7 +94,6 @@ infinity, even for a single frame, a tiny frame or an all-black clip.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -84,7 +105,9 @@ __all__ = ["ClipDescriptor", "DescriptorConfig"]
 
 _N_HARMONICS = 8  # radial-profile harmonics kept (1..8): enough for the hexagon's 6
 _RADIAL_BINS = 64  # angular resolution of the radial profile (5.6 degrees)
-_SHAPE_DIM = 11 + 7 + _N_HARMONICS + 1  # scalars, Hu moments, harmonics, "found"
+_SYMMETRY_ORDERS = np.arange(2, 9)  # k-fold complex moments of the mask (see _Track.symmetry)
+# scalars, Hu moments, radial harmonics, symmetry amplitudes, "found"
+_SHAPE_DIM = 11 + 7 + _N_HARMONICS + len(_SYMMETRY_ORDERS) + 1
 _MOTION_DIM = 23
 _FLOW_DIRECTIONS = 8
 _FLOW_SCALARS = 6
@@ -95,10 +118,11 @@ _SPEED_SCALE = 0.05  # short sides per second
 _DISPLACEMENT_SCALE = 0.05  # short sides
 _LOG_RATE_SCALE = 0.1  # log-size change per second
 _ROTATION_SCALE = 0.3  # radians per second
-_JITTER_SPEED = 0.08  # short sides per second: slower centroid steps are pixel jitter
+_JITTER_SPEED = 0.2  # short sides per second: slower centroid steps are jitter
 # Motion distance: |dY| + _CHROMA_GAIN * (|dCr| + |dCb|). Chroma differences are compressed in
 # YCrCb (a saturated colour is only ~60-120 away from grey), so they count more than luma.
 _CHROMA_GAIN = 1.5
+_MAX_JUMP = 2.5  # the track gives up on a frame whose best match is this many sizes away
 _EPS = 1e-6
 
 
@@ -140,7 +164,7 @@ class DescriptorConfig:
     colour_margin: float = 24.0
     max_colour_fraction: float = 0.35
     min_object_fraction: float = 0.0008
-    shape_frames: int = 6
+    shape_frames: int = 4
     hue_bins: int = 16
     tone_bins: int = 4
     grid: int = 2
@@ -148,7 +172,7 @@ class DescriptorConfig:
     flow: bool = True
     flow_side: int = 48
     flow_step: int = 3
-    flow_pairs: int = 5
+    flow_pairs: int = 4
     colour_weight: float = 1.0
     shape_weight: float = 1.0
     motion_weight: float = 1.0
@@ -161,7 +185,7 @@ class DescriptorConfig:
             value = getattr(self, f.name)
             if f.name == "flow":
                 if not isinstance(value, bool):
-                    raise ValueError(f"descriptor flow must be True or False, got {value!r}.")
+                    raise ValueError(f"descriptor {f.name} must be True or False, got {value!r}.")
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"descriptor {f.name} must be a number, got {value!r}.")
@@ -276,11 +300,19 @@ def _slope(t: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     return slope, y - y.mean() - slope * tc
 
 
+def _smooth(v: np.ndarray, width: int = 5) -> np.ndarray:
+    """Moving average over ``width`` samples (fewer for short series; only full windows)."""
+    width = min(width, len(v))
+    if width <= 1:
+        return v
+    return np.convolve(v, np.ones(width) / width, mode="valid")
+
+
 def _reversals(t: np.ndarray, y: np.ndarray) -> float:
     """Direction reversals of ``y(t)`` per second (a bounce reverses twice per hop).
 
-    Steps slower than ``_JITTER_SPEED`` are ignored, so a still object's centroid jitter (a
-    fraction of a pixel) does not count.
+    Steps slower than ``_JITTER_SPEED`` are ignored, so the centroid's jitter (mask noise, a
+    shaking camera) does not count.
     """
     if len(y) < 3:
         return 0.0
@@ -332,7 +364,7 @@ def _radial_profile(contour: np.ndarray, cx: float, cy: float) -> np.ndarray | N
 
 # Hu moments span many decades, so -log10|h| is the usual scale (|h| also drops h7's mirror sign);
 # these centre and scale it to about unit spread on everyday shapes.
-_HU_CENTRE = np.array([0.8, 2.5, 3.0, 3.5, 7.0, 5.0, 7.5])
+_HU_CENTRE = np.array([0.8, 4.8, 5.5, 6.8, 11.4, 9.6, 11.5])
 _HU_SCALE = np.array([0.1, 1.0, 1.0, 1.0, 2.0, 1.5, 2.0])
 
 
@@ -416,7 +448,7 @@ class ClipDescriptor:
 
     @property
     def dim(self) -> int:
-        """Length of every output vector (176 with the default config)."""
+        """Length of every output vector (183 with the default config)."""
         return sum(self._dims.values())
 
     @property
@@ -427,6 +459,51 @@ class ClipDescriptor:
             out[name] = slice(start, start + size)
             start += size
         return out
+
+    @property
+    def feature_names(self) -> list[str]:
+        """A name for every dimension, in order (``len(feature_names) == dim``)."""
+        c = self.config
+        hue = [f"hue_{i:02d}" for i in range(c.hue_bins)]
+        tones = [f"sat_{i}" for i in range(c.tone_bins)] + [f"val_{i}" for i in range(c.tone_bins)]
+        colour = [
+            *hue,
+            *tones,
+            *(f"moving_{h}" for h in hue),
+            *("mean_y", "mean_cr", "mean_cb", "mean_chroma", "primary_seen", "moving_seen"),
+        ]
+        shape = [
+            *("circularity", "solidity", "rect_extent", "rect_aspect", "circle_fill"),
+            *("vertices_fine", "vertices_coarse", "deep_defects", "radial_spread", "radial_min"),
+            "size_px",
+            *(f"hu_{i}" for i in range(1, 8)),
+            *(f"radial_harmonic_{i}" for i in range(1, _N_HARMONICS + 1)),
+            *(f"symmetry_{k}" for k in _SYMMETRY_ORDERS),
+            "shape_found",
+        ]
+        motion = [
+            *("vx", "vy", "net_dx", "net_dy", "log_size_rate", "log_size_ratio"),
+            *("rotation_rate", "rotation_rate_weighted", "wobble_y", "wobble_x"),
+            *("reversals_y", "reversals_x", "straightness", "speed"),
+            *("track_seen", "rotation_jitter", "moving_share", "visibility"),
+            *("mean_x", "mean_y", "mean_size", "foreground_fraction", "moving_fraction"),
+        ]
+        motion = [f"motion_{m}" for m in motion]
+        # Image y points down, so "S" (down) is +90 degrees.
+        compass = ("E", "SE", "S", "SW", "W", "NW", "N", "NE")
+        flow = [f"flow_dir_{d}" for d in compass] + [
+            f"flow_{n}" for n in ("u", "v", "speed", "divergence", "curl", "deformation")
+        ]
+        secondary = [f"secondary_{h}" for h in hue] + ["secondary_share", "secondary_count"]
+        context = [
+            f"context_{i}{j}_{name}"
+            for i in range(c.grid)
+            for j in range(c.grid)
+            for name in [f"hue_{b}" for b in range(c.context_hue_bins)]
+            + [f"val_{b}" for b in range(c.tone_bins)]
+        ]
+        names = [*colour, *shape, *motion, *flow, *secondary, *context]
+        return names
 
     def encode_clips(self, clips: list[np.ndarray]) -> np.ndarray:
         """Descriptors ``[len(clips), dim]`` float32 of several clips (each as :meth:`encode_clip`)."""
@@ -530,40 +607,57 @@ class ClipDescriptor:
                     weights.append(float(track.area[t]))
         if feats:
             w = np.asarray(weights) / sum(weights)
-            shape = np.append((np.asarray(feats) * w[:, None]).sum(axis=0), 1.0)
+            amps, _ = track.symmetry()
+            aw = track.area[frames] / track.area[frames].sum()
+            # sqrt: weak symmetries (a hexagon's 6-fold) still register next to a star's 5-fold.
+            symmetry = (np.sqrt((amps * aw[:, None]).sum(axis=0)) - 0.3) / 0.2
+            shape = np.concatenate([(np.asarray(feats) * w[:, None]).sum(axis=0), symmetry, [1.0]])
         else:
             shape = np.append(np.zeros(_SHAPE_DIM - 1), -1.0)
-        return _block(c.shape_weight, [(shape, 1.0, False)])
+        # Shares: the outline's statistics, Hu moments, radial harmonics, symmetry, "found".
+        cuts = np.cumsum([11, 7, _N_HARMONICS, len(_SYMMETRY_ORDERS)])
+        parts = np.split(shape, cuts)
+        shares = (0.3, 0.15, 0.25, 0.25, 0.05)
+        return _block(c.shape_weight, [(p, w, False) for p, w in zip(parts, shares, strict=True)])
 
     def _motion_block(self, scene: _Scene, track: _Track) -> np.ndarray:
         c = self.config
         frames = track.frames()
         short = float(scene.short)
-        feats = np.zeros(_MOTION_DIM)
-        feats[21] = math.sqrt(len(scene.px_index) / scene.fg.size) * 4 - 1
-        feats[22] = math.sqrt(float(scene.px_moving.sum()) / scene.fg.size) * 8 - 1
+        # What the action is: 14 features, 80% of the block. Where and how big, and how much of
+        # the frame is foreground: 9 features, 20%, so they do not drown the action in distances.
+        core = np.zeros(14)
+        aux = np.zeros(9)
+        aux[7] = math.sqrt(len(scene.px_index) / scene.fg.size) * 4 - 1
+        aux[8] = math.sqrt(float(scene.px_moving.sum()) / scene.fg.size) * 8 - 1
         if len(frames) == 0:
-            feats[0] = -1.0
-            return _block(c.motion_weight, [(feats, 1.0, False)])
+            aux[0] = -1.0
+            return _block(c.motion_weight, [(core, 0.8, False), (aux, 0.2, False)])
         t = frames.astype(np.float64) / c.fps
         duration = max(float(t[-1] - t[0]), 1.0 / c.fps)
         x = track.cx[frames] / short
         y = track.cy[frames] / short
         size = np.sqrt(np.maximum(track.area[frames], 1.0)) / short
         mean_size = max(float(size.mean()), _EPS)
-        vx, rx = _slope(t, x)
-        vy, ry = _slope(t, y)
+        vx, _ = _slope(t, x)
+        vy, _ = _slope(t, y)
         log_rate, _ = _slope(t, np.log(size))
         # Ends averaged over a few frames, so one noisy mask does not decide the net change.
         k = max(1, min(3, len(frames) // 3))
         net_x = float(x[-k:].mean() - x[:k].mean())
         net_y = float(y[-k:].mean() - y[:k].mean())
         log_ratio = float(np.log(size[-k:].mean() / size[:k].mean()))
-        path = float(np.hypot(np.diff(x), np.diff(y)).sum())
+        # Path, wobble and reversals from the track smoothed over 5 frames: the centroid's jitter
+        # (mask noise, camera shake) would otherwise add path length and fake reversals.
+        xs, ys, ts = _smooth(x), _smooth(y), _smooth(t)
+        path = float(np.hypot(np.diff(xs), np.diff(ys)).sum())
+        # Straightness only means something for a path longer than the centroid's jitter.
         straight = math.hypot(net_x, net_y) / path if path > _EPS else 1.0
-        rotation, rot_abs, change = track.rotation(c.fps)
-        feats[:21] = [
-            1.0,
+        straight = (straight * 2 - 1) * math.tanh(path / (_DISPLACEMENT_SCALE * 2))
+        _, ry = _slope(ts, ys)
+        _, rx = _slope(ts, xs)
+        rotation, weighted, jitter = track.rotation(c.fps)
+        core[:] = [
             _signed(vx, _SPEED_SCALE),
             _signed(vy, _SPEED_SCALE),
             _signed(net_x, _DISPLACEMENT_SCALE),
@@ -571,21 +665,24 @@ class ClipDescriptor:
             _signed(log_rate, _LOG_RATE_SCALE),
             _signed(log_ratio, _LOG_RATE_SCALE),
             _signed(rotation, _ROTATION_SCALE),
-            _signed(rot_abs, _ROTATION_SCALE),
-            _signed(change, 0.05),
+            _signed(weighted, _ROTATION_SCALE),
             _signed(float(ry.std()) / mean_size, 0.1),  # vertical wobble about the line (bounce)
             _signed(float(rx.std()) / mean_size, 0.1),
-            _signed(_reversals(t, y), 1.0),
-            _signed(_reversals(t, x), 1.0),
-            straight * 2 - 1,
-            _signed(path / duration, _SPEED_SCALE),
+            _signed(_reversals(ts, ys), 1.0),
+            _signed(_reversals(ts, xs), 1.0),
+            straight,
+            _signed(path / duration, _SPEED_SCALE) - 1.0,
+        ]
+        aux[:7] = [
+            1.0,
+            _signed(jitter, 0.05) - 1.0,
             track.moving_share() * 2 - 1,
             len(frames) / scene.t * 2 - 1,
             (float(x.mean()) * short / scene.w - 0.5) * 3,
             (float(y.mean()) * short / scene.h - 0.5) * 3,
             mean_size * 6 - 1,
         ]
-        return _block(c.motion_weight, [(feats, 1.0, False)])
+        return _block(c.motion_weight, [(core, 0.8, False), (aux, 0.2, False)])
 
     def _flow_block(self, scene: _Scene, track: _Track) -> np.ndarray:
         c = self.config
@@ -596,8 +693,8 @@ class ClipDescriptor:
         step = min(c.flow_step, scene.t - 1)
         last = scene.t - 1 - step
         starts = np.unique(np.linspace(0, last, min(c.flow_pairs, last + 1)).round().astype(int))
-        grey, fscale = scene.grey_small(c.flow_side)
-        fh, fw = grey.shape[1:]
+        grey, fscale = scene.grey_small(c.flow_side, np.union1d(starts, starts + step))
+        fh, fw = grey[int(starts[0])].shape
         short = float(min(fh, fw))
         per_s = c.fps / step / short  # px per pair -> short sides per second
         hist = np.zeros(_FLOW_DIRECTIONS)
@@ -618,6 +715,15 @@ class ClipDescriptor:
             if len(xs) == 0:
                 continue
             flow = cv2.calcOpticalFlowFarneback(grey[t0], grey[t1], None, 0.5, 2, 9, 2, 5, 1.1, 0)
+            # Camera motion (shake, pans) moves the background too: its median flow, away from
+            # every foreground object, is subtracted, so what remains is the object's own motion.
+            near = scene.fg[t0] | scene.fg[t1]
+            if fscale < 1.0:
+                near = cv2.resize(near.astype(np.uint8), (fw, fh), interpolation=cv2.INTER_AREA)
+            near = cv2.dilate(near.astype(np.uint8), np.ones((7, 7), np.uint8))[::2, ::2]
+            background = flow[::2, ::2][near == 0]
+            if len(background) > 0.2 * near.size:
+                flow = flow - np.median(background, axis=0)
             u = flow[ys, xs, 0].astype(np.float64) * per_s
             v = flow[ys, xs, 1].astype(np.float64) * per_s
             mag = np.hypot(u, v)
@@ -629,9 +735,12 @@ class ClipDescriptor:
                 # Affine motion field fitted to the flow: divergence (grow / shrink), curl (rotate)
                 # and deformation, in 1/s.
                 px, py = (xs - xs.mean()) / short, (ys - ys.mean()) / short
-                design = np.stack([px, py, np.ones_like(px)], axis=1)
-                coef, *_ = np.linalg.lstsq(design, np.stack([u, v], axis=1), rcond=None)
-                (ux, vx), (uy, vy) = coef[0], coef[1]
+                # Centred coordinates: the field's gradient solves a 2x2 least-squares system.
+                cov = np.array([[px @ px, px @ py], [px @ py, py @ py]])
+                if np.linalg.det(cov) <= _EPS:  # all pixels on a line: no gradient to fit
+                    continue
+                rhs = np.array([[px @ u, px @ v], [py @ u, py @ v]])
+                (ux, vx), (uy, vy) = np.linalg.solve(cov, rhs)
                 affine.append((ux + vy, vx - uy, math.hypot(ux - vy, uy + vx)))
         if mags:
             dirs = _hellinger(hist)
@@ -683,6 +792,22 @@ class ClipDescriptor:
 # Foreground and primary track
 
 
+# Distances between YCrCb pixels are computed on saturated uint8 channels with OpenCV's SIMD
+# arithmetic (several times faster than cv2.transform or numpy); every threshold is under 255.
+
+
+def _chroma_distance(diff: np.ndarray) -> np.ndarray:
+    """``|dCr| + |dCb|`` of a YCrCb absolute difference image (uint8, saturated)."""
+    _, cr, cb = cv2.split(diff)
+    return cv2.add(cr, cb)
+
+
+def _motion_distance(diff: np.ndarray) -> np.ndarray:
+    """``|dY| + _CHROMA_GAIN * (|dCr| + |dCb|)`` of a YCrCb absolute difference (uint8)."""
+    y, cr, cb = cv2.split(diff)
+    return cv2.addWeighted(y, 1.0, cv2.add(cr, cb), _CHROMA_GAIN, 0.0)
+
+
 def _median_frames(frames: list[np.ndarray]) -> np.ndarray:
     """Per-pixel median of an odd number of uint8 frames.
 
@@ -721,16 +846,13 @@ class _Scene:
         c = self.config
         t, h, w, ycc = self.t, self.h, self.w, self.ycc
         tall = ycc.reshape(t * h, w, 3)
-        # Distances are saturated uint8: every threshold below is under 255 anyway.
-        weights = np.array([[1.0, _CHROMA_GAIN, _CHROMA_GAIN]], np.float32)
-        chroma_only = np.array([[0.0, 1.0, 1.0]], np.float32)
 
         # Background model: the median of an odd number of evenly spaced frames.
         k = min(t, c.background_frames)
         k -= 1 - k % 2
         idx = np.linspace(0, t - 1, k).round().astype(np.int64)
         self.bg = _median_frames([ycc[i] for i in idx])
-        diff = cv2.transform(cv2.absdiff(tall, np.tile(self.bg, (t, 1, 1))), weights)
+        diff = _motion_distance(cv2.absdiff(tall, np.tile(self.bg, (t, 1, 1))))
         # Most pixels are background, so the typical difference is the noise level.
         noise = float(np.median(diff[::3, ::3]))
         tau_m = max(c.motion_threshold, 4.0 * noise)
@@ -750,14 +872,14 @@ class _Scene:
         ref = np.median(border, axis=0)
         spread = float(np.percentile(np.abs(border - ref).sum(axis=1), 90))
         ref_px = (0.0, float(np.round(ref[0])), float(np.round(ref[1])), 0.0)
-        chroma = cv2.transform(cv2.absdiff(tall, ref_px), chroma_only)
+        chroma = _chroma_distance(cv2.absdiff(tall, ref_px))
         tau_c = c.colour_margin + 2.0 * spread
         if c.max_colour_fraction < 1.0:
             sample = chroma[::3, ::3].ravel()
             q = int((1.0 - c.max_colour_fraction) * (len(sample) - 1))
             tau_c = max(tau_c, float(np.partition(sample, q)[q]))
         colourful = chroma > tau_c
-        model_chroma = cv2.transform(cv2.absdiff(self.bg, ref_px), chroma_only)
+        model_chroma = _chroma_distance(cv2.absdiff(self.bg, ref_px))
         # Ghosts: the model remembers a colourful object that has moved on, so plain background
         # now "differs" there. Such pixels are not foreground.
         ghost = np.tile(model_chroma > tau_c, (t, 1)) & ~colourful
@@ -766,7 +888,7 @@ class _Scene:
             # Each frame against the one 0.1 s before it (the first frames: the one after).
             gap = max(1, min(t - 1, round(c.fps / 10)))
             step = cv2.absdiff(ycc[gap:].reshape(-1, w, 3), ycc[:-gap].reshape(-1, w, 3))
-            moved = (cv2.transform(step, weights) > tau_m).reshape(t - gap, h, w)
+            moved = (_motion_distance(step) > tau_m).reshape(t - gap, h, w)
             self.moving = np.concatenate([moved[:gap], moved])
         else:
             self.moving = np.zeros((t, h, w), bool)
@@ -784,9 +906,10 @@ class _Scene:
         # Labels only: OpenCV's per-component statistics cost several times the labelling itself;
         # the few needed are computed from the foreground pixel list below.
         n, labels = cv2.connectedComponents(tall, connectivity=8)
-        pos = np.flatnonzero(tall)
-        lab = labels.ravel()[pos]
-        row, x = np.divmod(pos, w)
+        points = cv2.findNonZero(tall)  # (x, row) in row-major order, i.e. frame by frame
+        points = np.zeros((0, 2), np.int64) if points is None else points.reshape(-1, 2)
+        x, row = points[:, 0].astype(np.int64), points[:, 1].astype(np.int64)
+        lab = labels[row, x]
         frame, y = np.divmod(row, h + 1)
         area = np.bincount(lab, minlength=n).astype(np.float64)
         min_area = max(3.0, c.min_object_fraction * h * w)
@@ -821,14 +944,44 @@ class _Scene:
         self.mean_components = len(ids) / t
 
     def primary_track(self) -> _Track:
-        """Follow the object that moves the most through the clip."""
-        chosen = np.zeros(self.t, np.int64)
+        """Follow the object that moves the most through the clip.
+
+        With one object in view, the track starts from the component with the most changing
+        pixels. With several, each is followed through the clip and the one whose *track* moves
+        the most wins (net displacement, vertical wobble, size change and turning, relative to its
+        size): per-frame pixel changes alone would favour the largest outline whenever the camera
+        shakes, since every edge then changes a little.
+        """
         ids = np.concatenate(self.by_frame)
         if len(ids) == 0:
-            return _Track(self, chosen)
+            return _Track(self, np.zeros(self.t, np.int64))
         # Motion first; size (a tiny weight) breaks ties among still objects.
         score = self.comp_motion[ids] + 1e-3 * self.comp_area[ids]
-        seed = int(ids[int(np.argmax(score))])
+        best = _Track(self, self._chain(int(ids[int(np.argmax(score))])))
+        counts = np.array([len(b) for b in self.by_frame])
+        if counts.max() < 2:
+            return best
+        # Seeds: the components of the most crowded frame nearest the middle (up to 4, largest).
+        crowded = np.nonzero(counts == counts.max())[0]
+        frame = int(crowded[np.argmin(np.abs(crowded - self.t // 2))])
+        seeds = sorted(self.by_frame[frame], key=lambda i: -self.comp_area[i])[:4]
+        # The most-changing component's track already passes through one of them.
+        seeds = [int(i) for i in seeds if i != best.chosen[frame]]
+        tracks = [best] + [_Track(self, self._chain(seed)) for seed in seeds]
+        # Flickering specks (noise, texture edges under a shaking camera) are no candidates: an
+        # object is seen in most frames and is not tiny next to the others.
+        sizes = [float(tr.area[tr.frames()].mean()) if tr.found else 0.0 for tr in tracks]
+        activity = [
+            tr.activity(self.config.fps)
+            if len(tr.frames()) >= 0.6 * self.t and size >= 0.2 * max(sizes)
+            else -1.0
+            for tr, size in zip(tracks, sizes, strict=True)
+        ]
+        return tracks[int(np.argmax(activity))]  # ties: the first, the most-changing one
+
+    def _chain(self, seed: int) -> np.ndarray:
+        """The component followed from ``seed`` in every frame (0 where it was not found)."""
+        chosen = np.zeros(self.t, np.int64)
         seed_t = int(self.comp_frame[seed])
         chosen[seed_t] = seed
         for direction in (1, -1):
@@ -839,30 +992,41 @@ class _Scene:
                 if j > 0:
                     chosen[i] = prev = j
                 i += direction
-        return _Track(self, chosen)
+        return chosen
 
     def _follow(self, prev: int, t: int) -> int:
-        """The component of frame ``t`` most like component ``prev`` (0 when the frame has none)."""
+        """The component of frame ``t`` most like component ``prev`` (0 when none is close)."""
         cand = self.by_frame[t]
         if len(cand) == 0:
             return 0
         p_area = float(self.comp_area[prev])
+        if len(cand) == 1:  # the common case, without numpy's per-call overhead
+            j = int(cand[0])
+            jump = math.hypot(
+                self.comp_cx[j] - self.comp_cx[prev], self.comp_cy[j] - self.comp_cy[prev]
+            )
+            return j if jump / (math.sqrt(p_area) + 1) < _MAX_JUMP else 0
         areas = self.comp_area[cand]
         dx = self.comp_cx[cand] - self.comp_cx[prev]
         dy = self.comp_cy[cand] - self.comp_cy[prev]
         dist = np.hypot(dx, dy) / (math.sqrt(p_area) + 1)
         colour = np.abs(self.comp_ab[cand] - self.comp_ab[prev]).sum(axis=1) / 20.0
         size = np.abs(np.log(areas / max(p_area, 1.0)))
-        return int(cand[int(np.argmin(dist + colour + size))])
+        cost = dist + colour + size
+        best = int(np.argmin(cost))
+        # A jump of several object sizes between frames is a cut or a different object, not the
+        # same one moving (even a fast bounce moves well under one size per frame).
+        return int(cand[best]) if dist[best] < _MAX_JUMP else 0
 
-    def grey_small(self, side: int) -> tuple[np.ndarray, float]:
-        """Luma frames with short side ``side`` (never upscaled), and the scale applied."""
-        grey = self.ycc[..., 0]
-        scale = side / self.short
-        if scale >= 1.0:
-            return np.ascontiguousarray(grey), 1.0
+    def grey_small(self, side: int, frames: np.ndarray) -> tuple[dict[int, np.ndarray], float]:
+        """Luma of ``frames`` with short side ``side`` (never upscaled), and the scale applied."""
+        scale = min(side / self.short, 1.0)
         size = (max(1, round(self.w * scale)), max(1, round(self.h * scale)))
-        return np.stack([cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in grey]), scale
+        out = {}
+        for t in frames.tolist():
+            grey = np.ascontiguousarray(self.ycc[t, ..., 0])
+            out[t] = grey if scale == 1.0 else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        return out, scale
 
     def background_hsv(self) -> np.ndarray:
         """The background model in HSV (hue on 0-255)."""
@@ -879,16 +1043,26 @@ class _Track:
         lut = np.zeros(len(scene.comp_area), bool)
         lut[chosen[present]] = True
         self.px_index = scene.px_index[lut[scene.px_label]]  # the primary's pixels, flattened
-        mask = np.zeros(scene.t * scene.h * scene.w, bool)
-        mask[self.px_index] = True
-        self.mask = mask.reshape(scene.t, scene.h, scene.w)
+        self.shape = (scene.t, scene.h, scene.w)
+        self._mask: np.ndarray | None = None
         self.area = np.where(present, scene.comp_area[chosen], 0.0)
         self.box = scene.comp_box[chosen]
         self.cx = scene.comp_cx[chosen]
         self.cy = scene.comp_cy[chosen]
         self.found = bool(present.any())
         self._moving = float(scene.px_moving[lut[scene.px_label]].sum())
-        self._profiles: dict[int, np.ndarray | None] = {}
+        self._symmetry: tuple[np.ndarray, np.ndarray] | None = None
+        self._activity: float | None = None
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The object's mask ``[T, h, w]`` (built on first use: most candidate tracks never
+        need it)."""
+        if self._mask is None:
+            mask = np.zeros(self.shape[0] * self.shape[1] * self.shape[2], bool)
+            mask[self.px_index] = True
+            self._mask = mask.reshape(self.shape)
+        return self._mask
 
     def frames(self) -> np.ndarray:
         """Indices of the frames where the primary object was seen."""
@@ -901,43 +1075,79 @@ class _Track:
         crop = self.mask[t, y0 : y1 + 1, x0 : x1 + 1].astype(np.uint8)
         return cv2.copyMakeBorder(crop, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
 
-    def profile(self, t: int) -> np.ndarray | None:
-        """The radial profile of frame ``t``'s mask (cached), or None when too small."""
-        if t not in self._profiles:
-            found = _outline(self.crop(t))
-            ok = found is not None and found[1] >= 9
-            self._profiles[t] = _radial_profile(found[0], found[2], found[3]) if ok else None
-        return self._profiles[t]
+    def symmetry(self) -> tuple[np.ndarray, np.ndarray]:
+        """k-fold complex moments of the mask in every seen frame, k = 2..8.
+
+        ``m_k = sum z^k`` over the mask's pixels, ``z`` the offset from the centroid as a complex
+        number. Its amplitude (divided by ``sum |z|^k``) says how strongly the shape has k-fold
+        symmetry (a triangle: k=3, a square: 4, a star: 5, a hexagon: 6; a circle: none) and does
+        not change when the shape turns; its phase turns k times as fast as the shape. Computed
+        from every pixel, not the outline, so it is robust to the pixel noise of small masks.
+
+        Returns:
+            amplitudes ``[n_seen, 7]`` and phases ``[n_seen, 7]`` (radians).
+        """
+        if self._symmetry is None:
+            frames = self.frames()
+            f, rem = np.divmod(self.px_index, self.shape[1] * self.shape[2])
+            y, x = np.divmod(rem, self.shape[2])
+            z = (x - self.cx[f]) + 1j * (y - self.cy[f])
+            amps = np.zeros((len(frames), len(_SYMMETRY_ORDERS)))
+            phases = np.zeros_like(amps)
+            if len(z):
+                # z^1 .. z^8 at once; pixels come in frame order, so per-frame sums are one
+                # reduceat over the runs of each frame.
+                powers = np.cumprod(np.repeat(z[:, None], _SYMMETRY_ORDERS[-1], axis=1), axis=1)
+                powers = powers[:, _SYMMETRY_ORDERS - 1]
+                runs = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
+                m = np.add.reduceat(powers, runs, axis=0)
+                r = np.abs(z)
+                norm = np.add.reduceat(r[:, None] ** _SYMMETRY_ORDERS[None, :], runs, axis=0)
+                amps = np.abs(m) / np.maximum(norm, _EPS)
+                phases = np.angle(m)
+            self._symmetry = (amps, phases)
+        return self._symmetry
 
     def rotation(self, fps: float) -> tuple[float, float, float]:
-        """(|net rotation|, total |rotation| per second, and mean profile change per 0.1 s).
+        """(turn rate in rad/s, the same times the symmetry's strength, phase jitter in rad).
 
-        The rotation between two views is the circular shift that best aligns their radial
-        profiles (cross-correlation, refined to sub-bin precision). Views 0.1 s apart keep each
-        step's turn below half a hexagon's symmetry (30 degrees) for turns up to ~0.8 per second,
-        so the shifts are not aliased.
+        The phase of the dominant k-fold moment, unwrapped over consecutive frames, turns k times
+        as fast as the shape; a line fitted to it gives the rate. Between frames 1/20 s apart the
+        phase steps by less than pi for turns up to 2 pi/s at k = 8, so it does not alias. A shape
+        without symmetry (a circle) has no phase to follow: its rate is noise, hence the rate
+        weighted by the symmetry's strength as well.
         """
         frames = self.frames()
-        views = frames[:: max(1, round(fps / 10))]
-        angles, changes, spans = [], [], []
-        for a, b in itertools.pairwise(views):
-            pa, pb = self.profile(int(a)), self.profile(int(b))
-            if pa is None or pb is None:
-                continue
-            corr = np.fft.irfft(np.fft.rfft(pb) * np.conj(np.fft.rfft(pa)), _RADIAL_BINS)
-            k = int(np.argmax(corr))
-            left, mid, right = corr[k - 1], corr[k], corr[(k + 1) % _RADIAL_BINS]
-            denom = left - 2 * mid + right
-            sub = 0.5 * (left - right) / denom if abs(denom) > _EPS else 0.0
-            shift = (k + sub + _RADIAL_BINS / 2) % _RADIAL_BINS - _RADIAL_BINS / 2
-            angles.append(shift * 2 * math.pi / _RADIAL_BINS)
-            changes.append(float(np.abs(pa - pb).mean()))
-            spans.append((b - a) / fps)
-        if not angles:
+        if len(frames) < 3:
             return 0.0, 0.0, 0.0
-        total = max(float(np.sum(spans)), _EPS)
-        net = abs(float(np.sum(angles))) / total
-        return net, float(np.abs(angles).sum()) / total, float(np.mean(changes))
+        amps, phases = self.symmetry()
+        k = int(np.argmax(amps.mean(axis=0)))
+        phase = np.unwrap(phases[:, k])
+        slope, residual = _slope(frames / fps, phase)
+        order = float(_SYMMETRY_ORDERS[k])
+        rate = abs(slope) / order
+        strength = min(1.0, float(amps[:, k].mean()) / 0.15)
+        return rate, rate * strength, float(residual.std()) / order
+
+    def activity(self, fps: float) -> float:
+        """How much this object acts over the clip, in object sizes (0 for a still one): net
+        displacement, wobble about a straight path, change of size and turning (in radians)."""
+        if self._activity is None:
+            frames = self.frames()
+            if len(frames) < 3:
+                self._activity = 0.0
+                return 0.0
+            x, y, area = self.cx[frames], self.cy[frames], self.area[frames]
+            r = math.sqrt(float(area.mean())) + 1.0
+            k = max(1, min(3, len(frames) // 3))
+            net = math.hypot(x[-k:].mean() - x[:k].mean(), y[-k:].mean() - y[:k].mean()) / r
+            _, residual = _slope(_smooth(frames / fps), _smooth(y))
+            wobble = float(residual.std()) / r
+            size = abs(math.log(area[-k:].mean() / max(area[:k].mean(), 1.0))) / 2
+            _, turning, _ = self.rotation(fps)
+            turn = turning * (frames[-1] - frames[0]) / fps
+            self._activity = net + 2 * wobble + size + 0.5 * turn
+        return self._activity
 
     def moving_share(self) -> float:
         """Share of the primary's pixels that change between frames 0.1 s apart."""

@@ -1,0 +1,121 @@
+"""Benchmark `vidcap pretrain` against a bare transformers + torch loop on the same model and batches.
+
+A synthetic corpus is run through extract → encode → quantize (k=4, depth 2), then:
+
+- ``vidcap pretrain`` (the stage: Accelerate, examples drawn on the fly, metrics, one checkpoint at
+  the end) is timed from its first optimizer step to its last;
+- the bare loop builds the same model from the same seed and runs the same number of AdamW steps on
+  the same batches, collated in advance, with nothing else.
+
+Prints steps/s of each and the ratio (goal: >= 0.9).
+
+    python benchmarks/bench_pretrain.py [--videos 24] [--steps 60] [--preset base] [--arch videobert]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from vidcap.datasets.synth import SynthConfig, generate_corpus
+from vidcap.models.presets import model_size, train_defaults
+from vidcap.quantize.kmeans import HierarchicalKMeans
+from vidcap.stages.encode import EncodeConfig, run_encode
+from vidcap.stages.extract import ExtractConfig, run_extract
+from vidcap.stages.inputs import resolve_inputs
+from vidcap.stages.pretrain import PretrainConfig, run_pretrain
+from vidcap.stages.quantize import QuantizeConfig, run_quantize
+from vidcap.text import JointVocabulary
+from vidcap.training.examples import (
+    ExampleConfig,
+    VideoBertExamples,
+    collate_videobert,
+    load_video_samples,
+    split_samples,
+)
+from vidcap.training.objectives import VideoBertObjective
+
+
+def bare_loop(
+    words_dir: Path, vocab_dir: Path, preset: str, steps: int, batch_size: int, lr: float
+) -> float:
+    """Seconds for ``steps`` plain AdamW steps of the same VideoBERT on the same kind of batches."""
+    from vidcap.models.videobert import build_videobert
+
+    vocab = JointVocabulary.load(vocab_dir)
+    samples, _ = load_video_samples(words_dir)
+    size = model_size(preset, "videobert")
+    tree = HierarchicalKMeans.load(words_dir / "codebook.safetensors")
+    torch.manual_seed(0)
+    model = build_videobert(vocab, size, None, tree.leaf_centroids)
+    objective = VideoBertObjective(model, vocab.visual_range)
+    examples = VideoBertExamples(
+        split_samples(samples, "train"), vocab, ExampleConfig(max_length=size.max_length)
+    )
+    collate = partial(collate_videobert, pad_id=vocab.pad_id)
+    batches = [
+        collate([examples[(s * batch_size + i) % len(examples)] for i in range(batch_size)])
+        for s in range(steps)
+    ]
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)
+    objective.train()
+    started = None
+    for step, batch in enumerate(batches):
+        if step == 1:
+            started = time.perf_counter()  # as for the stage: from the first step's end
+        loss, _ = objective(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--preset", default="base")
+    args = parser.parse_args()
+    batch_size = train_defaults(args.preset).batch_size
+    lr = train_defaults(args.preset).lr
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        generate_corpus(tmp / "synth", SynthConfig(videos=args.videos, seed=0, workers=2))
+        run_extract(
+            resolve_inputs([str(tmp / "synth" / "corpus.jsonl")]),
+            tmp / "frames",
+            ExtractConfig(size=96),
+        )
+        run_encode(tmp / "frames", tmp / "features", EncodeConfig())
+        run_quantize(tmp / "features", tmp / "words", QuantizeConfig(k=4, depth=2))
+
+        marks: list[float] = []
+        run_pretrain(
+            tmp / "words",
+            tmp / "pretrain",
+            PretrainConfig(
+                preset=args.preset, max_steps=args.steps, eval_every=10**9, save_every=10**9
+            ),
+            on_step=lambda report: marks.append(time.perf_counter()),
+        )
+        stage_s = marks[-1] - marks[0]
+        bare_s = bare_loop(
+            tmp / "words", tmp / "pretrain" / "vocabulary", args.preset, args.steps, batch_size, lr
+        )
+
+    stage_rate, bare_rate = (args.steps - 1) / stage_s, (args.steps - 1) / bare_s
+    print(
+        f"VideoBERT {args.preset}, batch {batch_size}, {args.steps} steps, {args.videos} synthetic videos, CPU"
+    )
+    print(f"  {'bare transformers + torch loop':<34}{bare_rate:7.2f} steps/s  1.00")
+    print(f"  {'vidcap pretrain':<34}{stage_rate:7.2f} steps/s  {stage_rate / bare_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""The pretrain stage: VideoBERT or BART on text + visual words, saving a Hugging Face checkpoint.
+
+``PRETRAIN_DIR`` holds the joint vocabulary (``vocabulary/``), Accelerate checkpoints
+(``checkpoints/step-N``), ``metrics.jsonl``, and at the end ``final/``: a plain transformers
+checkpoint (safetensors) with its tokenizer, the codebook and ``vidcap.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, fingerprint
+from vidcap.distributed import current_processes
+from vidcap.errors import VidcapError
+from vidcap.models.presets import model_size, train_defaults
+from vidcap.quantize.kmeans import HierarchicalKMeans
+from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.quantize import CODEBOOK
+from vidcap.text import JointVocabulary, extend_pretrained, train_vocabulary
+from vidcap.training.examples import (
+    BartExamples,
+    ExampleConfig,
+    VideoBertExamples,
+    VideoSample,
+    collate_bart,
+    collate_videobert,
+    load_video_samples,
+    split_samples,
+)
+from vidcap.training.loop import StepReport, TrainConfig, train
+from vidcap.training.objectives import Seq2SeqObjective, VideoBertObjective
+
+STAGE = "pretrain"
+ARCHS = ("videobert", "bart")
+FINAL = "final"
+VOCABULARY = "vocabulary"
+BUNDLE_INFO = "vidcap.json"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Settings of ``vidcap pretrain``; ``None`` means the preset's default."""
+
+    arch: str = "videobert"
+    preset: str = "base"
+    init: str | None = None
+    tokenizer: str | None = None
+    max_steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    text_vocab_size: int = 4000
+    freeze_visual: bool = False
+    grad_accum: int = 1
+    mixed_precision: str = "no"
+    save_every: int = 500
+    eval_every: int = 200
+    seed: int = 0
+    log_with: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise VidcapError(f"--arch must be videobert or bart, got {self.arch!r}.")
+        model_size(self.preset, self.arch)  # validates the preset
+
+    def train_config(self) -> TrainConfig:
+        defaults = train_defaults(self.preset)
+        return TrainConfig(
+            max_steps=self.max_steps or defaults.max_steps,
+            batch_size=self.batch_size or defaults.batch_size,
+            lr=self.lr or defaults.lr,
+            grad_accum=self.grad_accum,
+            mixed_precision=self.mixed_precision,
+            save_every=self.save_every,
+            eval_every=self.eval_every,
+            seed=self.seed,
+            log_with=self.log_with,
+        )
+
+
+def _texts(samples: list[VideoSample]) -> list[str]:
+    return [text for sample in samples for unit in sample.units for text in unit.texts]
+
+
+def _vocabulary(
+    out_dir: Path,
+    samples: list[VideoSample],
+    n_visual: int,
+    config: PretrainConfig,
+    is_main: bool,
+    barrier: Callable[[], None],
+) -> JointVocabulary:
+    """Build (main process) or load (the others, and a resumed run) the joint vocabulary."""
+    path = out_dir / VOCABULARY
+    if is_main and not (path / "vidcap_vocabulary.json").is_file():
+        base = config.tokenizer or config.init
+        if base is not None:
+            vocab = extend_pretrained(base, n_visual)
+        else:
+            texts = _texts(split_samples(samples, "train"))
+            if not texts:
+                raise VidcapError(
+                    "the corpus has no text (captions or transcripts) in the train split to build a vocabulary from; pass --tokenizer to start from a pretrained one."
+                )
+            vocab = train_vocabulary(texts, n_visual, vocab_size=config.text_vocab_size)
+        vocab.save(path)
+    barrier()
+    return JointVocabulary.load(path)
+
+
+def run_pretrain(
+    words_dir: str | Path,
+    out_dir: str | Path,
+    config: PretrainConfig,
+    resume: str | None = None,
+    force: bool = False,
+    on_step: Callable[[StepReport], None] | None = None,
+) -> StageResult:
+    """Pretrain on the words folder's videos and their corpus text; write ``out_dir/final``."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    processes = current_processes()
+    samples, words_manifest = load_video_samples(words_dir)
+    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
+    train_config = config.train_config()
+    stage_fp = fingerprint(
+        STAGE, asdict(config), asdict(train_config), words_manifest["fingerprint"]
+    )
+    if not force and resume is None and stage.is_complete(stage_fp):
+        return result_from_index(stage, started, _details, up_to_date=True)
+    if force and processes.is_main and out_dir.exists():
+        for name in (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"):
+            target = out_dir / name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(
+                missing_ok=True
+            )
+    processes.barrier()
+    if processes.is_main:
+        stage.prepare()
+    processes.barrier()
+
+    tree = HierarchicalKMeans.load(Path(words_dir) / CODEBOOK)
+    vocab = _vocabulary(
+        out_dir, samples, tree.vocab_size, config, processes.is_main, processes.barrier
+    )
+    size = model_size(config.preset, config.arch)
+    size = replace(
+        size,
+        max_length=min(size.max_length, 512 if config.arch == "videobert" else size.max_length),
+    )
+    torch.manual_seed(config.seed)  # identical initial weights on every process
+    examples = ExampleConfig(max_length=size.max_length, seed=config.seed)
+    train_samples, val_samples = split_samples(samples, "train"), split_samples(samples, "val")
+    if config.arch == "videobert":
+        from vidcap.models.videobert import build_videobert
+
+        model = build_videobert(vocab, size, config.init, tree.leaf_centroids, config.freeze_visual)
+        objective: torch.nn.Module = VideoBertObjective(model, vocab.visual_range)
+        train_set, val_set = (
+            VideoBertExamples(train_samples, vocab, examples),
+            VideoBertExamples(val_samples, vocab, replace(examples, seed=config.seed + 1)),
+        )
+        collate = partial(collate_videobert, pad_id=vocab.pad_id)
+    else:
+        from vidcap.models.bart import build_bart
+
+        model = build_bart(vocab, size, config.init, tree.leaf_centroids, config.freeze_visual)
+        objective = Seq2SeqObjective(model, vocab.visual_range)
+        train_set, val_set = (
+            BartExamples(train_samples, vocab, examples),
+            BartExamples(val_samples, vocab, replace(examples, seed=config.seed + 1)),
+        )
+        collate = partial(
+            collate_bart, pad_id=vocab.pad_id, decoder_start_id=model.config.decoder_start_token_id
+        )
+
+    outcome = train(
+        objective,
+        train_set,
+        val_set,
+        collate,
+        out_dir,
+        train_config,
+        resume=resume,
+        on_step=on_step,
+    )
+    if processes.is_main:
+        final = out_dir / FINAL
+        tmp = out_dir / f".tmp-{FINAL}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        outcome["objective"].model.save_pretrained(tmp, safe_serialization=True)
+        vocab.save(tmp)
+        shutil.copy2(Path(words_dir) / CODEBOOK, tmp / CODEBOOK)
+        atomic_write_json(
+            tmp / BUNDLE_INFO,
+            {
+                "stage": STAGE,
+                "arch": config.arch,
+                "preset": config.preset,
+                "n_visual": vocab.n_visual,
+                "visual_offset": vocab.visual_offset,
+                "codebook": CODEBOOK,
+                "encoder": words_manifest.get("encoder"),
+                "quantize": words_manifest.get("tree"),
+            },
+        )
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        stage.record(
+            ItemRecord(
+                FINAL,
+                "ok",
+                outputs={"model": FINAL},
+                info={"steps": outcome["steps"], "val": outcome["val"]},
+                fingerprint=stage_fp,
+            )
+        )
+        stage.finalize(
+            config={**asdict(config), "train": asdict(train_config)},
+            stage_fingerprint=stage_fp,
+            upstream={
+                "path": str(Path(words_dir).resolve()),
+                "fingerprint": words_manifest["fingerprint"],
+            },
+            wall_time_s=time.perf_counter() - started,
+            extra={
+                "corpus": words_manifest.get("corpus"),
+                "encoder": words_manifest.get("encoder"),
+                "processes": outcome["processes"],
+                "final": FINAL,
+            },
+        )
+    processes.barrier()
+    return result_from_index(stage, started, _details)
+
+
+def _details(ok: list[ItemRecord]) -> dict[str, Any]:
+    if not ok:
+        return {}
+    info = ok[0].info
+    return {
+        "steps": info.get("steps"),
+        **{f"val {k}": v for k, v in (info.get("val") or {}).items()},
+    }
+
+
+def read_bundle_info(model_dir: str | Path) -> dict[str, Any]:
+    """``vidcap.json`` of a pretrain ``final/`` folder or a finetuned bundle."""
+    path = Path(model_dir) / BUNDLE_INFO
+    if not path.is_file():
+        raise VidcapError(
+            f"{model_dir} has no {BUNDLE_INFO}: give a `vidcap pretrain` folder's final/ (or the pretrain folder itself) or a finetuned bundle."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,267 @@
+"""The quantize stage: clip features → visual words by hierarchical k-means (VideoBERT).
+
+The tree is fitted once, on the clips of the train split (or a random sample of them), then every
+clip of every video is assigned a word. Unlike extract and encode this stage is global — one fit
+over all videos — so it runs in one process; it is fast next to the stages around it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidcap.artifacts import (
+    ItemRecord,
+    StageDir,
+    atomic_write_text,
+    fingerprint,
+    read_upstream,
+)
+from vidcap.errors import VidcapError
+from vidcap.quantize.kmeans import (
+    HierarchicalKMeans,
+    KMeansConfig,
+    stack_features,
+    top_words,
+    words_used,
+)
+from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.encode import load_features
+
+STAGE = "quantize"
+CODEBOOK = "codebook.safetensors"
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """Settings of ``vidcap quantize`` (VideoBERT: k=12, depth 4 → 20,736 words)."""
+
+    k: int = 12
+    depth: int = 4
+    fit_samples: int | None = None  # fit on this many random train clips (None: all of them)
+    normalize: str = "l2"
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.fit_samples is not None and self.fit_samples < 1:
+            raise VidcapError(f"--fit-samples must be >= 1, got {self.fit_samples}.")
+        self.kmeans()  # validates k, depth, normalize, device
+
+    def kmeans(self) -> KMeansConfig:
+        return KMeansConfig(
+            k=self.k, depth=self.depth, normalize=self.normalize, seed=self.seed, device=self.device
+        )
+
+
+@dataclass(frozen=True)
+class VideoWords:
+    """One video's visual words: a word id per clip, with the clip's start and end seconds."""
+
+    id: str
+    words: list[int]
+    start_s: list[float]
+    end_s: list[float]
+
+
+def load_words(path: str | Path) -> VideoWords:
+    """Read one ``words/<id>.json`` file."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return VideoWords(data["id"], data["words"], data["start_s"], data["end_s"])
+
+
+def run_quantize(
+    features_dir: str | Path,
+    out_dir: str | Path,
+    config: QuantizeConfig,
+    force: bool = False,
+    on_phase: Callable[[str], None] | None = None,
+) -> StageResult:
+    """Fit the word tree on the train clips of ``features_dir`` and assign every clip a word."""
+    started = time.perf_counter()
+    upstream_manifest, items = read_upstream(features_dir, "encode")
+    if not items:
+        raise VidcapError(f"{features_dir} has no successfully encoded videos to quantize.")
+    stage = StageDir(out_dir, STAGE)
+    settings = asdict(config)
+    stage_fp = fingerprint(STAGE, settings, upstream_manifest["fingerprint"])
+    if not force and stage.is_complete(stage_fp):
+        result = result_from_index(stage, started, _details, up_to_date=True)
+        result.details.update(_summary(quantize_report(out_dir)))
+        return result
+    stage.prepare(force=True)  # one global fit: nothing from an older run can be kept
+
+    ordered = sorted(items.values(), key=lambda r: r.id)
+    features = [load_features(Path(features_dir) / r.outputs["features"]) for r in ordered]
+    arrays = [f["features"] for f in features]
+    fit_rows = _fit_rows(ordered, arrays, config)
+    if on_phase is not None:
+        on_phase(f"fitting k={config.k}, depth={config.depth} on {len(fit_rows):,} clips")
+    all_features = stack_features(arrays, names=[r.id for r in ordered])
+    tree = HierarchicalKMeans.fit(all_features[fit_rows], config.kmeans())
+    tree.save(stage.path / CODEBOOK)
+
+    if on_phase is not None:
+        on_phase(f"assigning {len(all_features):,} clips")
+    ids = tree.assign(all_features, device=config.kmeans().resolved_device())
+    offset = 0
+    for record, data in zip(ordered, features, strict=True):
+        n = len(data["features"])
+        words = ids[offset : offset + n]
+        offset += n
+        path = stage.item_path(record.id, ".json", subdir="words")
+        payload = {
+            "id": record.id,
+            "words": words.tolist(),
+            "start_s": data["start_s"].tolist(),
+            "end_s": data["end_s"].tolist(),
+        }
+        atomic_write_text(path, json.dumps(payload) + "\n")
+        stage.record(
+            ItemRecord(
+                record.id,
+                "ok",
+                outputs={"words": stage.relative(path)},
+                info={
+                    "split": record.info.get("split"),
+                    "video": record.info.get("video"),
+                    "n_clips": n,
+                },
+                fingerprint=stage_fp,
+            )
+        )
+
+    description = tree.describe()
+    report = {
+        "vocab_size": tree.vocab_size,
+        "words_used": words_used(ids),
+        "level_inertia": [round(float(x), 4) for x in tree.level_inertia],
+        "top_words": [[int(w), int(c)] for w, c in top_words(ids, 20)],
+        "fit_clips": len(fit_rows),
+        "clips": len(ids),
+    }
+    stage.finalize(
+        config=settings,
+        stage_fingerprint=stage_fp,
+        upstream={
+            "path": str(Path(features_dir).resolve()),
+            "fingerprint": upstream_manifest["fingerprint"],
+        },
+        wall_time_s=time.perf_counter() - started,
+        extra={
+            "codebook": CODEBOOK,
+            "tree": description,
+            "report": report,
+            "encoder": upstream_manifest.get("encoder"),
+            "corpus": upstream_manifest.get("corpus"),
+        },
+    )
+    result = result_from_index(stage, started, _details)
+    result.details.update(_summary(report))
+    return result
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's figures for the end table."""
+    return {
+        "words used": f"{report['words_used']:,} of {report['vocab_size']:,}",
+        "fitted on": f"{report['fit_clips']:,} clips",
+        "inertia per level": ", ".join(f"{x:.4g}" for x in report["level_inertia"]),
+        "top words": ", ".join(f"{w} ({c})" for w, c in report["top_words"][:5]),
+    }
+
+
+def _fit_rows(
+    records: list[ItemRecord], arrays: list[np.ndarray], config: QuantizeConfig
+) -> np.ndarray:
+    """Row indices (into the stacked features) of the clips to fit on: the train split's, when
+    splits are known, else every clip; then a seeded random sample of ``fit_samples``."""
+    has_splits = any(r.info.get("split") for r in records)
+    rows, offset = [], 0
+    for record, array in zip(records, arrays, strict=True):
+        if not has_splits or record.info.get("split") == "train":
+            rows.append(np.arange(offset, offset + len(array)))
+        offset += len(array)
+    if not rows:
+        raise VidcapError(
+            "no train-split videos to fit the visual words on; add train videos to the corpus."
+        )
+    fit = np.concatenate(rows)
+    if config.fit_samples is not None and config.fit_samples < len(fit):
+        rng = np.random.default_rng(config.seed)
+        fit = np.sort(rng.choice(fit, size=config.fit_samples, replace=False))
+    return fit
+
+
+def _details(ok: list[ItemRecord]) -> dict[str, Any]:
+    return {"clips": sum(int(r.info.get("n_clips", 0)) for r in ok)}
+
+
+def quantize_report(out_dir: str | Path) -> dict[str, Any]:
+    """The finished stage's report: vocabulary size, words used, inertia per level, top words."""
+    manifest = StageDir(out_dir, STAGE).read_manifest()
+    if manifest is None:
+        raise VidcapError(f"{out_dir} has no manifest.json: run `vidcap quantize` into it first.")
+    return manifest["report"]
+
+
+def inspect_words(
+    words_dir: str | Path,
+    out_png: str | Path,
+    frames_dir: str | Path | None = None,
+    top: int = 20,
+    per_word: int = 8,
+) -> Path:
+    """Draw the ``top`` most frequent words, each with the middle frames of the clips nearest its
+    centroid (the VideoBERT paper's figure), so a user can see what the words mean.
+
+    ``frames_dir`` defaults to the extract folder the features were made from.
+    """
+    from vidcap.quantize.figure import render_word_grid
+
+    manifest, items = read_upstream(words_dir, STAGE)
+    features_dir = Path(manifest["upstream"]["path"])
+    features_manifest, feature_items = read_upstream(features_dir, "encode")
+    if frames_dir is None:
+        frames_dir = features_manifest["upstream"]["path"]
+    _, frame_items = read_upstream(frames_dir, "extract")
+    tree = HierarchicalKMeans.load(Path(words_dir) / CODEBOOK)
+
+    # Every clip: (video id, clip index, word), and its feature for the distance to the centroid.
+    clips: list[tuple[str, int, int]] = []
+    arrays = []
+    for video_id in sorted(items):
+        words = load_words(Path(words_dir) / items[video_id].outputs["words"])
+        clips += [(video_id, i, w) for i, w in enumerate(words.words)]
+        arrays.append(
+            load_features(features_dir / feature_items[video_id].outputs["features"])["features"]
+        )
+    features = stack_features(arrays)
+    if tree.normalize == "l2":
+        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    word_of_clip = np.array([w for _, _, w in clips])
+
+    rows = []
+    for word, count in top_words(word_of_clip, top):
+        members = np.flatnonzero(word_of_clip == word)
+        distances = np.linalg.norm(features[members] - tree.leaf_centroids[word], axis=1)
+        nearest = members[np.argsort(distances, kind="stable")[:per_word]]
+        thumbs = []
+        for row in nearest:
+            video_id, clip_index, _ = clips[row]
+            frame_item = frame_items.get(video_id)
+            if frame_item is None:
+                continue
+            clip = frame_item.info["clips"][clip_index]
+            frames = np.load(Path(frames_dir) / frame_item.outputs["frames"], mmap_mode="r")
+            thumbs.append(np.asarray(frames[(clip["start_frame"] + clip["end_frame"] - 1) // 2]))
+        rows.append((f"word {word}\n{count} clips", thumbs))
+    if not rows:
+        raise VidcapError(f"{words_dir} has no words to draw.")
+    return render_word_grid(rows, out_png, max_thumbs=per_word)

@@ -1,0 +1,1 @@
+"""Training objectives (masking, alignment negatives, BART noise) and the training loop."""

@@ -1,0 +1,372 @@
+"""Training examples from a words folder and its corpus: aligned text and visual-word runs.
+
+A *unit* is a stretch of a video with text: a transcript line (speech) or a captioned segment (its
+reference captions are alternatives). Its visual words are the words of the clips overlapping it.
+Videos without any text still give video-only examples.
+
+Examples are deterministic: example ``i`` of epoch ``e`` draws its randomness from
+``np.random.default_rng([seed, e, i])``, so a resumed run sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidcap.artifacts import read_upstream
+from vidcap.corpus import VideoRecord, read_corpus
+from vidcap.errors import VidcapError
+from vidcap.stages.quantize import load_words
+from vidcap.text import JointVocabulary
+from vidcap.training.noise import NoiseConfig, add_noise
+
+TEXT, VIDEO, JOINT = 0, 1, 2
+OBJECTIVES = ("text", "video", "joint")
+
+
+@dataclass(frozen=True)
+class TextUnit:
+    """A stretch of a video with text; ``texts`` are alternative wordings (reference captions)."""
+
+    start: float
+    end: float
+    texts: tuple[str, ...]
+
+
+@dataclass
+class VideoSample:
+    """One video's visual words (with clip times) and its text units, in time order."""
+
+    id: str
+    split: str | None
+    words: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    units: list[TextUnit]
+
+    def words_between(self, start: float, end: float) -> np.ndarray:
+        """Words of the clips overlapping ``[start, end]`` (the nearest clip if none overlaps)."""
+        inside = (self.start_s < end) & (self.end_s > start)
+        if not inside.any():
+            centre = (start + end) / 2
+            inside = np.zeros(len(self.words), dtype=bool)
+            inside[int(np.argmin(np.abs((self.start_s + self.end_s) / 2 - centre)))] = True
+        return self.words[inside]
+
+
+def text_units(
+    record: VideoRecord | None, use_transcript: bool = True, use_captions: bool = True
+) -> list[TextUnit]:
+    """A video's text units: its transcript lines and its captioned segments, by start time."""
+    if record is None:
+        return []
+    units = []
+    if use_transcript:
+        units += [TextUnit(t.start, t.end, (t.text,)) for t in record.transcript if t.text.strip()]
+    if use_captions:
+        units += [TextUnit(s.start, s.end, tuple(s.captions)) for s in record.segments]
+    return sorted(units, key=lambda u: (u.start, u.end))
+
+
+def load_video_samples(
+    words_dir: str | Path, use_transcript: bool = True, use_captions: bool = True
+) -> tuple[list[VideoSample], dict[str, Any]]:
+    """Every quantized video with its text (from the corpus recorded upstream), and the manifest."""
+    manifest, items = read_upstream(words_dir, "quantize")
+    corpus_path = manifest.get("corpus")
+    records: dict[str, VideoRecord] = {}
+    if corpus_path:
+        if not Path(corpus_path).is_file():
+            raise VidcapError(
+                f"the corpus {corpus_path} recorded by {words_dir} is gone; its text is needed for training."
+            )
+        records = {r.id: r for r in read_corpus(corpus_path)}
+    samples = []
+    for video_id in sorted(items):
+        item = items[video_id]
+        words = load_words(Path(words_dir) / item.outputs["words"])
+        if not words.words:
+            continue
+        samples.append(
+            VideoSample(
+                id=video_id,
+                split=item.info.get("split"),
+                words=np.asarray(words.words, dtype=np.int64),
+                start_s=np.asarray(words.start_s),
+                end_s=np.asarray(words.end_s),
+                units=text_units(records.get(video_id), use_transcript, use_captions),
+            )
+        )
+    if not samples:
+        raise VidcapError(f"{words_dir} has no videos with visual words.")
+    return samples, manifest
+
+
+def split_samples(samples: list[VideoSample], split: str) -> list[VideoSample]:
+    """The samples of one split; when no video has a split (plain video files), all are train."""
+    if all(s.split is None for s in samples):
+        return samples if split == "train" else []
+    return [s for s in samples if s.split == split]
+
+
+@dataclass(frozen=True)
+class ExampleConfig:
+    """How examples are drawn (VideoBERT's augmentations and objective mix)."""
+
+    max_length: int = 128
+    objective_weights: tuple[float, float, float] = (1.0, 1.0, 2.0)  # text, video, joint
+    mask_prob: float = 0.15
+    negative_prob: float = 0.5  # joint examples whose text comes from another video
+    max_stride: int = 5  # video words subsampled at a random stride 1..max_stride
+    concat_prob: float = 0.5  # neighbouring sentences concatenated
+    seed: int = 0
+
+
+class _Examples(Dataset):
+    """Shared machinery: the entries (video, unit), cached tokenisation, per-example randomness."""
+
+    def __init__(
+        self, samples: Sequence[VideoSample], vocab: JointVocabulary, config: ExampleConfig
+    ) -> None:
+        self.samples = list(samples)
+        self.vocab = vocab
+        self.config = config
+        self.epoch = 0
+        # An entry is (sample index, unit index); -1 = the whole video, video only.
+        self.entries = [
+            (s, u)
+            for s, sample in enumerate(self.samples)
+            for u in (range(len(sample.units)) or [-1])
+        ]
+        texts = sorted({t for sample in self.samples for unit in sample.units for t in unit.texts})
+        self._ids = dict(zip(texts, vocab.encode_texts(texts), strict=True)) if texts else {}
+        self._texted_samples = np.array(
+            [s for s, sample in enumerate(self.samples) if sample.units]
+        )
+        weights = np.asarray(config.objective_weights, dtype=np.float64)
+        self._objective_p = weights / weights.sum()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, self.epoch, index])
+
+    def _draw(
+        self, index: int, rng: np.random.Generator
+    ) -> tuple[int, list[np.ndarray], np.ndarray, int]:
+        """The objective, the text sentences (token ids) and the visual word ids of an example."""
+        s, u = self.entries[index]
+        sample = self.samples[s]
+        if u < 0:
+            return VIDEO, [], self._video_ids(sample.words, rng), s
+        objective = int(rng.choice(3, p=self._objective_p))
+        units = [sample.units[u]]
+        if u + 1 < len(sample.units) and rng.random() < self.config.concat_prob:
+            units.append(sample.units[u + 1])
+        sentences = [
+            np.asarray(self._ids[unit.texts[rng.integers(len(unit.texts))]], dtype=np.int64)
+            for unit in units
+        ]
+        words = sample.words_between(units[0].start, units[-1].end)
+        return objective, sentences, self._video_ids(words, rng), s
+
+    def _video_ids(self, words: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        stride = int(rng.integers(1, self.config.max_stride + 1))
+        offset = int(rng.integers(stride))
+        picked = words[offset::stride]
+        if len(picked) == 0:
+            picked = words[:1]
+        return self.vocab.visual_ids(picked).astype(np.int64)
+
+    def _other_text(self, sample_index: int, rng: np.random.Generator) -> list[np.ndarray] | None:
+        """A sentence from another video (a negative for the alignment objective)."""
+        if len(self._texted_samples) < 2:
+            return None
+        while True:  # rejection: at least half the candidates are from another video
+            s = int(self._texted_samples[rng.integers(len(self._texted_samples))])
+            if s != sample_index:
+                break
+        unit = self.samples[s].units[int(rng.integers(len(self.samples[s].units)))]
+        return [np.asarray(self._ids[unit.texts[rng.integers(len(unit.texts))]], dtype=np.int64)]
+
+
+class VideoBertExamples(_Examples):
+    """Masked-token and alignment examples: ``[CLS] text [SEP]``, ``[CLS] video [SEP]`` or
+    ``[CLS] text [>] video [SEP]`` with BERT's 15% masking (80% mask / 10% random / 10% kept)."""
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = self._rng(index)
+        objective, sentences, video, sample_index = self._draw(index, rng)
+        align = -100
+        if objective == JOINT:
+            align = 0
+            if rng.random() < self.config.negative_prob:
+                other = self._other_text(sample_index, rng)
+                if other is not None:
+                    sentences, align = other, 1
+        text = np.concatenate(sentences) if sentences else np.zeros(0, dtype=np.int64)
+        if objective == VIDEO:
+            text = text[:0]
+        if objective == TEXT:
+            video = video[:0]
+        ids, types = self._sequence(text, video, objective)
+        is_text = (types == 0) & (ids != self.vocab.cls_id)
+        is_video = (types == 1) & np.isin(ids, [self.vocab.sep_id, self.vocab.join_id], invert=True)
+        # Mismatched pairs are masked like matched ones: were they left unmasked, "has a [MASK]"
+        # alone would give the alignment away. Their tokens are still real text and real video.
+        input_ids, labels = self._mask(ids, is_text | is_video, is_video, rng)
+        return {
+            "input_ids": input_ids,
+            "token_type_ids": np.maximum(types, 0),
+            "labels": labels,
+            "align_label": align,
+            "objective": objective,
+        }
+
+    def _sequence(
+        self, text: np.ndarray, video: np.ndarray, objective: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        v = self.vocab
+        budget = self.config.max_length - (3 if objective == JOINT else 2)
+        if objective == JOINT:
+            text = text[: max(budget // 2, budget - len(video))]
+            video = video[: budget - len(text)]
+            ids = np.concatenate([[v.cls_id], text, [v.join_id], video, [v.sep_id]])
+            types = np.concatenate([np.zeros(1 + len(text)), np.ones(2 + len(video))])
+        elif objective == TEXT:
+            text = text[:budget]
+            ids = np.concatenate([[v.cls_id], text, [v.sep_id]])
+            types = np.zeros(len(ids))
+        else:
+            video = video[:budget]
+            ids = np.concatenate([[v.cls_id], video, [v.sep_id]])
+            types = np.concatenate([[0], np.ones(len(video) + 1)])
+        return ids.astype(np.int64), types.astype(np.int64)
+
+    def _mask(
+        self,
+        ids: np.ndarray,
+        candidates: np.ndarray,
+        is_video: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.full_like(ids, -100)
+        positions = np.flatnonzero(candidates)
+        if len(positions) == 0:
+            return ids, labels
+        n = max(1, round(self.config.mask_prob * len(positions)))
+        chosen = rng.choice(positions, size=n, replace=False)
+        labels[chosen] = ids[chosen]
+        ids = ids.copy()
+        roll = rng.random(n)
+        ids[chosen[roll < 0.8]] = self.vocab.mask_id
+        randomised = chosen[(roll >= 0.8) & (roll < 0.9)]
+        for position in randomised:  # a random token of the same modality
+            lo, hi = self.vocab.visual_range if is_video[position] else self.vocab.text_id_range
+            ids[position] = rng.integers(lo, hi)
+        return ids, labels
+
+
+class BartExamples(_Examples):
+    """Denoising examples: the source is the noised sequence (BART: text infilling with
+    Poisson(3) spans over 30% of tokens, sentence permutation, deletion), the target the original
+    ``text [>] video``; video words are split into runs that are permuted like sentences."""
+
+    def __init__(
+        self,
+        samples: Sequence[VideoSample],
+        vocab: JointVocabulary,
+        config: ExampleConfig,
+        noise: NoiseConfig | None = None,
+        run_length: int = 4,
+    ) -> None:
+        super().__init__(samples, vocab, config)
+        self.noise = noise or NoiseConfig()
+        self.run_length = run_length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = self._rng(index)
+        objective, sentences, video, _ = self._draw(index, rng)
+        v = self.vocab
+        budget = self.config.max_length - 2
+        text_budget = budget if objective == TEXT else budget // 2
+        segments: list[np.ndarray] = []
+        used = 0
+        if objective in (TEXT, JOINT):
+            for sentence in sentences:
+                piece = sentence[: max(0, text_budget - used)]
+                if len(piece):
+                    segments.append(piece)
+                    used += len(piece)
+        if objective == JOINT and segments:
+            segments.append(np.array([v.join_id], dtype=np.int64))
+            used += 1
+        if objective in (VIDEO, JOINT):
+            video = video[: max(1, budget - used)]
+            segments += [
+                video[i : i + self.run_length] for i in range(0, len(video), self.run_length)
+            ]
+        target = np.concatenate([[v.bos_id], *segments, [v.eos_id]]).astype(np.int64)
+        source = add_noise(
+            segments,
+            self.noise,
+            v.mask_id,
+            rng,
+            random_id_range=v.text_id_range,
+            protected_ids=(v.join_id,),
+        )
+        source = np.concatenate([[v.bos_id], source, [v.eos_id]]).astype(np.int64)
+        return {"input_ids": source, "labels": target, "objective": objective}
+
+
+def collate_videobert(batch: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad a list of VideoBERT examples into tensors."""
+    length = max(len(b["input_ids"]) for b in batch)
+    out = {
+        "input_ids": torch.full((len(batch), length), pad_id, dtype=torch.long),
+        "token_type_ids": torch.zeros((len(batch), length), dtype=torch.long),
+        "attention_mask": torch.zeros((len(batch), length), dtype=torch.long),
+        "labels": torch.full((len(batch), length), -100, dtype=torch.long),
+    }
+    for row, b in enumerate(batch):
+        n = len(b["input_ids"])
+        out["input_ids"][row, :n] = torch.from_numpy(b["input_ids"])
+        out["token_type_ids"][row, :n] = torch.from_numpy(b["token_type_ids"])
+        out["attention_mask"][row, :n] = 1
+        out["labels"][row, :n] = torch.from_numpy(b["labels"])
+    out["align_label"] = torch.tensor([b["align_label"] for b in batch], dtype=torch.long)
+    out["objective"] = torch.tensor([b["objective"] for b in batch], dtype=torch.long)
+    return out
+
+
+def collate_bart(
+    batch: list[dict[str, Any]], pad_id: int, decoder_start_id: int
+) -> dict[str, torch.Tensor]:
+    """Pad a list of BART examples; ``decoder_input_ids`` are the targets shifted right."""
+    source_len = max(len(b["input_ids"]) for b in batch)
+    target_len = max(len(b["labels"]) for b in batch)
+    out = {
+        "input_ids": torch.full((len(batch), source_len), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros((len(batch), source_len), dtype=torch.long),
+        "labels": torch.full((len(batch), target_len), -100, dtype=torch.long),
+        "decoder_input_ids": torch.full((len(batch), target_len), pad_id, dtype=torch.long),
+    }
+    for row, b in enumerate(batch):
+        n, m = len(b["input_ids"]), len(b["labels"])
+        out["input_ids"][row, :n] = torch.from_numpy(b["input_ids"])
+        out["attention_mask"][row, :n] = 1
+        out["labels"][row, :m] = torch.from_numpy(b["labels"])
+        out["decoder_input_ids"][row, 0] = decoder_start_id
+        out["decoder_input_ids"][row, 1:m] = torch.from_numpy(b["labels"][:-1])
+    out["objective"] = torch.tensor([b["objective"] for b in batch], dtype=torch.long)
+    return out

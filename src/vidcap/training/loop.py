@@ -1,0 +1,321 @@
+"""The one training loop (pretrain and finetune), on Accelerate.
+
+Accelerate handles devices, DDP / FSDP / DeepSpeed, mixed precision and gradient accumulation. The
+loop adds what a long run needs: warmup then linear decay, ``save_state`` every N steps into
+``checkpoints/step-N`` (renamed into place when complete, so a kill never leaves a half checkpoint),
+``--resume auto`` that continues at the same step with the same data order, and ``metrics.jsonl``
+with train and val statistics. Only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vidcap.errors import VidcapError
+
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics.jsonl"
+_STATE_FILE = "trainer_state.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. ``batch_size`` is per process and per accumulation step."""
+
+    max_steps: int
+    batch_size: int
+    lr: float
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    save_every: int = 500
+    eval_every: int = 200
+    log_every: int = 10
+    keep_checkpoints: int = 2
+    seed: int = 0
+    log_with: str | None = None  # e.g. tensorboard
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1:
+            raise VidcapError(f"--max-steps must be >= 1, got {self.max_steps}.")
+        if self.batch_size < 1:
+            raise VidcapError(f"--batch-size must be >= 1, got {self.batch_size}.")
+        if not self.lr > 0:
+            raise VidcapError(f"--lr must be > 0, got {self.lr}.")
+        if self.grad_accum < 1:
+            raise VidcapError(f"--grad-accum must be >= 1, got {self.grad_accum}.")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise VidcapError(
+                f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}."
+            )
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Progress after an optimizer step (for progress bars)."""
+
+    step: int
+    max_steps: int
+    loss: float
+    tokens_per_s: float
+    lr: float
+
+
+class EpochSampler(Sampler[int]):
+    """A fresh, seeded permutation per epoch: the data order is a function of (seed, epoch)."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True) -> None:
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.size))
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.size).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete checkpoint under ``out_dir/checkpoints``."""
+    folder = out_dir / CHECKPOINTS
+    done = (
+        sorted(p for p in folder.glob("step-*") if (p / _STATE_FILE).is_file())
+        if folder.is_dir()
+        else []
+    )
+    return done[-1] if done else None
+
+
+def resolve_resume(out_dir: Path, resume: str | None) -> Path | None:
+    """``auto`` → the latest checkpoint (or None to start fresh); a path → that checkpoint."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        return latest_checkpoint(out_dir)
+    path = Path(resume)
+    if not (path / _STATE_FILE).is_file():
+        raise VidcapError(
+            f"{path} is not a vidcap checkpoint (no {_STATE_FILE}); use --resume auto or a checkpoints/step-N folder."
+        )
+    return path
+
+
+def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms and embeddings (as in BERT; keeps frozen rows frozen)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lowered = name.lower()
+        if param.ndim < 2 or "norm" in lowered or "embed" in lowered or "shared" in lowered:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _ratios(totals: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: round(float(v[0] / v[1]), 6) for k, v in totals.items() if float(v[1]) > 0}
+
+
+def train(
+    objective: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    collate: Callable[[list[Any]], dict[str, torch.Tensor]],
+    out_dir: str | Path,
+    config: TrainConfig,
+    resume: str | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+    extra_eval: Callable[[nn.Module, int], dict[str, float]] | None = None,
+) -> dict[str, Any]:
+    """Train ``objective`` (a module whose ``forward(batch)`` returns ``(loss, stats)``).
+
+    ``extra_eval(unwrapped objective, step)`` may add val metrics (e.g. CIDEr) on the main process.
+    Returns the final val metrics (empty without a val set) and run facts.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_linear_schedule_with_warmup
+
+    out_dir = Path(out_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.grad_accum,
+        mixed_precision=config.mixed_precision,
+        log_with=config.log_with,
+        project_dir=str(out_dir),
+        cpu=not torch.cuda.is_available(),
+    )
+    set_seed(config.seed)
+    if len(train_set) == 0:
+        raise VidcapError("there are no training examples (is the train split empty?).")
+    sampler = EpochSampler(len(train_set), config.seed)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        drop_last=len(train_set) >= config.batch_size * accelerator.num_processes,
+    )
+    val_loader = (
+        DataLoader(val_set, batch_size=config.batch_size, shuffle=False, collate_fn=collate)
+        if val_set is not None and len(val_set)
+        else None
+    )
+    optimizer = torch.optim.AdamW(_parameter_groups(objective, config.weight_decay), lr=config.lr)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(config.warmup_ratio * config.max_steps), config.max_steps
+    )
+    objective, optimizer, train_loader, scheduler = accelerator.prepare(
+        objective, optimizer, train_loader, scheduler
+    )
+    if val_loader is not None:
+        val_loader = accelerator.prepare(val_loader)
+    if config.log_with and accelerator.is_main_process:
+        accelerator.init_trackers(
+            "vidcap", config={k: v for k, v in asdict(config).items() if v is not None}
+        )
+
+    step = 0
+    checkpoint = resolve_resume(out_dir, resume)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        step = json.loads((checkpoint / _STATE_FILE).read_text())["step"]
+    batches_per_epoch = len(train_loader)
+    metrics_path = out_dir / METRICS
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None:
+            metrics_path.unlink(missing_ok=True)
+
+    def log(split: str, values: dict[str, float], **extra: Any) -> None:
+        if accelerator.is_main_process:
+            line = {"step": step, "split": split, **extra, **values}
+            with open(metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+        if config.log_with:
+            accelerator.log({f"{split}/{k}": v for k, v in values.items()}, step=step)
+
+    def evaluate() -> dict[str, float]:
+        if val_loader is None:
+            return {}
+        objective.eval()
+        totals: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for batch in val_loader:
+                _, stats = objective(batch)
+                for k, v in stats.items():
+                    totals[k] = totals.get(k, 0) + v
+        totals = {k: accelerator.reduce(v, "sum") for k, v in totals.items()}
+        objective.train()
+        values = _ratios(totals)
+        if extra_eval is not None and accelerator.is_main_process:
+            values.update(extra_eval(accelerator.unwrap_model(objective), step))
+        log("val", values)
+        return values
+
+    def save_checkpoint() -> None:
+        folder = out_dir / CHECKPOINTS
+        tmp, final = folder / f".tmp-step-{step:08d}", folder / f"step-{step:08d}"
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process and tmp.exists():
+            shutil.rmtree(tmp)  # left by a run killed while saving
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / _STATE_FILE).write_text(json.dumps({"step": step}))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for old in sorted(folder.glob("step-*"))[: -config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+
+    objective.train()
+    totals: dict[str, torch.Tensor] = {}
+    tokens, window_start = 0, time.perf_counter()
+    micro = step * config.grad_accum
+    while step < config.max_steps:
+        epoch, skip = divmod(micro, batches_per_epoch)
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        # Accelerate's loaders keep their own epoch counter and pass it to the sampler and the
+        # dataset when iterated; a resumed run must start that counter at the right epoch.
+        loader.set_epoch(epoch)
+        for batch in loader:
+            with accelerator.accumulate(objective):
+                loss, stats = objective(batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    accelerator.clip_grad_norm_(objective.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            micro += 1
+            tokens += int(batch["attention_mask"].sum())
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0) + v
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            elapsed = max(time.perf_counter() - window_start, 1e-9)
+            tokens_per_s = tokens * accelerator.num_processes / elapsed
+            if on_step is not None and accelerator.is_main_process:
+                on_step(
+                    StepReport(
+                        step,
+                        config.max_steps,
+                        loss.item(),
+                        tokens_per_s,
+                        scheduler.get_last_lr()[0],
+                    )
+                )
+            if step % config.log_every == 0 or step == config.max_steps:
+                reduced = {k: accelerator.reduce(v, "sum") for k, v in totals.items()}
+                log(
+                    "train",
+                    _ratios(reduced),
+                    epoch=epoch,
+                    lr=scheduler.get_last_lr()[0],
+                    tokens_per_s=round(tokens_per_s, 1),
+                )
+                totals, tokens, window_start = {}, 0, time.perf_counter()
+            if step % config.eval_every == 0 and step < config.max_steps:
+                evaluate()
+            if step % config.save_every == 0 or step == config.max_steps:
+                save_checkpoint()
+            if step >= config.max_steps:
+                break
+    final = evaluate()
+    if config.log_with:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    return {
+        "val": final,
+        "steps": step,
+        "processes": accelerator.num_processes,
+        "is_main": accelerator.is_main_process,
+        "objective": accelerator.unwrap_model(objective),
+    }

@@ -1,0 +1,261 @@
+"""The built-in clip descriptor: its contract (shape, determinism, odd inputs) and what it sees."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vidcap.datasets.synth import SynthConfig, generate_corpus
+from vidcap.encoders.descriptor import ClipDescriptor, DescriptorConfig
+
+GREY = (128, 128, 128)
+RED = (230, 30, 30)
+BLUE = (20, 80, 230)
+
+
+def scene(
+    moves: list[tuple[tuple[int, int, int], str, tuple[float, float], tuple[float, float]]],
+    frames: int = 30,
+    height: int = 96,
+    width: int = 128,
+    background: tuple[int, int, int] = GREY,
+    size: float = 12.0,
+) -> np.ndarray:
+    """RGB frames of objects ``(colour, "square" | "circle", start xy, end xy)`` moving linearly."""
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        frame = np.empty((height, width, 3), np.uint8)
+        frame[:] = background
+        p = t / max(frames - 1, 1)
+        for colour, shape, (x0, y0), (x1, y1) in moves:
+            x, y = x0 + (x1 - x0) * p, y0 + (y1 - y0) * p
+            if shape == "circle":
+                cv2.circle(frame, (round(x), round(y)), round(size), colour, -1, cv2.LINE_AA)
+            else:
+                pts = np.array([[x - size, y - size], [x + size, y - size], [x + size, y + size]])
+                pts = np.vstack([pts, [[x - size, y + size]]]).round().astype(np.int32)
+                cv2.fillPoly(frame, [pts], colour, cv2.LINE_AA)
+        out[t] = frame
+    return out
+
+
+@pytest.fixture(scope="module")
+def desc() -> ClipDescriptor:
+    return ClipDescriptor()
+
+
+def feature(desc: ClipDescriptor, vec: np.ndarray, name: str) -> float:
+    return float(vec[desc.feature_names.index(name)])
+
+
+def hue_peak(desc: ClipDescriptor, vec: np.ndarray) -> float:
+    """The primary object's dominant hue, in degrees, from the colour block's hue histogram."""
+    bins = desc.config.hue_bins
+    hist = vec[desc.blocks["colour"]][:bins]
+    return (int(np.argmax(hist)) + 0.5) * 360.0 / bins
+
+
+def hue_distance(a: float, b: float) -> float:
+    return abs((a - b + 180.0) % 360.0 - 180.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# The contract
+
+
+def test_dim_matches_output_and_names(desc: ClipDescriptor) -> None:
+    clip = scene([(RED, "square", (30, 48), (90, 48))])
+    vec = desc.encode_clip(clip)
+    assert vec.shape == (desc.dim,)
+    assert vec.dtype == np.float32
+    assert desc.dim == 183  # documented in the module docstring
+    assert len(desc.feature_names) == desc.dim == len(set(desc.feature_names))
+    blocks = desc.blocks
+    assert list(blocks) == ["colour", "shape", "motion", "flow", "secondary", "context"]
+    assert sum(s.stop - s.start for s in blocks.values()) == desc.dim
+    batch = desc.encode_clips([clip, clip[:10]])
+    assert batch.shape == (2, desc.dim) and batch.dtype == np.float32
+    assert desc.encode_clips([]).shape == (0, desc.dim)
+
+
+def test_dim_follows_config() -> None:
+    small = ClipDescriptor(DescriptorConfig(hue_bins=8, grid=3, flow=False))
+    vec = small.encode_clip(scene([(BLUE, "circle", (30, 40), (60, 40))], frames=8))
+    assert vec.shape == (small.dim,) == (len(small.feature_names),)
+    assert not vec[small.blocks["flow"]].any()  # flow off: zeros, same layout
+
+
+def test_deterministic(desc: ClipDescriptor) -> None:
+    clip = scene([(RED, "square", (30, 48), (90, 30)), (BLUE, "circle", (100, 70), (100, 70))])
+    first = desc.encode_clip(clip)
+    np.testing.assert_array_equal(first, desc.encode_clip(clip.copy()))
+    np.testing.assert_array_equal(first, ClipDescriptor().encode_clip(clip))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 96, 128, 3),  # a single frame
+        (2, 96, 128, 3),
+        (30, 16, 16, 3),  # tiny
+        (5, 1, 1, 3),
+        (7, 37, 101, 3),  # odd sizes
+        (30, 301, 53, 3),
+    ],
+)
+def test_odd_inputs_stay_finite(desc: ClipDescriptor, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    for clip in (
+        np.zeros(shape, np.uint8),  # all black
+        np.full(shape, 255, np.uint8),  # all white
+        rng.integers(0, 256, shape, dtype=np.uint8),  # noise
+        np.repeat(rng.integers(0, 256, (*shape[:3], 1), dtype=np.uint8), 3, axis=-1),  # grey
+    ):
+        vec = desc.encode_clip(clip)
+        assert vec.shape == (desc.dim,)
+        assert np.isfinite(vec).all()
+
+
+def test_greyscale_content_and_layouts(desc: ClipDescriptor) -> None:
+    clip = scene([((200, 200, 200), "square", (30, 48), (90, 48))], background=(60, 60, 60))
+    vec = desc.encode_clip(clip)
+    assert np.isfinite(vec).all()
+    # The moving grey square is still found (by motion: it has no colour to stand out by).
+    assert feature(desc, vec, "motion_vx") > 0
+    # [T, H, W] and [T, H, W, 1] greyscale, and one [H, W, 3] frame, are accepted.
+    grey = clip[..., 0]
+    np.testing.assert_array_equal(desc.encode_clip(grey), desc.encode_clip(grey[..., None]))
+    np.testing.assert_array_equal(desc.encode_clip(grey), vec)
+    np.testing.assert_array_equal(desc.encode_clip(clip[0]), desc.encode_clip(clip[:1]))
+
+
+def test_bad_input_is_a_readable_error(desc: ClipDescriptor) -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        desc.encode_clip(np.zeros((2, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
+        desc.encode_clip(np.zeros((2, 8, 8, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"\[T, H, W, 3\]"):
+        desc.encode_clip(np.zeros((0, 8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="work_side"):
+        DescriptorConfig(work_side=4)
+
+
+# --------------------------------------------------------------------------------------------------
+# What it sees
+
+
+def test_object_colour(desc: ClipDescriptor) -> None:
+    red = desc.encode_clip(scene([(RED, "square", (30, 48), (90, 48))]))
+    blue = desc.encode_clip(scene([(BLUE, "square", (30, 48), (90, 48))]))
+    colour = desc.blocks["colour"]
+    assert np.linalg.norm(red[colour] - blue[colour]) > 0.5
+    assert hue_distance(hue_peak(desc, red), 0.0) < 30
+    assert hue_distance(hue_peak(desc, blue), 225.0) < 30
+    # The grey background is not what the colour block describes.
+    assert hue_distance(hue_peak(desc, red), hue_peak(desc, blue)) > 90
+
+
+def test_still_object_is_foreground(desc: ClipDescriptor) -> None:
+    """A still object melts into the median background; its colour still makes it foreground."""
+    vec = desc.encode_clip(scene([(RED, "circle", (64, 48), (64, 48))]))
+    assert feature(desc, vec, "shape_found") > 0
+    assert hue_distance(hue_peak(desc, vec), 0.0) < 30
+    assert abs(feature(desc, vec, "motion_vx")) < 0.05
+    assert feature(desc, vec, "circularity") > feature(
+        desc, desc.encode_clip(scene([(RED, "square", (64, 48), (64, 48))])), "circularity"
+    )
+
+
+def test_motion_direction(desc: ClipDescriptor) -> None:
+    right = desc.encode_clip(scene([(RED, "square", (30, 48), (95, 48))]))
+    left = desc.encode_clip(scene([(RED, "square", (95, 48), (30, 48))]))
+    down = desc.encode_clip(scene([(RED, "square", (64, 20), (64, 75))]))
+    for name in ("motion_vx", "motion_net_dx", "flow_u"):
+        assert feature(desc, right, name) > 0.1 > -0.1 > feature(desc, left, name), name
+    assert feature(desc, right, "flow_dir_E") > feature(desc, right, "flow_dir_W")
+    assert feature(desc, left, "flow_dir_W") > feature(desc, left, "flow_dir_E")
+    # Image y grows downwards: moving down is +vy.
+    assert feature(desc, down, "motion_vy") > 0.1
+    assert abs(feature(desc, down, "motion_vx")) < 0.1
+
+
+def test_the_moving_object_is_primary(desc: ClipDescriptor) -> None:
+    """With two objects, the colour block describes the one that moves."""
+    red_moves = desc.encode_clip(
+        scene([(RED, "square", (25, 30), (60, 30)), (BLUE, "circle", (100, 70), (100, 70))])
+    )
+    blue_moves = desc.encode_clip(
+        scene([(RED, "square", (25, 30), (25, 30)), (BLUE, "circle", (100, 70), (65, 70))])
+    )
+    assert hue_distance(hue_peak(desc, red_moves), 0.0) < 30
+    assert hue_distance(hue_peak(desc, blue_moves), 225.0) < 30
+    assert feature(desc, red_moves, "motion_vx") > 0.1
+    assert feature(desc, blue_moves, "motion_vx") < -0.1
+    # The still one is described as the secondary object.
+    assert feature(desc, red_moves, "secondary_share") > -0.9
+
+
+# --------------------------------------------------------------------------------------------------
+# End to end: a probe on a small synthetic corpus
+
+
+def _decode(path: Path, fps: float = 20.0, size: int = 128) -> np.ndarray:
+    """Frames at ``fps`` by timestamp (the source is constant-rate), short side ``size``, RGB."""
+    cap = cv2.VideoCapture(str(path))
+    source_fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    h, w = frames[0].shape[:2]
+    scale = size / min(h, w)
+    dsize = (round(w * scale), round(h * scale))
+    count = int(len(frames) / source_fps * fps)
+    picks = [min(int(k / fps * source_fps + 1e-6), len(frames) - 1) for k in range(count)]
+    return np.stack([cv2.cvtColor(cv2.resize(frames[i], dsize), cv2.COLOR_BGR2RGB) for i in picks])
+
+
+def _ridge_accuracy(x: np.ndarray, labels: list[str], train: np.ndarray) -> float:
+    """Accuracy of a one-vs-rest ridge classifier on standardised features (numpy only)."""
+    y = np.asarray(labels)
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0) + 1e-6
+    z = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
+    classes = np.unique(y[train])
+    target = (y[train][:, None] == classes[None]).astype(np.float64)
+    a = z[train]
+    w = np.linalg.solve(a.T @ a + 10.0 * np.eye(a.shape[1]), a.T @ target)
+    predicted = classes[np.argmax(z[~train] @ w, axis=1)]
+    return float((predicted == y[~train]).mean())
+
+
+def test_probe_on_synthetic_corpus(tmp_path: Path, desc: ClipDescriptor) -> None:
+    """The acting object's colour, shape and action are linearly readable from one clip per event
+    (chance: 1/8, 1/6 and 1/9)."""
+    generate_corpus(tmp_path, SynthConfig(videos=40, seed=0, workers=1))
+    vectors, labels, train = [], [], []
+    for line in (tmp_path / "corpus.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        frames = _decode(tmp_path / record["video"])
+        for event in record["meta"]["events"]:
+            start = math.ceil(event["start"] * 20 - 0.01)  # the event's first frame
+            vectors.append(desc.encode_clip(frames[start : start + 30]))
+            labels.append(event)
+            train.append(record["split"] == "train")
+    x, is_train = np.stack(vectors), np.asarray(train)
+    assert np.isfinite(x).all()
+    assert is_train.sum() > 40 and (~is_train).sum() > 15
+    accuracy = {
+        task: _ridge_accuracy(x, [e[task] for e in labels], is_train)
+        for task in ("colour", "shape", "action")
+    }
+    assert accuracy["colour"] > 0.6, accuracy
+    assert accuracy["shape"] > 0.35, accuracy
+    assert accuracy["action"] > 0.5, accuracy

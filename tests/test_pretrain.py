@@ -1,0 +1,149 @@
+"""`vidcap pretrain` (tiny preset, CPU): learning, checkpoints that load in plain transformers,
+resume without repeated steps, and a 2-process run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from vidcap.cli import app
+from vidcap.stages.pretrain import PretrainConfig, run_pretrain
+from vidcap.text import JointVocabulary
+
+runner = CliRunner()
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def pretrain(words_dir: Path, out: Path, *args: str):
+    return runner.invoke(
+        app, ["pretrain", str(words_dir), "--out", str(out), "--preset", "tiny", *args]
+    )
+
+
+def late_mean(rows: list[dict], name: str) -> float:
+    """Mean of a train metric over the second half of the run (10-step windows)."""
+    values = [m[name] for m in rows[len(rows) // 2 :] if name in m]
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("arch", ["videobert", "bart"])
+def test_losses_fall_and_tokens_beat_chance(words_dir: Path, tmp_path: Path, arch: str) -> None:
+    out = tmp_path / arch
+    result = pretrain(
+        words_dir, out, "--arch", arch, "--max-steps", "150", "--eval-every", "1000", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    train = [m for m in metrics(out) if m["split"] == "train"]
+    vocab = JointVocabulary.load(out / "final")
+    text_chance = 1 / (vocab.text_id_range[1] - vocab.text_id_range[0])
+    video_chance = 1 / vocab.n_visual
+    objectives = ("loss_text", "loss_video", "loss_joint")
+    for name in objectives:
+        assert late_mean(train, name) < 0.8 * train[0][name], (
+            name,
+            train[0][name],
+            late_mean(train, name),
+        )
+    assert late_mean(train, "acc_text_tokens") > 10 * text_chance
+    if arch == "videobert":
+        assert late_mean(train, "acc_video_tokens") > 1.3 * video_chance
+    # Tiny BART needs more than 150 steps before its argmax on visual words is right; its video
+    # loss falling (checked above) is what 150 steps show.
+    assert any(m["split"] == "val" for m in metrics(out))
+
+
+def test_final_loads_in_plain_transformers(words_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pt"
+    assert pretrain(words_dir, out, "--max-steps", "5").exit_code == 0
+    final = out / "final"
+    model = transformers.AutoModel.from_pretrained(final)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(final)
+    assert isinstance(model, transformers.BertModel)
+    ids = tokenizer("a red circle [>] [V3] [V15]", add_special_tokens=False)["input_ids"]
+    assert ids[-2:] == [
+        tokenizer.convert_tokens_to_ids("[V3]"),
+        tokenizer.convert_tokens_to_ids("[V15]"),
+    ]
+    with torch.no_grad():
+        hidden = model(input_ids=torch.tensor([ids])).last_hidden_state
+    assert hidden.shape == (1, len(ids), model.config.hidden_size)
+    assert (final / "model.safetensors").is_file() and (final / "codebook.safetensors").is_file()
+    info = json.loads((final / "vidcap.json").read_text())
+    assert info["arch"] == "videobert" and info["n_visual"] == 16
+    rerun = pretrain(words_dir, out, "--max-steps", "5", "--json")
+    assert json.loads(rerun.stdout)["up_to_date"] is True
+
+
+def test_bart_final_loads_as_seq2seq(words_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bart"
+    assert pretrain(words_dir, out, "--arch", "bart", "--max-steps", "5").exit_code == 0
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(out / "final")
+    assert isinstance(model, transformers.BartForConditionalGeneration)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_without_repeating_steps(words_dir: Path, tmp_path: Path) -> None:
+    config = PretrainConfig(preset="tiny", max_steps=12, save_every=4, eval_every=1000)
+    straight = tmp_path / "straight"
+    run_pretrain(words_dir, straight, config)
+
+    resumed = tmp_path / "resumed"
+    # The same vocabulary (tokenizers' WordPiece trainer breaks ties differently from process to
+    # process), so the two runs are comparable weight for weight.
+    shutil.copytree(straight / "vocabulary", resumed / "vocabulary")
+
+    def stop_after_eight(report) -> None:  # like a kill right after the step-8 checkpoint
+        if report.step == 9:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        run_pretrain(words_dir, resumed, config, on_step=stop_after_eight)
+    assert (resumed / "checkpoints" / "step-00000008").is_dir()
+    assert not (resumed / "final").exists()
+    run_pretrain(words_dir, resumed, config, resume="auto")
+
+    steps = [m["step"] for m in metrics(resumed) if m["split"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 12
+    a = load_file(straight / "final" / "model.safetensors")
+    b = load_file(resumed / "final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+def test_two_processes_train_one_checkpoint(words_dir: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+         "-m", "vidcap", "pretrain", str(words_dir), "--out", str(out), "--preset", "tiny",
+         "--max-steps", "6", "--save-every", "3", "--batch-size", "4"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["processes"] == 2 and manifest["counts"]["ok"] == 1
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "step-00000003",
+        "step-00000006",
+    ]
+    assert transformers.AutoModel.from_pretrained(out / "final").config.model_type == "bert"

@@ -1,0 +1,111 @@
+"""`vidcap quantize` and `vidcap quantize inspect` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from typer.testing import CliRunner
+
+from vidcap.cli import app
+from vidcap.quantize.kmeans import HierarchicalKMeans
+from vidcap.stages.encode import load_features
+from vidcap.stages.quantize import load_words
+
+runner = CliRunner()
+
+
+def quantize(*args: str):
+    return runner.invoke(app, ["quantize", *args])
+
+
+def index_of(out: Path) -> dict[str, dict]:
+    return {i["id"]: i for i in map(json.loads, (out / "index.jsonl").read_text().splitlines())}
+
+
+def test_words_for_every_clip_fitted_on_train(features_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "words"
+    result = quantize(str(features_dir), "--out", str(out), "--k", "3", "--depth", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["ok"] == 8
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    report = manifest["report"]
+    assert report["vocab_size"] == 9 and 1 <= report["words_used"] <= 9
+    assert (
+        len(report["level_inertia"]) == 2
+        and report["level_inertia"][1] <= report["level_inertia"][0]
+    )
+    features = index_of(features_dir)
+    train_clips = sum(i["n_clips"] for i in features.values() if i["split"] == "train")
+    assert report["fit_clips"] == train_clips < report["clips"]
+    assert manifest["encoder"]["name"] == "descriptor" and manifest["corpus"]
+
+    tree = HierarchicalKMeans.load(out / "codebook.safetensors")
+    assert tree.leaf_centroids.shape == (
+        9,
+        json.loads((features_dir / "manifest.json").read_text())["encoder"]["dim"],
+    )
+    for video_id, item in index_of(out).items():
+        words = load_words(out / item["outputs"]["words"])
+        data = load_features(features_dir / features[video_id]["outputs"]["features"])
+        assert len(words.words) == len(data["features"]) == item["n_clips"]
+        assert all(0 <= w < 9 for w in words.words)
+        assert words.start_s == data["start_s"].tolist()
+        # The stored words are the codebook's assignment of the stored features.
+        assert tree.assign(data["features"].astype(np.float32)).tolist() == words.words
+
+    again = quantize(str(features_dir), "--out", str(out), "--k", "3", "--depth", "2", "--json")
+    assert json.loads(again.stdout)["up_to_date"] is True
+
+
+def test_deterministic_and_fit_samples(features_dir: Path, tmp_path: Path) -> None:
+    def words(out: Path) -> dict[str, list[int]]:
+        return {i: load_words(out / r["outputs"]["words"]).words for i, r in index_of(out).items()}
+
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for out in (a, b):
+        assert (
+            quantize(
+                str(features_dir), "--out", str(out), "--k", "4", "--depth", "1", "--seed", "5"
+            ).exit_code
+            == 0
+        )
+    assert words(a) == words(b)
+    result = quantize(
+        str(features_dir),
+        "--out",
+        str(c),
+        "--k",
+        "4",
+        "--depth",
+        "1",
+        "--fit-samples",
+        "10",
+        "--json",
+    )
+    assert result.exit_code == 0
+    assert json.loads((c / "manifest.json").read_text())["report"]["fit_clips"] == 10
+
+
+def test_inspect_draws_a_real_picture(features_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "words"
+    assert quantize(str(features_dir), "--out", str(out), "--k", "3", "--depth", "1").exit_code == 0
+    png = tmp_path / "words.png"
+    result = quantize("inspect", str(out), "--out", str(png), "--top", "3", "--per-word", "4")
+    assert result.exit_code == 0, result.output
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[0] > 3 * 32 and image.shape[1] > 4 * 32
+    assert image.std() > 5  # thumbnails, not a blank canvas
+
+
+def test_errors_are_sentences(features_dir: Path, frames_dir: Path, tmp_path: Path) -> None:
+    wrong_stage = quantize(str(frames_dir), "--out", str(tmp_path / "w"))
+    assert wrong_stage.exit_code == 1 and "`vidcap encode` folder is needed" in wrong_stage.output
+    too_many = quantize(
+        str(features_dir), "--out", str(tmp_path / "w"), "--k", "5000", "--depth", "1"
+    )
+    assert too_many.exit_code == 1 and "Traceback" not in too_many.output
+    assert "error:" in too_many.output
