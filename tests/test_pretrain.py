@@ -147,3 +147,35 @@ def test_two_processes_train_one_checkpoint(words_dir: Path, tmp_path: Path) -> 
         "step-00000006",
     ]
     assert transformers.AutoModel.from_pretrained(out / "final").config.model_type == "bert"
+
+
+@pytest.fixture(scope="module")
+def words_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-video synthetic corpus through extract, encode and quantize (36 words)."""
+    from vidcap.datasets.synth import SynthConfig, generate_corpus
+    from vidcap.stages.encode import EncodeConfig, run_encode
+    from vidcap.stages.extract import ExtractConfig, run_extract
+    from vidcap.stages.inputs import resolve_inputs
+    from vidcap.stages.quantize import QuantizeConfig, run_quantize
+
+    root = tmp_path_factory.mktemp("align")
+    generate_corpus(root / "synth", SynthConfig(videos=40, seed=1, workers=2))
+    run_extract(
+        resolve_inputs([str(root / "synth" / "corpus.jsonl")]),
+        root / "frames",
+        ExtractConfig(size=96),
+    )
+    run_encode(root / "frames", root / "features", EncodeConfig())
+    run_quantize(root / "features", root / "words", QuantizeConfig(k=6, depth=2))
+    return root / "words"
+
+
+def test_alignment_head_beats_chance(words_40: Path, tmp_path: Path) -> None:
+    out = tmp_path / "align"
+    config = PretrainConfig(preset="base", max_steps=600, eval_every=10**6, save_every=10**6)
+    run_pretrain(words_40, out, config)
+    train = [m for m in metrics(out) if m["split"] == "train"]
+    assert late_mean(train, "loss_align") < train[0]["loss_align"] - 0.05
+    # Half the joint pairs take their text from another video: chance is 0.5.
+    assert late_mean(train, "acc_align") > 0.6
+    assert late_mean(train, "acc_video_tokens") > 5 / 36
