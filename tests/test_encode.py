@@ -13,15 +13,12 @@ import torch
 import transformers
 from typer.testing import CliRunner
 
+from stage_helpers import free_port, index_of
 from vidcap.cli import app
 from vidcap.encoders import ClipEncoder, EncoderOptions, register
 from vidcap.stages.encode import load_features
 
 runner = CliRunner()
-
-
-def index_of(out: Path) -> dict[str, dict]:
-    return {i["id"]: i for i in map(json.loads, (out / "index.jsonl").read_text().splitlines())}
 
 
 def encode(*args: str):
@@ -186,11 +183,7 @@ def test_list_and_sentences(tmp_path: Path) -> None:
 
 
 def test_two_processes_match_one(frames_dir: Path, tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     single, double = tmp_path / "single", tmp_path / "double"
     assert encode(str(frames_dir), "--out", str(single), "--loader-workers", "0").exit_code == 0
     result = subprocess.run(

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,12 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
+from stage_helpers import free_port, index_of
 from vidcap.cli import app
 from vidcap.corpus import read_corpus
 from vidcap.video import clip_windows
 
 runner = CliRunner()
-
-
-def index_of(out: Path) -> dict[str, dict]:
-    lines = (out / "index.jsonl").read_text().splitlines()
-    return {item["id"]: item for item in map(json.loads, lines)}
 
 
 def extract(*args: str, input: str | None = None):
@@ -134,12 +129,6 @@ def test_bad_options_and_inputs_are_sentences(tmp_path: Path) -> None:
     (tmp_path / "c.jsonl").write_text('{"id": "a"}\n')
     corpus = extract(str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o"))
     assert corpus.exit_code == 1 and "c.jsonl:1: video: is missing" in corpus.output
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _vidcap(*args: str) -> list[str]:

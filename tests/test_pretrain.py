@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import transformers
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from stage_helpers import free_port
 from vidcap.cli import app
 from vidcap.stages.pretrain import PretrainConfig, run_pretrain
 from vidcap.text import JointVocabulary
@@ -129,9 +129,7 @@ def test_resume_continues_without_repeating_steps(words_dir: Path, tmp_path: Pat
 
 
 def test_two_processes_train_one_checkpoint(words_dir: Path, tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     out = tmp_path / "ddp"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),

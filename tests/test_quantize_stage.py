@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 from typer.testing import CliRunner
 
+from stage_helpers import index_of
 from vidcap.cli import app
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.encode import load_features
@@ -19,10 +20,6 @@ runner = CliRunner()
 
 def quantize(*args: str):
     return runner.invoke(app, ["quantize", *args])
-
-
-def index_of(out: Path) -> dict[str, dict]:
-    return {i["id"]: i for i in map(json.loads, (out / "index.jsonl").read_text().splitlines())}
 
 
 def test_words_for_every_clip_fitted_on_train(features_dir: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import transformers
 
 from vidcap.errors import VidcapError
 from vidcap.models.presets import ModelSize
-from vidcap.models.visual_embeddings import freeze_rows, init_visual_rows
+from vidcap.models.visual_embeddings import prepare_visual_embeddings
 from vidcap.text import JointVocabulary
 
 
@@ -27,7 +27,6 @@ def build_bart(
             model = transformers.BartForConditionalGeneration.from_pretrained(init)
         except (OSError, ValueError) as e:
             raise VidcapError(f"could not load a BART checkpoint from {init!r}: {e}") from None
-        model.resize_token_embeddings(len(vocab))
     else:
         config = transformers.BartConfig(
             vocab_size=len(vocab),
@@ -48,9 +47,5 @@ def build_bart(
             dropout=0.1,
         )
         model = transformers.BartForConditionalGeneration(config)
-    embedding = model.get_input_embeddings()  # shared by encoder, decoder and (tied) LM head
-    if centroids is not None:
-        init_visual_rows(embedding, vocab.visual_offset, centroids)
-    if freeze_visual:
-        freeze_rows(embedding, vocab.visual_offset, vocab.n_visual)
+    prepare_visual_embeddings(model, vocab, centroids, freeze_visual, resize=init is not None)
     return model

@@ -13,7 +13,7 @@ import transformers
 
 from vidcap.errors import VidcapError
 from vidcap.models.presets import ModelSize
-from vidcap.models.visual_embeddings import freeze_rows, init_visual_rows
+from vidcap.models.visual_embeddings import prepare_visual_embeddings
 from vidcap.text import JointVocabulary
 
 
@@ -31,7 +31,6 @@ def build_videobert(
             model = transformers.BertForPreTraining.from_pretrained(init)
         except (OSError, ValueError) as e:
             raise VidcapError(f"could not load a BERT checkpoint from {init!r}: {e}") from None
-        model.resize_token_embeddings(len(vocab))
     else:
         config = transformers.BertConfig(
             vocab_size=len(vocab),
@@ -44,9 +43,5 @@ def build_videobert(
             pad_token_id=vocab.pad_id,
         )
         model = transformers.BertForPreTraining(config)
-    embedding = model.get_input_embeddings()
-    if centroids is not None:
-        init_visual_rows(embedding, vocab.visual_offset, centroids)
-    if freeze_visual:
-        freeze_rows(embedding, vocab.visual_offset, vocab.n_visual)
+    prepare_visual_embeddings(model, vocab, centroids, freeze_visual, resize=init is not None)
     return model

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from vidcap.text import JointVocabulary
 
 
 def centroid_embeddings(centroids: np.ndarray, hidden: int, target_norm: float) -> torch.Tensor:
@@ -50,3 +57,21 @@ def freeze_rows(embedding: torch.nn.Embedding, offset: int, n_rows: int) -> None
         return grad
 
     embedding.weight.register_hook(zero_rows)
+
+
+def prepare_visual_embeddings(
+    model: PreTrainedModel,
+    vocab: JointVocabulary,
+    centroids: np.ndarray | None,
+    freeze_visual: bool,
+    resize: bool,
+) -> None:
+    """Fit a model's embeddings to the joint vocabulary: resize them (for a checkpoint loaded
+    with ``--init``), start the visual-word rows from the centroids, optionally freeze them."""
+    if resize:
+        model.resize_token_embeddings(len(vocab))
+    embedding = model.get_input_embeddings()
+    if centroids is not None:
+        init_visual_rows(embedding, vocab.visual_offset, centroids)
+    if freeze_visual:
+        freeze_rows(embedding, vocab.visual_offset, vocab.n_visual)

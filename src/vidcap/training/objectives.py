@@ -10,6 +10,8 @@ Statistics are ``name -> tensor([sum, count])`` so they add up across steps and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,19 +26,32 @@ def _stat(total: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:
     return torch.stack([total.detach().float(), count])
 
 
-def _token_stats(
-    stats: Stats,
-    token_loss: torch.Tensor,
-    correct: torch.Tensor,
-    objective_of_token: torch.Tensor,
-    is_visual: torch.Tensor,
-) -> None:
-    """Loss per objective and masked-token accuracy per modality."""
+def _labelled_token_loss(
+    head: Callable[[torch.Tensor], torch.Tensor],
+    hidden: torch.Tensor,
+    labels: torch.Tensor,
+    objective: torch.Tensor,
+    visual_range: tuple[int, int],
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, Stats]:
+    """Cross-entropy of ``head`` at the labelled positions only, with loss per objective and
+    accuracy per modality (text pieces / visual words)."""
+    has_label = labels != -100
+    targets = labels[has_label]
+    logits = head(hidden[has_label]).float()
+    token_loss = F.cross_entropy(logits, targets, reduction="none", label_smoothing=label_smoothing)
+    loss = token_loss.mean() if len(targets) else hidden.sum() * 0.0
+    stats: Stats = {}
+    objective_of_token = objective[:, None].expand_as(labels)[has_label]
     for index, name in enumerate(OBJECTIVES):
         mine = objective_of_token == index
         stats[f"loss_{name}"] = _stat(token_loss[mine].sum(), mine.sum())
+    correct = logits.argmax(-1) == targets
+    lo, hi = visual_range
+    is_visual = (targets >= lo) & (targets < hi)
     stats["acc_text_tokens"] = _stat(correct[~is_visual].sum(), (~is_visual).sum())
     stats["acc_video_tokens"] = _stat(correct[is_visual].sum(), is_visual.sum())
+    return loss, stats
 
 
 class VideoBertObjective(nn.Module):
@@ -58,20 +73,8 @@ class VideoBertObjective(nn.Module):
         )
         hidden, pooled = out.last_hidden_state, out.pooler_output
         labels = batch["labels"]
-        masked = labels != -100
-        targets = labels[masked]
-        logits = self.model.cls.predictions(hidden[masked])
-        token_loss = F.cross_entropy(logits.float(), targets, reduction="none")
-        stats: Stats = {}
-        loss = token_loss.mean() if len(targets) else hidden.sum() * 0.0
-        lo, hi = self.visual_range
-        objective_of_token = batch["objective"][:, None].expand_as(labels)[masked]
-        _token_stats(
-            stats,
-            token_loss,
-            logits.argmax(-1) == targets,
-            objective_of_token,
-            (targets >= lo) & (targets < hi),
+        loss, stats = _labelled_token_loss(
+            self.model.cls.predictions, hidden, labels, batch["objective"], self.visual_range
         )
 
         align_labels = batch["align_label"]
@@ -109,22 +112,17 @@ class Seq2SeqObjective(nn.Module):
             decoder_input_ids=batch["decoder_input_ids"],
         )
         labels = batch["labels"]
-        has_label = labels != -100
-        targets = labels[has_label]
-        logits = self.model.lm_head(out.last_hidden_state[has_label]) + self.model.final_logits_bias
-        token_loss = F.cross_entropy(
-            logits.float(), targets, reduction="none", label_smoothing=self.label_smoothing
-        )
-        loss = token_loss.mean()
-        stats: Stats = {}
-        lo, hi = self.visual_range
-        objective_of_token = batch["objective"][:, None].expand_as(labels)[has_label]
-        _token_stats(
-            stats,
-            token_loss,
-            logits.argmax(-1) == targets,
-            objective_of_token,
-            (targets >= lo) & (targets < hi),
+
+        def head(hidden: torch.Tensor) -> torch.Tensor:
+            return self.model.lm_head(hidden) + self.model.final_logits_bias
+
+        loss, stats = _labelled_token_loss(
+            head,
+            out.last_hidden_state,
+            labels,
+            batch["objective"],
+            self.visual_range,
+            self.label_smoothing,
         )
         stats["loss"] = _stat(loss * labels.shape[0], labels.shape[0])
         return loss, stats
