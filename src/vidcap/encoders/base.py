@@ -62,6 +62,30 @@ class ClipEncoder(ABC):
             return self.embed(batch).float().cpu().numpy()
 
 
+class LazyModelEncoder(ClipEncoder):
+    """An encoder around a neural network that DataLoader workers never receive.
+
+    Workers only run :meth:`prepare`, so pickling drops the model; :attr:`model` loads it again
+    (with :meth:`_load_model`, which also stores it in ``_model``) if a copy is ever asked to embed.
+    """
+
+    _model: torch.nn.Module | None = None
+
+    @abstractmethod
+    def _load_model(self) -> torch.nn.Module:
+        """Load (or build) the network, store it in ``self._model`` and return it."""
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The network, loaded on first use."""
+        return self._model if self._model is not None else self._load_model()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_model"] = None
+        return state
+
+
 @dataclass(frozen=True)
 class EncoderFamily:
     """A registered family: how to build it and whether it can run on this machine."""

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from vidcap.encoders.base import (
     ClipEncoder,
     EncoderOptions,
+    LazyModelEncoder,
     register,
     sample_indices,
     torch_dtype,
@@ -410,7 +411,7 @@ def _pooled(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-class HFClipEncoder(ClipEncoder):
+class HFClipEncoder(LazyModelEncoder):
     """A transformers image or video model; see the module docstring for what it computes.
 
     Attributes:
@@ -544,18 +545,6 @@ class HFClipEncoder(ClipEncoder):
         model.eval().requires_grad_(False).to(self.device)
         self._model = model
         return model
-
-    @property
-    def model(self) -> torch.nn.Module:
-        """The transformers model (loaded again on first use after unpickling)."""
-        return self._model if self._model is not None else self._load_model()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # DataLoader workers only run ``prepare``, which needs the transform, not the model:
-        # never ship the weights to them.
-        state = self.__dict__.copy()
-        state["_model"] = None
-        return state
 
     def _probe(self) -> int:
         """Encode a blank clip: settles ``auto`` pooling and reads the feature size.

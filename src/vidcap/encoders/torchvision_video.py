@@ -37,6 +37,7 @@ import torch
 from vidcap.encoders.base import (
     ClipEncoder,
     EncoderOptions,
+    LazyModelEncoder,
     register,
     sample_indices,
     torch_dtype,
@@ -165,7 +166,7 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class TorchvisionVideoEncoder(ClipEncoder):
+class TorchvisionVideoEncoder(LazyModelEncoder):
     """A torchvision video classifier whose classifier head is an identity: one vector per clip.
 
     ``prepare`` gives ``[3, frames, h, w]`` uint8 (the models' channels-first video layout);
@@ -256,17 +257,6 @@ class TorchvisionVideoEncoder(ClipEncoder):
         model.eval().requires_grad_(False).to(self.device)
         self._model = model
         return model
-
-    @property
-    def model(self) -> torch.nn.Module:
-        """The headless torchvision model (built again on first use after unpickling)."""
-        return self._model if self._model is not None else self._load_model()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # DataLoader workers only run ``prepare``: never ship the weights to them.
-        state = self.__dict__.copy()
-        state["_model"] = None
-        return state
 
     # -- the ClipEncoder interface ------------------------------------------------------------
 
