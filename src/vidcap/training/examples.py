@@ -4,8 +4,9 @@ A *unit* is a stretch of a video with text: a transcript line (speech) or a capt
 reference captions are alternatives). Its visual words are the words of the clips overlapping it.
 Videos without any text still give video-only examples.
 
-Examples are deterministic: example ``i`` of epoch ``e`` draws its randomness from
-``np.random.default_rng([seed, e, i])``, so a resumed run sees exactly the data it would have seen.
+Examples are deterministic: example ``i`` of epoch ``e`` (asked for as ``dataset[(e, i)]``; a plain
+``dataset[i]`` is epoch 0) draws its randomness from ``np.random.default_rng([seed, e, i])``, so a
+resumed run sees exactly the data it would have seen, whichever process draws it.
 """
 
 from __future__ import annotations
@@ -137,7 +138,6 @@ class _Examples(Dataset):
         self.samples = list(samples)
         self.vocab = vocab
         self.config = config
-        self.epoch = 0
         # An entry is (sample index, unit index); -1 = the whole video, video only.
         self.entries = [
             (s, u)
@@ -155,11 +155,10 @@ class _Examples(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.config.seed, self.epoch, index])
+    def _rng(self, key: int | tuple[int, int]) -> tuple[int, np.random.Generator]:
+        """The example index and its random generator for ``key`` = index or (epoch, index)."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        return index, np.random.default_rng([self.config.seed, epoch, index])
 
     def _draw(
         self, index: int, rng: np.random.Generator
@@ -204,8 +203,8 @@ class VideoBertExamples(_Examples):
     """Masked-token and alignment examples: ``[CLS] text [SEP]``, ``[CLS] video [SEP]`` or
     ``[CLS] text [>] video [SEP]`` with BERT's 15% masking (80% mask / 10% random / 10% kept)."""
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rng = self._rng(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, rng = self._rng(key)
         objective, sentences, video, sample_index = self._draw(index, rng)
         align = -100
         if objective == JOINT:
@@ -294,8 +293,8 @@ class BartExamples(_Examples):
         self.noise = noise or NoiseConfig()
         self.run_length = run_length
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        rng = self._rng(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, rng = self._rng(key)
         objective, sentences, video, _ = self._draw(index, rng)
         v = self.vocab
         budget = self.config.max_length - 2
