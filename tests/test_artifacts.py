@@ -115,11 +115,11 @@ def test_index_resume_skips_only_ok_items_with_same_fingerprint(tmp_path: Path) 
     # A process killed mid-append leaves a torn last line: it must be ignored.
     with open(tmp_path / INDEX, "a") as f:
         f.write('{"id": "d", "stat')
-    assert stage.done_ids("f1") == {"a"}
+    assert stage.done_ids_matching(dict.fromkeys("abc", "f1")) == {"a"}
     assert set(stage.read_index()) == {"a", "b", "c"}
     # A later line for the same id wins (a retried item).
     stage.record(ItemRecord("b", "ok", fingerprint="f1"))
-    assert stage.done_ids("f1") == {"a", "b"}
+    assert stage.done_ids_matching(dict.fromkeys("abc", "f1")) == {"a", "b"}
 
 
 def test_finalize_merges_parts_and_writes_manifest_last(tmp_path: Path) -> None:
@@ -154,9 +154,9 @@ def test_prepare_invalidates_old_manifest_and_force_forgets_items(tmp_path: Path
     stage.prepare()
     assert not (tmp_path / MANIFEST).exists()
     assert not (tmp_path / ".tmp-stale.npy").exists()
-    assert stage.done_ids("fp") == {"a"}
+    assert stage.done_ids_matching({"a": "fp"}) == {"a"}
     stage.prepare(force=True)
-    assert stage.done_ids("fp") == set()
+    assert stage.done_ids_matching({"a": "fp"}) == set()
 
 
 def test_read_upstream_without_manifest_is_a_sentence(tmp_path: Path) -> None:

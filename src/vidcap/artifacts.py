@@ -217,14 +217,6 @@ class StageDir:
             if r.status == "ok" and r.fingerprint == item_fingerprints.get(r.id)
         }
 
-    def done_ids(self, stage_fingerprint: str) -> set[str]:
-        """Ids already finished ``ok`` under the same fingerprint: a rerun skips them."""
-        return {
-            r.id
-            for r in self.read_index().values()
-            if r.status == "ok" and r.fingerprint == stage_fingerprint
-        }
-
     # -- writing ------------------------------------------------------------------------------
     def prepare(self, force: bool = False) -> None:
         """Create the folder; with ``force`` forget earlier results (their files are overwritten)."""

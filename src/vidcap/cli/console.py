@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -41,6 +42,13 @@ def progress_bar(*extra_columns: TextColumn) -> Progress:
         console=stderr,
         transient=False,
     )
+
+
+def finish_stage(result: StageResult, as_json: bool, allow_failures: bool = False) -> None:
+    """Show a stage's outcome and exit 1 when items failed (unless failures are allowed)."""
+    print_stage_result(result, as_json=as_json)
+    if result.failures and not allow_failures:
+        raise typer.Exit(1)
 
 
 def print_stage_result(result: StageResult, as_json: bool = False, max_failures: int = 20) -> None:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vidcap.cli.console import print_stage_result, progress_bar, stdout
+from vidcap.cli.console import finish_stage, progress_bar, stdout
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 
@@ -108,6 +108,4 @@ def encode_command(
         )
     if not processes.is_main:
         return
-    print_stage_result(result, as_json=as_json)
-    if result.failures and not allow_failures:
-        raise typer.Exit(1)
+    finish_stage(result, as_json, allow_failures)

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import TextColumn
 
-from vidcap.cli.console import print_stage_result, progress_bar
+from vidcap.cli.console import finish_stage, progress_bar
 from vidcap.distributed import current_processes
 from vidcap.stages.extract import ExtractConfig, VideoDone, run_extract
 from vidcap.stages.inputs import resolve_inputs
@@ -80,6 +80,4 @@ def extract_command(
         )
     if not processes.is_main:
         return
-    print_stage_result(result, as_json=as_json)
-    if result.failures and not allow_failures:
-        raise typer.Exit(1)
+    finish_stage(result, as_json, allow_failures)

@@ -139,9 +139,10 @@ def run_pretrain(
     if force and processes.is_main and out_dir.exists():
         for name in (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"):
             target = out_dir / name
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(
-                missing_ok=True
-            )
+            if target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                target.unlink(missing_ok=True)
     processes.barrier()
     if processes.is_main:
         stage.prepare()
@@ -152,10 +153,6 @@ def run_pretrain(
         out_dir, samples, tree.vocab_size, config, processes.is_main, processes.barrier
     )
     size = model_size(config.preset, config.arch)
-    size = replace(
-        size,
-        max_length=min(size.max_length, 512 if config.arch == "videobert" else size.max_length),
-    )
     torch.manual_seed(config.seed)  # identical initial weights on every process
     examples = ExampleConfig(max_length=size.max_length, seed=config.seed)
     train_samples, val_samples = split_samples(samples, "train"), split_samples(samples, "val")

@@ -86,18 +86,14 @@ class EpochSampler(Sampler[tuple[int, int]]):
     datasets draw the same example in a persistent DataLoader worker as in the main process.
     """
 
-    def __init__(self, size: int, seed: int, shuffle: bool = True) -> None:
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = (
-            np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
-            if self.shuffle
-            else range(self.size)
-        )
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
         return iter([(self.epoch, int(i)) for i in order])
 
     def __len__(self) -> int:
