@@ -13,10 +13,12 @@ import json
 import math
 import os
 import shutil
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from queue import Full, Queue
 from typing import Any
 
 import numpy as np
@@ -100,6 +102,46 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return self.size
 
 
+def _prefetched(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Iterate ``batches`` with the next ones drawn in a background thread.
+
+    Drawing examples is numpy and Python work; torch's forward and backward release the GIL, so a
+    thread overlaps the two on a CPU, where DataLoader worker processes only take cores from the
+    model. Errors in the thread are raised here.
+    """
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put((True, batch), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((False, None))
+        except BaseException as error:  # handed to the consumer
+            queue.put((False, error))
+
+    thread = threading.Thread(target=fill, daemon=True, name="vidcap-prefetch")
+    thread.start()
+    try:
+        while True:
+            ok, item = queue.get()
+            if not ok:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def latest_checkpoint(out_dir: Path) -> Path | None:
     """The newest complete checkpoint under ``out_dir/checkpoints``."""
     folder = out_dir / CHECKPOINTS
@@ -163,12 +205,16 @@ def train(
     Returns the final val metrics (empty without a val set) and run facts.
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import GradientAccumulationPlugin, set_seed
     from transformers import get_linear_schedule_with_warmup
 
     out_dir = Path(out_dir)
     accelerator = Accelerator(
-        gradient_accumulation_steps=config.grad_accum,
+        # Epochs are one stream of batches: every optimizer step is exactly grad_accum batches
+        # (no short step at an epoch's end), so step N always starts at batch N * grad_accum.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=config.grad_accum, sync_with_dataloader=False
+        ),
         mixed_precision=config.mixed_precision,
         log_with=config.log_with,
         project_dir=str(out_dir),
@@ -190,6 +236,9 @@ def train(
         # Examples are drawn in worker processes while the model trains.
         num_workers=loader_workers,
         persistent_workers=loader_workers > 0,
+        # Its own generator: a DataLoader iterator draws a seed when created, and from the global
+        # RNG that would move dropout's random stream depending on when batches were prefetched.
+        generator=torch.Generator().manual_seed(config.seed),
     )
     val_loader = (
         DataLoader(val_set, batch_size=config.batch_size, shuffle=False, collate_fn=collate)
@@ -270,13 +319,22 @@ def train(
     totals: dict[str, torch.Tensor] = {}
     tokens, window_start = 0, time.perf_counter()
     micro = step * config.grad_accum
-    while step < config.max_steps:
+
+    def stream() -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        """(epoch, batch) from where the run stands, epoch after epoch, as one stream."""
         epoch, skip = divmod(micro, batches_per_epoch)
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        # Accelerate's loaders keep their own epoch counter and pass it to the sampler and the
-        # dataset when iterated; a resumed run must start that counter at the right epoch.
-        loader.set_epoch(epoch)
-        for batch in loader:
+        while True:
+            loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            # Accelerate's loaders keep their own epoch counter and pass it to the sampler and
+            # the dataset when iterated; a resumed run must start that counter at the right epoch.
+            loader.set_epoch(epoch)
+            for batch in loader:
+                yield epoch, batch
+            epoch, skip = epoch + 1, 0
+
+    batches = _prefetched(stream()) if loader_workers == 0 else stream()
+    try:
+        for epoch, batch in batches:
             with accelerator.accumulate(objective):
                 loss, stats = objective(batch)
                 accelerator.backward(loss)
@@ -320,6 +378,8 @@ def train(
                 save_checkpoint()
             if step >= config.max_steps:
                 break
+    finally:
+        batches.close()  # stops the prefetch thread
     final = evaluate()
     if config.log_with:
         accelerator.end_training()
