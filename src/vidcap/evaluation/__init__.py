@@ -1,0 +1,1 @@
+"""Evaluation of generated captions: coco-caption metrics and fact accuracy."""
