@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Captioner", "__version__"]
+
+if TYPE_CHECKING:
+    from vidcap.captioner import Captioner
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `import vidcap` (the CLI's startup) must not pay for torch.
+    if name == "Captioner":
+        from vidcap.captioner import Captioner
+
+        return Captioner
+    raise AttributeError(f"module 'vidcap' has no attribute {name!r}")

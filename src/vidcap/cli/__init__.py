@@ -12,7 +12,18 @@ import typer
 from typer.core import TyperGroup
 
 from vidcap import __version__
-from vidcap.cli import encode, extract, info, pretrain, quantize, synth
+from vidcap.cli import (
+    caption,
+    demo,
+    encode,
+    evaluate,
+    extract,
+    finetune,
+    info,
+    pretrain,
+    quantize,
+    synth,
+)
 from vidcap.cli.console import print_error
 from vidcap.errors import VidcapError
 
@@ -96,6 +107,10 @@ app.command("extract")(extract.extract_command)
 app.command("encode")(encode.encode_command)
 app.add_typer(quantize.app, name="quantize")
 app.command("pretrain")(pretrain.pretrain_command)
+app.command("finetune")(finetune.finetune_command)
+app.command("caption")(caption.caption_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.command("demo")(demo.demo_command)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ def progress_bar(*extra_columns: TextColumn) -> Progress:
         TimeRemainingColumn(),
         console=stderr,
         transient=False,
+        disable=not stderr.is_terminal,
     )
 
 

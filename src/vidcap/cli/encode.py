@@ -94,7 +94,7 @@ def encode_command(
     )
     processes = current_processes()
     with progress_bar() as progress:
-        progress.disable = not processes.is_main
+        progress.disable = progress.disable or not processes.is_main
         task = progress.add_task("encoding", total=None)
 
         def on_start(to_do: int, skipped: int) -> None:

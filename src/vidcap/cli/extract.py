@@ -62,7 +62,7 @@ def extract_command(
     resolved = resolve_inputs(inputs, stdin_lines)
     processes = current_processes()
     with progress_bar(TextColumn("{task.fields[fps]}")) as progress:
-        progress.disable = not processes.is_main
+        progress.disable = progress.disable or not processes.is_main
         task = progress.add_task("extracting", total=None, fps="")
         frames = 0
 

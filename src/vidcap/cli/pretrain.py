@@ -96,7 +96,7 @@ def pretrain_command(
     with progress_bar(
         TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}")
     ) as progress:
-        progress.disable = not processes.is_main
+        progress.disable = progress.disable or not processes.is_main
         task = progress.add_task(
             f"pretraining {arch}", total=config.train_config().max_steps, loss="-", speed=""
         )

@@ -44,6 +44,8 @@ ARCHS = ("videobert", "bart")
 FINAL = "final"
 VOCABULARY = "vocabulary"
 BUNDLE_INFO = "vidcap.json"
+# Settings that do not change the model: changing them must not make a finished run stale.
+BOOKKEEPING = frozenset({"save_every", "eval_every", "log_with"})
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,13 @@ def run_pretrain(
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     train_config = config.train_config()
     stage_fp = fingerprint(
-        STAGE, asdict(config), asdict(train_config), words_manifest["fingerprint"]
+        STAGE,
+        {k: v for k, v in asdict(config).items() if k not in BOOKKEEPING},
+        train_config.weight_settings(),
+        words_manifest["fingerprint"],
     )
-    if not force and resume is None and stage.is_complete(stage_fp):
+    # A finished run is up to date unless a particular checkpoint is asked for.
+    if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
         return result_from_index(stage, started, _details, up_to_date=True)
     if force and processes.is_main and out_dir.exists():
         for name in (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"):

@@ -55,6 +55,11 @@ class TrainConfig:
     # takes cores from the model — measured no faster on 2 cores).
     loader_workers: int | None = None
 
+    def weight_settings(self) -> dict[str, Any]:
+        """The settings that change the trained weights (not how often to save, log or evaluate)."""
+        bookkeeping = {"save_every", "eval_every", "log_every", "keep_checkpoints", "log_with"}
+        return {k: v for k, v in asdict(self).items() if k not in bookkeeping | {"loader_workers"}}
+
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise VidcapError(f"--max-steps must be >= 1, got {self.max_steps}.")
@@ -334,7 +339,7 @@ def train(
 
     batches = _prefetched(stream()) if loader_workers == 0 else stream()
     try:
-        for epoch, batch in batches:
+        for epoch, batch in batches if step < config.max_steps else ():
             with accelerator.accumulate(objective):
                 loss, stats = objective(batch)
                 accelerator.backward(loss)

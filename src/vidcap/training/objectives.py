@@ -21,7 +21,8 @@ from vidcap.training.examples import OBJECTIVES
 Stats = dict[str, torch.Tensor]
 
 
-def _stat(total: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:
+def count_stat(total: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:
+    """A statistic as ``tensor([sum, count])``, which adds up across steps and processes."""
     count = torch.as_tensor(count, dtype=torch.float32, device=total.device)
     return torch.stack([total.detach().float(), count])
 
@@ -45,12 +46,12 @@ def _labelled_token_loss(
     objective_of_token = objective[:, None].expand_as(labels)[has_label]
     for index, name in enumerate(OBJECTIVES):
         mine = objective_of_token == index
-        stats[f"loss_{name}"] = _stat(token_loss[mine].sum(), mine.sum())
+        stats[f"loss_{name}"] = count_stat(token_loss[mine].sum(), mine.sum())
     correct = logits.argmax(-1) == targets
     lo, hi = visual_range
     is_visual = (targets >= lo) & (targets < hi)
-    stats["acc_text_tokens"] = _stat(correct[~is_visual].sum(), (~is_visual).sum())
-    stats["acc_video_tokens"] = _stat(correct[is_visual].sum(), is_visual.sum())
+    stats["acc_text_tokens"] = count_stat(correct[~is_visual].sum(), (~is_visual).sum())
+    stats["acc_video_tokens"] = count_stat(correct[is_visual].sum(), is_visual.sum())
     return loss, stats
 
 
@@ -83,13 +84,13 @@ class VideoBertObjective(nn.Module):
         if has_align.any():
             align_loss = F.cross_entropy(align_logits.float(), align_labels[has_align])
             loss = loss + self.align_weight * align_loss
-            stats["loss_align"] = _stat(align_loss * has_align.sum(), has_align.sum())
+            stats["loss_align"] = count_stat(align_loss * has_align.sum(), has_align.sum())
         else:
             loss = loss + align_logits.sum() * 0.0  # keep the head in the graph for DDP
-            stats["loss_align"] = _stat(loss.new_zeros(()), 0)
+            stats["loss_align"] = count_stat(loss.new_zeros(()), 0)
         correct = align_logits.argmax(-1) == align_labels[has_align]
-        stats["acc_align"] = _stat(correct.sum(), has_align.sum())
-        stats["loss"] = _stat(loss * labels.shape[0], labels.shape[0])
+        stats["acc_align"] = count_stat(correct.sum(), has_align.sum())
+        stats["loss"] = count_stat(loss * labels.shape[0], labels.shape[0])
         return loss, stats
 
 
@@ -124,5 +125,5 @@ class Seq2SeqObjective(nn.Module):
             self.visual_range,
             self.label_smoothing,
         )
-        stats["loss"] = _stat(loss * labels.shape[0], labels.shape[0])
+        stats["loss"] = count_stat(loss * labels.shape[0], labels.shape[0])
         return loss, stats

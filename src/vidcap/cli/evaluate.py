@@ -1,0 +1,107 @@
+"""``vidcap evaluate``: caption metrics of a bundle on a corpus split, read against a floor and a
+ceiling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vidcap.cli.console import print_error, progress_bar, stderr, stdout
+
+METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+ROWS = (
+    ("captioner", "captioner"),
+    ("nearest_neighbour", "nearest-neighbour floor"),
+    ("reference_ceiling", "reference ceiling"),
+)
+
+
+def print_report(report: dict) -> None:
+    """The metrics table (and fact accuracy, notices, examples) of a report's JSON on stderr."""
+    table = Table(
+        title=f"{report['split']} split: {report['segments']} segments of {report['videos']} videos"
+    )
+    table.add_column("")
+    for metric in METRICS:
+        table.add_column(metric, justify="right")
+    for key, label in ROWS:
+        scores = report["scores"].get(key)
+        if scores is not None:
+            table.add_row(
+                label, *("-" if scores[m] is None else f"{scores[m]:.3f}" for m in METRICS)
+            )
+    stderr.print(table)
+    if report.get("cider_vs_ceiling") is not None:
+        stderr.print(f"captioner CIDEr = {report['cider_vs_ceiling']:.2f} x the reference ceiling")
+    if report.get("fact_accuracy"):
+        facts = Table(title="fact accuracy (share of captions naming the right …)")
+        facts.add_column("")
+        for column in ("colour", "shape", "action", "all"):
+            facts.add_column(column, justify="right")
+        for key, label in ROWS[:2]:
+            row = report["fact_accuracy"].get(key)
+            if row:
+                facts.add_row(
+                    label, *(f"{row[c]:.2f}" for c in ("colour", "shape", "action", "all"))
+                )
+        stderr.print(facts)
+    for example in report.get("examples", []):
+        stderr.print(
+            f"  {escape(example['segment'])}: [bold]{escape(example['caption'])}[/]"
+            f"  (reference: {escape(example['reference'])})",
+            highlight=False,
+        )
+    for notice in report.get("notices", []):
+        stderr.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
+    for failure in report.get("failed", []):
+        stderr.print(
+            f"[bold red]error:[/] {escape(failure['video'])}: {escape(failure['error'])}",
+            highlight=False,
+        )
+
+
+def evaluate_command(
+    model: Path = typer.Argument(
+        ..., help="A bundle written by `vidcap finetune`.", show_default=False
+    ),
+    split: str = typer.Option("test", "--split", help="The corpus split to score."),
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help="corpus.jsonl (default: the one the bundle was trained on)."
+    ),
+    beams: int | None = typer.Option(None, "--beams", help="Beam width (default: the bundle's)."),
+    meteor: bool = typer.Option(
+        True, "--meteor/--no-meteor", help="METEOR needs Java; skipped with a notice without it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """BLEU-1..4, METEOR, ROUGE-L and CIDEr (pycocoevalcap, micro-averaged over segments).
+
+    Each segment is captioned from its raw video with the bundle's own pipeline. The scores come
+    with a nearest-neighbour retrieval floor and the leave-one-out reference-agreement ceiling, and,
+    when the corpus has ground truth in meta, fact accuracy (colour, shape, action).
+    """
+    from vidcap.evaluation.evaluate import evaluate_bundle
+
+    with progress_bar() as progress:
+        task = progress.add_task("captioning videos", total=None)
+        report = evaluate_bundle(
+            model,
+            split=split,
+            corpus=corpus,
+            beams=beams,
+            meteor=meteor,
+            on_video=lambda _: progress.advance(task),
+        ).to_json()
+    if as_json:
+        stdout.print_json(json.dumps(report))
+    else:
+        print_report(report)
+    if report["failed"]:
+        print_error(
+            f"{len(report['failed'])} videos could not be captioned; the scores leave them out."
+        )
+        raise typer.Exit(1)

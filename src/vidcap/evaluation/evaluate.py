@@ -1,0 +1,213 @@
+"""``vidcap evaluate``: caption a split's videos end to end and score them against a floor and a
+ceiling.
+
+- The captioner: each corpus segment of the split is captioned from the raw video, through the
+  bundle's own extract → encode → quantize settings (the same path as ``vidcap caption``).
+- The floor, a nearest-neighbour retrieval baseline: each segment gets the first reference caption
+  of the training segment whose mean clip feature is most similar (cosine) to its own.
+- The ceiling, reference agreement: each reference scored against the others (leave-one-out).
+- Fact accuracy, when segments carry ground truth in ``meta`` (the synthetic corpus does): the
+  share of captions naming the right colour, shape and action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidcap.captioner import Captioner, VideoClips, generate_captions
+from vidcap.corpus import VideoRecord, read_corpus
+from vidcap.errors import VidcapError
+from vidcap.evaluation.metrics import (
+    CaptionScores,
+    caption_scores,
+    fact_accuracy,
+    reference_ceiling,
+    segment_facts,
+)
+from vidcap.training.captions import (
+    ClipTrack,
+    captioned_segments,
+    load_tracks,
+    segment_inputs,
+)
+
+
+@dataclass
+class EvaluationReport:
+    """Scores of the captioner, the nearest-neighbour floor and the reference ceiling."""
+
+    split: str
+    segments: int
+    videos: int
+    captioner: CaptionScores
+    baseline: CaptionScores | None
+    ceiling: CaptionScores | None
+    facts: dict[str, dict[str, float]] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, JSON-ready (``--json``)."""
+        rows = {"captioner": self.captioner, "nearest_neighbour": self.baseline}
+        rows["reference_ceiling"] = self.ceiling
+        cider_ceiling = self.ceiling.cider if self.ceiling else None
+        return {
+            "split": self.split,
+            "segments": self.segments,
+            "videos": self.videos,
+            "scores": {k: v.as_dict() if v else None for k, v in rows.items()},
+            "cider_vs_ceiling": (
+                round(self.captioner.cider / cider_ceiling, 4) if cider_ceiling else None
+            ),
+            "fact_accuracy": self.facts,
+            "notices": self.notices,
+            "failed": [{"video": v, "error": e} for v, e in self.failed],
+            "examples": self.examples,
+        }
+
+
+def _train_segment_features(
+    captioner: Captioner, notices: list[str]
+) -> tuple[np.ndarray, list[str]] | None:
+    """Mean clip feature (unit length) and first caption of every training segment, from the
+    corpus and features the bundle was trained on; None (with a notice) when they are gone."""
+    provenance = captioner.info.get("provenance") or {}
+    folders = [provenance.get("words"), provenance.get("features")]
+    words, corpus = folders[0], provenance.get("corpus")
+    if not all(f and Path(f).is_dir() for f in folders) or not corpus or not Path(corpus).is_file():
+        notices.append(
+            "nearest-neighbour baseline skipped: the training corpus or features the bundle was trained on are not on this machine."
+        )
+        return None
+    tracks, _, _ = load_tracks(words, with_features=True)
+    train = [s for s in captioned_segments(read_corpus(corpus), tracks) if s.split == "train"]
+    if not train:
+        notices.append("nearest-neighbour baseline skipped: no training segments.")
+        return None
+    means = np.stack([_unit(tracks[s.video_id].features[s.clips].mean(0)) for s in train])
+    return means, [s.captions[0] for s in train]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / max(float(np.linalg.norm(x)), 1e-8)
+
+
+def evaluate_bundle(
+    model_dir: str | Path,
+    split: str = "test",
+    corpus: str | Path | None = None,
+    beams: int | None = None,
+    meteor: bool = True,
+    on_video: Callable[[str], None] | None = None,
+    n_examples: int = 5,
+) -> EvaluationReport:
+    """Evaluate a finetuned bundle on ``split`` of ``corpus`` (default: the corpus it was trained on)."""
+    captioner = Captioner.load(model_dir)
+    corpus_path = corpus or (captioner.info.get("provenance") or {}).get("corpus")
+    if corpus_path is None or not Path(corpus_path).is_file():
+        raise VidcapError(
+            f"the corpus the bundle was trained on ({corpus_path}) is not here; pass --corpus corpus.jsonl."
+        )
+    records = [r for r in read_corpus(corpus_path) if r.split == split and r.segments]
+    if not records:
+        raise VidcapError(
+            f"{corpus_path} has no videos with captioned segments in split {split!r}."
+        )
+
+    notices: list[str] = []
+    failed: list[tuple[str, str]] = []
+    tracks: dict[str, ClipTrack] = {}
+    kept: list[VideoRecord] = []
+    for record in records:
+        try:
+            clips: VideoClips = captioner.clips(record.video)
+        except VidcapError as error:
+            failed.append((record.id, str(error)))
+        else:
+            tracks[record.id] = ClipTrack(clips.words, clips.start_s, clips.end_s, clips.features)
+            kept.append(record)
+        if on_video is not None:
+            on_video(record.id)
+    segments = captioned_segments(kept, tracks)
+    if not segments:
+        raise VidcapError(f"no video of split {split!r} could be captioned.")
+    inputs = [
+        segment_inputs(
+            captioner.vocab,
+            tracks[s.video_id].words[s.clips],
+            tracks[s.video_id].features[s.clips],
+            s.narration,
+            captioner.inputs,
+        )
+        for s in segments
+    ]
+    texts = generate_captions(
+        captioner.model,
+        captioner.vocab,
+        inputs,
+        beams=beams or int(captioner.info["generation"]["beams"]),
+        max_new_tokens=int(captioner.info["generation"]["max_new_tokens"]),
+    )
+    hypotheses = {s.key: t for s, t in zip(segments, texts, strict=True)}
+    references = {s.key: list(s.captions) for s in segments}
+    scores = caption_scores(hypotheses, references, meteor=meteor)
+    notices += scores.notices
+
+    baseline = None
+    train_features = _train_segment_features(captioner, notices)
+    nn_hypotheses: dict[str, str] = {}
+    if train_features is not None:
+        means, train_captions = train_features
+        for s in segments:
+            query = _unit(tracks[s.video_id].features[s.clips].mean(0))
+            nn_hypotheses[s.key] = train_captions[int(np.argmax(means @ query))]
+        baseline = caption_scores(nn_hypotheses, references, meteor=meteor)
+        notices += [f"floor: {n}" for n in baseline.notices if n not in scores.notices]
+
+    ceiling = None
+    if any(len(r) > 1 for r in references.values()):
+        ceiling = reference_ceiling(references, meteor=meteor)
+        notices += [f"ceiling: {n}" for n in ceiling.notices if n not in scores.notices]
+    else:
+        notices.append("reference ceiling skipped: every segment has a single reference.")
+
+    by_record = {r.id: r for r in kept}
+    facts = {}
+    for s in segments:
+        found = segment_facts(by_record[s.video_id], by_record[s.video_id].segments[s.index])
+        if found is not None:
+            facts[s.key] = found
+    fact_table: dict[str, dict[str, float]] = {}
+    if facts:
+        fact_table["captioner"] = fact_accuracy(hypotheses, facts)
+        if nn_hypotheses:
+            fact_table["nearest_neighbour"] = fact_accuracy(nn_hypotheses, facts)
+
+    examples = [
+        {
+            "segment": s.key,
+            "start": s.start,
+            "end": s.end,
+            "caption": hypotheses[s.key],
+            "reference": s.captions[0],
+        }
+        for s in segments[:n_examples]
+    ]
+    return EvaluationReport(
+        split=split,
+        segments=len(segments),
+        videos=len(kept),
+        captioner=scores,
+        baseline=baseline,
+        ceiling=ceiling,
+        facts=fact_table,
+        notices=notices,
+        failed=failed,
+        examples=examples,
+    )

@@ -1,0 +1,232 @@
+"""The caption model: a transformers encoder-decoder over the joint vocabulary, plus (optionally)
+a projection of continuous clip features added to the visual-word embeddings.
+
+- BART route: ``BartForConditionalGeneration`` (from a BART pretrain, or fresh).
+- VideoBERT route: ``EncoderDecoderModel`` whose encoder is the VideoBERT ``BertModel`` and whose
+  decoder is a ``BertLMHeadModel`` initialised from the same weights (cross-attention is new), as
+  in "Leveraging Pre-trained Checkpoints for Sequence Generation" (Rothe et al.).
+
+``--with-features`` is VideoBERT's "VideoBERT + S3D" variant: features are standardised with the
+training set's mean and spread, passed through a small MLP and added to the embedding of the visual
+word of the same clip. The projection is saved beside the Hugging Face checkpoint in
+``feature_projection.safetensors``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutput
+
+from vidcap.errors import VidcapError
+from vidcap.models.presets import ModelSize
+from vidcap.models.visual_embeddings import init_visual_rows
+from vidcap.text import JointVocabulary
+from vidcap.training.objectives import count_stat
+
+ARCHS = ("bart", "videobert")
+FEATURE_PROJECTION = "feature_projection.safetensors"
+
+
+class FeatureProjection(nn.Module):
+    """Standardise clip features, then map them to the model's hidden size."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+
+    def fit_statistics(self, features: np.ndarray) -> None:
+        """Take the mean and spread from the training clips' features."""
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        self.mean.copy_(x.mean(0))
+        self.scale.copy_(x.std(0).clamp_min(1e-4))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mlp((features - self.mean) / self.scale)
+
+
+class CaptionModel(nn.Module):
+    """An encoder-decoder captioner; ``forward(batch)`` gives ``(loss, stats)`` for training."""
+
+    def __init__(
+        self,
+        seq2seq: transformers.PreTrainedModel,
+        arch: str,
+        feature_dim: int | None = None,
+        label_smoothing: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise VidcapError(f"unknown caption architecture {arch!r}; use bart or videobert.")
+        self.seq2seq = seq2seq
+        self.arch = arch
+        self.label_smoothing = label_smoothing
+        self.features = FeatureProjection(feature_dim, self.hidden) if feature_dim else None
+
+    @property
+    def hidden(self) -> int:
+        config = self.seq2seq.config
+        return config.d_model if self.arch == "bart" else config.encoder.hidden_size
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> BaseModelOutput:
+        """Encoder states for a batch of segment inputs (see ``training.captions``)."""
+        encoder = self.seq2seq.get_encoder()
+        embeds = encoder.get_input_embeddings()(batch["input_ids"])  # BART's scaling included
+        if self.features is not None:
+            added = self.features(batch["features"]) * batch["feature_mask"][..., None]
+            embeds = embeds + added.to(embeds.dtype)
+        extra = {"token_type_ids": batch["token_type_ids"]} if self.arch == "videobert" else {}
+        return encoder(
+            inputs_embeds=embeds, attention_mask=batch["attention_mask"], return_dict=True, **extra
+        )
+
+    def forward(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self.seq2seq(
+            encoder_outputs=self.encode(batch),
+            attention_mask=batch["attention_mask"],
+            decoder_input_ids=batch["decoder_input_ids"],
+            use_cache=False,
+        )
+        labels = batch["labels"]
+        has_label = labels != -100
+        logits = out.logits[has_label].float()
+        targets = labels[has_label]
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        correct = (logits.argmax(-1) == targets).sum()
+        stats = {
+            "loss": count_stat(loss * labels.shape[0], labels.shape[0]),
+            "acc_caption_tokens": count_stat(correct, has_label.sum()),
+        }
+        return loss, stats
+
+    @torch.no_grad()
+    def generate(
+        self, batch: dict[str, torch.Tensor], num_beams: int = 4, max_new_tokens: int = 40
+    ) -> torch.Tensor:
+        """Caption token ids ``[batch, length]`` (start token included) by beam search."""
+        config = self.seq2seq.config
+        return self.seq2seq.generate(
+            encoder_outputs=self.encode(batch),
+            attention_mask=batch["attention_mask"],
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            decoder_start_token_id=config.decoder_start_token_id,
+            eos_token_id=config.eos_token_id,
+            pad_token_id=config.pad_token_id,
+            no_repeat_ngram_size=3,
+            do_sample=False,
+        )
+
+    def save(self, folder: str | Path) -> None:
+        """The Hugging Face checkpoint, and the feature projection when there is one."""
+        from safetensors.torch import save_file
+
+        self.seq2seq.save_pretrained(folder, safe_serialization=True)
+        if self.features is not None:
+            state = {k: v.contiguous() for k, v in self.features.state_dict().items()}
+            save_file(state, str(Path(folder) / FEATURE_PROJECTION))
+
+    @classmethod
+    def load(cls, folder: str | Path, arch: str) -> CaptionModel:
+        """A caption model saved with :meth:`save`."""
+        from safetensors.torch import load_file
+
+        if arch == "bart":
+            seq2seq = transformers.BartForConditionalGeneration.from_pretrained(folder)
+        else:
+            seq2seq = transformers.EncoderDecoderModel.from_pretrained(folder)
+        projection = Path(folder) / FEATURE_PROJECTION
+        state = load_file(str(projection)) if projection.is_file() else None
+        model = cls(seq2seq, arch, feature_dim=len(state["mean"]) if state else None)
+        if state is not None:
+            model.features.load_state_dict(state)
+        return model.eval()
+
+
+def _configure_tokens(seq2seq: transformers.PreTrainedModel, vocab: JointVocabulary) -> None:
+    """Special tokens for generation: the decoder starts from BOS (BART: EOS) and stops at EOS."""
+    start = vocab.eos_id if seq2seq.config.model_type == "bart" else vocab.bos_id
+    for config in (seq2seq.config, seq2seq.generation_config):
+        config.decoder_start_token_id = start
+        config.eos_token_id = vocab.eos_id
+        config.pad_token_id = vocab.pad_id
+        config.bos_token_id = vocab.bos_id
+    seq2seq.generation_config.forced_bos_token_id = None
+
+
+def _bert_config(vocab: JointVocabulary, size: ModelSize) -> transformers.BertConfig:
+    return transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=size.hidden,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        intermediate_size=size.intermediate,
+        max_position_embeddings=size.max_length,
+        type_vocab_size=2,
+        pad_token_id=vocab.pad_id,
+    )
+
+
+def build_caption_model(
+    arch: str,
+    vocab: JointVocabulary,
+    pretrained: str | Path | None,
+    size: ModelSize | None,
+    centroids: np.ndarray | None,
+    feature_dim: int | None,
+) -> CaptionModel:
+    """A caption model warm-started from a pretrain's ``final/`` folder, or fresh of ``size``.
+
+    A fresh model's visual-word embeddings start from the codebook ``centroids`` as in
+    pretraining, so ``--from-scratch`` differs from the pretrained route only by pretraining.
+    """
+    if arch == "bart":
+        if pretrained is not None:
+            seq2seq = transformers.BartForConditionalGeneration.from_pretrained(pretrained)
+        else:
+            from vidcap.models.bart import build_bart
+
+            seq2seq = build_bart(vocab, size, None, centroids)
+    elif arch == "videobert":
+        if pretrained is not None:
+            encoder = transformers.BertModel.from_pretrained(pretrained, add_pooling_layer=False)
+            decoder = transformers.BertLMHeadModel.from_pretrained(
+                pretrained, is_decoder=True, add_cross_attention=True
+            )
+        else:
+            encoder = transformers.BertModel(_bert_config(vocab, size), add_pooling_layer=False)
+            decoder_config = _bert_config(vocab, size)
+            decoder_config.is_decoder = True
+            decoder_config.add_cross_attention = True
+            decoder = transformers.BertLMHeadModel(decoder_config)
+            if centroids is not None:
+                for part in (encoder, decoder):
+                    init_visual_rows(part.get_input_embeddings(), vocab.visual_offset, centroids)
+        seq2seq = transformers.EncoderDecoderModel(encoder=encoder, decoder=decoder)
+    else:
+        raise VidcapError(f"--arch must be bart or videobert, got {arch!r}.")
+    if len(vocab) != seq2seq.get_input_embeddings().num_embeddings:
+        raise VidcapError(
+            f"the pretrained model has {seq2seq.get_input_embeddings().num_embeddings} token embeddings but its vocabulary has {len(vocab)}."
+        )
+    _configure_tokens(seq2seq, vocab)
+    return CaptionModel(seq2seq, arch, feature_dim)
+
+
+def describe(model: CaptionModel) -> dict[str, Any]:
+    """Facts for vidcap.json: architecture, parameter count, feature input."""
+    return {
+        "arch": model.arch,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "feature_dim": None if model.features is None else int(model.features.mean.numel()),
+    }

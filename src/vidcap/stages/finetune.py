@@ -1,0 +1,381 @@
+"""The finetune stage: train a captioner on the corpus segments and write a self-contained bundle.
+
+``MODEL_DIR`` is the bundle: the Hugging Face checkpoint and its tokenizer, the codebook,
+``feature_projection.safetensors`` (``--with-features``) and ``vidcap.json`` with everything needed
+to caption a raw video (encoder spec, fps, frame size, clip length, what the model reads). It also
+holds ``checkpoints/``, ``metrics.jsonl`` and the stage's manifest, which captioning ignores.
+``vidcap.json`` is written last: a folder without it is not a bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, fingerprint
+from vidcap.distributed import current_processes
+from vidcap.errors import VidcapError
+from vidcap.models.caption import ARCHS, CaptionModel, build_caption_model, describe
+from vidcap.models.presets import model_size
+from vidcap.quantize.kmeans import HierarchicalKMeans
+from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.pretrain import (
+    BOOKKEEPING,
+    BUNDLE_INFO,
+    FINAL,
+    VOCABULARY,
+    read_bundle_info,
+)
+from vidcap.stages.quantize import CODEBOOK
+from vidcap.text import JointVocabulary, train_vocabulary
+from vidcap.training.captions import (
+    CaptionExamples,
+    CaptionSegment,
+    ClipTrack,
+    InputConfig,
+    captioned_segments,
+    collate_captions,
+    corpus_records,
+    load_tracks,
+)
+from vidcap.training.loop import StepReport, TrainConfig, train
+
+STAGE = "finetune"
+TEXT_VOCAB_SIZE = 4000  # word pieces of a vocabulary trained here (as pretrain's default)
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FinetuneDefaults:
+    """Training defaults of a preset for captioning (shorter targets than pretraining)."""
+
+    max_steps: int
+    batch_size: int
+    lr: float
+
+
+FINETUNE_DEFAULTS = {
+    "tiny": FinetuneDefaults(max_steps=150, batch_size=16, lr=2e-3),
+    "base": FinetuneDefaults(max_steps=1500, batch_size=32, lr=5e-4),
+    "paper": FinetuneDefaults(max_steps=50_000, batch_size=128, lr=5e-5),
+}
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Settings of ``vidcap finetune``; ``None`` means the pretrain's (or the preset's) choice."""
+
+    arch: str | None = None
+    preset: str | None = None
+    from_scratch: bool = False
+    with_features: bool = False
+    with_transcript: bool = False
+    max_steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    grad_accum: int = 1
+    mixed_precision: str = "no"
+    save_every: int = 500
+    eval_every: int = 250
+    beams: int = 4
+    seed: int = 0
+    log_with: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch is not None and self.arch not in ARCHS:
+            raise VidcapError(f"--arch must be bart or videobert, got {self.arch!r}.")
+        if self.preset is not None and self.preset not in FINETUNE_DEFAULTS:
+            raise VidcapError(
+                f"unknown preset {self.preset!r}; use one of {', '.join(FINETUNE_DEFAULTS)}."
+            )
+        if self.beams < 1:
+            raise VidcapError(f"--beams must be >= 1, got {self.beams}.")
+
+    def train_config(self, preset: str) -> TrainConfig:
+        defaults = FINETUNE_DEFAULTS[preset]
+        return TrainConfig(
+            max_steps=self.max_steps or defaults.max_steps,
+            batch_size=self.batch_size or defaults.batch_size,
+            lr=self.lr or defaults.lr,
+            grad_accum=self.grad_accum,
+            mixed_precision=self.mixed_precision,
+            save_every=self.save_every,
+            eval_every=self.eval_every,
+            seed=self.seed,
+            log_with=self.log_with,
+        )
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where finetuning starts: a pretrain's final/ (or nothing) and the words folder under it."""
+
+    words_dir: Path
+    pretrained: Path | None  # the checkpoint to start from (None: fresh weights)
+    vocabulary: Path | None  # the pretrain's vocabulary (None: train one)
+    arch: str
+    preset: str
+    fingerprint: str
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise VidcapError(
+            f"{folder} has no {MANIFEST}: give a folder written by `vidcap pretrain` (or, with --from-scratch, by `vidcap quantize`)."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
+    """Read a pretrain folder (or, with ``--from-scratch``, a words folder)."""
+    folder = Path(source)
+    manifest = _read_manifest(folder)
+    stage = manifest.get("stage")
+    if stage == "pretrain":
+        info = read_bundle_info(folder / FINAL)
+        arch = config.arch or info["arch"]
+        if arch != info["arch"] and not config.from_scratch:
+            raise VidcapError(
+                f"{folder} holds a {info['arch']} pretrain; finetune it as {info['arch']}, or add --from-scratch to train a {arch} without it."
+            )
+        return _Source(
+            Path(manifest["upstream"]["path"]),
+            None if config.from_scratch else folder / FINAL,
+            folder / FINAL,
+            arch,
+            config.preset or info.get("preset", "base"),
+            manifest["fingerprint"],
+        )
+    if stage == "quantize":
+        if not config.from_scratch:
+            raise VidcapError(
+                f"{folder} is a `vidcap quantize` folder: pretrain on it first, or add --from-scratch."
+            )
+        return _Source(
+            folder,
+            None,
+            None,
+            config.arch or "bart",
+            config.preset or "base",
+            manifest["fingerprint"],
+        )
+    raise VidcapError(
+        f"{folder} was written by `vidcap {stage}`; finetune needs a pretrain (or, with --from-scratch, a quantize) folder."
+    )
+
+
+def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
+    """What captioning a raw video needs from upstream: extract and encode settings, the encoder."""
+    features_dir = Path(words_manifest["upstream"]["path"])
+    features_manifest = _read_manifest(features_dir)
+    frames_manifest = _read_manifest(Path(features_manifest["upstream"]["path"]))
+    extract, encode = frames_manifest["config"], features_manifest["config"]
+    return {
+        "extract": {k: extract[k] for k in ("fps", "size", "crop", "clip_frames", "backend")},
+        "encoder": {
+            "spec": encode["encoder"],
+            "dtype": encode.get("dtype", "float32"),
+            "weights": encode.get("weights", "default"),
+            "description": features_manifest.get("encoder"),
+        },
+    }
+
+
+def _vocabulary(source: _Source, segments: list[CaptionSegment], n_visual: int) -> JointVocabulary:
+    """The pretrain's vocabulary (also for --from-scratch, so the two routes tokenise alike), or
+    one trained on the train split's captions and narration."""
+    if source.vocabulary is not None:
+        return JointVocabulary.load(source.vocabulary)
+    texts = [c for s in segments if s.split == "train" for c in s.captions]
+    texts += [s.narration for s in segments if s.split == "train" and s.narration]
+    if not texts:
+        raise VidcapError("the train split has no captions to finetune on.")
+    return train_vocabulary(texts, n_visual, vocab_size=TEXT_VOCAB_SIZE)
+
+
+def run_finetune(
+    source: str | Path,
+    out_dir: str | Path,
+    config: FinetuneConfig,
+    resume: str | None = None,
+    force: bool = False,
+    on_step: Callable[[StepReport], None] | None = None,
+) -> StageResult:
+    """Finetune a captioner from ``source`` (a pretrain folder, or a words folder from scratch)."""
+    from vidcap.captioner import generate_captions
+    from vidcap.evaluation.metrics import caption_scores
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    processes = current_processes()
+    src = resolve_source(source, config)
+    tracks, _, words_manifest = load_tracks(src.words_dir, config.with_features)
+    segments = captioned_segments(corpus_records(words_manifest, src.words_dir), tracks)
+    train_segments = [s for s in segments if s.split == "train"]
+    val_segments = [s for s in segments if s.split == "val"]
+    if not train_segments:
+        raise VidcapError(f"no captioned segments in the train split of {src.words_dir}'s corpus.")
+    train_config = config.train_config(src.preset)
+    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
+    stage_fp = fingerprint(
+        STAGE,
+        {k: v for k, v in asdict(config).items() if k not in BOOKKEEPING},
+        train_config.weight_settings(),
+        src.fingerprint,
+    )
+    # A finished run is up to date unless a particular checkpoint is asked for.
+    if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
+        return result_from_index(stage, started, _details, up_to_date=True)
+    if force and processes.is_main and (out_dir / "checkpoints").exists():
+        shutil.rmtree(out_dir / "checkpoints")
+    processes.barrier()
+    if processes.is_main:
+        stage.prepare()
+        (out_dir / BUNDLE_INFO).unlink(missing_ok=True)  # not a bundle until training ends
+    processes.barrier()
+
+    tree = HierarchicalKMeans.load(src.words_dir / CODEBOOK)
+    vocab_dir = out_dir / VOCABULARY
+    if processes.is_main and not (vocab_dir / "vidcap_vocabulary.json").is_file():
+        _vocabulary(src, segments, tree.vocab_size).save(vocab_dir)
+    processes.barrier()
+    vocab = JointVocabulary.load(vocab_dir)
+    inputs = InputConfig(config.with_features, config.with_transcript)
+    feature_dim = _feature_dim(tracks) if config.with_features else None
+    torch.manual_seed(config.seed)
+    model = build_caption_model(
+        src.arch,
+        vocab,
+        src.pretrained,
+        None if src.pretrained else model_size(src.preset, src.arch),
+        tree.leaf_centroids,
+        feature_dim,
+    )
+    if model.features is not None:
+        model.features.fit_statistics(
+            np.concatenate([tracks[s.video_id].features[s.clips] for s in train_segments])
+        )
+    train_set = CaptionExamples(train_segments, tracks, vocab, inputs)
+    collate = partial(
+        collate_captions,
+        pad_id=vocab.pad_id,
+        decoder_start_id=model.seq2seq.config.decoder_start_token_id,
+    )
+    val_set = CaptionExamples(val_segments, tracks, vocab, inputs) if val_segments else None
+
+    def val_captions(objective: torch.nn.Module, step: int) -> dict[str, float]:
+        """Val CIDEr and BLEU-4 with greedy decoding (beam search at the end only)."""
+        if not val_segments:
+            return {}
+        hypotheses = generate_captions(
+            objective,
+            vocab,
+            val_set.inputs,
+            beams=1 if step < train_config.max_steps else config.beams,
+        )
+        scores = caption_scores(
+            {s.key: h for s, h in zip(val_segments, hypotheses, strict=True)},
+            {s.key: list(s.captions) for s in val_segments},
+            meteor=False,
+        )
+        objective.train()
+        return {"cider": round(scores.cider, 4), "bleu4": round(scores.bleu4, 4)}
+
+    outcome = train(
+        model,
+        train_set,
+        val_set,
+        collate,
+        out_dir,
+        train_config,
+        resume=resume,
+        on_step=on_step,
+        extra_eval=val_captions,
+    )
+    if processes.is_main:
+        trained: CaptionModel = outcome["objective"]
+        _write_bundle(out_dir, trained, vocab, src, config, words_manifest, inputs)
+        stage.record(
+            ItemRecord(
+                "bundle",
+                "ok",
+                outputs={"model": "."},
+                info={"steps": outcome["steps"], "val": outcome["val"]},
+                fingerprint=stage_fp,
+            )
+        )
+        stage.finalize(
+            config={**asdict(config), "train": asdict(train_config)},
+            stage_fingerprint=stage_fp,
+            upstream={"path": str(Path(source).resolve()), "fingerprint": src.fingerprint},
+            wall_time_s=time.perf_counter() - started,
+            extra={"corpus": words_manifest.get("corpus"), "words": str(src.words_dir.resolve())},
+        )
+    processes.barrier()
+    return result_from_index(stage, started, _details)
+
+
+def _feature_dim(tracks: dict[str, ClipTrack]) -> int:
+    return int(next(iter(tracks.values())).features.shape[1])
+
+
+def _write_bundle(
+    out_dir: Path,
+    model: CaptionModel,
+    vocab: JointVocabulary,
+    src: _Source,
+    config: FinetuneConfig,
+    words_manifest: dict[str, Any],
+    inputs: InputConfig,
+) -> None:
+    """Write the bundle files into a temporary folder, move them in, then ``vidcap.json`` last."""
+    tmp = out_dir / ".tmp-bundle"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save(tmp)
+    vocab.save(tmp)
+    shutil.copy2(src.words_dir / CODEBOOK, tmp / CODEBOOK)
+    for path in sorted(tmp.iterdir()):
+        os.replace(path, out_dir / path.name)
+    tmp.rmdir()
+    atomic_write_json(
+        out_dir / BUNDLE_INFO,
+        {
+            "stage": STAGE,
+            "arch": model.arch,
+            "preset": src.preset,
+            "model": describe(model),
+            "pretrained": str(src.pretrained.resolve()) if src.pretrained else None,
+            "inputs": asdict(inputs),
+            "generation": {"beams": config.beams, "max_new_tokens": inputs.max_target},
+            "codebook": CODEBOOK,
+            "n_visual": vocab.n_visual,
+            "quantize": words_manifest.get("tree"),
+            **pipeline_settings(words_manifest),
+            "provenance": {
+                "corpus": words_manifest.get("corpus"),
+                "words": str(src.words_dir.resolve()),
+                "features": words_manifest["upstream"]["path"],
+            },
+        },
+    )
+
+
+def _details(ok: list[ItemRecord]) -> dict[str, Any]:
+    if not ok:
+        return {}
+    info = ok[0].info
+    return {
+        "steps": info.get("steps"),
+        **{f"val {k}": v for k, v in (info.get("val") or {}).items()},
+    }
