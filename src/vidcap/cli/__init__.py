@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 from vidcap import __version__
 from vidcap.cli import (
     caption,
+    data,
     demo,
     encode,
     evaluate,
@@ -103,6 +104,7 @@ def _quiet_libraries() -> None:
 
 app.command("info")(info.info_command)
 app.command("synth")(synth.synth_command)
+app.add_typer(data.app, name="data")
 app.command("extract")(extract.extract_command)
 app.command("encode")(encode.encode_command)
 app.add_typer(quantize.app, name="quantize")

@@ -1,7 +1,3 @@
-"""Datasets vidcap can generate itself, for running and measuring the pipeline offline."""
-
-from __future__ import annotations
-
-from vidcap.datasets.synth import SynthConfig, generate_corpus
-
-__all__ = ["SynthConfig", "generate_corpus"]
+"""Datasets: the synthetic corpus vidcap generates itself (``synth``) and importers for public
+ones (``importers``). Import the submodules; this package imports nothing, so that the CLI's
+startup does not pay for OpenCV."""
