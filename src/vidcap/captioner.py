@@ -7,9 +7,6 @@
     for c in result.captions:
         print(c.start, c.end, c.text)
 
-Frames are decoded in chunks and cut into clips as they come, so memory stays bounded by a chunk
-plus one small thumbnail per clip, whatever the video's length.
-
 Dense segments are either fixed windows (``segment_seconds``) or found from the visual features:
 a boundary is put between two consecutive clips whose features differ much more than is usual in
 that video (cosine distance above the median plus 4 robust standard deviations, 4 x 1.4826 MAD,
@@ -28,18 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vidcap.captions.output import TimedCaption, VideoCaptions
 from vidcap.errors import VidcapError
 from vidcap.models.caption import CaptionModel
+from vidcap.pipeline import VideoClips, VideoPipeline
 from vidcap.stages.pretrain import BUNDLE_INFO
 from vidcap.text import JointVocabulary
 from vidcap.training.captions import InputConfig, collate_inputs, segment_inputs
-from vidcap.video.clips import Clip
-
-THUMB_SIDE = 160  # short side of the storyboard thumbnails kept per clip
-ENCODE_BATCH = 16  # clips encoded at once
 
 
 def generate_captions(
@@ -67,18 +60,6 @@ class CaptionedVideo(VideoCaptions):
     """A video's captions with a thumbnail per caption (the middle clip's middle frame)."""
 
     thumbnails: list[np.ndarray] = field(default_factory=list, repr=False)
-
-
-@dataclass
-class VideoClips:
-    """A decoded and encoded video: per-clip times, features, visual words and thumbnails."""
-
-    start_s: np.ndarray
-    end_s: np.ndarray
-    features: np.ndarray
-    words: np.ndarray
-    thumbnails: list[np.ndarray] = field(default_factory=list)
-    duration: float = 0.0
 
 
 def fixed_segments(clips: VideoClips, seconds: float) -> list[tuple[int, int]]:
@@ -120,29 +101,13 @@ class Captioner:
     """A finetuned bundle ready to caption videos (see the module docstring)."""
 
     def __init__(self, folder: Path, info: dict[str, Any], device: str = "auto") -> None:
-        from vidcap.encoders import EncoderOptions, build_encoder
-        from vidcap.quantize.kmeans import HierarchicalKMeans
-
         self.folder = folder
         self.info = info
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        )
+        self.pipeline = VideoPipeline(folder, info, device)
+        self.device = self.pipeline.device
         self.vocab = JointVocabulary.load(folder)
         self.model = CaptionModel.load(folder, info["arch"]).to(self.device)
-        self.tree = HierarchicalKMeans.load(folder / info["codebook"])
         self.inputs = InputConfig(**info["inputs"])
-        spec = info["encoder"]
-        self.encoder = build_encoder(
-            spec["spec"],
-            EncoderOptions(device=str(self.device), dtype=spec["dtype"], weights=spec["weights"]),
-        )
-        recorded = spec.get("description")
-        if recorded is not None and _as_json(self.encoder.describe()) != _as_json(recorded):
-            raise VidcapError(
-                f"the encoder {spec['spec']!r} here differs from the one the bundle was trained with (its settings or weights changed); captions would be wrong."
-            )
-        self.extract = info["extract"]
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> Captioner:
@@ -160,64 +125,9 @@ class Captioner:
             )
         return cls(folder, info, device)
 
-    # -- the pipeline, in memory ------------------------------------------------------------------
-
     def clips(self, video: str | Path, thumbnails: bool = False) -> VideoClips:
-        """Decode, cut and encode one video with the bundle's settings; assign its visual words.
-
-        With ``thumbnails``, a small copy of each clip's middle frame is kept (for storyboards).
-        """
-        from vidcap.video import DecodeError, clip_array, clip_windows, decode_frames
-
-        fps, clip_frames = float(self.extract["fps"]), int(self.extract["clip_frames"])
-        pending: list[np.ndarray] = []  # decoded frames not yet in a clip
-        waiting: list[np.ndarray] = []  # clips not yet encoded
-        features: list[np.ndarray] = []
-        kept: list[np.ndarray] = []
-
-        def encode_waiting() -> None:
-            if thumbnails:
-                kept.extend(_thumbnail(c[len(c) // 2]) for c in waiting)
-            features.extend(self.encoder.encode(waiting))
-            waiting.clear()
-
-        total = 0
-        try:
-            for chunk in decode_frames(
-                video,
-                fps,
-                self.extract["size"],
-                bool(self.extract.get("crop", False)),
-                self.extract.get("backend", "auto"),
-            ):
-                pending.extend(chunk.frames)
-                total += len(chunk)
-                while len(pending) >= clip_frames:
-                    waiting.append(np.stack(pending[:clip_frames]))
-                    del pending[:clip_frames]
-                    if len(waiting) == ENCODE_BATCH:
-                        encode_waiting()
-        except DecodeError as error:
-            raise VidcapError(f"{video}: {error}") from None
-        windows = clip_windows(total, fps, clip_frames)
-        if len(windows) > len(features) + len(waiting):  # the rule kept a partial last clip
-            last = windows[-1]
-            waiting.append(
-                clip_array(np.stack(pending), Clip(0, 0, last.n_real, 0, 0), clip_frames)
-            )
-        if waiting:
-            encode_waiting()
-        if not features:
-            raise VidcapError(f"{video}: too short to caption (not one clip of frames decoded).")
-        stacked = np.stack(features).astype(np.float32)
-        return VideoClips(
-            start_s=np.array([w.start_s for w in windows]),
-            end_s=np.array([w.end_s for w in windows]),
-            features=stacked,
-            words=self.tree.assign(stacked),
-            thumbnails=kept,
-            duration=total / fps,
-        )
+        """Decode, cut, encode and quantize one video with the bundle's settings."""
+        return self.pipeline.clips(video, thumbnails)
 
     def segments(
         self, clips: VideoClips, dense: bool, segment_seconds: float | None
@@ -306,17 +216,3 @@ class Captioner:
                     if thumbnails
                     else [],
                 )
-
-
-def _thumbnail(frame: np.ndarray) -> np.ndarray:
-    import cv2
-
-    h, w = frame.shape[:2]
-    scale = THUMB_SIDE / min(h, w)
-    if scale >= 1:
-        return frame.copy()
-    return cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-
-
-def _as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)

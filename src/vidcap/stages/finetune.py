@@ -27,6 +27,7 @@ from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.models.caption import ARCHS, CaptionModel, build_caption_model, describe
 from vidcap.models.presets import model_size
+from vidcap.pipeline import pipeline_settings
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.stages.pretrain import (
@@ -173,23 +174,6 @@ def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
     raise VidcapError(
         f"{folder} was written by `vidcap {stage}`; finetune needs a pretrain (or, with --from-scratch, a quantize) folder."
     )
-
-
-def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
-    """What captioning a raw video needs from upstream: extract and encode settings, the encoder."""
-    features_dir = Path(words_manifest["upstream"]["path"])
-    features_manifest = _read_manifest(features_dir)
-    frames_manifest = _read_manifest(Path(features_manifest["upstream"]["path"]))
-    extract, encode = frames_manifest["config"], features_manifest["config"]
-    return {
-        "extract": {k: extract[k] for k in ("fps", "size", "crop", "clip_frames", "backend")},
-        "encoder": {
-            "spec": encode["encoder"],
-            "dtype": encode.get("dtype", "float32"),
-            "weights": encode.get("weights", "default"),
-            "description": features_manifest.get("encoder"),
-        },
-    }
 
 
 def _vocabulary(source: _Source, segments: list[CaptionSegment], n_visual: int) -> JointVocabulary:

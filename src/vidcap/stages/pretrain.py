@@ -22,6 +22,7 @@ from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, fingerprin
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.models.presets import model_size, train_defaults
+from vidcap.pipeline import pipeline_settings
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.stages.quantize import CODEBOOK
@@ -211,8 +212,9 @@ def run_pretrain(
                 "n_visual": vocab.n_visual,
                 "visual_offset": vocab.visual_offset,
                 "codebook": CODEBOOK,
-                "encoder": words_manifest.get("encoder"),
                 "quantize": words_manifest.get("tree"),
+                # extract settings and encoder, so `vidcap classify` can read raw videos
+                **pipeline_settings(words_manifest),
             },
         )
         shutil.rmtree(final, ignore_errors=True)

@@ -1,0 +1,165 @@
+"""Raw video → clips → features → visual words, in memory, with a bundle's recorded settings.
+
+Used by ``vidcap caption`` / ``evaluate`` (finetuned bundles) and by ``vidcap classify``
+(a pretrain's ``final/``): both record in ``vidcap.json`` the extract settings, the encoder and the
+codebook, so a video is turned into exactly the kind of visual words the model was trained on.
+Frames are decoded in chunks and cut into clips as they come, so memory stays bounded by a chunk
+(plus, when asked, one small thumbnail per clip) whatever the video's length.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcap.errors import VidcapError
+from vidcap.video.clips import Clip
+
+THUMB_SIDE = 160  # short side of the storyboard thumbnails kept per clip
+ENCODE_BATCH = 16  # clips encoded at once
+
+
+@dataclass
+class VideoClips:
+    """A decoded and encoded video: per-clip times, features, visual words and thumbnails."""
+
+    start_s: np.ndarray
+    end_s: np.ndarray
+    features: np.ndarray
+    words: np.ndarray
+    thumbnails: list[np.ndarray] = field(default_factory=list)
+    duration: float = 0.0
+
+
+def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
+    """What turning a raw video into visual words needs from the stage folders upstream of a words
+    folder: the extract settings and the encoder (for ``vidcap.json``)."""
+    features_dir = Path(words_manifest["upstream"]["path"])
+    features_manifest = _read_manifest(features_dir)
+    frames_manifest = _read_manifest(Path(features_manifest["upstream"]["path"]))
+    extract, encode = frames_manifest["config"], features_manifest["config"]
+    return {
+        "extract": {k: extract[k] for k in ("fps", "size", "crop", "clip_frames", "backend")},
+        "encoder": {
+            "spec": encode["encoder"],
+            "dtype": encode.get("dtype", "float32"),
+            "weights": encode.get("weights", "default"),
+            "description": features_manifest.get("encoder"),
+        },
+    }
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise VidcapError(f"{folder} has no manifest.json; it is needed to record the pipeline.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → the first GPU when there is one, else the CPU."""
+    return torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    )
+
+
+class VideoPipeline:
+    """Extract → encode → quantize for one video at a time, as ``info`` (a ``vidcap.json``) says."""
+
+    def __init__(self, folder: Path, info: dict[str, Any], device: str = "auto") -> None:
+        from vidcap.encoders import EncoderOptions, build_encoder
+        from vidcap.quantize.kmeans import HierarchicalKMeans
+
+        if "extract" not in info or "encoder" not in info:
+            raise VidcapError(
+                f"{folder}/vidcap.json does not record the extract and encode settings (written by an older vidcap?); re-run the stage that wrote it."
+            )
+        self.device = resolve_device(device)
+        self.tree = HierarchicalKMeans.load(folder / info["codebook"])
+        spec = info["encoder"]
+        self.encoder = build_encoder(
+            spec["spec"],
+            EncoderOptions(device=str(self.device), dtype=spec["dtype"], weights=spec["weights"]),
+        )
+        recorded = spec.get("description")
+        if recorded is not None and _as_json(self.encoder.describe()) != _as_json(recorded):
+            raise VidcapError(
+                f"the encoder {spec['spec']!r} here differs from the one the model was trained with (its settings or weights changed); its visual words would be wrong."
+            )
+        self.extract = info["extract"]
+
+    def clips(self, video: str | Path, thumbnails: bool = False) -> VideoClips:
+        """Decode, cut and encode one video with the bundle's settings; assign its visual words.
+
+        With ``thumbnails``, a small copy of each clip's middle frame is kept (for storyboards).
+        """
+        from vidcap.video import DecodeError, clip_array, clip_windows, decode_frames
+
+        fps, clip_frames = float(self.extract["fps"]), int(self.extract["clip_frames"])
+        pending: list[np.ndarray] = []  # decoded frames not yet in a clip
+        waiting: list[np.ndarray] = []  # clips not yet encoded
+        features: list[np.ndarray] = []
+        kept: list[np.ndarray] = []
+
+        def encode_waiting() -> None:
+            if thumbnails:
+                kept.extend(_thumbnail(c[len(c) // 2]) for c in waiting)
+            features.extend(self.encoder.encode(waiting))
+            waiting.clear()
+
+        total = 0
+        try:
+            for chunk in decode_frames(
+                video,
+                fps,
+                self.extract["size"],
+                bool(self.extract.get("crop", False)),
+                self.extract.get("backend", "auto"),
+            ):
+                pending.extend(chunk.frames)
+                total += len(chunk)
+                while len(pending) >= clip_frames:
+                    waiting.append(np.stack(pending[:clip_frames]))
+                    del pending[:clip_frames]
+                    if len(waiting) == ENCODE_BATCH:
+                        encode_waiting()
+        except DecodeError as error:
+            raise VidcapError(f"{video}: {error}") from None
+        windows = clip_windows(total, fps, clip_frames)
+        if len(windows) > len(features) + len(waiting):  # the rule kept a partial last clip
+            last = windows[-1]
+            waiting.append(
+                clip_array(np.stack(pending), Clip(0, 0, last.n_real, 0, 0), clip_frames)
+            )
+        if waiting:
+            encode_waiting()
+        if not features:
+            raise VidcapError(f"{video}: too short to caption (not one clip of frames decoded).")
+        stacked = np.stack(features).astype(np.float32)
+        return VideoClips(
+            start_s=np.array([w.start_s for w in windows]),
+            end_s=np.array([w.end_s for w in windows]),
+            features=stacked,
+            words=self.tree.assign(stacked),
+            thumbnails=kept,
+            duration=total / fps,
+        )
+
+
+def _thumbnail(frame: np.ndarray) -> np.ndarray:
+    import cv2
+
+    h, w = frame.shape[:2]
+    scale = THUMB_SIDE / min(h, w)
+    if scale >= 1:
+        return frame.copy()
+    return cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
