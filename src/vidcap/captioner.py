@@ -110,8 +110,8 @@ class Captioner:
         self.inputs = InputConfig(**info["inputs"])
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "auto") -> Captioner:
-        """Load a bundle written by ``vidcap finetune``."""
+    def load(cls, folder: str | Path, device: str = "auto", task: str | None = None) -> Captioner:
+        """Load a bundle written by ``vidcap finetune`` (checking it was trained for ``task``)."""
         folder = Path(folder)
         path = folder / BUNDLE_INFO
         if not path.is_file():
@@ -123,7 +123,51 @@ class Captioner:
             raise VidcapError(
                 f"{folder} is a {info.get('stage', 'unknown')} folder, not a finetuned caption model; run `vidcap finetune` on it first."
             )
+        trained_for = info.get("task", "caption")
+        if task is not None and trained_for != task:
+            commands = {
+                "caption": "vidcap caption",
+                "qa": "vidcap answer",
+                "summary": "vidcap summarize",
+            }
+            raise VidcapError(
+                f"{folder} was finetuned with --task {trained_for}; use it with `{commands[trained_for]}`, or finetune a model with --task {task}."
+            )
         return cls(folder, info, device)
+
+    @property
+    def task(self) -> str:
+        """What the bundle was finetuned for: caption, qa or summary."""
+        return self.info.get("task", "caption")
+
+    def _generate(self, inputs: list[dict[str, np.ndarray]], beams: int | None) -> list[str]:
+        generation = self.info["generation"]
+        return generate_captions(
+            self.model,
+            self.vocab,
+            inputs,
+            beams=beams or int(generation["beams"]),
+            max_new_tokens=int(generation["max_new_tokens"]),
+        )
+
+    def answer(
+        self, video: str | Path, questions: Sequence[str], beams: int | None = None
+    ) -> list[str]:
+        """Answers to ``questions`` about the whole video (a bundle finetuned with ``--task qa``)."""
+        if not questions:
+            raise VidcapError("no questions given.")
+        clips = self.clips(video)
+        inputs = [
+            segment_inputs(self.vocab, clips.words, clips.features, q, self.inputs)
+            for q in questions
+        ]
+        return self._generate(inputs, beams)
+
+    def summarize(self, video: str | Path, transcript: str = "", beams: int | None = None) -> str:
+        """One paragraph for the whole video (a bundle finetuned with ``--task summary``)."""
+        clips = self.clips(video)
+        inputs = [segment_inputs(self.vocab, clips.words, clips.features, transcript, self.inputs)]
+        return self._generate(inputs, beams)[0]
 
     def clips(self, video: str | Path, thumbnails: bool = False) -> VideoClips:
         """Decode, cut, encode and quantize one video with the bundle's settings."""
@@ -190,15 +234,7 @@ class Captioner:
                     )
                     for a, b in ranges
                 ]
-            texts = iter(
-                generate_captions(
-                    self.model,
-                    self.vocab,
-                    inputs,
-                    beams=beams,
-                    max_new_tokens=int(self.info["generation"]["max_new_tokens"]),
-                )
-            )
+            texts = iter(self._generate(inputs, beams))
             for item in done:
                 if isinstance(item, VidcapError):
                     yield item

@@ -13,7 +13,9 @@ from typer.core import TyperGroup
 
 from vidcap import __version__
 from vidcap.cli import (
+    answer,
     caption,
+    classify,
     data,
     demo,
     encode,
@@ -112,6 +114,9 @@ app.command("pretrain")(pretrain.pretrain_command)
 app.command("finetune")(finetune.finetune_command)
 app.command("caption")(caption.caption_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("classify")(classify.classify_command)
+app.command("answer")(answer.answer_command)
+app.command("summarize")(answer.summarize_command)
 app.command("demo")(demo.demo_command)
 
 

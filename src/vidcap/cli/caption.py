@@ -12,7 +12,7 @@ from vidcap.cli.console import print_error, progress_bar, stderr
 from vidcap.errors import VidcapError
 
 
-def _video_paths(videos: list[str]) -> list[str]:
+def read_video_paths(videos: list[str]) -> list[str]:
     """The paths given, with ``-`` replaced by the paths read from stdin (one per line)."""
     paths: list[str] = []
     for video in videos:
@@ -86,7 +86,7 @@ def caption_command(
         raise VidcapError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
     if fmt in ("srt", "vtt"):
         dense = True  # subtitles are timed captions
-    paths = _video_paths(videos)
+    paths = read_video_paths(videos)
     # Settings that cannot work are refused before any video is decoded.
     if fmt in ("srt", "vtt") and len(paths) > 1 and out is None:
         raise VidcapError(
@@ -102,7 +102,7 @@ def caption_command(
     ):
         raise VidcapError(f"--preview {preview} must be a .png file.")
     previews = _preview_paths(preview, paths) if preview is not None else []
-    captioner = Captioner.load(model, device=device)
+    captioner = Captioner.load(model, device=device, task="caption")
     results, failed = [], 0
     with progress_bar() as progress:
         task = progress.add_task("captioning", total=len(paths))

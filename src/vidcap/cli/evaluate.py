@@ -64,9 +64,49 @@ def print_report(report: dict) -> None:
         )
 
 
+def print_qa_report(report: dict) -> None:
+    """Exact-match accuracy per question type, beside the text-only prior floor, on stderr."""
+    prior = report.get("prior_floor") or {}
+    table = Table(
+        title=f"{report['split']} split: {report['questions']} questions about {report['videos']} videos"
+    )
+    table.add_column("exact match")
+    table.add_column("answerer", justify="right")
+    table.add_column("prior floor (no video)", justify="right")
+    rows = [("all", report["exact_match"]["exact_match"], prior.get("exact_match"))]
+    rows += [
+        (kind, share, (prior.get("per_type") or {}).get(kind))
+        for kind, share in report["exact_match"]["per_type"].items()
+    ]
+    for name, share, floor in rows:
+        table.add_row(name, f"{share:.3f}", "-" if floor is None else f"{floor:.3f}")
+    stderr.print(table)
+    for example in report.get("examples", []):
+        stderr.print(
+            f"  {escape(example['video'])}: {escape(example['question'])} → "
+            f"[bold]{escape(example['answer'])}[/] (truth: {escape(example['truth'])})",
+            highlight=False,
+        )
+    for notice in report.get("notices", []):
+        stderr.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
+
+
 def evaluate_command(
     model: Path = typer.Argument(
-        ..., help="A bundle written by `vidcap finetune`.", show_default=False
+        ...,
+        help="A bundle written by `vidcap finetune` (--task classify: a videobert pretrain folder).",
+        show_default=False,
+    ),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        help="caption, qa or summary (default: the bundle's), or classify (zero-shot, a pretrain).",
+    ),
+    template: str | None = typer.Option(
+        None, "--template", help="--task classify: text with one [MASK], e.g. 'a [MASK] square'."
+    ),
+    field: str | None = typer.Option(
+        None, "--field", help="--task classify: the ground-truth attribute (colour, shape, action)."
     ),
     split: str = typer.Option("test", "--split", help="The corpus split to score."),
     corpus: Path | None = typer.Option(
@@ -78,7 +118,9 @@ def evaluate_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
-    """BLEU-1..4, METEOR, ROUGE-L and CIDEr (pycocoevalcap, micro-averaged over segments).
+    """Caption and summary bundles: BLEU-1..4, METEOR, ROUGE-L and CIDEr (pycocoevalcap,
+    micro-averaged over segments). QA bundles: exact-match accuracy per question type. --task
+    classify: zero-shot top-1 / top-5 accuracy of a VideoBERT pretrain.
 
     Each segment is captioned from its raw video with the bundle's own pipeline. The scores come
     with a nearest-neighbour retrieval floor and the leave-one-out reference-agreement ceiling, and,
@@ -86,6 +128,13 @@ def evaluate_command(
     """
     from vidcap.evaluation.evaluate import evaluate_bundle
 
+    if task == "classify":
+        _evaluate_classify(model, template, field, split, corpus, as_json)
+        return
+    if task is not None:
+        from vidcap.captioner import Captioner
+
+        Captioner.load(model, task=task)  # refuses a bundle finetuned for another task
     with progress_bar() as progress:
         task = progress.add_task("captioning videos", total=None)
         report = evaluate_bundle(
@@ -98,6 +147,8 @@ def evaluate_command(
         ).to_json()
     if as_json:
         stdout.print_json(json.dumps(report))
+    elif report["task"] == "qa":
+        print_qa_report(report)
     else:
         print_report(report)
     if report["failed"]:
@@ -105,3 +156,23 @@ def evaluate_command(
             f"{len(report['failed'])} videos could not be captioned; the scores leave them out."
         )
         raise typer.Exit(1)
+
+
+def _evaluate_classify(
+    model: Path,
+    template: str | None,
+    field: str | None,
+    split: str,
+    corpus: Path | None,
+    as_json: bool,
+) -> None:
+    from vidcap.errors import VidcapError
+    from vidcap.evaluation.classify import evaluate_classifier, print_classify_report
+
+    if not template or not field:
+        raise VidcapError("--task classify needs --template (with one [MASK]) and --field.")
+    report = evaluate_classifier(model, template, field, split=split, corpus=corpus)
+    if as_json:
+        stdout.print_json(json.dumps(report))
+    else:
+        print_classify_report(report)

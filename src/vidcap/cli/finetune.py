@@ -20,6 +20,11 @@ def finetune_command(
     out: Path = typer.Option(
         ..., "--out", "-o", help="The bundle folder (model, tokenizer, codebook, vidcap.json)."
     ),
+    task: str = typer.Option(
+        "caption",
+        "--task",
+        help="caption (segment captions), qa (question + video → answer) or summary (video → paragraph).",
+    ),
     from_scratch: bool = typer.Option(
         False,
         "--from-scratch",
@@ -84,7 +89,7 @@ def finetune_command(
     from vidcap.training.loop import StepReport
 
     config = FinetuneConfig(
-        arch=arch, preset=preset, from_scratch=from_scratch, with_features=with_features,
+        task=task, arch=arch, preset=preset, from_scratch=from_scratch, with_features=with_features,
         with_transcript=with_transcript, max_steps=max_steps, batch_size=batch_size, lr=lr,
         grad_accum=grad_accum, mixed_precision=mixed_precision, save_every=save_every,
         eval_every=eval_every, beams=beams, seed=seed, log_with=log_with,

@@ -30,10 +30,11 @@ from vidcap.evaluation.metrics import (
     segment_facts,
 )
 from vidcap.training.captions import (
+    CaptionSegment,
     ClipTrack,
-    captioned_segments,
     load_tracks,
     segment_inputs,
+    task_items,
 )
 
 
@@ -51,6 +52,7 @@ class EvaluationReport:
     notices: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)
+    task: str = "caption"
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-ready (``--json``)."""
@@ -58,6 +60,7 @@ class EvaluationReport:
         rows["reference_ceiling"] = self.ceiling
         cider_ceiling = self.ceiling.cider if self.ceiling else None
         return {
+            "task": self.task,
             "split": self.split,
             "segments": self.segments,
             "videos": self.videos,
@@ -86,7 +89,9 @@ def _train_segment_features(
         )
         return None
     tracks, _, _ = load_tracks(words, with_features=True)
-    train = [s for s in captioned_segments(read_corpus(corpus), tracks) if s.split == "train"]
+    train = [
+        s for s in task_items(captioner.task, read_corpus(corpus), tracks) if s.split == "train"
+    ]
     if not train:
         notices.append("nearest-neighbour baseline skipped: no training segments.")
         return None
@@ -106,7 +111,7 @@ def evaluate_bundle(
     meteor: bool = True,
     on_video: Callable[[str], None] | None = None,
     n_examples: int = 5,
-) -> EvaluationReport:
+) -> EvaluationReport | QAReport:
     """Evaluate a finetuned bundle on ``split`` of ``corpus`` (default: the corpus it was trained on)."""
     captioner = Captioner.load(model_dir)
     corpus_path = corpus or (captioner.info.get("provenance") or {}).get("corpus")
@@ -114,11 +119,12 @@ def evaluate_bundle(
         raise VidcapError(
             f"the corpus the bundle was trained on ({corpus_path}) is not here; pass --corpus corpus.jsonl."
         )
-    records = [r for r in read_corpus(corpus_path) if r.split == split and r.segments]
+    task = captioner.task
+    has_targets = {"caption": "segments", "qa": "qa", "summary": "summary"}[task]
+    records = [r for r in read_corpus(corpus_path) if r.split == split and getattr(r, has_targets)]
     if not records:
-        raise VidcapError(
-            f"{corpus_path} has no videos with captioned segments in split {split!r}."
-        )
+        what = {"caption": "captioned segments", "qa": "questions", "summary": "summaries"}[task]
+        raise VidcapError(f"{corpus_path} has no videos with {what} in split {split!r}.")
 
     notices: list[str] = []
     failed: list[tuple[str, str]] = []
@@ -134,9 +140,9 @@ def evaluate_bundle(
             kept.append(record)
         if on_video is not None:
             on_video(record.id)
-    segments = captioned_segments(kept, tracks)
+    segments = task_items(task, kept, tracks)
     if not segments:
-        raise VidcapError(f"no video of split {split!r} could be captioned.")
+        raise VidcapError(f"no video of split {split!r} could be read.")
     inputs = [
         segment_inputs(
             captioner.vocab,
@@ -154,6 +160,8 @@ def evaluate_bundle(
         beams=beams or int(captioner.info["generation"]["beams"]),
         max_new_tokens=int(captioner.info["generation"]["max_new_tokens"]),
     )
+    if task == "qa":
+        return _qa_report(captioner, split, segments, texts, len(kept), notices, failed)
     hypotheses = {s.key: t for s, t in zip(segments, texts, strict=True)}
     references = {s.key: list(s.captions) for s in segments}
     scores = caption_scores(hypotheses, references, meteor=meteor)
@@ -179,7 +187,7 @@ def evaluate_bundle(
 
     by_record = {r.id: r for r in kept}
     facts = {}
-    for s in segments:
+    for s in segments if task == "caption" else ():  # facts are per event, not per paragraph
         found = segment_facts(by_record[s.video_id], by_record[s.video_id].segments[s.index])
         if found is not None:
             facts[s.key] = found
@@ -200,6 +208,7 @@ def evaluate_bundle(
         for s in segments[:n_examples]
     ]
     return EvaluationReport(
+        task=task,
         split=split,
         segments=len(segments),
         videos=len(kept),
@@ -207,6 +216,77 @@ def evaluate_bundle(
         baseline=baseline,
         ceiling=ceiling,
         facts=fact_table,
+        notices=notices,
+        failed=failed,
+        examples=examples,
+    )
+
+
+@dataclass
+class QAReport:
+    """Exact-match accuracy of a QA bundle, overall and per question type, beside a text-only
+    floor (each question's most frequent training answer)."""
+
+    split: str
+    questions: int
+    videos: int
+    accuracy: dict[str, Any]
+    prior: dict[str, Any] | None
+    notices: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything, JSON-ready (``--json``)."""
+        return {
+            "task": "qa",
+            "split": self.split,
+            "questions": self.questions,
+            "videos": self.videos,
+            "exact_match": self.accuracy,
+            "prior_floor": self.prior,
+            "notices": self.notices,
+            "failed": [{"video": v, "error": e} for v, e in self.failed],
+            "examples": self.examples,
+        }
+
+
+def _qa_report(
+    captioner: Captioner,
+    split: str,
+    items: list[CaptionSegment],
+    answers: list[str],
+    videos: int,
+    notices: list[str],
+    failed: list[tuple[str, str]],
+    n_examples: int = 8,
+) -> QAReport:
+    from vidcap.evaluation.qa import exact_match, prior_answers
+
+    truth = [s.captions[0] for s in items]
+    kinds = [s.kind for s in items]
+    prior = None
+    corpus = (captioner.info.get("provenance") or {}).get("corpus")
+    if corpus and Path(corpus).is_file():
+        train = [
+            (q.question, q.answer) for r in read_corpus(corpus) if r.split == "train" for q in r.qa
+        ]
+        guesses = prior_answers(
+            [s.narration for s in items], [q for q, _ in train], [a for _, a in train]
+        )
+        prior = exact_match(guesses, truth, kinds)
+    else:
+        notices.append("prior floor skipped: the training corpus is not on this machine.")
+    examples = [
+        {"video": s.video_id, "question": s.narration, "answer": a, "truth": t}
+        for s, a, t in list(zip(items, answers, truth, strict=True))[:n_examples]
+    ]
+    return QAReport(
+        split=split,
+        questions=len(items),
+        videos=videos,
+        accuracy=exact_match(answers, truth, kinds),
+        prior=prior,
         notices=notices,
         failed=failed,
         examples=examples,

@@ -40,14 +40,15 @@ from vidcap.stages.pretrain import (
 from vidcap.stages.quantize import CODEBOOK
 from vidcap.text import JointVocabulary, train_vocabulary
 from vidcap.training.captions import (
+    TASKS,
     CaptionExamples,
     CaptionSegment,
     ClipTrack,
     InputConfig,
-    captioned_segments,
     collate_captions,
     corpus_records,
     load_tracks,
+    task_items,
 )
 from vidcap.training.loop import StepReport, TrainConfig, train
 
@@ -76,6 +77,7 @@ FINETUNE_DEFAULTS = {
 class FinetuneConfig:
     """Settings of ``vidcap finetune``; ``None`` means the pretrain's (or the preset's) choice."""
 
+    task: str = "caption"  # caption | qa | summary
     arch: str | None = None
     preset: str | None = None
     from_scratch: bool = False
@@ -93,6 +95,8 @@ class FinetuneConfig:
     log_with: str | None = None
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise VidcapError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}.")
         if self.arch is not None and self.arch not in ARCHS:
             raise VidcapError(f"--arch must be bart or videobert, got {self.arch!r}.")
         if self.preset is not None and self.preset not in FINETUNE_DEFAULTS:
@@ -199,17 +203,19 @@ def run_finetune(
     """Finetune a captioner from ``source`` (a pretrain folder, or a words folder from scratch)."""
     from vidcap.captioner import generate_captions
     from vidcap.evaluation.metrics import caption_scores
+    from vidcap.evaluation.qa import exact_match
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
     processes = current_processes()
     src = resolve_source(source, config)
     tracks, _, words_manifest = load_tracks(src.words_dir, config.with_features)
-    segments = captioned_segments(corpus_records(words_manifest, src.words_dir), tracks)
+    segments = task_items(config.task, corpus_records(words_manifest, src.words_dir), tracks)
     train_segments = [s for s in segments if s.split == "train"]
     val_segments = [s for s in segments if s.split == "val"]
     if not train_segments:
-        raise VidcapError(f"no captioned segments in the train split of {src.words_dir}'s corpus.")
+        what = {"caption": "captioned segments", "qa": "questions", "summary": "summaries"}
+        raise VidcapError(f"no {what[config.task]} in the train split of {src.words_dir}'s corpus.")
     train_config = config.train_config(src.preset)
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     stage_fp = fingerprint(
@@ -235,7 +241,7 @@ def run_finetune(
         _vocabulary(src, segments, tree.vocab_size).save(vocab_dir)
     processes.barrier()
     vocab = JointVocabulary.load(vocab_dir)
-    inputs = InputConfig(config.with_features, config.with_transcript)
+    inputs = InputConfig.for_task(config.task, config.with_features, config.with_transcript)
     feature_dim = _feature_dim(tracks) if config.with_features else None
     torch.manual_seed(config.seed)
     model = build_caption_model(
@@ -259,7 +265,7 @@ def run_finetune(
     val_set = CaptionExamples(val_segments, tracks, vocab, inputs) if val_segments else None
 
     def val_captions(objective: torch.nn.Module, step: int) -> dict[str, float]:
-        """Val CIDEr and BLEU-4 with greedy decoding (beam search at the end only)."""
+        """Val CIDEr and BLEU-4 (qa: exact match) with greedy decoding (beam search at the end)."""
         if not val_segments:
             return {}
         hypotheses = generate_captions(
@@ -267,13 +273,18 @@ def run_finetune(
             vocab,
             val_set.inputs,
             beams=1 if step < train_config.max_steps else config.beams,
+            max_new_tokens=inputs.max_target,
         )
+        objective.train()
+        if config.task == "qa":
+            answers = [s.captions[0] for s in val_segments]
+            matched = exact_match(hypotheses, answers, [s.kind for s in val_segments])
+            return {"exact_match": round(float(matched["exact_match"]), 4)}
         scores = caption_scores(
             {s.key: h for s, h in zip(val_segments, hypotheses, strict=True)},
             {s.key: list(s.captions) for s in val_segments},
             meteor=False,
         )
-        objective.train()
         return {"cider": round(scores.cider, 4), "bleu4": round(scores.bleu4, 4)}
 
     outcome = train(
@@ -336,6 +347,7 @@ def _write_bundle(
         out_dir / BUNDLE_INFO,
         {
             "stage": STAGE,
+            "task": config.task,
             "arch": model.arch,
             "preset": src.preset,
             "model": describe(model),

@@ -57,13 +57,15 @@ class CaptionSegment:
     start: float
     end: float
     clips: np.ndarray  # indices into the video's ClipTrack
-    narration: str
-    captions: tuple[str, ...]
+    narration: str  # text fed before the visual words when asked: narration, or the question
+    captions: tuple[str, ...]  # the targets: reference captions, the answer, or the summaries
+    kind: str | None = None  # the question type (qa)
+    prefix: str = ""  # "q" for questions, "" for segments and whole videos
 
     @property
     def key(self) -> str:
-        """A unique name for metric tables: ``video#segment``."""
-        return f"{self.video_id}#{self.index}"
+        """A unique name for metric tables: ``video#segment`` (``video#q3`` for question 3)."""
+        return f"{self.video_id}#{self.prefix}{self.index}"
 
 
 def segment_narration(record: VideoRecord, start: float, end: float) -> str:
@@ -141,6 +143,64 @@ def captioned_segments(
     return segments
 
 
+TASKS = ("caption", "qa", "summary")
+
+
+def task_items(
+    task: str, records: Sequence[VideoRecord], tracks: dict[str, ClipTrack]
+) -> list[CaptionSegment]:
+    """The examples of a task, one per target group, for the videos that have clips:
+
+    - ``caption``: each corpus segment, its reference captions the targets;
+    - ``qa``: each question of a video (over the whole video), its answer the target;
+    - ``summary``: each video (its whole transcript as narration), its summaries the targets.
+    """
+    if task == "caption":
+        return captioned_segments(records, tracks)
+    items = []
+    for record in records:
+        track = tracks.get(record.id)
+        if track is None or not len(track.words):
+            continue
+        end = float(track.end_s[-1])
+        whole = np.arange(len(track.words))
+        if task == "qa":
+            items += [
+                CaptionSegment(
+                    record.id,
+                    i,
+                    record.split,
+                    0.0,
+                    end,
+                    whole,
+                    qa.question,
+                    (qa.answer,),
+                    kind=qa.type,
+                    prefix="q",
+                )
+                for i, qa in enumerate(record.qa)
+                if qa.question.strip() and qa.answer.strip()
+            ]
+        elif task == "summary":
+            if record.summary:
+                narration = " ".join(t.text for t in record.transcript)
+                items.append(
+                    CaptionSegment(
+                        record.id,
+                        0,
+                        record.split,
+                        0.0,
+                        end,
+                        whole,
+                        narration,
+                        tuple(record.summary),
+                    )
+                )
+        else:
+            raise VidcapError(f"--task must be one of {', '.join(TASKS)}, got {task!r}.")
+    return items
+
+
 def corpus_records(manifest: dict[str, Any], words_dir: str | Path) -> list[VideoRecord]:
     """The corpus recorded in a words folder's manifest (its captions are the targets)."""
     corpus_path = manifest.get("corpus")
@@ -158,9 +218,18 @@ class InputConfig:
     """What the caption model reads besides the visual words."""
 
     with_features: bool = False
-    with_transcript: bool = False
+    with_transcript: bool = False  # the item's text (narration, or a question) before the words
     max_source: int = 128
     max_target: int = 40
+
+    @classmethod
+    def for_task(cls, task: str, with_features: bool, with_transcript: bool) -> InputConfig:
+        """Questions are always read; summaries are longer than captions."""
+        return cls(
+            with_features=with_features,
+            with_transcript=with_transcript or task == "qa",
+            max_target=96 if task == "summary" else 40,
+        )
 
 
 def segment_inputs(

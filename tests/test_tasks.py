@@ -1,0 +1,138 @@
+"""`vidcap finetune --task qa|summary`, `vidcap answer`, `vidcap summarize` and their evaluation
+(tiny preset, CPU, through the CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vidcap.cli import app
+from vidcap.evaluation.qa import exact_match, normalize_answer, prior_answers
+
+runner = CliRunner()
+
+TINY = ("--preset", "tiny", "--max-steps", "40", "--lr", "1e-2", "--eval-every", "20")
+
+
+def invoke(*args: object, input: str | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def pretrain(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tasks") / "pretrain"
+    result = invoke(
+        "pretrain", words_dir, "--out", out, "--preset", "tiny", "--arch", "bart",
+        "--max-steps", "5", "--eval-every", "1000",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def qa_bundle(pretrain: Path) -> Path:
+    out = pretrain.parent / "qa"
+    result = invoke("finetune", pretrain, "--out", out, "--task", "qa", *TINY, "--json")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def summary_bundle(pretrain: Path) -> Path:
+    out = pretrain.parent / "summary"
+    result = invoke("finetune", pretrain, "--out", out, "--task", "summary", *TINY, "--json")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def first_video(synth_corpus: Path, split: str = "test") -> Path:
+    records = [json.loads(line) for line in synth_corpus.read_text().splitlines()]
+    return synth_corpus.parent / next(r["video"] for r in records if r["split"] == split)
+
+
+def test_qa_bundle_records_its_task_and_val_exact_match(qa_bundle: Path) -> None:
+    info = json.loads((qa_bundle / "vidcap.json").read_text())
+    assert info["task"] == "qa" and info["inputs"]["with_transcript"] is True
+    val = [json.loads(line) for line in (qa_bundle / "metrics.jsonl").read_text().splitlines()]
+    val = [m for m in val if m["split"] == "val"]
+    assert [m["step"] for m in val] == [20, 40]
+    assert all(0.0 <= m["exact_match"] <= 1.0 for m in val)
+
+
+def test_answer_questions_from_options_and_stdin(qa_bundle: Path, synth_corpus: Path) -> None:
+    video = first_video(synth_corpus)
+    questions = ["how many objects are there?", "what colour is the circle?"]
+    result = invoke("answer", video, "-q", questions[0], "-q", questions[1], "--model", qa_bundle)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 2
+
+    piped = invoke(
+        "answer", video, "-q", "-", "--model", qa_bundle, "--json", input="\n".join(questions)
+    )
+    assert piped.exit_code == 0, piped.output
+    answers = json.loads(piped.stdout)["answers"]
+    assert [a["question"] for a in answers] == questions
+    # the same questions give the same answers, however they were asked
+    assert [a["answer"] for a in answers] == result.stdout.splitlines()
+
+
+def test_evaluate_qa_reports_exact_match_per_type_and_the_prior_floor(qa_bundle: Path) -> None:
+    result = invoke("evaluate", qa_bundle, "--task", "qa", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["task"] == "qa" and report["questions"] > 0
+    assert set(report["exact_match"]["per_type"]) <= {"count", "colour", "shape", "action"}
+    assert 0.0 <= report["exact_match"]["exact_match"] <= 1.0
+    assert report["prior_floor"]["count"] == report["questions"]
+
+
+def test_a_bundle_is_refused_by_another_tasks_command(
+    qa_bundle: Path, summary_bundle: Path, synth_corpus: Path
+) -> None:
+    video = first_video(synth_corpus)
+    for args in (
+        ("caption", video, "--model", qa_bundle),
+        ("summarize", video, "--model", qa_bundle),
+        ("answer", video, "-q", "what?", "--model", summary_bundle),
+        ("evaluate", qa_bundle, "--task", "caption"),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 1, args
+        assert "--task" in result.output and "Traceback" not in result.output
+
+
+def test_summarize_and_evaluate_summary(summary_bundle: Path, synth_corpus: Path) -> None:
+    info = json.loads((summary_bundle / "vidcap.json").read_text())
+    assert info["task"] == "summary" and info["generation"]["max_new_tokens"] == 96
+    video = first_video(synth_corpus)
+    result = invoke("summarize", video, "missing.mp4", "--model", summary_bundle, "--json")
+    assert result.exit_code == 1  # one of the two failed
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["video"] for line in lines] == [str(video)]
+    assert "missing.mp4" in result.stderr
+
+    report = json.loads(invoke("evaluate", summary_bundle, "--json", "--no-meteor").stdout)
+    assert report["task"] == "summary"
+    for row in ("captioner", "nearest_neighbour", "reference_ceiling"):
+        assert report["scores"][row]["CIDEr"] is not None
+    # summaries are paraphrases of each other: leave-one-out agreement is far from zero
+    assert report["scores"]["reference_ceiling"]["BLEU-1"] > 0.3
+
+
+def test_exact_match_normalises_case_and_punctuation() -> None:
+    assert normalize_answer("  Moves   Left. ") == "moves left"
+    scores = exact_match(
+        ["Two", "red", "moves left!"], ["two", "blue", "moves left"], ["count", "colour", None]
+    )
+    assert scores["exact_match"] == pytest.approx(2 / 3)
+    assert scores["per_type"] == {"colour": 0.0, "count": 1.0, "untyped": 1.0}
+
+
+def test_prior_answers_use_the_most_frequent_training_answer() -> None:
+    train_q = ["what colour is the circle?"] * 3 + ["how many objects are there?"]
+    train_a = ["red", "red", "blue", "one"]
+    guesses = prior_answers(["What colour is the circle", "what is new?"], train_q, train_a)
+    assert guesses == ["red", "red"]  # unseen question: the most frequent answer overall
