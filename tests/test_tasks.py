@@ -136,3 +136,19 @@ def test_prior_answers_use_the_most_frequent_training_answer() -> None:
     train_a = ["red", "red", "blue", "one"]
     guesses = prior_answers(["What colour is the circle", "what is new?"], train_q, train_a)
     assert guesses == ["red", "red"]  # unseen question: the most frequent answer overall
+
+
+def test_demo_runs_every_stage_and_writes_bundle_storyboard_and_metrics(tmp_path: Path) -> None:
+    """`vidcap demo` with tiny step counts: every stage folder, the report, a storyboard."""
+    out = tmp_path / "demo"
+    result = invoke(
+        "demo", "--out", out, "--videos", "20", "--pretrain-steps", "5", "--finetune-steps", "10"
+    )
+    assert result.exit_code == 0, result.output
+    for folder in ("synth", "frames", "features", "words", "pretrain", "model"):
+        assert (out / folder / "manifest.json").is_file() or folder == "synth", folder
+    assert json.loads((out / "model" / "vidcap.json").read_text())["stage"] == "finetune"
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["segments"] > 0 and report["scores"]["captioner"]["CIDEr"] is not None
+    assert (out / "storyboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "test split" in result.stderr and "storyboard" in result.stderr
