@@ -152,3 +152,29 @@ def test_demo_runs_every_stage_and_writes_bundle_storyboard_and_metrics(tmp_path
     assert report["segments"] > 0 and report["scores"]["captioner"]["CIDEr"] is not None
     assert (out / "storyboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "test split" in result.stderr and "storyboard" in result.stderr
+
+
+def test_retraining_a_bundle_folder_leaves_nothing_stale(
+    pretrain: Path, synth_corpus: Path
+) -> None:
+    """A run with other settings into the same folder starts afresh: no feature projection of
+    the earlier run is loaded with the new model, and its checkpoints are not resumed."""
+    out = pretrain.parent / "retrained"
+    quick = ("--preset", "tiny", "--max-steps", "4", "--eval-every", "1000", "--beams", "1")
+    first = invoke(
+        "finetune", pretrain, "--out", out, *quick, "--with-features", "--save-every", "2"
+    )
+    assert first.exit_code == 0, first.output
+    assert (out / "feature_projection.safetensors").is_file()
+    second = invoke("finetune", pretrain, "--out", out, *quick, "--resume", "auto", "--json")
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["steps"] == 4  # trained, not resumed from the other run
+    assert not (out / "feature_projection.safetensors").exists()
+    assert json.loads((out / "vidcap.json").read_text())["inputs"]["with_features"] is False
+    caption = invoke("caption", first_video(synth_corpus), "--model", out)
+    assert caption.exit_code == 0, caption.output
+
+
+def test_zero_intervals_are_refused(pretrain: Path) -> None:
+    result = invoke("finetune", pretrain, "--out", pretrain.parent / "x", "--eval-every", "0")
+    assert result.exit_code == 1 and "--eval-every must be >= 1" in result.output

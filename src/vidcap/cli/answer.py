@@ -27,7 +27,9 @@ def answer_command(
     model: Path = typer.Option(
         ..., "--model", "-m", help="A bundle from `vidcap finetune --task qa`.", show_default=False
     ),
-    beams: int | None = typer.Option(None, "--beams", help="Beam width (default: the bundle's)."),
+    beams: int | None = typer.Option(
+        None, "--beams", min=1, help="Beam width (default: the bundle's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print question/answer pairs as JSON."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
@@ -62,7 +64,9 @@ def summarize_command(
         help="A bundle from `vidcap finetune --task summary`.",
         show_default=False,
     ),
-    beams: int | None = typer.Option(None, "--beams", help="Beam width (default: the bundle's)."),
+    beams: int | None = typer.Option(
+        None, "--beams", min=1, help="Beam width (default: the bundle's)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per video (jsonl)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:

@@ -57,7 +57,7 @@ def caption_command(
         help="Dense captions over fixed windows of this many seconds (implies --dense).",
     ),
     beams: int | None = typer.Option(
-        None, "--beams", help="Beam width (default: the bundle's, 4)."
+        None, "--beams", min=1, help="Beam width (default: the bundle's, 4)."
     ),
     out: Path | None = typer.Option(
         None,
@@ -88,6 +88,8 @@ def caption_command(
         dense = True  # subtitles are timed captions
     paths = read_video_paths(videos)
     # Settings that cannot work are refused before any video is decoded.
+    if segment_seconds is not None and not segment_seconds > 0:
+        raise VidcapError(f"--segment-seconds must be > 0, got {segment_seconds}.")
     if fmt in ("srt", "vtt") and len(paths) > 1 and out is None:
         raise VidcapError(
             f"{len(paths)} videos give {len(paths)} .{fmt} files; pass --out DIR to write them."

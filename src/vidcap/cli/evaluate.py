@@ -112,7 +112,9 @@ def evaluate_command(
     corpus: Path | None = typer.Option(
         None, "--corpus", help="corpus.jsonl (default: the one the bundle was trained on)."
     ),
-    beams: int | None = typer.Option(None, "--beams", help="Beam width (default: the bundle's)."),
+    beams: int | None = typer.Option(
+        None, "--beams", min=1, help="Beam width (default: the bundle's)."
+    ),
     meteor: bool = typer.Option(
         True, "--meteor/--no-meteor", help="METEOR needs Java; skipped with a notice without it."
     ),

@@ -25,7 +25,13 @@ import torch
 from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, fingerprint
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
-from vidcap.models.caption import ARCHS, CaptionModel, build_caption_model, describe
+from vidcap.models.caption import (
+    ARCHS,
+    FEATURE_PROJECTION,
+    CaptionModel,
+    build_caption_model,
+    describe,
+)
 from vidcap.models.presets import model_size
 from vidcap.pipeline import pipeline_settings
 from vidcap.quantize.kmeans import HierarchicalKMeans
@@ -50,7 +56,7 @@ from vidcap.training.captions import (
     load_tracks,
     task_items,
 )
-from vidcap.training.loop import StepReport, TrainConfig, train
+from vidcap.training.loop import StepReport, TrainConfig, resolve_resume, train
 
 STAGE = "finetune"
 TEXT_VOCAB_SIZE = 4000  # word pieces of a vocabulary trained here (as pretrain's default)
@@ -109,9 +115,9 @@ class FinetuneConfig:
     def train_config(self, preset: str) -> TrainConfig:
         defaults = FINETUNE_DEFAULTS[preset]
         return TrainConfig(
-            max_steps=self.max_steps or defaults.max_steps,
-            batch_size=self.batch_size or defaults.batch_size,
-            lr=self.lr or defaults.lr,
+            max_steps=defaults.max_steps if self.max_steps is None else self.max_steps,
+            batch_size=defaults.batch_size if self.batch_size is None else self.batch_size,
+            lr=defaults.lr if self.lr is None else self.lr,
             grad_accum=self.grad_accum,
             mixed_precision=self.mixed_precision,
             save_every=self.save_every,
@@ -227,13 +233,22 @@ def run_finetune(
     # A finished run is up to date unless a particular checkpoint is asked for.
     if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
         return result_from_index(stage, started, _details, up_to_date=True)
-    if force and processes.is_main and (out_dir / "checkpoints").exists():
-        shutil.rmtree(out_dir / "checkpoints")
+    fresh = resolve_resume(out_dir, "auto" if resume == "auto" else resume, stage_fp) is None
+    if (force or fresh) and processes.is_main:
+        # A fresh start owes nothing to an earlier run in this folder: its checkpoints, vocabulary
+        # and bundle files (a stale feature projection would be loaded with the new model).
+        for name in ("checkpoints", VOCABULARY, FEATURE_PROJECTION, BUNDLE_INFO):
+            target = out_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
     processes.barrier()
     if processes.is_main:
         stage.prepare()
         (out_dir / BUNDLE_INFO).unlink(missing_ok=True)  # not a bundle until training ends
     processes.barrier()
+    bundle_settings = pipeline_settings(words_manifest)  # fails now, not after training
 
     tree = HierarchicalKMeans.load(src.words_dir / CODEBOOK)
     vocab_dir = out_dir / VOCABULARY
@@ -296,11 +311,12 @@ def run_finetune(
         train_config,
         resume=resume,
         on_step=on_step,
+        run=stage_fp,
         extra_eval=val_captions,
     )
     if processes.is_main:
         trained: CaptionModel = outcome["objective"]
-        _write_bundle(out_dir, trained, vocab, src, config, words_manifest, inputs)
+        _write_bundle(out_dir, trained, vocab, src, config, words_manifest, inputs, bundle_settings)
         stage.record(
             ItemRecord(
                 "bundle",
@@ -333,6 +349,7 @@ def _write_bundle(
     config: FinetuneConfig,
     words_manifest: dict[str, Any],
     inputs: InputConfig,
+    settings: dict[str, Any],
 ) -> None:
     """Write the bundle files into a temporary folder, move them in, then ``vidcap.json`` last."""
     tmp = out_dir / ".tmp-bundle"
@@ -357,7 +374,7 @@ def _write_bundle(
             "codebook": CODEBOOK,
             "n_visual": vocab.n_visual,
             "quantize": words_manifest.get("tree"),
-            **pipeline_settings(words_manifest),
+            **settings,
             "provenance": {
                 "corpus": words_manifest.get("corpus"),
                 "words": str(src.words_dir.resolve()),

@@ -77,9 +77,9 @@ class PretrainConfig:
     def train_config(self) -> TrainConfig:
         defaults = train_defaults(self.preset)
         return TrainConfig(
-            max_steps=self.max_steps or defaults.max_steps,
-            batch_size=self.batch_size or defaults.batch_size,
-            lr=self.lr or defaults.lr,
+            max_steps=defaults.max_steps if self.max_steps is None else self.max_steps,
+            batch_size=defaults.batch_size if self.batch_size is None else self.batch_size,
+            lr=defaults.lr if self.lr is None else self.lr,
             grad_accum=self.grad_accum,
             mixed_precision=self.mixed_precision,
             save_every=self.save_every,
@@ -195,6 +195,7 @@ def run_pretrain(
         train_config,
         resume=resume,
         on_step=on_step,
+        run=stage_fp,
     )
     if processes.is_main:
         final = out_dir / FINAL

@@ -67,6 +67,11 @@ class TrainConfig:
             raise VidcapError(f"--batch-size must be >= 1, got {self.batch_size}.")
         if not self.lr > 0:
             raise VidcapError(f"--lr must be > 0, got {self.lr}.")
+        for name in ("save_every", "eval_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise VidcapError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}."
+                )
         if self.grad_accum < 1:
             raise VidcapError(f"--grad-accum must be >= 1, got {self.grad_accum}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
@@ -117,20 +122,24 @@ def _prefetched(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
     queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item: tuple[bool, Any]) -> bool:
+        """Queue ``item`` unless the consumer has stopped; False when it has."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
     def fill() -> None:
         try:
             for batch in batches:
-                while not stop.is_set():
-                    try:
-                        queue.put((True, batch), timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
+                if not put((True, batch)):
                     return
-            queue.put((False, None))
+            put((False, None))
         except BaseException as error:  # handed to the consumer
-            queue.put((False, error))
+            put((False, error))
 
     thread = threading.Thread(target=fill, daemon=True, name="vidcap-prefetch")
     thread.start()
@@ -147,23 +156,35 @@ def _prefetched(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
         thread.join()
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The newest complete checkpoint under ``out_dir/checkpoints``."""
+def _checkpoints(out_dir: Path, run: str | None) -> list[Path]:
+    """Complete checkpoints under ``out_dir/checkpoints`` of run ``run`` (any run when None),
+    oldest first."""
     folder = out_dir / CHECKPOINTS
-    done = (
-        sorted(p for p in folder.glob("step-*") if (p / _STATE_FILE).is_file())
-        if folder.is_dir()
-        else []
-    )
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("step-*")):
+        state = path / _STATE_FILE
+        if state.is_file() and run in (None, json.loads(state.read_text()).get("run")):
+            found.append(path)
+    return found
+
+
+def latest_checkpoint(out_dir: Path, run: str | None = None) -> Path | None:
+    """The newest complete checkpoint of run ``run`` (a stage fingerprint; None: any run)."""
+    done = _checkpoints(out_dir, run)
     return done[-1] if done else None
 
 
-def resolve_resume(out_dir: Path, resume: str | None) -> Path | None:
-    """``auto`` → the latest checkpoint (or None to start fresh); a path → that checkpoint."""
+def resolve_resume(out_dir: Path, resume: str | None, run: str | None = None) -> Path | None:
+    """``auto`` → the latest checkpoint of this run (or None to start fresh); a path → that one.
+
+    Checkpoints of a run with other settings (another ``run`` fingerprint) are never resumed.
+    """
     if resume is None:
         return None
     if resume == "auto":
-        return latest_checkpoint(out_dir)
+        return latest_checkpoint(out_dir, run)
     path = Path(resume)
     if not (path / _STATE_FILE).is_file():
         raise VidcapError(
@@ -203,8 +224,12 @@ def train(
     resume: str | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     extra_eval: Callable[[nn.Module, int], dict[str, float]] | None = None,
+    run: str | None = None,
 ) -> dict[str, Any]:
     """Train ``objective`` (a module whose ``forward(batch)`` returns ``(loss, stats)``).
+
+    ``run`` (the stage's fingerprint) is written into every checkpoint; ``resume="auto"`` only
+    continues a checkpoint of the same run, and a fresh start clears the others.
 
     ``extra_eval(unwrapped objective, step)`` may add val metrics (e.g. CIDEr) on the main process.
     Returns the final val metrics (empty without a val set) and run facts.
@@ -215,6 +240,9 @@ def train(
 
     out_dir = Path(out_dir)
     accelerator = Accelerator(
+        # The schedule counts optimizer steps: stepped by hand once per step (Accelerate would
+        # otherwise step it once per process, ending warmup and decay num_processes times early).
+        step_scheduler_with_optimizer=False,
         # Epochs are one stream of batches: every optimizer step is exactly grad_accum batches
         # (no short step at an epoch's end), so step N always starts at batch N * grad_accum.
         gradient_accumulation_plugin=GradientAccumulationPlugin(
@@ -265,7 +293,10 @@ def train(
         )
 
     step = 0
-    checkpoint = resolve_resume(out_dir, resume)
+    checkpoint = resolve_resume(out_dir, resume, run)
+    if checkpoint is None and accelerator.is_main_process and (out_dir / CHECKPOINTS).is_dir():
+        shutil.rmtree(out_dir / CHECKPOINTS)  # another run's: it would be pruned or resumed wrongly
+    accelerator.wait_for_everyone()
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         step = json.loads((checkpoint / _STATE_FILE).read_text())["step"]
@@ -312,11 +343,11 @@ def train(
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            (tmp / _STATE_FILE).write_text(json.dumps({"step": step}))
+            (tmp / _STATE_FILE).write_text(json.dumps({"step": step, "run": run}))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            for old in sorted(folder.glob("step-*"))[: -config.keep_checkpoints]:
+            for old in _checkpoints(out_dir, None)[: -config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
 
@@ -346,7 +377,8 @@ def train(
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(objective.parameters(), config.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
                 optimizer.zero_grad()
             micro += 1
             tokens += int(batch["attention_mask"].sum())
