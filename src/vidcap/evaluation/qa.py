@@ -32,12 +32,12 @@ def exact_match(
 def prior_answers(
     questions: Sequence[str], train_questions: Sequence[str], train_answers: Sequence[str]
 ) -> list[str]:
-    """A floor that never looks at the video: each question's most frequent training answer (the
-    most frequent answer overall for a question never seen in training)."""
+    """A floor that never looks at the video: each question's most frequent training answer,
+    normalised (the most frequent answer overall for a question never seen in training)."""
     by_question: dict[str, Counter[str]] = defaultdict(Counter)
     for question, answer in zip(train_questions, train_answers, strict=True):
-        by_question[normalize_answer(question)][answer] += 1
-    overall = Counter(train_answers)
+        by_question[normalize_answer(question)][normalize_answer(answer)] += 1
+    overall = Counter(normalize_answer(a) for a in train_answers)
     fallback = overall.most_common(1)[0][0] if overall else ""
     return [
         (by_question.get(normalize_answer(q)) or Counter({fallback: 1})).most_common(1)[0][0]
