@@ -150,7 +150,9 @@ class _Examples(Dataset):
             [s for s, sample in enumerate(self.samples) if sample.units]
         )
         weights = np.asarray(config.objective_weights, dtype=np.float64)
-        self._objective_p = weights / weights.sum()
+        # Cumulative shares: an objective is drawn by one uniform number (rng.choice(p=...) costs
+        # ten times more, and examples are drawn on the fly)
+        self._objective_cdf = np.cumsum(weights / weights.sum())[:-1]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -168,7 +170,7 @@ class _Examples(Dataset):
         sample = self.samples[s]
         if u < 0:
             return VIDEO, [], self._video_ids(sample.words, rng), s
-        objective = int(rng.choice(3, p=self._objective_p))
+        objective = int(np.searchsorted(self._objective_cdf, rng.random(), side="right"))
         units = [sample.units[u]]
         if u + 1 < len(sample.units) and rng.random() < self.config.concat_prob:
             units.append(sample.units[u + 1])
@@ -220,7 +222,7 @@ class VideoBertExamples(_Examples):
             video = video[:0]
         ids, types = self._sequence(text, video, objective)
         is_text = (types == 0) & (ids != self.vocab.cls_id)
-        is_video = (types == 1) & np.isin(ids, [self.vocab.sep_id, self.vocab.join_id], invert=True)
+        is_video = (types == 1) & (ids != self.vocab.sep_id) & (ids != self.vocab.join_id)
         # Mismatched pairs are masked like matched ones: were they left unmasked, "has a [MASK]"
         # alone would give the alignment away. Their tokens are still real text and real video.
         input_ids, labels = self._mask(ids, is_text | is_video, is_video, rng)
@@ -270,9 +272,10 @@ class VideoBertExamples(_Examples):
         roll = rng.random(n)
         ids[chosen[roll < 0.8]] = self.vocab.mask_id
         randomised = chosen[(roll >= 0.8) & (roll < 0.9)]
-        for position in randomised:  # a random token of the same modality
-            lo, hi = self.vocab.visual_range if is_video[position] else self.vocab.text_id_range
-            ids[position] = rng.integers(lo, hi)
+        if len(randomised):  # a random token of the same modality
+            video = is_video[randomised]
+            (v_lo, v_hi), (t_lo, t_hi) = self.vocab.visual_range, self.vocab.text_id_range
+            ids[randomised] = rng.integers(np.where(video, v_lo, t_lo), np.where(video, v_hi, t_hi))
         return ids, labels
 
 
