@@ -26,6 +26,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from vidcap.errors import VidcapError
 from vidcap.models.presets import ModelSize
+from vidcap.models.videobert import bert_config
 from vidcap.models.visual_embeddings import init_visual_rows
 from vidcap.text import JointVocabulary
 from vidcap.training.objectives import count_stat
@@ -164,19 +165,6 @@ def _configure_tokens(seq2seq: transformers.PreTrainedModel, vocab: JointVocabul
     seq2seq.generation_config.forced_bos_token_id = None
 
 
-def _bert_config(vocab: JointVocabulary, size: ModelSize) -> transformers.BertConfig:
-    return transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=size.hidden,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        intermediate_size=size.intermediate,
-        max_position_embeddings=size.max_length,
-        type_vocab_size=2,
-        pad_token_id=vocab.pad_id,
-    )
-
-
 def build_caption_model(
     arch: str,
     vocab: JointVocabulary,
@@ -204,8 +192,8 @@ def build_caption_model(
                 pretrained, is_decoder=True, add_cross_attention=True
             )
         else:
-            encoder = transformers.BertModel(_bert_config(vocab, size), add_pooling_layer=False)
-            decoder_config = _bert_config(vocab, size)
+            encoder = transformers.BertModel(bert_config(vocab, size), add_pooling_layer=False)
+            decoder_config = bert_config(vocab, size)
             decoder_config.is_decoder = True
             decoder_config.add_cross_attention = True
             decoder = transformers.BertLMHeadModel(decoder_config)

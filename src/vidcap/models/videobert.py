@@ -17,6 +17,20 @@ from vidcap.models.visual_embeddings import prepare_visual_embeddings
 from vidcap.text import JointVocabulary
 
 
+def bert_config(vocab: JointVocabulary, size: ModelSize) -> transformers.BertConfig:
+    """A BERT config of ``size`` over ``vocab``, with token types for text (0) and video (1)."""
+    return transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=size.hidden,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        intermediate_size=size.intermediate,
+        max_position_embeddings=size.max_length,
+        type_vocab_size=2,
+        pad_token_id=vocab.pad_id,
+    )
+
+
 def build_videobert(
     vocab: JointVocabulary,
     size: ModelSize,
@@ -32,16 +46,6 @@ def build_videobert(
         except (OSError, ValueError) as e:
             raise VidcapError(f"could not load a BERT checkpoint from {init!r}: {e}") from None
     else:
-        config = transformers.BertConfig(
-            vocab_size=len(vocab),
-            hidden_size=size.hidden,
-            num_hidden_layers=size.layers,
-            num_attention_heads=size.heads,
-            intermediate_size=size.intermediate,
-            max_position_embeddings=size.max_length,
-            type_vocab_size=2,
-            pad_token_id=vocab.pad_id,
-        )
-        model = transformers.BertForPreTraining(config)
+        model = transformers.BertForPreTraining(bert_config(vocab, size))
     prepare_visual_embeddings(model, vocab, centroids, freeze_visual, resize=init is not None)
     return model
