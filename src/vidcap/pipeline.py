@@ -39,9 +39,10 @@ class VideoClips:
 def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
     """What turning a raw video into visual words needs from the stage folders upstream of a words
     folder: the extract settings and the encoder (for ``vidcap.json``)."""
-    features_dir = Path(words_manifest["upstream"]["path"])
-    features_manifest = _read_manifest(features_dir)
-    frames_manifest = _read_manifest(Path(features_manifest["upstream"]["path"]))
+    from vidcap.artifacts import read_upstream
+
+    features_manifest, _ = read_upstream(words_manifest["upstream"]["path"], "encode")
+    frames_manifest, _ = read_upstream(features_manifest["upstream"]["path"], "extract")
     extract, encode = frames_manifest["config"], features_manifest["config"]
     return {
         "extract": {k: extract[k] for k in ("fps", "size", "crop", "clip_frames", "backend")},
@@ -52,13 +53,6 @@ def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
             "description": features_manifest.get("encoder"),
         },
     }
-
-
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise VidcapError(f"{folder} has no manifest.json; it is needed to record the pipeline.")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def resolve_device(device: str) -> torch.device:

@@ -252,7 +252,7 @@ def caption_scores(
     single segment). Captions are PTB-tokenized and lowercased first, as in coco-caption.
 
     An empty hypothesis is scored as it is (0 or close to it): the pycocoevalcap 1.2 scorers
-    accept empty strings, so no placeholder word is needed. References of keys that have no
+    accept empty strings, so none is replaced by a stand-in word. References of keys that have no
     hypothesis are ignored.
 
     Args:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, fingerprint
+from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, remove_outputs
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.models.caption import (
@@ -37,11 +37,11 @@ from vidcap.pipeline import pipeline_settings
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.stages.pretrain import (
-    BOOKKEEPING,
     BUNDLE_INFO,
     FINAL,
     VOCABULARY,
     read_bundle_info,
+    training_fingerprint,
 )
 from vidcap.stages.quantize import CODEBOOK
 from vidcap.text import JointVocabulary, train_vocabulary
@@ -224,25 +224,15 @@ def run_finetune(
         raise VidcapError(f"no {what[config.task]} in the train split of {src.words_dir}'s corpus.")
     train_config = config.train_config(src.preset)
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
-    stage_fp = fingerprint(
-        STAGE,
-        {k: v for k, v in asdict(config).items() if k not in BOOKKEEPING},
-        train_config.weight_settings(),
-        src.fingerprint,
-    )
+    stage_fp = training_fingerprint(STAGE, config, train_config, src.fingerprint)
     # A finished run is up to date unless a particular checkpoint is asked for.
     if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
         return result_from_index(stage, started, _details, up_to_date=True)
-    fresh = resolve_resume(out_dir, "auto" if resume == "auto" else resume, stage_fp) is None
+    fresh = resolve_resume(out_dir, resume, stage_fp) is None
     if (force or fresh) and processes.is_main:
         # A fresh start owes nothing to an earlier run in this folder: its checkpoints, vocabulary
         # and bundle files (a stale feature projection would be loaded with the new model).
-        for name in ("checkpoints", VOCABULARY, FEATURE_PROJECTION, BUNDLE_INFO):
-            target = out_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+        remove_outputs(out_dir, ("checkpoints", VOCABULARY, FEATURE_PROJECTION, BUNDLE_INFO))
     processes.barrier()
     if processes.is_main:
         stage.prepare()

@@ -18,7 +18,13 @@ from typing import Any
 
 import torch
 
-from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, fingerprint
+from vidcap.artifacts import (
+    ItemRecord,
+    StageDir,
+    atomic_write_json,
+    fingerprint,
+    remove_outputs,
+)
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.models.presets import model_size, train_defaults
@@ -47,6 +53,14 @@ VOCABULARY = "vocabulary"
 BUNDLE_INFO = "vidcap.json"
 # Settings that do not change the model: changing them must not make a finished run stale.
 BOOKKEEPING = frozenset({"save_every", "eval_every", "log_with"})
+
+
+def training_fingerprint(
+    stage: str, config: Any, train_config: TrainConfig, upstream_fingerprint: str
+) -> str:
+    """A training stage's fingerprint: the settings that change the weights, and the upstream."""
+    settings = {k: v for k, v in asdict(config).items() if k not in BOOKKEEPING}
+    return fingerprint(stage, settings, train_config.weight_settings(), upstream_fingerprint)
 
 
 @dataclass(frozen=True)
@@ -134,22 +148,12 @@ def run_pretrain(
     samples, words_manifest = load_video_samples(words_dir)
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     train_config = config.train_config()
-    stage_fp = fingerprint(
-        STAGE,
-        {k: v for k, v in asdict(config).items() if k not in BOOKKEEPING},
-        train_config.weight_settings(),
-        words_manifest["fingerprint"],
-    )
+    stage_fp = training_fingerprint(STAGE, config, train_config, words_manifest["fingerprint"])
     # A finished run is up to date unless a particular checkpoint is asked for.
     if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
         return result_from_index(stage, started, _details, up_to_date=True)
-    if force and processes.is_main and out_dir.exists():
-        for name in (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"):
-            target = out_dir / name
-            if target.is_dir():
-                shutil.rmtree(target, ignore_errors=True)
-            else:
-                target.unlink(missing_ok=True)
+    if force and processes.is_main:
+        remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
     processes.barrier()
     if processes.is_main:
         stage.prepare()
