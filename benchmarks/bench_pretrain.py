@@ -4,17 +4,22 @@ A synthetic corpus is run through extract → encode → quantize (k=4, depth 2)
 
 - ``vidcap pretrain`` (the stage: Accelerate, examples drawn on the fly, metrics, one checkpoint at
   the end) is timed from its first optimizer step to its last;
-- the bare loop builds the same model from the same seed and runs the same number of AdamW steps on
-  the same batches in the same order, collated in advance, with nothing else.
+- the bare loop builds the same model from the same seed and trains it the same way (AdamW, the
+  gradient clipped at the stage's norm, transformers' warmup-then-linear schedule) for the same
+  number of steps on the same batches in the same order, collated in advance, with nothing else:
+  no Accelerate, no on-the-fly drawing, no metrics, no progress.
 
-Prints the median steps/s of each over interleaved repeats and the ratio (goal: >= 0.9).
+Prints the median steps/s of each over interleaved repeats, the ratio (goal: >= 0.9) and each
+pair's ratio. This machine's speed drifts by tens of percent within a minute, so read the median
+of several repeats, not one pair.
 
-    python benchmarks/bench_pretrain.py [--videos 60] [--steps 60] [--preset base] [--repeats 3]
+    python benchmarks/bench_pretrain.py [--videos 60] [--steps 200] [--preset base] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -22,6 +27,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from transformers import get_linear_schedule_with_warmup
 
 from vidcap.datasets.synth import SynthConfig, generate_corpus
 from vidcap.models.presets import model_size, train_defaults
@@ -39,7 +45,7 @@ from vidcap.training.examples import (
     load_video_samples,
     split_samples,
 )
-from vidcap.training.loop import EpochSampler
+from vidcap.training.loop import EpochSampler, TrainConfig
 from vidcap.training.objectives import VideoBertObjective
 
 
@@ -71,6 +77,10 @@ def bare_loop(
         for s in range(steps)
     ]
     optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)
+    defaults = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(defaults.warmup_ratio * steps), steps
+    )
     objective.train()
     started = None
     for step, batch in enumerate(batches):
@@ -78,7 +88,9 @@ def bare_loop(
             started = time.perf_counter()  # as for the stage: from the first step's end
         loss, _ = objective(batch)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(objective.parameters(), defaults.max_grad_norm)
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad()
     return time.perf_counter() - started
 
@@ -86,9 +98,9 @@ def bare_loop(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=60)
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--preset", default="base")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     batch_size = train_defaults(args.preset).batch_size
     lr = train_defaults(args.preset).lr

@@ -200,6 +200,47 @@ def test_the_moving_object_is_primary(desc: ClipDescriptor) -> None:
     assert feature(desc, red_moves, "secondary_share") > -0.9
 
 
+def test_objects_2_describes_the_still_object_too() -> None:
+    """``objects=2`` adds the hue and shape of the largest other object: the one that does not act."""
+    two = ClipDescriptor(DescriptorConfig(objects=2))
+    assert two.dim == 233 == len(two.feature_names)  # documented in the module docstring
+    assert list(two.blocks)[-1] == "other_object"
+    still_circle = two.encode_clip(
+        scene([(RED, "square", (30, 30), (90, 30)), (BLUE, "circle", (100, 70), (100, 70))])
+    )
+    still_square = two.encode_clip(
+        scene([(BLUE, "circle", (30, 30), (90, 30)), (RED, "square", (100, 70), (100, 70))])
+    )
+    alone = two.encode_clip(scene([(RED, "square", (30, 30), (90, 30))]))
+    other = two.blocks["other_object"]
+    hue_bins = two.config.hue_bins
+
+    def other_hue(vec: np.ndarray) -> float:
+        return (int(np.argmax(vec[other][:hue_bins])) + 0.5) * 360.0 / hue_bins
+
+    assert hue_distance(other_hue(still_circle), 225.0) < 30  # blue
+    assert hue_distance(other_hue(still_square), 0.0) < 30  # red
+    # A square rings at 4-fold symmetry; a circle does not.
+    assert feature(two, still_square, "other_symmetry_4") > feature(
+        two, still_circle, "other_symmetry_4"
+    )
+    assert (
+        feature(two, still_circle, "other_shape_found")
+        > 0
+        > feature(two, alone, "other_shape_found")
+    )
+    # The first blocks are the one-object descriptor, unchanged.
+    one = ClipDescriptor()
+    np.testing.assert_array_equal(
+        still_circle[: one.dim],
+        one.encode_clip(
+            scene([(RED, "square", (30, 30), (90, 30)), (BLUE, "circle", (100, 70), (100, 70))])
+        ),
+    )
+    with pytest.raises(ValueError, match="objects must be 1 or 2"):
+        DescriptorConfig(objects=3)
+
+
 # --------------------------------------------------------------------------------------------------
 # End to end: a probe on a small synthetic corpus
 

@@ -50,6 +50,25 @@ def test_descriptor_features_per_clip(frames_dir: Path, tmp_path: Path) -> None:
     assert json.loads(again.stdout)["up_to_date"] is True
 
 
+def test_descriptor_settings_in_the_spec(frames_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features"
+    result = encode(
+        str(frames_dir), "--out", str(out), "--encoder", "descriptor:objects=2", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dim"] == 233
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["encoder"]["config"]["objects"] == 2
+    for spec, message in (
+        ("descriptor:objects=3", "objects must be 1 or 2"),
+        ("descriptor:colour=1", "name=value pairs"),
+        ("descriptor:flow=maybe", "flow must be true or false"),
+    ):
+        bad = encode(str(frames_dir), "--out", str(tmp_path / "bad"), "--encoder", spec)
+        assert bad.exit_code == 1 and message in bad.output, bad.output
+        assert "Traceback" not in bad.output
+
+
 def test_loader_workers_do_not_change_features(frames_dir: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert (

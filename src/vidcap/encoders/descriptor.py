@@ -64,6 +64,8 @@ How a clip becomes a vector (:class:`ClipDescriptor`):
    context    48   the whole frame, coarsely: a ``grid`` x ``grid`` grid of hue (saturation-
                    weighted, unnormalised so a grey cell stays near zero) and value histograms of
                    the background model
+   other_     50   only with ``objects=2``: the largest object besides the primary, followed
+   object          through the clip: its hue histogram (16) and the shape block's 34 features
    ========== ==== ==================================================================================
 
    ``dim`` is 183 with the defaults (``hue_bins=16``, ``tone_bins=4``, ``grid=2``,
@@ -153,8 +155,12 @@ class DescriptorConfig:
         flow_side: short side (px) of the greyscale frames given to Farneback.
         flow_step: frames between the two frames of a flow pair.
         flow_pairs: at most this many flow pairs, evenly spaced over the clip.
+        objects: objects described one by one: 1 (the acting object; the others only pooled in
+            the ``secondary`` block) or 2 (also an ``other_object`` block: the hue and shape of
+            the largest other object, for questions about an object that does not act).
         colour_weight, shape_weight, motion_weight, flow_weight, secondary_weight,
-        context_weight: block weights, applied after each block is scaled to a norm of about 1.
+        context_weight: block weights, applied after each block is scaled to a norm of about 1
+            (``other_object`` takes ``secondary_weight``).
     """
 
     work_side: int = 96
@@ -173,6 +179,7 @@ class DescriptorConfig:
     flow_side: int = 48
     flow_step: int = 3
     flow_pairs: int = 4
+    objects: int = 1
     colour_weight: float = 1.0
     shape_weight: float = 1.0
     motion_weight: float = 1.0
@@ -211,6 +218,8 @@ class DescriptorConfig:
                 )
         if self.fps <= 0:
             raise ValueError(f"descriptor fps must be positive, got {self.fps}.")
+        if self.objects not in (1, 2):
+            raise ValueError(f"descriptor objects must be 1 or 2, got {self.objects}.")
         if not 0 < self.max_colour_fraction <= 1:
             raise ValueError(
                 f"descriptor max_colour_fraction must be in (0, 1], got {self.max_colour_fraction}."
@@ -445,10 +454,12 @@ class ClipDescriptor:
             "secondary": c.hue_bins + 2,
             "context": c.grid * c.grid * (c.context_hue_bins + c.tone_bins),
         }
+        if c.objects == 2:
+            self._dims["other_object"] = c.hue_bins + _SHAPE_DIM
 
     @property
     def dim(self) -> int:
-        """Length of every output vector (183 with the default config)."""
+        """Length of every output vector (183 with the default config, 233 with ``objects=2``)."""
         return sum(self._dims.values())
 
     @property
@@ -503,6 +514,8 @@ class ClipDescriptor:
             + [f"val_{b}" for b in range(c.tone_bins)]
         ]
         names = [*colour, *shape, *motion, *flow, *secondary, *context]
+        if c.objects == 2:
+            names += [f"other_{n}" for n in (*hue, *shape)]
         return names
 
     def encode_clips(self, clips: list[np.ndarray]) -> np.ndarray:
@@ -531,6 +544,7 @@ class ClipDescriptor:
                 self._flow_block(scene, track),
                 self._secondary_block(scene, track),
                 self._context_block(scene),
+                *([self._other_object_block(scene, track)] if self.config.objects == 2 else []),
             ]
         )
         if out.shape != (self.dim,):  # a bug, not a user error
@@ -593,6 +607,10 @@ class ClipDescriptor:
         return _block(c.colour_weight, parts)
 
     def _shape_block(self, scene: _Scene, track: _Track) -> np.ndarray:
+        return _block(self.config.shape_weight, self._shape_parts(track))
+
+    def _shape_parts(self, track: _Track) -> list[tuple[np.ndarray, float, bool]]:
+        """The shape features of ``track`` as :func:`_block` parts."""
         c = self.config
         frames = track.frames()
         feats: list[np.ndarray] = []
@@ -618,7 +636,7 @@ class ClipDescriptor:
         cuts = np.cumsum([11, 7, _N_HARMONICS, len(_SYMMETRY_ORDERS)])
         parts = np.split(shape, cuts)
         shares = (0.3, 0.15, 0.25, 0.25, 0.05)
-        return _block(c.shape_weight, [(p, w, False) for p, w in zip(parts, shares, strict=True)])
+        return [(p, w, False) for p, w in zip(parts, shares, strict=True)]
 
     def _motion_block(self, scene: _Scene, track: _Track) -> np.ndarray:
         c = self.config
@@ -768,6 +786,15 @@ class ClipDescriptor:
         return _block(
             c.secondary_weight, [(_hue_hist(hsv, c.hue_bins), 0.8, True), (scalars, 0.2, False)]
         )
+
+    def _other_object_block(self, scene: _Scene, track: _Track) -> np.ndarray:
+        """Hue and shape of the largest object besides the primary (the colour block's hue
+        histogram and the shape block, halved each)."""
+        other = scene.other_track(track)
+        hsv = _hsv(scene.rgb.reshape(-1, 3)[other.px_index])
+        hue = (_hue_hist(hsv, self.config.hue_bins), 0.5, True)
+        shape = [(part, share / 2, hist) for part, share, hist in self._shape_parts(other)]
+        return _block(self.config.secondary_weight, [hue, *shape])
 
     def _context_block(self, scene: _Scene) -> np.ndarray:
         c = self.config
@@ -978,6 +1005,19 @@ class _Scene:
             for tr, size in zip(tracks, sizes, strict=True)
         ]
         return tracks[int(np.argmax(activity))]  # ties: the first, the most-changing one
+
+    def other_track(self, primary: _Track) -> _Track:
+        """The largest object besides ``primary``, followed through the clip (an empty track
+        when there is none). It never takes one of the primary's components."""
+        taken = np.zeros(len(self.comp_area), bool)
+        taken[primary.chosen] = True
+        ids = np.concatenate(self.by_frame)
+        ids = ids[~taken[ids]]
+        if len(ids) == 0:
+            return _Track(self, np.zeros(self.t, np.int64))
+        chain = self._chain(int(ids[int(np.argmax(self.comp_area[ids]))]))
+        chain[taken[chain]] = 0
+        return _Track(self, chain)
 
     def _chain(self, seed: int) -> np.ndarray:
         """The component followed from ``seed`` in every frame (0 where it was not found)."""

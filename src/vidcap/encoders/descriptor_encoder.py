@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import numpy as np
@@ -36,14 +36,46 @@ class DescriptorEncoder(ClipEncoder):
         return {"name": self.name, "dim": self.dim, "config": asdict(self.descriptor.config)}
 
 
+def parse_settings(argument: str) -> DescriptorConfig:
+    """``"objects=2,work_side=128"`` → a :class:`DescriptorConfig` with those fields changed.
+
+    Raises:
+        VidcapError: an unknown field, or a value of the wrong kind or out of range.
+    """
+    defaults = DescriptorConfig()
+    known = {f.name: type(getattr(defaults, f.name)) for f in fields(DescriptorConfig)}
+    changes: dict[str, Any] = {}
+    for item in argument.split(","):
+        name, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or name not in known:
+            raise VidcapError(
+                f"descriptor settings are name=value pairs separated by commas, with names among "
+                f"{', '.join(known)}; got {item!r} in 'descriptor:{argument}'."
+            )
+        kind = known[name]
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false"):
+                    raise ValueError
+                changes[name] = text.lower() == "true"
+            else:
+                changes[name] = kind(text)
+        except ValueError:
+            wanted = {bool: "true or false", int: "a whole number"}.get(kind, "a number")
+            raise VidcapError(f"descriptor {name} must be {wanted}, got {text!r}.") from None
+    try:
+        return replace(defaults, **changes)
+    except ValueError as error:
+        raise VidcapError(str(error)) from None
+
+
 @register(
     "descriptor",
     "built-in motion/object clip descriptor (OpenCV + numpy; no weights, runs anywhere)",
-    examples=("descriptor",),
-    dims=str(ClipDescriptor().dim),
+    examples=("descriptor", "descriptor:objects=2"),
+    dims=f"{ClipDescriptor().dim} ({ClipDescriptor(DescriptorConfig(objects=2)).dim} with objects=2)",
 )
 def build_descriptor(argument: str | None, options: EncoderOptions) -> ClipEncoder:
-    """``descriptor`` takes no argument and always runs on the CPU."""
-    if argument:
-        raise VidcapError(f"the descriptor encoder takes no argument, got 'descriptor:{argument}'.")
-    return DescriptorEncoder()
+    """``descriptor`` or ``descriptor:name=value,...`` with :class:`DescriptorConfig` fields
+    (e.g. ``descriptor:objects=2``); always runs on the CPU."""
+    return DescriptorEncoder(parse_settings(argument) if argument else None)

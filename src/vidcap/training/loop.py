@@ -15,10 +15,10 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from queue import Full, Queue
+from queue import Queue
 from typing import Any
 
 import numpy as np
@@ -112,48 +112,67 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return self.size
 
 
-def _prefetched(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
-    """Iterate ``batches`` with the next ones drawn in a background thread.
+class _Prefetcher:
+    """Iterate ``batches``, each next one drawn in a background thread during the backward pass.
 
-    Drawing examples is numpy and Python work; torch's forward and backward release the GIL, so a
-    thread overlaps the two on a CPU, where DataLoader worker processes only take cores from the
-    model. Errors in the thread are raised here.
+    Drawing examples is numpy and Python work, so it holds the GIL. Drawn freely alongside
+    training, it would delay the forward pass and the optimizer step, which dispatch many small
+    ops from Python; the backward pass runs in C++ without the GIL, long enough to draw the next
+    batch. So the thread draws one batch per :meth:`draw_next` call, which the loop makes just
+    before ``backward``. On a CPU this beats DataLoader worker processes, which take cores from
+    the model. Errors in the thread are raised by ``next``.
     """
-    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def put(item: tuple[bool, Any]) -> bool:
-        """Queue ``item`` unless the consumer has stopped; False when it has."""
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
+    def __init__(self, batches: Iterator[Any]) -> None:
+        self._batches = batches
+        self._queue: Queue[tuple[bool, Any]] = Queue()
+        self._permits = threading.Semaphore(1)  # the first batch is drawn straight away
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, daemon=True, name="vidcap-prefetch")
+        self._thread.start()
 
-    def fill() -> None:
+    def _fill(self) -> None:
         try:
-            for batch in batches:
-                if not put((True, batch)):
+            while True:
+                while not self._permits.acquire(timeout=0.1):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
                     return
-            put((False, None))
+                batch = next(self._batches, _END)
+                if batch is _END:
+                    self._queue.put((False, None))
+                    return
+                self._queue.put((True, batch))
         except BaseException as error:  # handed to the consumer
-            put((False, error))
+            self._queue.put((False, error))
 
-    thread = threading.Thread(target=fill, daemon=True, name="vidcap-prefetch")
-    thread.start()
-    try:
-        while True:
-            ok, item = queue.get()
-            if not ok:
-                if item is not None:
-                    raise item
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        ok, item = self._queue.get()
+        if not ok:
+            if item is not None:
+                raise item
+            raise StopIteration
+        return item
+
+    def draw_next(self) -> None:
+        """Let the thread draw one more batch (call it just before the backward pass)."""
+        self._permits.release()
+
+    def close(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        self._permits.release()
+        self._thread.join()
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
+
+
+_END = object()
 
 
 def _checkpoints(out_dir: Path, run: str | None) -> list[Path]:
@@ -368,11 +387,14 @@ def train(
                 yield epoch, batch
             epoch, skip = epoch + 1, 0
 
-    batches = _prefetched(stream()) if loader_workers == 0 else stream()
+    prefetch = _Prefetcher(stream()) if loader_workers == 0 else None
+    batches = prefetch if prefetch is not None else stream()
     try:
         for epoch, batch in batches if step < config.max_steps else ():
             with accelerator.accumulate(objective):
                 loss, stats = objective(batch)
+                if prefetch is not None:
+                    prefetch.draw_next()
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(objective.parameters(), config.max_grad_norm)
@@ -416,7 +438,7 @@ def train(
             if step >= config.max_steps:
                 break
     finally:
-        batches.close()  # stops the prefetch thread
+        batches.close()  # stops the prefetch thread or the loader's iteration
     final = evaluate()
     if config.log_with:
         accelerator.end_training()
