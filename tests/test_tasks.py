@@ -175,6 +175,38 @@ def test_retraining_a_bundle_folder_leaves_nothing_stale(
     assert caption.exit_code == 0, caption.output
 
 
+def test_a_finetuned_bundle_goes_on_training_on_another_task(
+    pretrain: Path, synth_corpus: Path
+) -> None:
+    """Caption → QA: the QA run starts from the caption bundle, its feature projection included."""
+    from safetensors.numpy import load_file
+
+    quick = ("--preset", "tiny", "--max-steps", "4", "--eval-every", "1000", "--beams", "1")
+    captions = pretrain.parent / "captions-for-qa"
+    first = invoke("finetune", pretrain, "--out", captions, *quick, "--with-features")
+    assert first.exit_code == 0, first.output
+    qa = pretrain.parent / "qa-from-captions"
+    second = invoke(
+        "finetune", captions, "--out", qa, "--task", "qa", *quick, "--with-features", "--json"
+    )
+    assert second.exit_code == 0, second.output
+    info = json.loads((qa / "vidcap.json").read_text())
+    assert info["task"] == "qa" and info["pretrained"] == str(captions.resolve())
+    # The projection's statistics come from the caption bundle (QA's whole-video clips differ).
+    before = load_file(str(captions / "feature_projection.safetensors"))
+    after = load_file(str(qa / "feature_projection.safetensors"))
+    assert (before["mean"] == after["mean"]).all() and (before["scale"] == after["scale"]).all()
+    answer = invoke("answer", first_video(synth_corpus), "-m", qa, "-q", "what colour is it?")
+    assert answer.exit_code == 0, answer.output
+    for args, message in (
+        (("--out", qa.parent / "x", "--task", "qa"), "finetune it with --with-features"),
+        (("--out", captions, "--with-features"), "--out must be a new folder"),
+        (("--out", qa.parent / "y", "--from-scratch"), "--from-scratch needs a pretrain"),
+    ):
+        refused = invoke("finetune", captions, *args, *quick)
+        assert refused.exit_code == 1 and message in refused.output, refused.output
+
+
 def test_zero_intervals_are_refused(pretrain: Path) -> None:
     result = invoke("finetune", pretrain, "--out", pretrain.parent / "x", "--eval-every", "0")
     assert result.exit_code == 1 and "--eval-every must be >= 1" in result.output

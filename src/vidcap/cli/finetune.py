@@ -14,7 +14,7 @@ from vidcap.distributed import current_processes
 def finetune_command(
     source: Path = typer.Argument(
         ...,
-        help="A `vidcap pretrain` folder (or, with --from-scratch, a `vidcap quantize` folder).",
+        help="A `vidcap pretrain` folder, a finetuned model to train further (e.g. on another --task), or, with --from-scratch, a `vidcap quantize` folder.",
         show_default=False,
     ),
     out: Path = typer.Option(

@@ -129,30 +129,35 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class _Source:
-    """Where finetuning starts: a pretrain's final/ (or nothing) and the words folder under it."""
+    """Where finetuning starts: a pretrain's final/, a finetuned bundle, or nothing; and the words
+    folder under it."""
 
     words_dir: Path
     pretrained: Path | None  # the checkpoint to start from (None: fresh weights)
-    vocabulary: Path | None  # the pretrain's vocabulary (None: train one)
+    vocabulary: Path | None  # the pretrain's (or bundle's) vocabulary (None: train one)
     arch: str
     preset: str
     fingerprint: str
+    bundle: bool = False  # pretrained is a finetuned bundle (its feature projection included)
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
         raise VidcapError(
-            f"{folder} has no {MANIFEST}: give a folder written by `vidcap pretrain` (or, with --from-scratch, by `vidcap quantize`)."
+            f"{folder} has no {MANIFEST}: give a folder written by `vidcap pretrain` or `vidcap finetune` (or, with --from-scratch, by `vidcap quantize`)."
         )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
-    """Read a pretrain folder (or, with ``--from-scratch``, a words folder)."""
+    """Read a pretrain folder, a finetuned bundle (training goes on from it, e.g. on another
+    task), or, with ``--from-scratch``, a words folder."""
     folder = Path(source)
     manifest = _read_manifest(folder)
     stage = manifest.get("stage")
+    if stage == STAGE:
+        return _bundle_source(folder, manifest, config)
     if stage == "pretrain":
         info = read_bundle_info(folder / FINAL)
         arch = config.arch or info["arch"]
@@ -182,7 +187,33 @@ def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
             manifest["fingerprint"],
         )
     raise VidcapError(
-        f"{folder} was written by `vidcap {stage}`; finetune needs a pretrain (or, with --from-scratch, a quantize) folder."
+        f"{folder} was written by `vidcap {stage}`; finetune needs a pretrain or finetune (or, with --from-scratch, a quantize) folder."
+    )
+
+
+def _bundle_source(folder: Path, manifest: dict[str, Any], config: FinetuneConfig) -> _Source:
+    """A finetuned bundle to train on: same architecture, vocabulary, words and feature input."""
+    info = read_bundle_info(folder)
+    if config.from_scratch:
+        raise VidcapError(
+            f"{folder} is a finetuned model; --from-scratch needs a pretrain or quantize folder."
+        )
+    if config.arch is not None and config.arch != info["arch"]:
+        raise VidcapError(f"{folder} is a {info['arch']} model; it cannot go on as {config.arch}.")
+    reads_features = bool(info["inputs"]["with_features"])
+    if config.with_features != reads_features:
+        wanted = "with" if reads_features else "without"
+        raise VidcapError(
+            f"{folder} was trained {wanted} clip features; finetune it {wanted} --with-features."
+        )
+    return _Source(
+        Path(manifest["words"]),
+        folder,
+        folder,
+        info["arch"],
+        config.preset or info.get("preset", "base"),
+        manifest["fingerprint"],
+        bundle=True,
     )
 
 
@@ -215,6 +246,8 @@ def run_finetune(
     out_dir = Path(out_dir)
     processes = current_processes()
     src = resolve_source(source, config)
+    if src.bundle and src.pretrained.resolve() == Path(out_dir).resolve():
+        raise VidcapError(f"--out must be a new folder: {out_dir} is the model being finetuned.")
     tracks, _, words_manifest = load_tracks(src.words_dir, config.with_features)
     segments = task_items(config.task, corpus_records(words_manifest, src.words_dir), tracks)
     train_segments = [s for s in segments if s.split == "train"]
@@ -249,15 +282,22 @@ def run_finetune(
     inputs = InputConfig.for_task(config.task, config.with_features, config.with_transcript)
     feature_dim = _feature_dim(tracks) if config.with_features else None
     torch.manual_seed(config.seed)
-    model = build_caption_model(
-        src.arch,
-        vocab,
-        src.pretrained,
-        None if src.pretrained else model_size(src.preset, src.arch),
-        tree.leaf_centroids,
-        feature_dim,
-    )
-    if model.features is not None:
+    if src.bundle:
+        model = CaptionModel.load(src.pretrained, src.arch).train()
+        if model.features is not None and model.features.mean.numel() != feature_dim:
+            raise VidcapError(
+                f"{src.pretrained} reads {model.features.mean.numel()}-dim clip features but {src.words_dir}'s are {feature_dim}-dim."
+            )
+    else:
+        model = build_caption_model(
+            src.arch,
+            vocab,
+            src.pretrained,
+            None if src.pretrained else model_size(src.preset, src.arch),
+            tree.leaf_centroids,
+            feature_dim,
+        )
+    if model.features is not None and not src.bundle:  # a bundle keeps its statistics
         model.features.fit_statistics(
             np.concatenate([tracks[s.video_id].features[s.clips] for s in train_segments])
         )
