@@ -69,6 +69,16 @@ def test_descriptor_settings_in_the_spec(frames_dir: Path, tmp_path: Path) -> No
         assert "Traceback" not in bad.output
 
 
+def test_default_descriptor_description_is_unchanged_by_later_settings() -> None:
+    """Bundles and features of earlier versions recorded no ``objects``: the default descriptor's
+    description must still equal theirs, or their bundles would be refused."""
+    from vidcap.encoders.descriptor import DescriptorConfig
+    from vidcap.encoders.descriptor_encoder import DescriptorEncoder
+
+    assert "objects" not in DescriptorEncoder().describe()["config"]
+    assert DescriptorEncoder(DescriptorConfig(objects=2)).describe()["config"]["objects"] == 2
+
+
 def test_loader_workers_do_not_change_features(frames_dir: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     assert (

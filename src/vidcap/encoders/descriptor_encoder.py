@@ -33,7 +33,16 @@ class DescriptorEncoder(ClipEncoder):
         return batch.float()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "dim": self.dim, "config": asdict(self.descriptor.config)}
+        config = asdict(self.descriptor.config)
+        # Settings added in later versions are recorded only when changed, so the descriptions
+        # (and fingerprints) of earlier features and bundles still match the same descriptor.
+        for name, default in _ADDED_SETTINGS.items():
+            if config[name] == default:
+                del config[name]
+        return {"name": self.name, "dim": self.dim, "config": config}
+
+
+_ADDED_SETTINGS = {"objects": 1}
 
 
 def parse_settings(argument: str) -> DescriptorConfig:
