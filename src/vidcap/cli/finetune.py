@@ -82,8 +82,9 @@ def finetune_command(
 ) -> None:
     """Finetune a captioner on the corpus segments; --out becomes a bundle `vidcap caption` uses.
 
-    Each reference caption of a training segment is one target. metrics.jsonl records train and val
-    loss and val CIDEr. Run alone, or under `accelerate launch` / `torchrun`.
+    Each reference caption of a training segment is one target (--task qa / summary: each answer
+    or summary). SOURCE may also be a finetuned bundle, trained further. metrics.jsonl records
+    train and val loss and val CIDEr. Run alone, or under `accelerate launch` / `torchrun`.
     """
     from vidcap.stages.finetune import FinetuneConfig, run_finetune
     from vidcap.training.loop import StepReport

@@ -237,7 +237,8 @@ def run_finetune(
     force: bool = False,
     on_step: Callable[[StepReport], None] | None = None,
 ) -> StageResult:
-    """Finetune a captioner from ``source`` (a pretrain folder, or a words folder from scratch)."""
+    """Finetune a model for ``config.task`` from ``source``: a pretrain folder, a finetuned bundle
+    to train further, or (``--from-scratch``) a words folder."""
     from vidcap.captioner import generate_captions
     from vidcap.evaluation.metrics import caption_scores
     from vidcap.evaluation.qa import exact_match
@@ -246,7 +247,7 @@ def run_finetune(
     out_dir = Path(out_dir)
     processes = current_processes()
     src = resolve_source(source, config)
-    if src.bundle and src.pretrained.resolve() == Path(out_dir).resolve():
+    if src.bundle and src.pretrained.resolve() == out_dir.resolve():
         raise VidcapError(f"--out must be a new folder: {out_dir} is the model being finetuned.")
     tracks, _, words_manifest = load_tracks(src.words_dir, config.with_features)
     segments = task_items(config.task, corpus_records(words_manifest, src.words_dir), tracks)
