@@ -73,7 +73,7 @@ def bare_loop(
         keys += epoch_keys[: len(epoch_keys) // batch_size * batch_size]
         sampler.set_epoch(sampler.epoch + 1)
     batches = [
-        collate([examples[key] for key in keys[s * batch_size : (s + 1) * batch_size]])
+        collate(examples.__getitems__(keys[s * batch_size : (s + 1) * batch_size]))
         for s in range(steps)
     ]
     optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)

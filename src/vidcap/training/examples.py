@@ -4,13 +4,17 @@ A *unit* is a stretch of a video with text: a transcript line (speech) or a capt
 reference captions are alternatives). Its visual words are the words of the clips overlapping it.
 Videos without any text still give video-only examples.
 
-Examples are deterministic: example ``i`` of epoch ``e`` (asked for as ``dataset[(e, i)]``; a plain
-``dataset[i]`` is epoch 0) draws its randomness from ``np.random.default_rng([seed, e, i])``, so a
-resumed run sees exactly the data it would have seen, whichever process draws it.
+Examples are deterministic. A key is ``(epoch, index)`` (a plain ``index`` is epoch 0); a batch of
+keys, asked for at once as a DataLoader does (``dataset.__getitems__(keys)``), draws from one
+generator seeded by the dataset's seed and the keys, and ``dataset[key]`` is a batch of one. So a
+resumed run sees exactly the batches it would have seen, whichever process draws them. One generator
+per batch, rather than per example, and masking a whole padded batch at once keep drawing cheap: it
+runs on the fly, on the cores that train the model.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,14 +55,14 @@ class VideoSample:
     end_s: np.ndarray
     units: list[TextUnit]
 
-    def words_between(self, start: float, end: float) -> np.ndarray:
-        """Words of the clips overlapping ``[start, end]`` (the nearest clip if none overlaps)."""
+    def clips_between(self, start: float, end: float) -> np.ndarray:
+        """Which clips overlap ``[start, end]`` (the nearest clip if none does), as a boolean mask."""
         inside = (self.start_s < end) & (self.end_s > start)
         if not inside.any():
             centre = (start + end) / 2
             inside = np.zeros(len(self.words), dtype=bool)
             inside[int(np.argmin(np.abs((self.start_s + self.end_s) / 2 - centre)))] = True
-        return self.words[inside]
+        return inside
 
 
 def text_units(
@@ -129,8 +133,11 @@ class ExampleConfig:
     seed: int = 0
 
 
+Key = int | tuple[int, int]
+
+
 class _Examples(Dataset):
-    """Shared machinery: the entries (video, unit), cached tokenisation, per-example randomness."""
+    """Shared machinery: the entries (video, unit), cached token ids, one generator per batch."""
 
     def __init__(
         self, samples: Sequence[VideoSample], vocab: JointVocabulary, config: ExampleConfig
@@ -145,22 +152,35 @@ class _Examples(Dataset):
             for u in (range(len(sample.units)) or [-1])
         ]
         texts = sorted({t for sample in self.samples for unit in sample.units for t in unit.texts})
-        self._ids = dict(zip(texts, vocab.encode_texts(texts), strict=True)) if texts else {}
+        encoded = vocab.encode_texts(texts) if texts else []
+        self._ids = {t: np.asarray(i, dtype=np.int64) for t, i in zip(texts, encoded, strict=True)}
+        # Checked and mapped once: words from another codebook fail here, not mid-training.
+        self._visual_ids = [vocab.visual_ids(sample.words) for sample in self.samples]
         self._texted_samples = np.array(
             [s for s, sample in enumerate(self.samples) if sample.units]
         )
         weights = np.asarray(config.objective_weights, dtype=np.float64)
         # Cumulative shares: an objective is drawn by one uniform number (rng.choice(p=...) costs
-        # ten times more, and examples are drawn on the fly)
+        # ten times more)
         self._objective_cdf = np.cumsum(weights / weights.sum())[:-1]
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _rng(self, key: int | tuple[int, int]) -> tuple[int, np.random.Generator]:
-        """The example index and its random generator for ``key`` = index or (epoch, index)."""
-        epoch, index = key if isinstance(key, tuple) else (0, key)
-        return index, np.random.default_rng([self.config.seed, epoch, index])
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        """Example ``key`` = index or (epoch, index): a batch of one."""
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence[Key]) -> list[dict[str, Any]]:
+        """The examples of ``keys``, drawn with one generator seeded by the seed and the keys."""
+        pairs = np.array([k if isinstance(k, tuple) else (0, k) for k in keys], dtype=np.int64)
+        digest = hashlib.blake2b(pairs.reshape(-1, 2).tobytes(), digest_size=16).digest()
+        rng = np.random.default_rng([self.config.seed, int.from_bytes(digest, "little")])
+        return self._draw_batch([int(i) for i in pairs.reshape(-1, 2)[:, 1]], rng)
+
+    def _draw_batch(self, indices: list[int], rng: np.random.Generator) -> list[dict[str, Any]]:
+        """The examples of entries ``indices``, all drawn from ``rng`` (each subclass's kind)."""
+        raise NotImplementedError
 
     def _draw(
         self, index: int, rng: np.random.Generator
@@ -169,25 +189,20 @@ class _Examples(Dataset):
         s, u = self.entries[index]
         sample = self.samples[s]
         if u < 0:
-            return VIDEO, [], self._video_ids(sample.words, rng), s
+            return VIDEO, [], self._subsampled(self._visual_ids[s], rng), s
         objective = int(np.searchsorted(self._objective_cdf, rng.random(), side="right"))
         units = [sample.units[u]]
         if u + 1 < len(sample.units) and rng.random() < self.config.concat_prob:
             units.append(sample.units[u + 1])
-        sentences = [
-            np.asarray(self._ids[unit.texts[rng.integers(len(unit.texts))]], dtype=np.int64)
-            for unit in units
-        ]
-        words = sample.words_between(units[0].start, units[-1].end)
-        return objective, sentences, self._video_ids(words, rng), s
+        sentences = [self._ids[unit.texts[rng.integers(len(unit.texts))]] for unit in units]
+        video = self._visual_ids[s][sample.clips_between(units[0].start, units[-1].end)]
+        return objective, sentences, self._subsampled(video, rng), s
 
-    def _video_ids(self, words: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _subsampled(self, video: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Every ``stride``-th visual word from a random offset (stride 1..max_stride)."""
         stride = int(rng.integers(1, self.config.max_stride + 1))
-        offset = int(rng.integers(stride))
-        picked = words[offset::stride]
-        if len(picked) == 0:
-            picked = words[:1]
-        return self.vocab.visual_ids(picked).astype(np.int64)
+        picked = video[int(rng.integers(stride)) :: stride]
+        return picked if len(picked) else video[:1]
 
     def _other_text(self, sample_index: int, rng: np.random.Generator) -> list[np.ndarray] | None:
         """A sentence from another video (a negative for the alignment objective)."""
@@ -198,15 +213,42 @@ class _Examples(Dataset):
             if s != sample_index:
                 break
         unit = self.samples[s].units[int(rng.integers(len(self.samples[s].units)))]
-        return [np.asarray(self._ids[unit.texts[rng.integers(len(unit.texts))]], dtype=np.int64)]
+        return [self._ids[unit.texts[rng.integers(len(unit.texts))]]]
 
 
 class VideoBertExamples(_Examples):
     """Masked-token and alignment examples: ``[CLS] text [SEP]``, ``[CLS] video [SEP]`` or
-    ``[CLS] text [>] video [SEP]`` with BERT's 15% masking (80% mask / 10% random / 10% kept)."""
+    ``[CLS] text [>] video [SEP]`` with BERT's 15% masking (80% mask / 10% random / 10% kept) of
+    every token but the special ones."""
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, rng = self._rng(key)
+    def _draw_batch(self, indices: list[int], rng: np.random.Generator) -> list[dict[str, Any]]:
+        drawn = [self._unmasked(index, rng) for index in indices]
+        v = self.vocab
+        ids = _padded([d[0] for d in drawn], v.pad_id)
+        types = _padded([d[1] for d in drawn], 0)
+        lengths = np.array([len(d[0]) for d in drawn])
+        real = np.arange(ids.shape[1]) < lengths[:, None]
+        candidates = real & (ids != v.cls_id) & (ids != v.sep_id) & (ids != v.join_id)
+        # Mismatched pairs are masked like matched ones: were they left unmasked, "has a [MASK]"
+        # alone would give the alignment away. Their tokens are still real text and real video.
+        masked, labels = self._mask(ids, candidates, types == 1, rng)
+        return [
+            {
+                "input_ids": masked[row, :length],
+                "token_type_ids": types[row, :length],
+                "labels": labels[row, :length],
+                "align_label": align,
+                "objective": objective,
+            }
+            for row, (length, (_, _, align, objective)) in enumerate(
+                zip(lengths, drawn, strict=True)
+            )
+        ]
+
+    def _unmasked(
+        self, index: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Token ids, token types, alignment label and objective of an example, before masking."""
         objective, sentences, video, sample_index = self._draw(index, rng)
         align = -100
         if objective == JOINT:
@@ -221,18 +263,7 @@ class VideoBertExamples(_Examples):
         if objective == TEXT:
             video = video[:0]
         ids, types = self._sequence(text, video, objective)
-        is_text = (types == 0) & (ids != self.vocab.cls_id)
-        is_video = (types == 1) & (ids != self.vocab.sep_id) & (ids != self.vocab.join_id)
-        # Mismatched pairs are masked like matched ones: were they left unmasked, "has a [MASK]"
-        # alone would give the alignment away. Their tokens are still real text and real video.
-        input_ids, labels = self._mask(ids, is_text | is_video, is_video, rng)
-        return {
-            "input_ids": input_ids,
-            "token_type_ids": np.maximum(types, 0),
-            "labels": labels,
-            "align_label": align,
-            "objective": objective,
-        }
+        return ids, types, align, objective
 
     def _sequence(
         self, text: np.ndarray, video: np.ndarray, objective: int
@@ -261,22 +292,25 @@ class VideoBertExamples(_Examples):
         is_video: np.ndarray,
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.full_like(ids, -100)
-        positions = np.flatnonzero(candidates)
-        if len(positions) == 0:
-            return ids, labels
-        n = max(1, round(self.config.mask_prob * len(positions)))
-        chosen = rng.choice(positions, size=n, replace=False)
-        labels[chosen] = ids[chosen]
-        ids = ids.copy()
-        roll = rng.random(n)
-        ids[chosen[roll < 0.8]] = self.vocab.mask_id
-        randomised = chosen[(roll >= 0.8) & (roll < 0.9)]
-        if len(randomised):  # a random token of the same modality
+        """BERT's masking of a padded batch: per row, ``round(mask_prob * candidates)`` (at least
+        one) of its candidate positions, uniformly without replacement, become labels."""
+        counts = candidates.sum(axis=1)
+        n = np.maximum(1, np.rint(self.config.mask_prob * counts)).astype(np.int64)
+        # The n smallest of uniform keys are a uniform n-subset; non-candidates never rank.
+        keys = np.where(candidates, rng.random(ids.shape), 2.0)
+        nth = np.sort(keys, axis=1)[np.arange(len(ids)), np.minimum(n, ids.shape[1]) - 1]
+        chosen = candidates & (keys <= nth[:, None])
+        labels = np.where(chosen, ids, -100)
+        roll = rng.random(ids.shape)
+        masked = np.where(chosen & (roll < 0.8), self.vocab.mask_id, ids)
+        randomised = chosen & (roll >= 0.8) & (roll < 0.9)
+        if randomised.any():  # a random token of the same modality
             video = is_video[randomised]
             (v_lo, v_hi), (t_lo, t_hi) = self.vocab.visual_range, self.vocab.text_id_range
-            ids[randomised] = rng.integers(np.where(video, v_lo, t_lo), np.where(video, v_hi, t_hi))
-        return ids, labels
+            masked[randomised] = rng.integers(
+                np.where(video, v_lo, t_lo), np.where(video, v_hi, t_hi)
+            )
+        return masked, labels
 
 
 class BartExamples(_Examples):
@@ -296,8 +330,10 @@ class BartExamples(_Examples):
         self.noise = noise or NoiseConfig()
         self.run_length = run_length
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, rng = self._rng(key)
+    def _draw_batch(self, indices: list[int], rng: np.random.Generator) -> list[dict[str, Any]]:
+        return [self._example(index, rng) for index in indices]
+
+    def _example(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
         objective, sentences, video, _ = self._draw(index, rng)
         v = self.vocab
         budget = self.config.max_length - 2
