@@ -9,11 +9,12 @@ A synthetic corpus is run through extract → encode → quantize (k=4, depth 2)
   number of steps on the same batches in the same order, collated in advance, with nothing else:
   no Accelerate, no on-the-fly drawing, no metrics, no progress.
 
-Prints the median steps/s of each over interleaved repeats, the ratio (goal: >= 0.9) and each
-pair's ratio. This machine's speed drifts by tens of percent within a minute, so read the median
-of several repeats, not one pair.
+Prints the median steps/s of each over interleaved pairs of runs and their ratio, and each pair's
+ratio with the median of those (goal: >= 0.9). A 2-core machine's speed can drift by tens of
+percent within a minute; a pair's two runs follow each other, so its ratio is the less disturbed
+figure, and one pair alone says little.
 
-    python benchmarks/bench_pretrain.py [--videos 60] [--steps 200] [--preset base] [--repeats 5]
+    python benchmarks/bench_pretrain.py [--videos 60] [--steps 200] [--preset base] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -66,16 +67,19 @@ def bare_loop(
         split_samples(samples, "train"), vocab, ExampleConfig(max_length=size.max_length)
     )
     collate = partial(collate_videobert, pad_id=vocab.pad_id)
-    # The stage's batches, in its order: a seeded permutation per epoch, the last short batch dropped.
-    sampler, keys = EpochSampler(len(examples), seed=0), []
-    while len(keys) < steps * batch_size:
+    # The stage's batches, in its order: a seeded permutation per epoch, cut into batches, the
+    # last short one dropped (unless it is the only one, as the stage does).
+    sampler, batch_keys = EpochSampler(len(examples), seed=0), []
+    while len(batch_keys) < steps:
         epoch_keys = list(sampler)
-        keys += epoch_keys[: len(epoch_keys) // batch_size * batch_size]
+        epoch_batches = [
+            epoch_keys[i : i + batch_size] for i in range(0, len(epoch_keys), batch_size)
+        ]
+        if len(epoch_keys) >= batch_size and len(epoch_batches[-1]) < batch_size:
+            epoch_batches.pop()
+        batch_keys += epoch_batches
         sampler.set_epoch(sampler.epoch + 1)
-    batches = [
-        collate(examples.__getitems__(keys[s * batch_size : (s + 1) * batch_size]))
-        for s in range(steps)
-    ]
+    batches = [collate(examples.__getitems__(keys)) for keys in batch_keys[:steps]]
     optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)
     defaults = TrainConfig(max_steps=steps, batch_size=batch_size, lr=lr)
     scheduler = get_linear_schedule_with_warmup(
@@ -100,7 +104,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=60)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--preset", default="base")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     batch_size = train_defaults(args.preset).batch_size
     lr = train_defaults(args.preset).lr
@@ -117,7 +121,8 @@ def main() -> None:
         run_quantize(tmp / "features", tmp / "words", QuantizeConfig(k=4, depth=2))
 
         stage_rates, bare_rates = [], []
-        for repeat in range(args.repeats):  # interleaved, so drifts in machine load hit both
+
+        def time_stage(repeat: int) -> None:
             marks: list[float] = []
             run_pretrain(
                 tmp / "words",
@@ -125,28 +130,38 @@ def main() -> None:
                 PretrainConfig(
                     preset=args.preset, max_steps=args.steps, eval_every=10**9, save_every=10**9
                 ),
-                on_step=lambda report, marks=marks: marks.append(time.perf_counter()),
+                on_step=lambda report: marks.append(time.perf_counter()),
             )
             stage_rates.append((args.steps - 1) / (marks[-1] - marks[0]))
-            bare_s = bare_loop(
-                tmp / "words",
-                tmp / f"pretrain-{repeat}" / "vocabulary",
-                args.preset,
-                args.steps,
-                batch_size,
-                lr,
-            )
+
+        def time_bare(repeat: int) -> None:
+            vocab_dir = tmp / f"pretrain-{repeat}" / "vocabulary"  # the paired stage run's
+            bare_s = bare_loop(tmp / "words", vocab_dir, args.preset, args.steps, batch_size, lr)
             bare_rates.append((args.steps - 1) / bare_s)
 
+        # Interleaved, the order alternating from pair to pair (the bare loop needs a stage run's
+        # vocabulary, so an odd pair's bare loop takes the previous pair's), so that drifts in the
+        # machine's speed hit both alike.
+        for repeat in range(args.repeats):
+            if repeat % 2 == 0:
+                time_stage(repeat)
+                time_bare(repeat)
+            else:
+                time_bare(repeat - 1)
+                time_stage(repeat)
+
     stage_rate, bare_rate = statistics.median(stage_rates), statistics.median(bare_rates)
-    ratios = sorted(s / b for s, b in zip(stage_rates, bare_rates, strict=True))
+    ratios = [s / b for s, b in zip(stage_rates, bare_rates, strict=True)]
     print(
         f"VideoBERT {args.preset}, batch {batch_size}, {args.steps} steps, {args.videos} synthetic videos, CPU, "
         f"median of {args.repeats} interleaved runs"
     )
     print(f"  {'bare transformers + torch loop':<34}{bare_rate:7.2f} steps/s  1.00")
     print(f"  {'vidcap pretrain':<34}{stage_rate:7.2f} steps/s  {stage_rate / bare_rate:.2f}")
-    print(f"  per-run ratios: {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(
+        f"  per-pair ratios: {', '.join(f'{r:.2f}' for r in sorted(ratios))} "
+        f"(median {statistics.median(ratios):.2f})"
+    )
 
 
 if __name__ == "__main__":
