@@ -268,22 +268,24 @@ class VideoBertExamples(_Examples):
     def _sequence(
         self, text: np.ndarray, video: np.ndarray, objective: int
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids and token types (0 text, 1 video) of ``[CLS] text [>] video [SEP]`` (joint),
+        ``[CLS] text [SEP]`` or ``[CLS] video [SEP]``, cut to ``max_length``."""
         v = self.vocab
         budget = self.config.max_length - (3 if objective == JOINT else 2)
         if objective == JOINT:
             text = text[: max(budget // 2, budget - len(video))]
             video = video[: budget - len(text)]
-            ids = np.concatenate([[v.cls_id], text, [v.join_id], video, [v.sep_id]])
-            types = np.concatenate([np.zeros(1 + len(text)), np.ones(2 + len(video))])
+            middle = [text, [v.join_id], video]
+            video_from = 1 + len(text)  # [>], the video and [SEP] are of type 1
         elif objective == TEXT:
-            text = text[:budget]
-            ids = np.concatenate([[v.cls_id], text, [v.sep_id]])
-            types = np.zeros(len(ids))
+            middle, video_from = [text[:budget]], None
         else:
-            video = video[:budget]
-            ids = np.concatenate([[v.cls_id], video, [v.sep_id]])
-            types = np.concatenate([[0], np.ones(len(video) + 1)])
-        return ids.astype(np.int64), types.astype(np.int64)
+            middle, video_from = [video[:budget]], 1
+        ids = np.concatenate([[v.cls_id], *middle, [v.sep_id]]).astype(np.int64, copy=False)
+        types = np.zeros(len(ids), dtype=np.int64)
+        if video_from is not None:
+            types[video_from:] = 1
+        return ids, types
 
     def _mask(
         self,
@@ -376,6 +378,12 @@ def _padded(rows: list[np.ndarray], fill: int, length: int | None = None) -> np.
     return out
 
 
+def _attention_mask(rows: list[np.ndarray]) -> np.ndarray:
+    """1 over each row's tokens, 0 over its padding (rows padded to the longest)."""
+    lengths = np.array([len(r) for r in rows])
+    return (np.arange(lengths.max()) < lengths[:, None]).astype(np.int64)
+
+
 def _tensors(arrays: dict[str, Any]) -> dict[str, torch.Tensor]:
     # Padded in numpy, converted once per field: per-row torch slicing costs ten times more.
     return {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in arrays.items()}
@@ -388,7 +396,7 @@ def collate_videobert(batch: list[dict[str, Any]], pad_id: int) -> dict[str, tor
         {
             "input_ids": _padded(ids, pad_id),
             "token_type_ids": _padded([b["token_type_ids"] for b in batch], 0),
-            "attention_mask": _padded([np.ones(len(i), np.int64) for i in ids], 0),
+            "attention_mask": _attention_mask(ids),
             "labels": _padded([b["labels"] for b in batch], -100),
             "align_label": [b["align_label"] for b in batch],
             "objective": [b["objective"] for b in batch],
@@ -404,7 +412,7 @@ def collate_bart(
     return _tensors(
         {
             "input_ids": _padded(sources, pad_id),
-            "attention_mask": _padded([np.ones(len(s), np.int64) for s in sources], 0),
+            "attention_mask": _attention_mask(sources),
             "labels": _padded(targets, -100),
             "decoder_input_ids": _padded(
                 [np.concatenate([[decoder_start_id], t[:-1]]) for t in targets], pad_id
