@@ -33,19 +33,20 @@ def vocab() -> JointVocabulary:
     return train_vocabulary(SENTENCES * 10, n_visual=N_VISUAL, vocab_size=120)
 
 
-def sample(index: int, clips: int) -> VideoSample:
-    """A video of ``clips`` 1 s clips and one sentence per 4 s (a video-only one when index is 0)."""
+def sample(index: int, clips: int, clip_s: float = 1.0) -> VideoSample:
+    """A video of ``clips`` clips and one sentence per 4 s (a video-only one when index is 0)."""
     rng = np.random.default_rng(index)
+    seconds = clips * clip_s
     units = [
         TextUnit(float(t), float(t + 4), (SENTENCES[(index + t) % len(SENTENCES)],))
-        for t in range(0, clips - 3, 4)
+        for t in range(0, int(seconds) - 3, 4)
     ]
     return VideoSample(
         id=f"v{index}",
         split="train",
         words=rng.integers(0, N_VISUAL, clips),
-        start_s=np.arange(clips, dtype=np.float64),
-        end_s=np.arange(1, clips + 1, dtype=np.float64),
+        start_s=np.arange(clips, dtype=np.float64) * clip_s,
+        end_s=np.arange(1, clips + 1, dtype=np.float64) * clip_s,
         units=units if index else [],
     )
 
@@ -149,7 +150,9 @@ def test_videobert_sequences_and_token_types(vocab, samples) -> None:
     assert seen == {TEXT, VIDEO, JOINT}
 
 
-def test_video_words_are_a_strided_run_of_the_units_clips(vocab, samples) -> None:
+def test_video_words_are_a_strided_run_of_the_units_clips(vocab) -> None:
+    # Half-second clips: 8 per 4 s unit, so that every stride up to 5 shows.
+    samples = [sample(i, clips, clip_s=0.5) for i, clips in enumerate([18, 60, 34])]
     config = ExampleConfig(objective_weights=(0.0, 1.0, 0.0), concat_prob=0.0)
     dataset = VideoBertExamples(samples, vocab, config)
     strides = set()
@@ -159,7 +162,7 @@ def test_video_words_are_a_strided_run_of_the_units_clips(vocab, samples) -> Non
             clips = samples[s].words
             if u >= 0:
                 unit = samples[s].units[u]
-                clips = clips[int(unit.start) : int(unit.end)]
+                clips = clips[int(unit.start * 2) : int(unit.end * 2)]
             words = vocab.words_from_ids(originals(example)[1:-1])
             matches = [
                 stride
@@ -200,3 +203,30 @@ def test_bart_target_is_the_uncorrupted_sequence(vocab, samples) -> None:
             assert vocab.mask_id not in target
             if example["objective"] == JOINT and vocab.join_id in target:
                 assert vocab.join_id in source  # the text/video anchor survives the noise
+
+
+def test_joined_units_bring_both_sentences_and_both_units_clips(vocab, samples) -> None:
+    config = ExampleConfig(
+        objective_weights=(0.0, 0.0, 1.0), concat_prob=1.0, negative_prob=0.0, mask_prob=0.0
+    )
+    dataset = VideoBertExamples(samples, vocab, config)
+    joined = 0
+    for epoch in range(5):
+        for index, example in enumerate(dataset.__getitems__(batch_keys(dataset, epoch))):
+            s, u = dataset.entries[index]
+            if u < 0:
+                continue
+            units = samples[s].units[u : u + 2]
+            ids = originals(example)
+            join = int(np.flatnonzero(ids == vocab.join_id)[0])
+            want = [piece for unit in units for piece in vocab.encode_text(unit.texts[0])]
+            assert ids[1:join].tolist() == want
+            clips = samples[s].words[int(units[0].start) : int(units[-1].end)]
+            words = vocab.words_from_ids(ids[join + 1 : -1])
+            assert any(
+                np.array_equal(clips[offset::stride], words)
+                for stride in range(1, 6)
+                for offset in range(stride)
+            )
+            joined += len(units) == 2
+    assert joined > 10

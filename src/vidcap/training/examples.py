@@ -136,8 +136,23 @@ class ExampleConfig:
 Key = int | tuple[int, int]
 
 
+@dataclass
+class _Drawn:
+    """A batch's examples before the objective's own work: per row, the objective, the text
+    sentences (token ids), the visual word ids and the sample (video) index."""
+
+    objectives: np.ndarray
+    sentences: list[list[np.ndarray]]
+    videos: list[np.ndarray]
+    sample_indices: np.ndarray
+
+
 class _Examples(Dataset):
-    """Shared machinery: the entries (video, unit), cached token ids, one generator per batch."""
+    """Shared machinery: the entries (video, unit), cached token ids, one generator per batch.
+
+    A batch's random choices are drawn as arrays, one column per choice, from per-entry tables
+    built here; only putting each example's pieces together is a Python loop.
+    """
 
     def __init__(
         self, samples: Sequence[VideoSample], vocab: JointVocabulary, config: ExampleConfig
@@ -157,12 +172,42 @@ class _Examples(Dataset):
         # Checked and mapped once: words from another codebook fail here, not mid-training.
         self._visual_ids = [vocab.visual_ids(sample.words) for sample in self.samples]
         self._texted_samples = np.array(
-            [s for s, sample in enumerate(self.samples) if sample.units]
+            [s for s, sample in enumerate(self.samples) if sample.units], dtype=np.int64
         )
         weights = np.asarray(config.objective_weights, dtype=np.float64)
-        # Cumulative shares: an objective is drawn by one uniform number (rng.choice(p=...) costs
-        # ten times more)
         self._objective_cdf = np.cumsum(weights / weights.sum())[:-1]
+        # Per entry: its sample and unit, whether a next unit can be joined, how many wordings its
+        # unit and the next have, and the clips [lo, hi) of its unit alone and joined with the next.
+        self._entry_sample = np.array([s for s, _ in self.entries], dtype=np.int64)
+        self._entry_unit = np.array([u for _, u in self.entries], dtype=np.int64)
+        self._can_join = np.array(
+            [0 <= u < len(self.samples[s].units) - 1 for s, u in self.entries], dtype=bool
+        )
+        self._n_texts = np.array(
+            [[self._n_wordings(s, u), self._n_wordings(s, u + 1)] for s, u in self.entries],
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        self._clips = np.array(
+            [
+                [self._clip_range(s, u, False), self._clip_range(s, u, True)]
+                for s, u in self.entries
+            ],
+            dtype=np.int64,
+        ).reshape(-1, 2, 2)
+
+    def _n_wordings(self, s: int, u: int) -> int:
+        units = self.samples[s].units
+        return len(units[u].texts) if 0 <= u < len(units) else 1
+
+    def _clip_range(self, s: int, u: int, joined: bool) -> tuple[int, int]:
+        """Clips ``[lo, hi)`` from the first to the last that overlap the unit (and the next one
+        when ``joined``); the whole video for a video-only entry."""
+        sample = self.samples[s]
+        if u < 0:
+            return 0, len(sample.words)
+        last = sample.units[u + 1] if joined and u + 1 < len(sample.units) else sample.units[u]
+        inside = np.flatnonzero(sample.clips_between(sample.units[u].start, last.end))
+        return int(inside[0]), int(inside[-1]) + 1
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -174,46 +219,62 @@ class _Examples(Dataset):
     def __getitems__(self, keys: Sequence[Key]) -> list[dict[str, Any]]:
         """The examples of ``keys``, drawn with one generator seeded by the seed and the keys."""
         pairs = np.array([k if isinstance(k, tuple) else (0, k) for k in keys], dtype=np.int64)
-        digest = hashlib.blake2b(pairs.reshape(-1, 2).tobytes(), digest_size=16).digest()
+        pairs = pairs.reshape(-1, 2)
+        digest = hashlib.blake2b(pairs.tobytes(), digest_size=16).digest()
         rng = np.random.default_rng([self.config.seed, int.from_bytes(digest, "little")])
-        return self._draw_batch([int(i) for i in pairs.reshape(-1, 2)[:, 1]], rng)
+        return self._draw_batch(pairs[:, 1], rng)
 
-    def _draw_batch(self, indices: list[int], rng: np.random.Generator) -> list[dict[str, Any]]:
-        """The examples of entries ``indices``, all drawn from ``rng`` (each subclass's kind)."""
+    def _draw_batch(self, entries: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
+        """The examples of ``entries``, all drawn from ``rng`` (each subclass's kind)."""
         raise NotImplementedError
 
-    def _draw(
-        self, index: int, rng: np.random.Generator
-    ) -> tuple[int, list[np.ndarray], np.ndarray, int]:
-        """The objective, the text sentences (token ids) and the visual word ids of an example."""
-        s, u = self.entries[index]
-        sample = self.samples[s]
-        if u < 0:
-            return VIDEO, [], self._subsampled(self._visual_ids[s], rng), s
-        objective = int(np.searchsorted(self._objective_cdf, rng.random(), side="right"))
-        units = [sample.units[u]]
-        if u + 1 < len(sample.units) and rng.random() < self.config.concat_prob:
-            units.append(sample.units[u + 1])
-        sentences = [self._ids[unit.texts[rng.integers(len(unit.texts))]] for unit in units]
-        video = self._visual_ids[s][sample.clips_between(units[0].start, units[-1].end)]
-        return objective, sentences, self._subsampled(video, rng), s
+    def _draw(self, entries: np.ndarray, rng: np.random.Generator) -> _Drawn:
+        """Each entry's objective, sentences (its unit's, and the next one's when joined) and
+        visual words (its clips', every ``stride``-th from a random offset, stride 1..max)."""
+        units = self._entry_unit[entries]
+        uniform = rng.random((len(entries), 6))
+        objectives = np.searchsorted(self._objective_cdf, uniform[:, 0], side="right")
+        objectives[units < 0] = VIDEO
+        joined = self._can_join[entries] & (uniform[:, 1] < self.config.concat_prob)
+        wordings = (uniform[:, 2:4] * self._n_texts[entries]).astype(np.int64)
+        strides = 1 + (uniform[:, 4] * self.config.max_stride).astype(np.int64)
+        offsets = (uniform[:, 5] * strides).astype(np.int64)
+        spans = self._clips[entries, joined.astype(np.int64)]
+        sample_indices = self._entry_sample[entries]
+        sentences, videos = [], []
+        for row, (s, u) in enumerate(zip(sample_indices.tolist(), units.tolist(), strict=True)):
+            if u < 0:
+                sentences.append([])
+            else:
+                unit_texts = self.samples[s].units[u].texts
+                row_sentences = [self._ids[unit_texts[wordings[row, 0]]]]
+                if joined[row]:
+                    next_texts = self.samples[s].units[u + 1].texts
+                    row_sentences.append(self._ids[next_texts[wordings[row, 1]]])
+                sentences.append(row_sentences)
+            clips = self._visual_ids[s][spans[row, 0] : spans[row, 1]]
+            picked = clips[offsets[row] :: strides[row]]
+            videos.append(picked if len(picked) else clips[:1])
+        return _Drawn(objectives, sentences, videos, sample_indices)
 
-    def _subsampled(self, video: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Every ``stride``-th visual word from a random offset (stride 1..max_stride)."""
-        stride = int(rng.integers(1, self.config.max_stride + 1))
-        picked = video[int(rng.integers(stride)) :: stride]
-        return picked if len(picked) else video[:1]
-
-    def _other_text(self, sample_index: int, rng: np.random.Generator) -> list[np.ndarray] | None:
-        """A sentence from another video (a negative for the alignment objective)."""
-        if len(self._texted_samples) < 2:
-            return None
-        while True:  # rejection: at least half the candidates are from another video
-            s = int(self._texted_samples[rng.integers(len(self._texted_samples))])
-            if s != sample_index:
-                break
-        unit = self.samples[s].units[int(rng.integers(len(self.samples[s].units)))]
-        return [self._ids[unit.texts[rng.integers(len(unit.texts))]]]
+    def _other_texts(
+        self, sample_indices: np.ndarray, rng: np.random.Generator
+    ) -> list[np.ndarray]:
+        """For each sample, a sentence from another video (negatives for the alignment objective;
+        needs at least two videos with text)."""
+        texted = self._texted_samples
+        others = texted[(rng.random(len(sample_indices)) * len(texted)).astype(np.int64)]
+        clash = others == sample_indices
+        while clash.any():  # rejection: at least half the candidates are from another video
+            others[clash] = texted[(rng.random(int(clash.sum())) * len(texted)).astype(np.int64)]
+            clash = others == sample_indices
+        picks = rng.random((len(others), 2))
+        texts = []
+        for s, (pick_unit, pick_text) in zip(others.tolist(), picks.tolist(), strict=True):
+            units = self.samples[s].units
+            wordings = units[int(pick_unit * len(units))].texts
+            texts.append(self._ids[wordings[int(pick_text * len(wordings))]])
+        return texts
 
 
 class VideoBertExamples(_Examples):
@@ -221,12 +282,33 @@ class VideoBertExamples(_Examples):
     ``[CLS] text [>] video [SEP]`` with BERT's 15% masking (80% mask / 10% random / 10% kept) of
     every token but the special ones."""
 
-    def _draw_batch(self, indices: list[int], rng: np.random.Generator) -> list[dict[str, Any]]:
-        drawn = [self._unmasked(index, rng) for index in indices]
+    def _draw_batch(self, entries: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
+        drawn = self._draw(entries, rng)
+        objectives, sentences = drawn.objectives, drawn.sentences
+        align = np.where(objectives == JOINT, 0, -100)
+        if len(self._texted_samples) >= 2:
+            negative = (objectives == JOINT) & (
+                rng.random(len(entries)) < self.config.negative_prob
+            )
+            rows = np.flatnonzero(negative)
+            for row, text in zip(
+                rows, self._other_texts(drawn.sample_indices[rows], rng), strict=True
+            ):
+                sentences[row], align[row] = [text], 1
+        sequences = []
+        for objective, row_sentences, video in zip(
+            objectives.tolist(), sentences, drawn.videos, strict=True
+        ):
+            text = np.concatenate(row_sentences) if row_sentences else video[:0]
+            if objective == VIDEO:
+                text = text[:0]
+            if objective == TEXT:
+                video = video[:0]
+            sequences.append(self._sequence(text, video, objective))
         v = self.vocab
-        ids = _padded([d[0] for d in drawn], v.pad_id)
-        types = _padded([d[1] for d in drawn], 0)
-        lengths = np.array([len(d[0]) for d in drawn])
+        ids = _padded([ids for ids, _ in sequences], v.pad_id)
+        types = _padded([types for _, types in sequences], 0)
+        lengths = np.array([len(ids) for ids, _ in sequences])
         real = np.arange(ids.shape[1]) < lengths[:, None]
         candidates = real & (ids != v.cls_id) & (ids != v.sep_id) & (ids != v.join_id)
         # Mismatched pairs are masked like matched ones: were they left unmasked, "has a [MASK]"
@@ -237,33 +319,11 @@ class VideoBertExamples(_Examples):
                 "input_ids": masked[row, :length],
                 "token_type_ids": types[row, :length],
                 "labels": labels[row, :length],
-                "align_label": align,
-                "objective": objective,
+                "align_label": int(align[row]),
+                "objective": int(objectives[row]),
             }
-            for row, (length, (_, _, align, objective)) in enumerate(
-                zip(lengths, drawn, strict=True)
-            )
+            for row, length in enumerate(lengths.tolist())
         ]
-
-    def _unmasked(
-        self, index: int, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, int, int]:
-        """Token ids, token types, alignment label and objective of an example, before masking."""
-        objective, sentences, video, sample_index = self._draw(index, rng)
-        align = -100
-        if objective == JOINT:
-            align = 0
-            if rng.random() < self.config.negative_prob:
-                other = self._other_text(sample_index, rng)
-                if other is not None:
-                    sentences, align = other, 1
-        text = np.concatenate(sentences) if sentences else np.zeros(0, dtype=np.int64)
-        if objective == VIDEO:
-            text = text[:0]
-        if objective == TEXT:
-            video = video[:0]
-        ids, types = self._sequence(text, video, objective)
-        return ids, types, align, objective
 
     def _sequence(
         self, text: np.ndarray, video: np.ndarray, objective: int
@@ -332,11 +392,22 @@ class BartExamples(_Examples):
         self.noise = noise or NoiseConfig()
         self.run_length = run_length
 
-    def _draw_batch(self, indices: list[int], rng: np.random.Generator) -> list[dict[str, Any]]:
-        return [self._example(index, rng) for index in indices]
+    def _draw_batch(self, entries: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
+        drawn = self._draw(entries, rng)
+        return [
+            self._example(objective, sentences, video, rng)
+            for objective, sentences, video in zip(
+                drawn.objectives.tolist(), drawn.sentences, drawn.videos, strict=True
+            )
+        ]
 
-    def _example(self, index: int, rng: np.random.Generator) -> dict[str, Any]:
-        objective, sentences, video, _ = self._draw(index, rng)
+    def _example(
+        self,
+        objective: int,
+        sentences: list[np.ndarray],
+        video: np.ndarray,
+        rng: np.random.Generator,
+    ) -> dict[str, Any]:
         v = self.vocab
         budget = self.config.max_length - 2
         text_budget = budget if objective == TEXT else budget // 2
