@@ -13,12 +13,10 @@ import json
 import math
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from queue import Queue
 from typing import Any
 
 import numpy as np
@@ -51,8 +49,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     log_with: str | None = None  # e.g. tensorboard
-    # Processes drawing training examples (None: 2 with a GPU; 0 on a CPU, where a worker only
-    # takes cores from the model — measured no faster on 2 cores).
+    # Processes drawing training examples (None: 2 with a GPU; 0 on a CPU, where the examples are
+    # drawn between steps: measured on 2 cores, a worker process or a background thread drawing
+    # alongside the model slowed it more than drawing costs).
     loader_workers: int | None = None
 
     def weight_settings(self) -> dict[str, Any]:
@@ -110,69 +109,6 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __len__(self) -> int:
         return self.size
-
-
-class _Prefetcher:
-    """Iterate ``batches``, each next one drawn in a background thread during the backward pass.
-
-    Drawing examples is numpy and Python work, so it holds the GIL. Drawn freely alongside
-    training, it would delay the forward pass and the optimizer step, which dispatch many small
-    ops from Python; the backward pass runs in C++ without the GIL, long enough to draw the next
-    batch. So the thread draws one batch per :meth:`draw_next` call, which the loop makes just
-    before ``backward``. On a CPU this beats DataLoader worker processes, which take cores from
-    the model. Errors in the thread are raised by ``next``.
-    """
-
-    def __init__(self, batches: Iterator[Any]) -> None:
-        self._batches = batches
-        self._queue: Queue[tuple[bool, Any]] = Queue()
-        self._permits = threading.Semaphore(1)  # the first batch is drawn straight away
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, daemon=True, name="vidcap-prefetch")
-        self._thread.start()
-
-    def _fill(self) -> None:
-        try:
-            while True:
-                while not self._permits.acquire(timeout=0.1):
-                    if self._stop.is_set():
-                        return
-                if self._stop.is_set():
-                    return
-                batch = next(self._batches, _END)
-                if batch is _END:
-                    self._queue.put((False, None))
-                    return
-                self._queue.put((True, batch))
-        except BaseException as error:  # handed to the consumer
-            self._queue.put((False, error))
-
-    def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        ok, item = self._queue.get()
-        if not ok:
-            if item is not None:
-                raise item
-            raise StopIteration
-        return item
-
-    def draw_next(self) -> None:
-        """Let the thread draw one more batch (call it just before the backward pass)."""
-        self._permits.release()
-
-    def close(self) -> None:
-        """Stop the thread."""
-        self._stop.set()
-        self._permits.release()
-        self._thread.join()
-        close = getattr(self._batches, "close", None)
-        if close is not None:
-            close()
-
-
-_END = object()
 
 
 def _checkpoints(out_dir: Path, run: str | None) -> list[Path]:
@@ -285,11 +221,10 @@ def train(
         sampler=sampler,
         collate_fn=collate,
         drop_last=len(train_set) >= config.batch_size * accelerator.num_processes,
-        # Examples are drawn in worker processes while the model trains.
         num_workers=loader_workers,
         persistent_workers=loader_workers > 0,
         # Its own generator: a DataLoader iterator draws a seed when created, and from the global
-        # RNG that would move dropout's random stream depending on when batches were prefetched.
+        # RNG that would move dropout's random stream depending on when batches are drawn.
         generator=torch.Generator().manual_seed(config.seed),
     )
     val_loader = (
@@ -387,14 +322,11 @@ def train(
                 yield epoch, batch
             epoch, skip = epoch + 1, 0
 
-    prefetch = _Prefetcher(stream()) if loader_workers == 0 else None
-    batches = prefetch if prefetch is not None else stream()
+    batches = stream()
     try:
         for epoch, batch in batches if step < config.max_steps else ():
             with accelerator.accumulate(objective):
                 loss, stats = objective(batch)
-                if prefetch is not None:
-                    prefetch.draw_next()
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.max_grad_norm:
                     accelerator.clip_grad_norm_(objective.parameters(), config.max_grad_norm)
@@ -438,7 +370,7 @@ def train(
             if step >= config.max_steps:
                 break
     finally:
-        batches.close()  # stops the prefetch thread or the loader's iteration
+        batches.close()  # ends the loader's iteration (and its worker processes)
     final = evaluate()
     if config.log_with:
         accelerator.end_training()
