@@ -15,6 +15,7 @@ runs on the fly, on the cores that train the model.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,7 @@ class _Drawn:
     sample_indices: np.ndarray
 
 
-class _Examples(Dataset):
+class _Examples(Dataset, ABC):
     """Shared machinery: the entries (video, unit), cached token ids, one generator per batch.
 
     A batch's random choices are drawn as arrays, one column per choice, from per-entry tables
@@ -224,9 +225,9 @@ class _Examples(Dataset):
         rng = np.random.default_rng([self.config.seed, int.from_bytes(digest, "little")])
         return self._draw_batch(pairs[:, 1], rng)
 
+    @abstractmethod
     def _draw_batch(self, entries: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
         """The examples of ``entries``, all drawn from ``rng`` (each subclass's kind)."""
-        raise NotImplementedError
 
     def _draw(self, entries: np.ndarray, rng: np.random.Generator) -> _Drawn:
         """Each entry's objective, sentences (its unit's, and the next one's when joined) and
@@ -308,8 +309,8 @@ class VideoBertExamples(_Examples):
         v = self.vocab
         ids = _padded([ids for ids, _ in sequences], v.pad_id)
         types = _padded([types for _, types in sequences], 0)
-        lengths = np.array([len(ids) for ids, _ in sequences])
-        real = np.arange(ids.shape[1]) < lengths[:, None]
+        real = _attention_mask([ids for ids, _ in sequences]).astype(bool)
+        lengths = real.sum(axis=1)
         candidates = real & (ids != v.cls_id) & (ids != v.sep_id) & (ids != v.join_id)
         # Mismatched pairs are masked like matched ones: were they left unmasked, "has a [MASK]"
         # alone would give the alignment away. Their tokens are still real text and real video.
@@ -360,7 +361,7 @@ class VideoBertExamples(_Examples):
         n = np.maximum(1, np.rint(self.config.mask_prob * counts)).astype(np.int64)
         # The n smallest of uniform keys are a uniform n-subset; non-candidates never rank.
         keys = np.where(candidates, rng.random(ids.shape), 2.0)
-        nth = np.sort(keys, axis=1)[np.arange(len(ids)), np.minimum(n, ids.shape[1]) - 1]
+        nth = np.sort(keys, axis=1)[np.arange(len(ids)), n - 1]  # n <= max(1, candidates)
         chosen = candidates & (keys <= nth[:, None])
         labels = np.where(chosen, ids, -100)
         roll = rng.random(ids.shape)
