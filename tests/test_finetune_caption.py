@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import transformers
 from typer.testing import CliRunner
 
@@ -629,3 +630,26 @@ def test_change_segments_respects_the_minimum_length() -> None:
         assert segments == [(0, 4), (4, 8), (8, 12)]
     # Both changes are closer than 5 clips to an end.
     assert change_segments(stack([A] * 4 + [B] * 4 + [C] * 4), min_segment_clips=5) == [(0, 12)]
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_captions_are_text_even_when_the_model_prefers_end_or_visual_words(beams: int) -> None:
+    from vidcap.captioner import generate_captions
+    from vidcap.models.caption import build_caption_model
+    from vidcap.models.presets import ModelSize
+    from vidcap.text import train_vocabulary
+    from vidcap.training.captions import InputConfig, segment_inputs
+
+    vocab = train_vocabulary(["the man cuts the onion", "stir the sauce slowly"] * 5, 8, 120)
+    size = ModelSize(hidden=16, layers=1, heads=2, intermediate=32, max_length=64)
+    torch.manual_seed(0)
+    model = build_caption_model("bart", vocab, None, size, None, None)
+    # A model whose likeliest tokens, by far, end the caption or are not text at all.
+    bias = model.seq2seq.final_logits_bias
+    lo, _ = vocab.visual_range
+    for token in (vocab.eos_id, vocab.bos_id, vocab.pad_id, vocab.join_id, lo):
+        bias[0, token] = 50.0
+    inputs = [segment_inputs(vocab, np.arange(n) % 8, None, "", InputConfig()) for n in (3, 5)]
+    texts = generate_captions(model, vocab, inputs, beams=beams, max_new_tokens=6)
+    assert len(texts) == 2 and all(t.strip() for t in texts), texts
+    assert vocab.non_text_ids() and vocab.eos_id not in vocab.non_text_ids()

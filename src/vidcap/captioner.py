@@ -47,10 +47,13 @@ def generate_captions(
     model.eval()
     device = next(model.parameters()).device
     texts: list[str] = []
+    suppress_ids = vocab.non_text_ids()
     for i in range(0, len(inputs), batch_size):
         batch = collate_inputs(list(inputs[i : i + batch_size]), vocab.pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        ids = model.generate(batch, num_beams=beams, max_new_tokens=max_new_tokens)
+        ids = model.generate(
+            batch, num_beams=beams, max_new_tokens=max_new_tokens, suppress_ids=suppress_ids
+        )
         texts += [vocab.decode_text(row).strip() for row in ids.cpu()]
     return texts
 

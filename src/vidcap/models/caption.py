@@ -14,6 +14,7 @@ word of the same clip. The projection is saved beside the Hugging Face checkpoin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +113,26 @@ class CaptionModel(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, batch: dict[str, torch.Tensor], num_beams: int = 4, max_new_tokens: int = 40
+        self,
+        batch: dict[str, torch.Tensor],
+        num_beams: int = 4,
+        max_new_tokens: int = 40,
+        suppress_ids: Sequence[int] = (),
     ) -> torch.Tensor:
-        """Caption token ids ``[batch, length]`` (start token included) by beam search."""
+        """Caption token ids ``[batch, length]`` (start token included) by beam search.
+
+        ``suppress_ids`` are never generated (``JointVocabulary.non_text_ids``), and ``eos`` is
+        held back until one other token has been: a caption is never empty, even from a model
+        whose most likely first token is the end.
+        """
         config = self.seq2seq.config
         return self.seq2seq.generate(
             encoder_outputs=self.encode(batch),
             attention_mask=batch["attention_mask"],
             num_beams=num_beams,
             max_new_tokens=max_new_tokens,
+            min_new_tokens=min(1, max_new_tokens),
+            suppress_tokens=list(suppress_ids) or None,
             decoder_start_token_id=config.decoder_start_token_id,
             eos_token_id=config.eos_token_id,
             pad_token_id=config.pad_token_id,

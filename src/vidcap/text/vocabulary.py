@@ -162,6 +162,16 @@ class JointVocabulary:
         ids |= {int(i) for i in self.tokenizer.all_special_ids}
         return frozenset(ids)
 
+    def non_text_ids(self) -> list[int]:
+        """Ids a generated caption may never hold: visual words and every special but ``eos``.
+
+        Caption targets are word pieces then ``eos``, so a decoder that emits one of these ids has
+        produced nothing a reader sees; generation rules them out.
+        """
+        lo, hi = self.visual_range
+        specials = sorted(self.special_ids - {self.eos_id})
+        return specials + list(range(lo, hi))
+
     def __len__(self) -> int:
         """Total vocabulary size: the number of embedding rows a model needs."""
         return self._size
