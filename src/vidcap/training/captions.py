@@ -27,6 +27,7 @@ from vidcap.errors import VidcapError
 from vidcap.stages.encode import load_features
 from vidcap.stages.quantize import load_words
 from vidcap.text import JointVocabulary
+from vidcap.training.padding import as_tensors, attention_mask, decoder_targets, padded
 
 
 @dataclass
@@ -321,24 +322,20 @@ def _features(track: ClipTrack, clips: np.ndarray) -> np.ndarray | None:
 
 def collate_inputs(batch: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad encoder inputs (ids, token types, and features when present) into tensors."""
-    length = max(len(b["input_ids"]) for b in batch)
-    n = len(batch)
-    out = {
-        "input_ids": torch.full((n, length), pad_id, dtype=torch.long),
-        "token_type_ids": torch.zeros((n, length), dtype=torch.long),
-        "attention_mask": torch.zeros((n, length), dtype=torch.long),
-    }
-    has_features = "features" in batch[0]
-    if has_features:
-        dim = batch[0]["features"].shape[1]
+    ids = [b["input_ids"] for b in batch]
+    out = as_tensors(
+        {
+            "input_ids": padded(ids, pad_id),
+            "token_type_ids": padded([b["token_type_ids"] for b in batch], 0),
+            "attention_mask": attention_mask(ids),
+        }
+    )
+    if "features" in batch[0]:
+        n, length, dim = len(batch), out["input_ids"].shape[1], batch[0]["features"].shape[1]
         out["features"] = torch.zeros((n, length, dim), dtype=torch.float32)
         out["feature_mask"] = torch.zeros((n, length), dtype=torch.float32)
-    for row, b in enumerate(batch):
-        m = len(b["input_ids"])
-        out["input_ids"][row, :m] = torch.from_numpy(b["input_ids"])
-        out["token_type_ids"][row, :m] = torch.from_numpy(b["token_type_ids"])
-        out["attention_mask"][row, :m] = 1
-        if has_features:
+        for row, b in enumerate(batch):
+            m = len(b["input_ids"])
             out["features"][row, :m] = torch.from_numpy(b["features"])
             out["feature_mask"][row, :m] = torch.from_numpy(b["feature_mask"])
     return out
@@ -348,13 +345,5 @@ def collate_captions(
     batch: list[dict[str, Any]], pad_id: int, decoder_start_id: int
 ) -> dict[str, torch.Tensor]:
     """Pad caption examples; ``decoder_input_ids`` are the targets shifted right."""
-    out = collate_inputs(batch, pad_id)
-    n, length = len(batch), max(len(b["labels"]) for b in batch)
-    out["labels"] = torch.full((n, length), -100, dtype=torch.long)
-    out["decoder_input_ids"] = torch.full((n, length), pad_id, dtype=torch.long)
-    for row, b in enumerate(batch):
-        m = len(b["labels"])
-        out["labels"][row, :m] = torch.from_numpy(b["labels"])
-        out["decoder_input_ids"][row, 0] = decoder_start_id
-        out["decoder_input_ids"][row, 1:m] = torch.from_numpy(b["labels"][:-1])
-    return out
+    targets = decoder_targets([b["labels"] for b in batch], pad_id, decoder_start_id)
+    return {**collate_inputs(batch, pad_id), **as_tensors(targets)}

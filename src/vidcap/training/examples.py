@@ -31,6 +31,7 @@ from vidcap.errors import VidcapError
 from vidcap.stages.quantize import load_words
 from vidcap.text import JointVocabulary
 from vidcap.training.noise import NoiseConfig, add_noise
+from vidcap.training.padding import as_tensors, attention_mask, decoder_targets, padded
 
 TEXT, VIDEO, JOINT = 0, 1, 2
 OBJECTIVES = ("text", "video", "joint")
@@ -307,9 +308,9 @@ class VideoBertExamples(_Examples):
                 video = video[:0]
             sequences.append(self._sequence(text, video, objective))
         v = self.vocab
-        ids = _padded([ids for ids, _ in sequences], v.pad_id)
-        types = _padded([types for _, types in sequences], 0)
-        real = _attention_mask([ids for ids, _ in sequences]).astype(bool)
+        ids = padded([ids for ids, _ in sequences], v.pad_id)
+        types = padded([types for _, types in sequences], 0)
+        real = attention_mask([ids for ids, _ in sequences]).astype(bool)
         lengths = real.sum(axis=1)
         candidates = real & (ids != v.cls_id) & (ids != v.sep_id) & (ids != v.join_id)
         # Mismatched pairs are masked like matched ones: were they left unmasked, "has a [MASK]"
@@ -441,35 +442,15 @@ class BartExamples(_Examples):
         return {"input_ids": source, "labels": target, "objective": objective}
 
 
-def _padded(rows: list[np.ndarray], fill: int, length: int | None = None) -> np.ndarray:
-    """Rows of int64 ids, right-padded with ``fill`` to one length (the longest by default)."""
-    length = max(len(r) for r in rows) if length is None else length
-    out = np.full((len(rows), length), fill, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-    return out
-
-
-def _attention_mask(rows: list[np.ndarray]) -> np.ndarray:
-    """1 over each row's tokens, 0 over its padding (rows padded to the longest)."""
-    lengths = np.array([len(r) for r in rows])
-    return (np.arange(lengths.max()) < lengths[:, None]).astype(np.int64)
-
-
-def _tensors(arrays: dict[str, Any]) -> dict[str, torch.Tensor]:
-    # Padded in numpy, converted once per field: per-row torch slicing costs ten times more.
-    return {k: torch.from_numpy(np.asarray(v, dtype=np.int64)) for k, v in arrays.items()}
-
-
 def collate_videobert(batch: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a list of VideoBERT examples into tensors."""
     ids = [b["input_ids"] for b in batch]
-    return _tensors(
+    return as_tensors(
         {
-            "input_ids": _padded(ids, pad_id),
-            "token_type_ids": _padded([b["token_type_ids"] for b in batch], 0),
-            "attention_mask": _attention_mask(ids),
-            "labels": _padded([b["labels"] for b in batch], -100),
+            "input_ids": padded(ids, pad_id),
+            "token_type_ids": padded([b["token_type_ids"] for b in batch], 0),
+            "attention_mask": attention_mask(ids),
+            "labels": padded([b["labels"] for b in batch], -100),
             "align_label": [b["align_label"] for b in batch],
             "objective": [b["objective"] for b in batch],
         }
@@ -481,14 +462,11 @@ def collate_bart(
 ) -> dict[str, torch.Tensor]:
     """Pad a list of BART examples; ``decoder_input_ids`` are the targets shifted right."""
     sources, targets = [b["input_ids"] for b in batch], [b["labels"] for b in batch]
-    return _tensors(
+    return as_tensors(
         {
-            "input_ids": _padded(sources, pad_id),
-            "attention_mask": _attention_mask(sources),
-            "labels": _padded(targets, -100),
-            "decoder_input_ids": _padded(
-                [np.concatenate([[decoder_start_id], t[:-1]]) for t in targets], pad_id
-            ),
+            "input_ids": padded(sources, pad_id),
+            "attention_mask": attention_mask(sources),
+            **decoder_targets(targets, pad_id, decoder_start_id),
             "objective": [b["objective"] for b in batch],
         }
     )
