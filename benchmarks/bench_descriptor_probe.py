@@ -1,6 +1,6 @@
 """How much of the synthetic world the built-in clip descriptor sees, and how fast it runs.
 
-Generates a synthetic corpus (``vidcap.datasets.synth``), decodes every video at 20 fps (frames
+Generates a synthetic corpus (``vidcap.synth``), decodes every video at 20 fps (frames
 picked by timestamp) with the short side resized to 128 px, cuts every event segment into 1.5 s
 clips (30 frames), encodes each clip with :class:`vidcap.encoders.descriptor.ClipDescriptor`, and
 probes for the acting object's colour, shape and action: probes are trained on the train split and
@@ -37,8 +37,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcap.datasets.synth import SynthConfig, generate_corpus
 from vidcap.encoders.descriptor import ClipDescriptor, DescriptorConfig
+from vidcap.synth.plan import SynthConfig
+from vidcap.synth.records import generate_corpus
 from vidcap.video.resample import output_geometry, select_frames
 
 FPS = 20.0

@@ -82,7 +82,8 @@ def main() -> None:
     parser.add_argument("--loader-workers", type=int, default=2)
     args = parser.parse_args()
 
-    from vidcap.datasets.synth import SynthConfig, generate_corpus
+    from vidcap.synth.plan import SynthConfig
+    from vidcap.synth.records import generate_corpus
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

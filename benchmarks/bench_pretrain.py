@@ -41,14 +41,15 @@ from pathlib import Path
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from vidcap.datasets.synth import SynthConfig, generate_corpus
-from vidcap.models.presets import model_size, train_defaults
+from vidcap.models.presets import model_size
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.encode import EncodeConfig, run_encode
 from vidcap.stages.extract import ExtractConfig, run_extract
 from vidcap.stages.inputs import resolve_inputs
 from vidcap.stages.pretrain import PretrainConfig, run_pretrain
 from vidcap.stages.quantize import QuantizeConfig, run_quantize
+from vidcap.synth.plan import SynthConfig
+from vidcap.synth.records import generate_corpus
 from vidcap.text import JointVocabulary
 from vidcap.training.examples import (
     ExampleConfig,
@@ -59,6 +60,7 @@ from vidcap.training.examples import (
 )
 from vidcap.training.loop import EpochSampler, TrainConfig
 from vidcap.training.objectives import VideoBertObjective
+from vidcap.training.settings import preset_defaults
 
 # Dense (no sparsity) bf16/fp16 tensor-core peaks in TFLOP/s per GPU, from NVIDIA's data sheets;
 # the first name found in the device's name wins.
@@ -153,7 +155,7 @@ def stage_step_ends(words_dir: Path, out_dir: Path, config: PretrainConfig) -> l
 
 def compare(args: argparse.Namespace, words_dir: Path, tmp: Path) -> None:
     """The stage against the bare loop, in interleaved pairs; prints the rates and ratios."""
-    defaults = train_defaults(args.preset)
+    defaults = preset_defaults(args.preset, "pretrain")
     batch_size = args.batch_size or defaults.batch_size
     config = PretrainConfig(
         preset=args.preset,
@@ -221,7 +223,7 @@ def throughput(args: argparse.Namespace, words_dir: Path, tmp: Path) -> None:
     """Steps/s, tokens/s and MFU of ``vidcap pretrain``; prints them."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     mixed_precision = args.mixed_precision or ("bf16" if device.type == "cuda" else "no")
-    batch_size = args.batch_size or train_defaults(args.preset).batch_size
+    batch_size = args.batch_size or preset_defaults(args.preset, "pretrain").batch_size
     skip = max(1, args.steps // 5)  # warm-up steps (allocator, kernel choices) left out
     if args.steps < skip + 2:
         raise SystemExit(f"--steps must be at least {skip + 2} to time anything.")

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from vidcap.cli.demo import DEMO_DEPTH, DEMO_FRAME_SIZE, DEMO_K
-from vidcap.datasets.synth import SynthConfig, generate_corpus
 from vidcap.evaluation.evaluate import evaluate_bundle
 from vidcap.stages.encode import EncodeConfig, run_encode
 from vidcap.stages.extract import ExtractConfig, run_extract
@@ -25,6 +24,9 @@ from vidcap.stages.finetune import FinetuneConfig, run_finetune
 from vidcap.stages.inputs import resolve_inputs
 from vidcap.stages.pretrain import PretrainConfig, run_pretrain
 from vidcap.stages.quantize import QuantizeConfig, run_quantize
+from vidcap.synth import facts as synth_facts
+from vidcap.synth.plan import SynthConfig
+from vidcap.synth.records import generate_corpus
 
 ROUTES = {
     "BART pretrain → finetune": ("pretrain-bart", {}),
@@ -70,7 +72,7 @@ def main() -> None:
         started = time.perf_counter()
         model = out / f"model-{index}"
         run_finetune(out / source, model, FinetuneConfig(max_steps=args.finetune_steps, **options))
-        report = evaluate_bundle(model, meteor=args.meteor).to_json()
+        report = evaluate_bundle(model, meteor=args.meteor, facts=synth_facts).to_json()
         rows.append((name, report, time.perf_counter() - started))
         (model / "evaluation.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         print(f"{name}: CIDEr {report['scores']['captioner']['CIDEr']:.3f}", flush=True)

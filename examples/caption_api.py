@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from vidcap import Captioner
-from vidcap.captions.output import format_clock, to_srt
 from vidcap.errors import VidcapError
+from vidcap.output.formats import format_clock, to_srt
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

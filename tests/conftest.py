@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from vidcap.datasets.synth import SynthConfig, generate_corpus
+from vidcap.synth.plan import SynthConfig
+from vidcap.synth.records import generate_corpus
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ def options(**overrides) -> argparse.Namespace:
     return argparse.Namespace(**{**values, **overrides})
 
 
+@pytest.mark.slow
 def test_compare_prints_both_rates_and_every_pairs_ratio(bench, words_dir, tmp_path, capsys):
     bench.compare(options(), words_dir, tmp_path)
     out = capsys.readouterr().out
@@ -44,6 +45,7 @@ def test_compare_prints_both_rates_and_every_pairs_ratio(bench, words_dir, tmp_p
     assert len(ratios) == 2
 
 
+@pytest.mark.slow
 def test_throughput_counts_flops_and_gives_mfu_for_a_given_peak(bench, words_dir, tmp_path, capsys):
     bench.throughput(options(throughput=True, steps=10, peak_tflops=1e-3), words_dir, tmp_path)
     out = capsys.readouterr().out

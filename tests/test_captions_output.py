@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcap.captions.output import (
+from vidcap.errors import VidcapError
+from vidcap.output.formats import (
     EMPTY_CUE_TEXT,
     EN_DASH,
     FORMATS,
@@ -26,8 +27,7 @@ from vidcap.captions.output import (
     to_vtt,
     write_outputs,
 )
-from vidcap.captions.storyboard import TILE_PADDING, drawable, render_storyboard, wrap_text
-from vidcap.errors import VidcapError
+from vidcap.output.storyboard import TILE_PADDING, drawable, render_storyboard, wrap_text
 
 # Captions that stress the subtitle writers, and what each must read back as: (start ms, end ms, text).
 TRICKY = [

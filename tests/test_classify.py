@@ -13,13 +13,14 @@ import torch
 from typer.testing import CliRunner
 
 from vidcap.cli import app
+from vidcap.cli.evaluate import print_classify_report
 from vidcap.corpus import read_corpus
 from vidcap.errors import VidcapError
-from vidcap.evaluation.classify import evaluate_classifier, print_classify_report
-from vidcap.evaluation.metrics import segment_facts
+from vidcap.inference.zeroshot import ZeroShotClassifier, parse_template
 from vidcap.stages.pretrain import PretrainConfig, run_pretrain
+from vidcap.synth.facts import segment_facts
+from vidcap.synth.zeroshot import evaluate_classifier
 from vidcap.training.examples import JOINT, ExampleConfig, VideoBertExamples
-from vidcap.zeroshot import ZeroShotClassifier, parse_template
 
 runner = CliRunner()
 LABELS = ["red", "green", "blue", "stays still", "rotates"]
@@ -219,15 +220,24 @@ def test_evaluate_classifier_report(pretrain: Path, synth_corpus: Path) -> None:
     n = len(colours)
     assert report["chance_top1"] == pytest.approx(1 / n)
     assert report["chance_top5"] == pytest.approx(min(5, n) / n)
-    for key in ("top1", "top5", "chance_top1", "chance_top5", "majority", "majority_top5"):
-        assert 0 <= report[key] <= 1, key
     assert report["top5"] >= report["top1"]
     per_class = report["per_class"].values()
     assert sum(c["count"] for c in per_class) == report["segments"]
     assert sum(c["predicted"] for c in per_class) == report["segments"]
     assert report["top1"] == pytest.approx(sum(c["top1"] for c in per_class) / report["segments"])
+    assert report["top5"] == pytest.approx(sum(c["top5"] for c in per_class) / report["segments"])
     counts = [c["count"] for c in per_class]
     assert report["majority"] == pytest.approx(max(counts) / report["segments"])
+    top_counts = sorted(counts, reverse=True)[:5]
+    assert report["majority_top5"] == pytest.approx(sum(top_counts) / report["segments"])
+    # The examples list every scored segment here (at most 5 are listed): the accuracies again,
+    # from each segment's truth and ranked labels.
+    examples = report["examples"]
+    assert len(examples) == report["segments"]
+    top1 = [e["predicted"][0] == e["truth"] for e in examples]
+    top5 = [e["truth"] in e["predicted"][:5] for e in examples]
+    assert report["top1"] == pytest.approx(sum(top1) / len(examples))
+    assert report["top5"] == pytest.approx(sum(top5) / len(examples))
     print_classify_report(report)  # renders
 
     actions = evaluate_classifier(

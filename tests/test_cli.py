@@ -7,10 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import typer
+import typer.core
+import typer.main
 from typer.testing import CliRunner
 
 from vidcap import __version__
 from vidcap.cli import app
+from vidcap.cli.videos import Videos, for_each_video, read_video_paths
+from vidcap.errors import VidcapError
 
 runner = CliRunner()
 
@@ -74,3 +80,190 @@ def test_user_error_is_one_sentence_not_a_traceback(tmp_path: Path) -> None:
 def test_bad_option_value_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["synth", str(tmp_path), "--videos", "0"])
     assert result.exit_code == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Choices and bounds are checked by click: exit code 2 before any work, and --help lists the values.
+
+WIDE = {"COLUMNS": "200"}  # Rich lays help out at this width: no line of interest is wrapped
+
+
+def _choices() -> list[tuple[list[str], list[str], str, tuple[str, ...]]]:
+    """(command path, its arguments with a bad choice, the option, the values it takes), each
+    with the values from the module that owns them."""
+    from typing import get_args
+
+    from vidcap.cli.evaluate import EvaluateTask
+    from vidcap.corpus import SPLITS
+    from vidcap.encoders.dtypes import COMPUTE_DTYPES
+    from vidcap.models.presets import ARCHS, PRESETS
+    from vidcap.output.formats import FORMATS
+    from vidcap.quantize.settings import NORMALIZATIONS
+    from vidcap.stages.extract import BACKENDS
+
+    return [
+        (
+            ["caption"],
+            ["IN/v.mp4", "-m", "IN/model", "-o", "OUT", "--format", "xml"],
+            "--format",
+            FORMATS,
+        ),
+        (["finetune"], ["IN", "-o", "OUT", "--arch", "gpt2"], "--arch", ARCHS),
+        (["pretrain"], ["IN", "-o", "OUT", "--preset", "huge"], "--preset", PRESETS),
+        (["extract"], ["IN", "-o", "OUT", "--backend", "ffmpeg"], "--backend", BACKENDS),
+        (
+            ["quantize", "fit"],
+            ["IN", "-o", "OUT", "--normalize", "l1"],
+            "--normalize",
+            NORMALIZATIONS,
+        ),
+        (["evaluate"], ["IN", "--task", "translate"], "--task", get_args(EvaluateTask)),
+        (["encode"], ["IN", "-o", "OUT", "--dtype", "float64"], "--dtype", COMPUTE_DTYPES),
+        (["data", "import"], ["youcook2", "IN", "-o", "OUT", "--split", "dev"], "--split", SPLITS),
+    ]
+
+
+def _in_tmp(args: list[str], tmp_path: Path) -> list[str]:
+    return [
+        a.replace("IN", str(tmp_path / "in")).replace("OUT", str(tmp_path / "out")) for a in args
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_choices())))
+def test_a_bad_choice_is_a_usage_error_before_any_work(case: int, tmp_path: Path) -> None:
+    command, args, option, values = _choices()[case]
+    result = runner.invoke(app, [*command, *_in_tmp(args, tmp_path)], env=WIDE)
+    assert result.exit_code == 2, result.output
+    assert "Usage: vidcap" in result.output and f"Invalid value for '{option}'" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written: no --out folder, no corpus
+
+    help_text = runner.invoke(app, [*command, "--help"], env=WIDE).output
+    assert f"<{'|'.join(values)}>" in help_text, help_text
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["caption", "IN/v.mp4", "-m", "IN/m", "-o", "OUT", "--device", "gpu"], "--device"),
+        (["quantize", "IN", "-o", "OUT", "--device", "cuda:one"], "--device"),
+        (["encode", "IN", "-o", "OUT", "--device", "tpu"], "--device"),
+        (
+            ["caption", "IN/v.mp4", "-m", "IN/m", "-o", "OUT", "--segment-seconds", "0"],
+            "--segment-seconds",
+        ),
+        (["classify", "IN/v.mp4", "-m", "IN/m", "-t", "a [MASK]", "--top", "0"], "--top"),
+        (["extract", "IN", "-o", "OUT", "--fps", "-20"], "--fps"),
+        (["quantize", "IN", "-o", "OUT", "--k", "1"], "--k"),
+        (["evaluate", "IN", "--task", "classify"], "--task"),  # needs --template and --field
+    ],
+)
+def test_a_bad_device_or_number_is_a_usage_error(
+    args: list[str], option: str, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, _in_tmp(args, tmp_path), env=WIDE)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in result.output
+    assert list(tmp_path.iterdir()) == []
+    if option == "--device":
+        assert "must be auto, cpu, cuda, cuda:N or mps" in result.output
+
+
+# --------------------------------------------------------------------------------------------------
+# `vidcap --help`: each command's first sentence, whole, on one line
+
+
+def _groups() -> dict[str, typer.core.TyperGroup]:
+    """The root group and its sub-apps (``data``, ``quantize``), by command path."""
+    root = typer.main.get_command(app)
+    groups = {"": root}
+    for name, command in root.commands.items():
+        if isinstance(command, typer.core.TyperGroup):
+            groups[name] = command
+    return groups
+
+
+def _listed_commands(help_text: str) -> list[tuple[str, str]]:
+    """The (name, text) rows of the Commands panel of a --help; a row with no name is a line that
+    continues the one above it."""
+    lines = help_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if "─ Commands ─" in line)
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("╰"):
+            break
+        body = line.strip("│").rstrip()[1:]  # without the panel's border and padding
+        name = body.split(" ", 1)[0]  # "" on a continuation line
+        rows.append((name, body[len(name) :].strip()))
+    return rows
+
+
+@pytest.mark.parametrize("group", ["", "data", "quantize"])
+def test_help_lists_each_command_by_one_whole_sentence(group: str) -> None:
+    command = _groups()[group]
+    result = runner.invoke(app, [group, "--help"] if group else ["--help"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    rows = _listed_commands(result.output)
+    assert all(name for name, _ in rows), f"a first sentence is wrapped:\n{result.output}"
+    assert sorted(name for name, _ in rows) == sorted(command.commands)
+    for name, text in rows:
+        assert text.endswith("."), (name, text)
+        # The listing shows the first paragraph of the help: one line, short enough for 120 columns.
+        first = (command.commands[name].help or "").split("\n\n")[0].strip()
+        assert "\n" not in first and text == first, (name, first)
+        assert len(first) <= 95, (name, len(first))
+
+
+def test_cli_startup_does_not_load_heavy_libraries() -> None:
+    code = (
+        "import sys, typer, vidcap.cli; typer.main.get_command(vidcap.cli.app); "
+        "print(sorted(m for m in ('torch', 'transformers', 'cv2', 'av') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop of the per-video commands
+
+
+def _video_app(finished: list[tuple[list[str], list[tuple[str, str]]]]) -> typer.Typer:
+    """A command like `vidcap summarize` whose work fails for videos named bad*."""
+
+    def shout(path: str) -> str:
+        if Path(path).name.startswith("bad"):
+            raise VidcapError(f"{path} cannot be read.")
+        print(path.upper())
+        return path.upper()
+
+    videos_app = typer.Typer()
+
+    @videos_app.command()
+    def shout_command(videos: Videos) -> None:
+        paths = read_video_paths(videos)
+        results = for_each_video(
+            paths, "shouted", shout, finish=lambda done, failed: finished.append((done, failed))
+        )
+        print(f"all {len(results)} shouted")
+
+    return videos_app
+
+
+def test_for_each_video_reports_a_failure_and_goes_on() -> None:
+    finished: list[tuple[list[str], list[tuple[str, str]]]] = []
+    result = runner.invoke(_video_app(finished), ["a.mp4", "bad.mp4", "-"], input="c.mp4\n\n")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == ["A.MP4", "C.MP4"]  # the videos after the bad one too
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: bad.mp4 cannot be read.",
+        "error: 1 of 3 videos could not be shouted.",
+    ]
+    assert finished == [(["A.MP4", "C.MP4"], [("bad.mp4", "bad.mp4 cannot be read.")])]
+
+    finished.clear()
+    ok = runner.invoke(_video_app(finished), ["a.mp4", "c.mp4"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.splitlines() == ["A.MP4", "C.MP4", "all 2 shouted"]
+    assert finished == [(["A.MP4", "C.MP4"], [])]

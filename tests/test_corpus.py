@@ -103,4 +103,11 @@ def test_invalid_json_and_duplicates_and_missing_file(tmp_path: Path) -> None:
 def test_record_defaults_are_independent() -> None:
     a = VideoRecord("a", Path("a.mp4"), "train")
     b = VideoRecord("b", Path("b.mp4"), "train")
-    assert a.segments is not b.segments
+    # Filling one record's list fields leaves the other's (and a new record's) empty.
+    a.segments.append(Segment(0.0, 1.0, ["x"]))
+    a.summary.append("s")
+    a.transcript.append(TranscriptLine(0.0, 1.0, "t"))
+    a.qa.append(QAPair("q?", "a"))
+    for record in (b, VideoRecord("c", Path("c.mp4"), "train")):
+        assert (record.segments, record.summary, record.transcript, record.qa) == ([], [], [], [])
+    assert len(a.segments) == len(a.summary) == len(a.transcript) == len(a.qa) == 1

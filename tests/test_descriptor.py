@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcap.datasets.synth import SynthConfig, generate_corpus
 from vidcap.encoders.descriptor import ClipDescriptor, DescriptorConfig
+from vidcap.synth.plan import SynthConfig
+from vidcap.synth.records import generate_corpus
 
 GREY = (128, 128, 128)
 RED = (230, 30, 30)
@@ -277,6 +278,7 @@ def _ridge_accuracy(x: np.ndarray, labels: list[str], train: np.ndarray) -> floa
     return float((predicted == y[~train]).mean())
 
 
+@pytest.mark.slow
 def test_probe_on_synthetic_corpus(tmp_path: Path, desc: ClipDescriptor) -> None:
     """The acting object's colour, shape and action are linearly readable from one clip per event
     (chance: 1/8, 1/6 and 1/9)."""

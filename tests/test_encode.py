@@ -9,14 +9,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import transformers
 from typer.testing import CliRunner
 
 from stage_helpers import free_port, index_of
+from vidcap.artifacts.readers import load_features
 from vidcap.cli import app
 from vidcap.encoders import ClipEncoder, EncoderOptions, register
-from vidcap.stages.encode import load_features
 
 runner = CliRunner()
 
@@ -211,6 +212,7 @@ def test_list_and_sentences(tmp_path: Path) -> None:
     assert unknown.exit_code == 1
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(frames_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     single, double = tmp_path / "single", tmp_path / "double"

@@ -230,6 +230,7 @@ def test_prepare_gives_fixed_uint8_frames(encoders: dict[str, HFClipEncoder]) ->
         assert image.prepare(clip).dtype == torch.uint8
 
 
+@pytest.mark.slow
 def test_pickles_without_the_model_for_dataloader_workers(
     encoders: dict[str, HFClipEncoder],
 ) -> None:

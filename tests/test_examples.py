@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vidcap.artifacts.readers import ClipTrack
 from vidcap.text import JointVocabulary, train_vocabulary
 from vidcap.training.examples import (
     JOINT,
@@ -44,9 +45,11 @@ def sample(index: int, clips: int, clip_s: float = 1.0) -> VideoSample:
     return VideoSample(
         id=f"v{index}",
         split="train",
-        words=rng.integers(0, N_VISUAL, clips),
-        start_s=np.arange(clips, dtype=np.float64) * clip_s,
-        end_s=np.arange(1, clips + 1, dtype=np.float64) * clip_s,
+        track=ClipTrack(
+            rng.integers(0, N_VISUAL, clips),
+            np.arange(clips, dtype=np.float64) * clip_s,
+            np.arange(1, clips + 1, dtype=np.float64) * clip_s,
+        ),
         units=units if index else [],
     )
 
@@ -159,7 +162,7 @@ def test_video_words_are_a_strided_run_of_the_units_clips(vocab) -> None:
     for epoch in range(30):
         for index, example in enumerate(dataset.__getitems__(batch_keys(dataset, epoch))):
             s, u = dataset.entries[index]
-            clips = samples[s].words
+            clips = samples[s].track.words
             if u >= 0:
                 unit = samples[s].units[u]
                 clips = clips[int(unit.start * 2) : int(unit.end * 2)]
@@ -221,7 +224,7 @@ def test_joined_units_bring_both_sentences_and_both_units_clips(vocab, samples) 
             join = int(np.flatnonzero(ids == vocab.join_id)[0])
             want = [piece for unit in units for piece in vocab.encode_text(unit.texts[0])]
             assert ids[1:join].tolist() == want
-            clips = samples[s].words[int(units[0].start) : int(units[-1].end)]
+            clips = samples[s].track.words[int(units[0].start) : int(units[-1].end)]
             words = vocab.words_from_ids(ids[join + 1 : -1])
             assert any(
                 np.array_equal(clips[offset::stride], words)

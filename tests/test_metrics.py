@@ -1,5 +1,5 @@
-"""Caption metrics against pycocoevalcap used directly, the no-Java path, the reference ceiling
-and fact accuracy.
+"""Caption metrics against pycocoevalcap used directly, the no-Java path and the reference
+ceiling.
 
 Java starts are the slow part (METEOR loads a 60 MB paraphrase table), so the tests that need
 Java share one module fixture and one METEOR process, and the others use the Python tokenizer.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 from pycocoevalcap.bleu.bleu import Bleu
@@ -19,18 +18,13 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from vidcap.corpus import Segment, VideoRecord
-from vidcap.datasets.synth import SynthConfig, build_record, plan_corpus
 from vidcap.errors import VidcapError
-from vidcap.evaluation import metrics
-from vidcap.evaluation.metrics import (
+from vidcap.metrics import captions as metrics
+from vidcap.metrics.captions import (
     CaptionScores,
-    Facts,
     caption_scores,
-    fact_accuracy,
     java_available,
     reference_ceiling,
-    segment_facts,
 )
 
 requires_java = pytest.mark.skipif(not java_available(), reason="needs Java (PTB, METEOR)")
@@ -108,6 +102,7 @@ def no_java(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @requires_java
+@pytest.mark.slow
 def test_caption_scores_equal_pycocoevalcap(coco_and_ours) -> None:
     direct, ours, _ = coco_and_ours
     scores = ours.as_dict()
@@ -126,6 +121,7 @@ def test_caption_scores_equal_pycocoevalcap(coco_and_ours) -> None:
 
 
 @requires_java
+@pytest.mark.slow
 def test_the_meteor_process_is_stopped(coco_and_ours) -> None:
     # The fixture handed caption_scores its METEOR scorer: Java must be gone afterwards, not left
     # running with its 2 GB heap until garbage collection.
@@ -144,6 +140,7 @@ def test_without_java_meteor_is_skipped_and_the_rest_computed(no_java) -> None:
 
 
 @requires_java
+@pytest.mark.slow
 def test_without_java_scores_agree_with_ptb(coco_and_ours, no_java) -> None:
     _, with_java, _ = coco_and_ours
     without = caption_scores(HYPOTHESES, REFERENCES, meteor=False)
@@ -273,85 +270,3 @@ def test_reference_ceiling_is_leave_one_out(no_java) -> None:
 def test_reference_ceiling_needs_two_references(references) -> None:
     with pytest.raises(VidcapError, match="at least two reference captions"):
         reference_ceiling(references)
-
-
-# --------------------------------------------------------------------------------------------------
-# segment_facts and fact_accuracy
-
-
-def _record(meta: dict | None) -> VideoRecord:
-    return VideoRecord(id="v", video=Path("v.mp4"), split="test", meta=meta)
-
-
-EVENTS = [
-    {"start": 0.0, "end": 2.0, "colour": "red", "shape": "circle", "action": "move_left"},
-    {"start": 2.0, "end": 5.0, "colour": "blue", "shape": "square", "action": "grow"},
-    {"start": 5.0, "end": 6.0, "note": "not an event"},  # skipped: no facts
-]
-
-
-@pytest.mark.parametrize(
-    ("start", "end", "expected"),
-    [
-        (0.0, 2.0, Facts("red", "circle", "move_left")),  # touches the next event only
-        (1.5, 4.5, Facts("blue", "square", "grow")),  # overlaps both, the second more
-        (0.5, 3.0, Facts("red", "circle", "move_left")),  # 1.5 s against 1 s
-        (1.0, 1.0, Facts("red", "circle", "move_left")),  # zero-length, inside the first
-        (5.0, 7.0, None),  # after every event with facts
-    ],
-)
-def test_segment_facts_picks_the_most_overlapping_event(start, end, expected) -> None:
-    assert segment_facts(_record({"events": EVENTS}), Segment(start, end, ["x"])) == expected
-
-
-@pytest.mark.parametrize("meta", [None, {}, {"events": "none"}, {"events": []}])
-def test_segment_facts_none_without_events(meta) -> None:
-    assert segment_facts(_record(meta), Segment(0.0, 2.0, ["x"])) is None
-
-
-def test_synthetic_references_name_their_facts() -> None:
-    """On the generated corpus every segment maps to its event and every reference is right."""
-    records = [build_record(p, Path("v.mp4")) for p in plan_corpus(SynthConfig(videos=6, seed=3))]
-    hypotheses, facts = {}, {}
-    for record in records:
-        assert record.meta is not None
-        for s, (segment, event) in enumerate(
-            zip(record.segments, record.meta["events"], strict=True)
-        ):
-            found = segment_facts(record, segment)
-            assert found == Facts(event["colour"], event["shape"], event["action"])
-            for c, caption in enumerate(segment.captions):
-                hypotheses[f"{record.id}/{s}/{c}"] = caption
-                facts[f"{record.id}/{s}/{c}"] = found
-    accuracy = fact_accuracy(hypotheses, facts)
-    assert accuracy == {"colour": 1.0, "shape": 1.0, "action": 1.0, "all": 1.0, "count": 50}
-
-
-def test_fact_accuracy_counts_synonyms_and_wrong_attributes() -> None:
-    truth = Facts("red", "circle", "move_left")
-    hypotheses = {
-        "synonyms": "a crimson disc slides to the left",  # all right
-        "wrong_shape": "a scarlet box glides left",  # colour and action right
-        "other_object": "a green star rotates while the red circle stays still",  # not the action
-        "nothing": "the video is dark",
-        "no_facts": "a red circle moves left",  # not counted: no facts for it
-    }
-    facts = {key: truth for key in hypotheses if key != "no_facts"}
-    facts["unmatched"] = truth  # facts without a hypothesis: not counted either
-    assert fact_accuracy(hypotheses, facts) == {
-        "colour": 3 / 4,
-        "shape": 2 / 4,
-        "action": 2 / 4,
-        "all": 1 / 4,
-        "count": 4,
-    }
-
-
-def test_fact_accuracy_stay() -> None:
-    truth = Facts("blue", "square", "stay")
-    assert fact_accuracy({"a": "the azure block remains motionless"}, {"a": truth})["all"] == 1.0
-
-
-def test_fact_accuracy_without_facts_is_empty() -> None:
-    assert fact_accuracy({"a": "a red circle"}, {}) == {}
-    assert fact_accuracy({}, {"a": Facts("red", "circle", "grow")}) == {}

@@ -41,6 +41,7 @@ def late_mean(rows: list[dict], name: str) -> float:
 
 
 @pytest.mark.parametrize("arch", ["videobert", "bart"])
+@pytest.mark.slow
 def test_losses_fall_and_tokens_beat_chance(words_dir: Path, tmp_path: Path, arch: str) -> None:
     out = tmp_path / arch
     result = pretrain(
@@ -128,6 +129,7 @@ def test_resume_continues_without_repeating_steps(words_dir: Path, tmp_path: Pat
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_checkpoint(words_dir: Path, tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "ddp"
@@ -150,11 +152,12 @@ def test_two_processes_train_one_checkpoint(words_dir: Path, tmp_path: Path) -> 
 @pytest.fixture(scope="module")
 def words_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 40-video synthetic corpus through extract, encode and quantize (36 words)."""
-    from vidcap.datasets.synth import SynthConfig, generate_corpus
     from vidcap.stages.encode import EncodeConfig, run_encode
     from vidcap.stages.extract import ExtractConfig, run_extract
     from vidcap.stages.inputs import resolve_inputs
     from vidcap.stages.quantize import QuantizeConfig, run_quantize
+    from vidcap.synth.plan import SynthConfig
+    from vidcap.synth.records import generate_corpus
 
     root = tmp_path_factory.mktemp("align")
     generate_corpus(root / "synth", SynthConfig(videos=40, seed=1, workers=2))
@@ -168,6 +171,7 @@ def words_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "words"
 
 
+@pytest.mark.slow
 def test_alignment_head_beats_chance(words_40: Path, tmp_path: Path) -> None:
     out = tmp_path / "align"
     config = PretrainConfig(preset="base", max_steps=600, eval_every=10**6, save_every=10**6)

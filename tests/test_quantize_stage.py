@@ -10,10 +10,9 @@ import numpy as np
 from typer.testing import CliRunner
 
 from stage_helpers import index_of
+from vidcap.artifacts.readers import load_features, load_words
 from vidcap.cli import app
 from vidcap.quantize.kmeans import HierarchicalKMeans
-from vidcap.stages.encode import load_features
-from vidcap.stages.quantize import load_words
 
 runner = CliRunner()
 

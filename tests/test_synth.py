@@ -1,9 +1,12 @@
-"""The synthetic corpus generator: its ground truth, its text, its videos and its guarantees."""
+"""The synthetic corpus generator: its ground truth, its text, its videos and its guarantees; and
+reading the ground truth back (segment facts, fact accuracy, classification labels)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -11,25 +14,26 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcap.corpus import SPLITS, read_corpus
-from vidcap.datasets.lexicon import (
+from vidcap.corpus import SPLITS, Segment, VideoRecord, read_corpus
+from vidcap.errors import VidcapError
+from vidcap.synth.facts import Facts, fact_accuracy, normal_label, segment_facts, truth_text
+from vidcap.synth.lexicon import (
     ACTION_SYNONYMS,
+    ACTIONS,
     COLOUR_SYNONYMS,
+    COLOURS,
     SHAPE_SYNONYMS,
+    SHAPES,
     find_mentions,
 )
-from vidcap.datasets.synth import (
-    ACTIONS,
-    COLOURS,
-    SHAPES,
+from vidcap.synth.plan import (
     Combo,
     SynthConfig,
     VideoPlan,
-    generate_corpus,
     held_out_combos,
     plan_corpus,
 )
-from vidcap.errors import VidcapError
+from vidcap.synth.records import build_record, generate_corpus
 
 # One small rendered corpus shared by the tests that only read it (rendering is the slow part).
 CONFIG = SynthConfig(videos=20, seed=7, held_out_combos=2, workers=2)
@@ -392,3 +396,105 @@ def test_noise_changes_pixels_but_not_the_content(tmp_path: Path) -> None:
         assert np.abs(frame_a - frame_b).mean() > 2.0
         # Noise shows as pixel-to-pixel variation on the smooth background.
         assert np.abs(np.diff(frame_b, axis=1)).mean() > np.abs(np.diff(frame_a, axis=1)).mean() + 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the ground truth back: segment_facts, fact_accuracy, classification labels
+
+
+def _record(meta: dict | None) -> VideoRecord:
+    return VideoRecord(id="v", video=Path("v.mp4"), split="test", meta=meta)
+
+
+EVENTS = [
+    {"start": 0.0, "end": 2.0, "colour": "red", "shape": "circle", "action": "move_left"},
+    {"start": 2.0, "end": 5.0, "colour": "blue", "shape": "square", "action": "grow"},
+    {"start": 5.0, "end": 6.0, "note": "not an event"},  # skipped: no facts
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (0.0, 2.0, Facts("red", "circle", "move_left")),  # touches the next event only
+        (1.5, 4.5, Facts("blue", "square", "grow")),  # overlaps both, the second more
+        (0.5, 3.0, Facts("red", "circle", "move_left")),  # 1.5 s against 1 s
+        (1.0, 1.0, Facts("red", "circle", "move_left")),  # zero-length, inside the first
+        (5.0, 7.0, None),  # after every event with facts
+    ],
+)
+def test_segment_facts_picks_the_most_overlapping_event(start, end, expected) -> None:
+    assert segment_facts(_record({"events": EVENTS}), Segment(start, end, ["x"])) == expected
+
+
+@pytest.mark.parametrize("meta", [None, {}, {"events": "none"}, {"events": []}])
+def test_segment_facts_none_without_events(meta) -> None:
+    assert segment_facts(_record(meta), Segment(0.0, 2.0, ["x"])) is None
+
+
+def test_synthetic_references_name_their_facts() -> None:
+    """On the generated corpus every segment maps to its event and every reference is right."""
+    records = [build_record(p, Path("v.mp4")) for p in plan_corpus(SynthConfig(videos=6, seed=3))]
+    hypotheses, facts = {}, {}
+    for record in records:
+        assert record.meta is not None
+        for s, (segment, event) in enumerate(
+            zip(record.segments, record.meta["events"], strict=True)
+        ):
+            found = segment_facts(record, segment)
+            assert found == Facts(event["colour"], event["shape"], event["action"])
+            for c, caption in enumerate(segment.captions):
+                hypotheses[f"{record.id}/{s}/{c}"] = caption
+                facts[f"{record.id}/{s}/{c}"] = found
+    accuracy = fact_accuracy(hypotheses, facts)
+    assert accuracy == {"colour": 1.0, "shape": 1.0, "action": 1.0, "all": 1.0, "count": 50}
+
+
+def test_fact_accuracy_counts_synonyms_and_wrong_attributes() -> None:
+    truth = Facts("red", "circle", "move_left")
+    hypotheses = {
+        "synonyms": "a crimson disc slides to the left",  # all right
+        "wrong_shape": "a scarlet box glides left",  # colour and action right
+        "other_object": "a green star rotates while the red circle stays still",  # not the action
+        "nothing": "the video is dark",
+        "no_facts": "a red circle moves left",  # not counted: no facts for it
+    }
+    facts = {key: truth for key in hypotheses if key != "no_facts"}
+    facts["unmatched"] = truth  # facts without a hypothesis: not counted either
+    assert fact_accuracy(hypotheses, facts) == {
+        "colour": 3 / 4,
+        "shape": 2 / 4,
+        "action": 2 / 4,
+        "all": 1 / 4,
+        "count": 4,
+    }
+
+
+def test_fact_accuracy_stay() -> None:
+    truth = Facts("blue", "square", "stay")
+    assert fact_accuracy({"a": "the azure block remains motionless"}, {"a": truth})["all"] == 1.0
+
+
+def test_fact_accuracy_without_facts_is_empty() -> None:
+    assert fact_accuracy({"a": "a red circle"}, {}) == {}
+    assert fact_accuracy({}, {"a": Facts("red", "circle", "grow")}) == {}
+
+
+def test_truth_text_names_actions_as_captions_do() -> None:
+    facts = Facts("red", "circle", "move_left")
+    assert [truth_text(facts, field) for field in ("colour", "shape", "action")] == [
+        "red",
+        "circle",
+        "moves left",
+    ]
+    assert normal_label("  Moves   LEFT ") == normal_label("moves left") == "moves left"
+
+
+def test_importing_the_package_is_cheap() -> None:
+    """``import vidcap.synth`` (and the facts the evaluation reads) pays for neither OpenCV nor
+    torch."""
+    code = (
+        "import sys, vidcap.synth, vidcap.synth.facts; "
+        "assert 'cv2' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidcap.cli import app
-from vidcap.evaluation.qa import exact_match, normalize_answer, prior_answers
+from vidcap.metrics.qa import exact_match, normalize_answer, prior_answers
 
 runner = CliRunner()
 
@@ -53,15 +53,26 @@ def first_video(synth_corpus: Path, split: str = "test") -> Path:
     return synth_corpus.parent / next(r["video"] for r in records if r["split"] == split)
 
 
-def test_qa_bundle_records_its_task_and_val_exact_match(qa_bundle: Path) -> None:
+@pytest.mark.slow
+def test_qa_bundle_records_its_task_and_val_exact_match(
+    qa_bundle: Path, synth_corpus: Path
+) -> None:
     info = json.loads((qa_bundle / "vidcap.json").read_text())
     assert info["task"] == "qa" and info["inputs"]["with_transcript"] is True
     val = [json.loads(line) for line in (qa_bundle / "metrics.jsonl").read_text().splitlines()]
     val = [m for m in val if m["split"] == "val"]
     assert [m["step"] for m in val] == [20, 40]
-    assert all(0.0 <= m["exact_match"] <= 1.0 for m in val)
+    # Exact match is the share of the val split's questions answered right (rounded to 4 places):
+    # a whole number of hits out of the corpus's val questions, not e.g. a token accuracy.
+    records = [json.loads(line) for line in synth_corpus.read_text().splitlines()]
+    n_val = sum(len(r.get("qa", [])) for r in records if r["split"] == "val")
+    assert n_val > 1
+    for m in val:
+        hits = m["exact_match"] * n_val
+        assert abs(hits - round(hits)) <= n_val * 5e-5 and 0 <= round(hits) <= n_val, m
 
 
+@pytest.mark.slow
 def test_answer_questions_from_options_and_stdin(qa_bundle: Path, synth_corpus: Path) -> None:
     video = first_video(synth_corpus)
     questions = ["how many objects are there?", "what colour is the circle?"]
@@ -79,16 +90,51 @@ def test_answer_questions_from_options_and_stdin(qa_bundle: Path, synth_corpus: 
     assert [a["answer"] for a in answers] == result.stdout.splitlines()
 
 
-def test_evaluate_qa_reports_exact_match_per_type_and_the_prior_floor(qa_bundle: Path) -> None:
+@pytest.mark.slow
+def test_evaluate_qa_reports_exact_match_per_type_and_the_prior_floor(
+    qa_bundle: Path, synth_corpus: Path
+) -> None:
     result = invoke("evaluate", qa_bundle, "--task", "qa", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["task"] == "qa" and report["questions"] > 0
     assert set(report["exact_match"]["per_type"]) <= {"count", "colour", "shape", "action"}
-    assert 0.0 <= report["exact_match"]["exact_match"] <= 1.0
+    records = [json.loads(line) for line in synth_corpus.read_text().splitlines()]
+    test_qa = [(r["id"], q) for r in records if r["split"] == "test" for q in r.get("qa", [])]
+    truth = [q["answer"] for _, q in test_qa]
+    kinds = [q.get("type") for _, q in test_qa]
+    # Every test question is scored, and (7 of them: all fit in the report's 8 examples) each
+    # example pairs the question with the corpus's answer.
+    assert report["questions"] == report["exact_match"]["count"] == len(test_qa)
+    examples = report["examples"]
+    assert [(e["video"], e["question"], e["truth"]) for e in examples] == [
+        (video, q["question"], q["answer"]) for video, q in test_qa
+    ]
+    # Overall and per-type exact match, recomputed from the report's own answers.
+    hits: dict[str, list[bool]] = {}
+    for e, kind in zip(examples, kinds, strict=True):
+        hits.setdefault(kind or "untyped", []).append(
+            normalize_answer(e["answer"]) == normalize_answer(e["truth"])
+        )
+    every = [h for group in hits.values() for h in group]
+    assert report["exact_match"]["exact_match"] == pytest.approx(sum(every) / len(every))
+    assert report["exact_match"]["per_type"] == pytest.approx(
+        {kind: sum(group) / len(group) for kind, group in hits.items()}
+    )
+    # The prior floor: each question's most frequent training answer, scored the same way.
+    train = [q for r in records if r["split"] == "train" for q in r.get("qa", [])]
+    guesses = prior_answers(
+        [q["question"] for _, q in test_qa],
+        [q["question"] for q in train],
+        [q["answer"] for q in train],
+    )
+    prior = exact_match(guesses, truth, kinds)
     assert report["prior_floor"]["count"] == report["questions"]
+    assert report["prior_floor"]["exact_match"] == pytest.approx(prior["exact_match"])
+    assert report["prior_floor"]["per_type"] == pytest.approx(prior["per_type"])
 
 
+@pytest.mark.slow
 def test_a_bundle_is_refused_by_another_tasks_command(
     qa_bundle: Path, summary_bundle: Path, synth_corpus: Path
 ) -> None:
@@ -104,6 +150,7 @@ def test_a_bundle_is_refused_by_another_tasks_command(
         assert "--task" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_summarize_and_evaluate_summary(summary_bundle: Path, synth_corpus: Path) -> None:
     info = json.loads((summary_bundle / "vidcap.json").read_text())
     assert info["task"] == "summary" and info["generation"]["max_new_tokens"] == 96
@@ -138,6 +185,7 @@ def test_prior_answers_use_the_most_frequent_training_answer() -> None:
     assert guesses == ["red", "red"]  # unseen question: the most frequent answer overall
 
 
+@pytest.mark.slow
 def test_demo_runs_every_stage_and_writes_bundle_storyboard_and_metrics(tmp_path: Path) -> None:
     """`vidcap demo` with tiny step counts: every stage folder, the report, a storyboard."""
     out = tmp_path / "demo"
@@ -154,6 +202,7 @@ def test_demo_runs_every_stage_and_writes_bundle_storyboard_and_metrics(tmp_path
     assert "test split" in result.stderr and "storyboard" in result.stderr
 
 
+@pytest.mark.slow
 def test_retraining_a_bundle_folder_leaves_nothing_stale(
     pretrain: Path, synth_corpus: Path
 ) -> None:
@@ -175,6 +224,7 @@ def test_retraining_a_bundle_folder_leaves_nothing_stale(
     assert caption.exit_code == 0, caption.output
 
 
+@pytest.mark.slow
 def test_a_finetuned_bundle_goes_on_training_on_another_task(
     pretrain: Path, synth_corpus: Path
 ) -> None:

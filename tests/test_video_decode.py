@@ -179,6 +179,7 @@ def test_text_file(tmp_path: Path, backend: str) -> None:
 
 @needs_ffmpeg
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_audio_only(vids: dict[str, Path], backend: str) -> None:
     with pytest.raises(NoVideoStreamError, match="has no video stream"):
         open_frames(need(vids, "audio.m4a"), backend=_backend_param(backend))
@@ -186,6 +187,7 @@ def test_audio_only(vids: dict[str, Path], backend: str) -> None:
 
 @needs_x264
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_truncated_mp4_without_index(vids: dict[str, Path], backend: str) -> None:
     with pytest.raises(DecodeError, match="probably truncated"):
         open_frames(vids["cut_end.mp4"], backend=_backend_param(backend))
@@ -193,6 +195,7 @@ def test_truncated_mp4_without_index(vids: dict[str, Path], backend: str) -> Non
 
 @needs_x264
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_truncated_mp4_with_index_gives_the_part_present(
     vids: dict[str, Path], backend: str
 ) -> None:
@@ -211,6 +214,7 @@ def test_truncated_mp4_with_index_gives_the_part_present(
     assert any("truncated" in w for w in warnings)
 
 
+@pytest.mark.slow
 def test_unknown_backend(vids: dict[str, Path]) -> None:
     with pytest.raises(BackendUnavailableError, match="unknown video backend 'nope'"):
         open_frames(vids["mjpeg.avi"], backend="nope")
@@ -229,6 +233,7 @@ def test_errors_are_vidcap_errors_with_one_sentence(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ALL)
 @pytest.mark.parametrize("name", ["mjpeg.avi", "h264.mp4", "h264.mkv", "vp9.webm"])
+@pytest.mark.slow
 def test_codecs_resample_30_to_20_fps(vids: dict[str, Path], name: str, backend: str) -> None:
     """45 frames at 30 fps (1.5 s) -> 30 frames at 20 fps; output k shows source floor(1.5 k)."""
     frames = read_frames(need(vids, name), backend=_backend_param(backend))
@@ -239,6 +244,7 @@ def test_codecs_resample_30_to_20_fps(vids: dict[str, Path], name: str, backend:
 @needs_x264
 @pytest.mark.parametrize("backend", ALL)
 @pytest.mark.parametrize("ext", ["mp4", "mkv"])
+@pytest.mark.slow
 def test_variable_frame_rate(vids: dict[str, Path], ext: str, backend: str) -> None:
     stamps = [n / 10 if n < 10 else (20 + n) / 30 for n in range(40)]
     frames = read_frames(vids[f"vfr.{ext}"], backend=_backend_param(backend))
@@ -247,12 +253,14 @@ def test_variable_frame_rate(vids: dict[str, Path], ext: str, backend: str) -> N
 
 
 @pytest.mark.parametrize("fps", [5.0, 20.0, 60.0])
+@pytest.mark.slow
 def test_other_rates_repeat_or_skip_frames(vids: dict[str, Path], fps: float) -> None:
     frames = read_frames(vids["mjpeg.avi"], fps=fps, size=32)
     assert read_codes(frames) == expected_codes([i / 30 for i in range(45)], 1.5, fps)
 
 
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_red_stays_red(vids: dict[str, Path], backend: str) -> None:
     frames = read_frames(vids["red.avi"], backend=_backend_param(backend))
     r, g, b = frames[..., 0].mean(), frames[..., 1].mean(), frames[..., 2].mean()
@@ -261,6 +269,7 @@ def test_red_stays_red(vids: dict[str, Path], backend: str) -> None:
 
 @pytest.mark.parametrize("backend", ALL)
 @pytest.mark.parametrize("name", ["gray.avi", "gray_ffv1.mkv"])
+@pytest.mark.slow
 def test_grayscale_comes_out_rgb(vids: dict[str, Path], name: str, backend: str) -> None:
     frames = read_frames(need(vids, name), backend=_backend_param(backend))
     assert frames.shape == (20, 224, 336, 3)
@@ -272,6 +281,7 @@ def test_grayscale_comes_out_rgb(vids: dict[str, Path], name: str, backend: str)
 @pytest.mark.parametrize("backend", ALL)
 @pytest.mark.parametrize("name", ["odd.avi", "odd.mp4"])
 @pytest.mark.parametrize("crop", [False, True])
+@pytest.mark.slow
 def test_odd_dimensions(vids: dict[str, Path], name: str, backend: str, crop: bool) -> None:
     """641 x 479: short side 479 -> 224, long side round(641 * 224 / 479) = 300."""
     frames = read_frames(need(vids, name), crop=crop, backend=_backend_param(backend))
@@ -281,6 +291,7 @@ def test_odd_dimensions(vids: dict[str, Path], name: str, backend: str, crop: bo
 
 @needs_ffmpeg
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_size_none_keeps_the_source_size(vids: dict[str, Path], backend: str) -> None:
     frames = read_frames(vids["odd.avi"], size=None, backend=_backend_param(backend))
     assert frames.shape == (4, 479, 641, 3)
@@ -289,6 +300,7 @@ def test_size_none_keeps_the_source_size(vids: dict[str, Path], backend: str) ->
 @needs_x264
 @pytest.mark.parametrize("backend", ALL)
 @pytest.mark.parametrize("degrees", [90, 180, 270])
+@pytest.mark.slow
 def test_rotation_metadata_is_applied(vids: dict[str, Path], backend: str, degrees: int) -> None:
     """Frames come out upright, as ``ffmpeg`` shows them (rotate=90 turns the picture 90 degrees
     counter-clockwise: the red top-left quadrant ends bottom-left)."""
@@ -334,6 +346,7 @@ class _Array:
 @needs_x264
 @pytest.mark.skipif("decord" not in BACKENDS, reason="decord is not installed")
 @pytest.mark.parametrize("degrees", [90, 180, 270])
+@pytest.mark.slow
 def test_decord_builds_that_ignore_rotation_are_turned_upright(
     vids: dict[str, Path], degrees: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -349,6 +362,7 @@ def test_decord_builds_that_ignore_rotation_are_turned_upright(
 
 @needs_x264
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_one_frame_video(vids: dict[str, Path], backend: str) -> None:
     frames = read_frames(vids["one.mp4"], backend=_backend_param(backend))
     assert len(frames) == 1 and read_code(frames[0]) == 0
@@ -359,6 +373,7 @@ def test_one_frame_video(vids: dict[str, Path], backend: str) -> None:
 
 @needs_x264
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_video_shorter_than_one_clip(vids: dict[str, Path], backend: str, tmp_path: Path) -> None:
     meta = extract_frames(vids["short.mp4"], tmp_path / "s.npy", backend=_backend_param(backend))
     assert meta["n_frames"] == 10
@@ -368,6 +383,7 @@ def test_video_shorter_than_one_clip(vids: dict[str, Path], backend: str, tmp_pa
 
 
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_over_reported_frame_count(vids: dict[str, Path], backend: str) -> None:
     """An AVI whose header claims 300 frames (15 s) but holds 30 (1.5 s at 20 fps)."""
     with open_frames(vids["over.avi"], backend=_backend_param(backend)) as stream:
@@ -379,6 +395,7 @@ def test_over_reported_frame_count(vids: dict[str, Path], backend: str) -> None:
 
 @needs_x264
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_path_with_spaces_and_non_ascii(vids: dict[str, Path], backend: str) -> None:
     frames = read_frames(vids["weird.mp4"], backend=_backend_param(backend))
     assert read_codes(frames) == [0, 1, 3, 4, 6, 7, 9, 10]
@@ -386,12 +403,14 @@ def test_path_with_spaces_and_non_ascii(vids: dict[str, Path], backend: str) -> 
 
 @needs_x264
 @pytest.mark.parametrize("backend", ["auto", "pyav"])
+@pytest.mark.slow
 def test_4k(vids: dict[str, Path], backend: str) -> None:
     frames = read_frames(vids["4k.mp4"], backend=_backend_param(backend), crop=True)
     assert frames.shape == (20, 224, 224, 3)
     assert read_codes(frames) == [k // 2 for k in range(20)]
 
 
+@pytest.mark.slow
 def test_chunks_are_bounded_and_consecutive(vids: dict[str, Path]) -> None:
     chunks = list(decode_frames(vids["mjpeg.avi"], size=32, chunk_frames=7))
     assert [len(c) for c in chunks] == [7, 7, 7, 7, 2]
@@ -435,6 +454,7 @@ def flaky() -> Iterator[type[FlakyReader]]:
     unregister_backend("flaky")
 
 
+@pytest.mark.slow
 def test_fallback_when_a_backend_cannot_open(vids: dict[str, Path], flaky: type) -> None:
     flaky.fail_after = -1
     with open_frames(vids["mjpeg.avi"], backend=["flaky", "opencv"]) as stream:
@@ -443,6 +463,7 @@ def test_fallback_when_a_backend_cannot_open(vids: dict[str, Path], flaky: type)
         assert read_codes(np.concatenate([c.frames for c in stream]))[:3] == [0, 1, 3]
 
 
+@pytest.mark.slow
 def test_failure_before_the_first_chunk_is_invisible(vids: dict[str, Path], flaky: type) -> None:
     with open_frames(vids["mjpeg.avi"], backend=["flaky", "pyav"], chunk_frames=16) as stream:
         frames = np.concatenate([c.frames for c in stream])  # flaky dies at frame 10 < 16
@@ -450,6 +471,7 @@ def test_failure_before_the_first_chunk_is_invisible(vids: dict[str, Path], flak
     assert read_codes(frames) == [int(1.5 * k) for k in range(30)]
 
 
+@pytest.mark.slow
 def test_failure_after_output_started_is_partial(vids: dict[str, Path], flaky: type) -> None:
     with open_frames(vids["mjpeg.avi"], backend=["flaky", "pyav"], chunk_frames=4) as stream:
         got = []
@@ -460,6 +482,7 @@ def test_failure_after_output_started_is_partial(vids: dict[str, Path], flaky: t
         assert sum(len(c) for c in got) == 8
 
 
+@pytest.mark.slow
 def test_extract_restarts_cleanly_after_a_midway_failure(
     vids: dict[str, Path], flaky: type, tmp_path: Path
 ) -> None:
@@ -475,6 +498,7 @@ def test_extract_restarts_cleanly_after_a_midway_failure(
 
 
 @pytest.mark.skipif("decord" not in BACKENDS, reason="decord is not installed")
+@pytest.mark.slow
 def test_big_files_skip_decord_unless_asked_for(
     vids: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -492,6 +516,7 @@ def test_big_files_skip_decord_unless_asked_for(
 
 
 @pytest.mark.parametrize("backend", ALL)
+@pytest.mark.slow
 def test_extract_frames_writes_npy_and_metadata(
     vids: dict[str, Path], backend: str, tmp_path: Path
 ) -> None:
@@ -533,6 +558,7 @@ def test_run_with_timeout_kills_a_hanging_call() -> None:
     )
 
 
+@pytest.mark.slow
 def test_worker_extracts_in_a_child_process(vids: dict[str, Path], tmp_path: Path) -> None:
     with DecodeWorker() as worker:
         meta = worker.extract(vids["mjpeg.avi"], tmp_path / "a.npy", timeout=60)
@@ -575,6 +601,7 @@ fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to ca
 
 
 @fork_only
+@pytest.mark.slow
 def test_hanging_decode_is_killed_and_reported(
     vids: dict[str, Path], tmp_path: Path, fake_backends: None
 ) -> None:
@@ -591,6 +618,7 @@ def test_hanging_decode_is_killed_and_reported(
 
 
 @fork_only
+@pytest.mark.slow
 def test_crashing_backend_falls_back_in_a_fresh_child(
     vids: dict[str, Path], tmp_path: Path, fake_backends: None
 ) -> None:

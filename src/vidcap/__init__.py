@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from vidcap._version import __version__
 
 __all__ = ["Captioner", "__version__"]
 
 if TYPE_CHECKING:
-    from vidcap.captioner import Captioner
+    from vidcap.inference.captioner import Captioner
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: `import vidcap` (the CLI's startup) must not pay for torch.
     if name == "Captioner":
-        from vidcap.captioner import Captioner
+        from vidcap.inference.captioner import Captioner
 
         return Captioner
     raise AttributeError(f"module 'vidcap' has no attribute {name!r}")

@@ -11,12 +11,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from vidcap.artifacts import atomic_write_text
 from vidcap.errors import CorpusError
 
-SPLITS = ("train", "val", "test")
+Split = Literal["train", "val", "test"]
+SPLITS: tuple[str, ...] = get_args(Split)
 
 
 @dataclass(frozen=True)

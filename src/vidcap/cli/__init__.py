@@ -44,8 +44,8 @@ class _VidcapGroup(TyperGroup):
                 raise
             print_error(str(e))
             raise typer.Exit(e.exit_code) from None
-        except (typer.TyperException, typer.Exit, typer.Abort):
-            raise
+        except (typer.TyperException, typer.Exit, typer.Abort, BrokenPipeError):
+            raise  # click reports its own; a closed pipe (`vidcap … | head`) it ends quietly
         except KeyboardInterrupt:
             raise typer.Abort() from None
         except Exception as e:

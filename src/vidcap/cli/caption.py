@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from vidcap.cli.console import print_error, progress_bar, stderr
+from vidcap.cli.console import stderr
+from vidcap.cli.options import positive
+from vidcap.cli.videos import (
+    Beams,
+    Device,
+    Failure,
+    Model,
+    Videos,
+    for_each_video,
+    read_video_paths,
+)
 from vidcap.errors import VidcapError
+from vidcap.output.formats import Format
 
-
-def read_video_paths(videos: list[str]) -> list[str]:
-    """The paths given, with ``-`` replaced by the paths read from stdin (one per line)."""
-    paths: list[str] = []
-    for video in videos:
-        if video == "-":
-            paths += [line.strip() for line in sys.stdin if line.strip()]
-        else:
-            paths.append(video)
-    if not paths:
-        raise VidcapError("no videos given (stdin was empty).")
-    return paths
+if TYPE_CHECKING:
+    from vidcap.inference.captioner import CaptionedVideo
 
 
 def _preview_paths(preview: Path, videos: list[str]) -> list[Path]:
     """One storyboard per video: ``preview`` itself for one video, ``preview/<stem>.png`` for many."""
-    from vidcap.captions.output import file_stems
+    from vidcap.output.formats import file_stems
 
     if len(videos) == 1 and not preview.is_dir():
         return [preview]
@@ -37,40 +39,46 @@ def _preview_paths(preview: Path, videos: list[str]) -> list[Path]:
 
 
 def caption_command(
-    videos: list[str] = typer.Argument(
-        ..., help="Video files; - reads paths from stdin, one per line.", show_default=False
-    ),
-    model: Path = typer.Option(
-        ..., "--model", "-m", help="A bundle written by `vidcap finetune`.", show_default=False
-    ),
-    fmt: str = typer.Option(
-        "text", "--format", "-f", help="text, json, jsonl, srt or vtt (srt/vtt: timed subtitles)."
-    ),
-    dense: bool = typer.Option(
-        False,
-        "--dense",
-        help="Timed captions over segments (cut where the visual features change, or every --segment-seconds).",
-    ),
-    segment_seconds: float | None = typer.Option(
-        None,
-        "--segment-seconds",
-        help="Dense captions over fixed windows of this many seconds (implies --dense).",
-    ),
-    beams: int | None = typer.Option(
-        None, "--beams", min=1, help="Beam width (default: the bundle's, 4)."
-    ),
-    out: Path | None = typer.Option(
-        None,
-        "--out",
-        "-o",
-        help="Write here instead of stdout (srt/vtt with several videos: a folder, one file each).",
-    ),
-    preview: Path | None = typer.Option(
-        None,
-        "--preview",
-        help="Storyboard PNG: a thumbnail per segment with its times and caption (a folder for several videos).",
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    videos: Videos,
+    model: Model,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format", "-f", help="Output format; srt and vtt are timed subtitles (--dense)."
+        ),
+    ] = "text",
+    dense: Annotated[
+        bool,
+        typer.Option(
+            "--dense",
+            help="Timed captions over segments (cut where the visual features change, or every --segment-seconds).",
+        ),
+    ] = False,
+    segment_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--segment-seconds",
+            callback=positive,
+            help="Dense captions over fixed windows of this many seconds, > 0 (implies --dense).",
+        ),
+    ] = None,
+    beams: Beams = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write here instead of stdout (srt/vtt with several videos: a folder, one file each).",
+        ),
+    ] = None,
+    preview: Annotated[
+        Path | None,
+        typer.Option(
+            "--preview",
+            help="Storyboard PNG: a thumbnail per segment with its times and caption (a folder for several videos).",
+        ),
+    ] = None,
+    device: Device = "auto",
 ) -> None:
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
 
@@ -78,23 +86,20 @@ def caption_command(
     subtitle files). A video that cannot be read prints an error and the others go on; the exit
     status is 1 if any failed.
     """
-    from vidcap.captioner import Captioner
-    from vidcap.captions.output import FORMATS, render, write_outputs
-    from vidcap.captions.storyboard import render_storyboard
+    from vidcap.inference.captioner import Captioner
+    from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs
+    from vidcap.output.storyboard import render_storyboard
 
-    if fmt not in FORMATS:
-        raise VidcapError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
-    if fmt in ("srt", "vtt"):
+    subtitles = fmt in SUBTITLE_FORMATS
+    if subtitles:
         dense = True  # subtitles are timed captions
     paths = read_video_paths(videos)
     # Settings that cannot work are refused before any video is decoded.
-    if segment_seconds is not None and not segment_seconds > 0:
-        raise VidcapError(f"--segment-seconds must be > 0, got {segment_seconds}.")
-    if fmt in ("srt", "vtt") and len(paths) > 1 and out is None:
+    if subtitles and len(paths) > 1 and out is None:
         raise VidcapError(
             f"{len(paths)} videos give {len(paths)} .{fmt} files; pass --out DIR to write them."
         )
-    if out is not None and fmt not in ("srt", "vtt") and out.is_dir():
+    if out is not None and not subtitles and out.is_dir():
         raise VidcapError(f"--out {out} is a folder, but {fmt} output goes to one file.")
     if (
         preview is not None
@@ -105,39 +110,40 @@ def caption_command(
         raise VidcapError(f"--preview {preview} must be a .png file.")
     previews = _preview_paths(preview, paths) if preview is not None else []
     captioner = Captioner.load(model, device=device, task="caption")
-    results, failed = [], 0
-    with progress_bar() as progress:
-        task = progress.add_task("captioning", total=len(paths))
-        for index, result in enumerate(
-            captioner.caption_many(
-                paths,
-                dense=dense,
-                segment_seconds=segment_seconds,
-                beams=beams,
-                thumbnails=bool(previews),
-            )
-        ):
-            progress.advance(task)
-            if isinstance(result, VidcapError):
-                failed += 1
-                progress.console.print(
-                    f"[bold red]error:[/] {escape(str(result))}", highlight=False
-                )
-                continue
-            results.append(result)
-            if previews:
-                title = f"{Path(result.video).name} ({result.duration:.1f} s)"
-                render_storyboard(result.thumbnails, result.captions, previews[index], title=title)
-    if results:
-        written = write_outputs(results, fmt, out)
-        if out is None:
-            sys.stdout.write(render(results, fmt))  # as is: Rich would expand the tabs
-            sys.stdout.flush()
-        for path in written:
-            stderr.print(f"wrote {escape(str(path))}", highlight=False)
-    for path in previews:
-        if path.exists():
-            stderr.print(f"storyboard {escape(str(path))}", highlight=False)
-    if failed:
-        print_error(f"{failed} of {len(paths)} videos could not be captioned.")
-        raise typer.Exit(1)
+    # caption_many shares generation batches between videos; it yields one outcome per path, in
+    # order (a VidcapError for a video that cannot be read), so each call below takes the next.
+    storyboards: list[Path | None] = [*previews] if previews else [None] * len(paths)
+    outcomes = zip(
+        storyboards,
+        captioner.caption_many(
+            paths,
+            dense=dense,
+            segment_seconds=segment_seconds,
+            beams=beams,
+            thumbnails=bool(previews),
+        ),
+        strict=True,
+    )
+
+    def caption_one(path: str) -> CaptionedVideo:
+        storyboard, result = next(outcomes)
+        if isinstance(result, VidcapError):
+            raise result
+        if storyboard is not None:
+            title = f"{Path(result.video).name} ({result.duration:.1f} s)"
+            render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
+        return result
+
+    def write(results: list[CaptionedVideo], failures: list[Failure]) -> None:
+        if results:
+            written = write_outputs(results, fmt, out)
+            if out is None:
+                sys.stdout.write(render(results, fmt))  # as is: Rich would expand the tabs
+                sys.stdout.flush()
+            for path in written:
+                stderr.print(f"wrote {escape(str(path))}", highlight=False)
+        for path in previews:
+            if path.exists():
+                stderr.print(f"storyboard {escape(str(path))}", highlight=False)
+
+    for_each_video(paths, "captioned", caption_one, finish=write)

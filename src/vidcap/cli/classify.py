@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vidcap.cli.caption import read_video_paths
-from vidcap.cli.console import print_error, progress_bar, stdout
+from vidcap.cli.console import stderr, stdout
+from vidcap.cli.videos import Device, Failure, Videos, for_each_video, read_video_paths
 from vidcap.errors import VidcapError
 
 if TYPE_CHECKING:
-    from vidcap.zeroshot import Classification
+    from vidcap.inference.zeroshot import Classification
 
 
 def read_labels(path: Path) -> list[str]:
@@ -64,32 +64,41 @@ def _line(result: Classification, top: int) -> str:
 
 
 def classify_command(
-    videos: list[str] = typer.Argument(
-        ..., help="Video files; - reads paths from stdin, one per line.", show_default=False
-    ),
-    model: Path = typer.Option(
-        ...,
-        "--model",
-        "-m",
-        help="A `vidcap pretrain --arch videobert` folder (or its final/).",
-        show_default=False,
-    ),
-    template: str = typer.Option(
-        ...,
-        "--template",
-        "-t",
-        help='Text with [MASK] slots, e.g. "a [MASK] square" (one slot when ranking labels).',
-        show_default=False,
-    ),
-    labels_file: Path | None = typer.Option(
-        None,
-        "--labels-file",
-        "-l",
-        help="Candidate labels, one per line (# comments); without it the whole vocabulary is ranked.",
-    ),
-    top: int = typer.Option(5, "--top", "-k", help="How many labels (or fills per slot) to show."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    videos: Videos,
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            "-m",
+            help="A `vidcap pretrain --arch videobert` folder (or its final/).",
+            show_default=False,
+        ),
+    ],
+    template: Annotated[
+        str,
+        typer.Option(
+            "--template",
+            "-t",
+            help='Text with [MASK] slots, e.g. "a [MASK] square" (one slot when ranking labels).',
+            show_default=False,
+        ),
+    ],
+    labels_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels-file",
+            "-l",
+            help="Candidate labels, one per line (# comments); without it the whole vocabulary is ranked.",
+        ),
+    ] = None,
+    top: Annotated[
+        int,
+        typer.Option("--top", "-k", min=1, help="How many labels (or fills per slot) to show."),
+    ] = 5,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the results as JSON on stdout.")
+    ] = False,
+    device: Device = "auto",
 ) -> None:
     """Fill the template's [MASK] slots from each video (zero-shot, VideoBERT's masked-LM head).
 
@@ -98,10 +107,8 @@ def classify_command(
     Tables go to stderr and `video<TAB>label1,label2,…` lines to stdout. A video that cannot be
     read prints an error and the others go on; the exit status is 1 if any failed.
     """
-    from vidcap.zeroshot import ZeroShotClassifier
+    from vidcap.inference.zeroshot import ZeroShotClassifier
 
-    if top < 1:
-        raise VidcapError(f"--top must be at least 1, got {top}.")
     labels = read_labels(labels_file) if labels_file is not None else None
     paths = read_video_paths(videos)
     classifier = ZeroShotClassifier.load(model, device=device)
@@ -113,30 +120,22 @@ def classify_command(
                 f"ranking --labels-file needs a template with exactly one [MASK] slot; {template!r} has {parsed.slots}."
             )
         classifier.label_pieces(labels)
-    results, failed = [], []
-    with progress_bar() as progress:
-        task = progress.add_task("classifying", total=len(paths))
-        for path in paths:
-            try:
-                result = classifier.classify(path, template, labels=labels, top=top)
-            except VidcapError as error:
-                failed.append({"video": path, "error": str(error)})
-                progress.console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-            else:
-                results.append(result)
-                progress.console.print(_table(result, top))
-                if not as_json:
-                    sys.stdout.write(_line(result, top))  # as is: Rich would expand the tabs
-                    sys.stdout.flush()
-            progress.advance(task)
-    if as_json:
+
+    def classify_one(path: str) -> Classification:
+        result = classifier.classify(path, template, labels=labels, top=top)
+        stderr.print(_table(result, top))
+        if not as_json:
+            sys.stdout.write(_line(result, top))  # as is: Rich would expand the tabs
+            sys.stdout.flush()
+        return result
+
+    def print_json(results: list[Classification], failures: list[Failure]) -> None:
         payload = {
             "model": str(classifier.folder),
             "template": template,
             "results": [r.to_json() for r in results],
-            "failed": failed,
+            "failed": [{"video": video, "error": error} for video, error in failures],
         }
         stdout.print_json(json.dumps(payload))
-    if failed:
-        print_error(f"{len(failed)} of {len(paths)} videos could not be classified.")
-        raise typer.Exit(1)
+
+    for_each_video(paths, "classified", classify_one, finish=print_json if as_json else None)

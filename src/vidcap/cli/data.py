@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from vidcap.cli.console import stderr, stdout
+from vidcap.corpus import Split
 from vidcap.datasets.importers import FORMATS
 from vidcap.datasets.importers.common import MAX_EXAMPLES
 from vidcap.errors import VidcapError
@@ -23,57 +24,70 @@ FORMAT_NAMES = tuple(FORMATS)
 
 app = typer.Typer(
     no_args_is_help=True,
-    short_help="Import public datasets or subtitles into a corpus (`import`); count one (`stats`).",
-    help="Bring real data in. `vidcap data import FORMAT ANNOTATIONS... --videos DIR --out "
-    "corpus.jsonl` turns a public dataset's annotation files (YouCook2, MSR-VTT, ActivityNet "
-    "Captions, VATEX, HowTo100M ASR) or a folder of SRT / WebVTT subtitles into a corpus; "
-    "`vidcap data stats corpus.jsonl` counts what a corpus holds. See docs/datasets.md.",
+    help="Import public datasets or subtitles into a corpus (`import`), or count a corpus (`stats`).\n\n"
+    "`vidcap data import FORMAT ANNOTATIONS... --videos DIR --out corpus.jsonl` turns a public "
+    "dataset's annotation files (YouCook2, MSR-VTT, ActivityNet Captions, VATEX, HowTo100M ASR) or "
+    "a folder of SRT / WebVTT subtitles into a corpus; `vidcap data stats corpus.jsonl` counts "
+    "what a corpus holds. See docs/datasets.md.",
 )
 
-# An Enum so that --help lists the formats and a misspelt one is a usage error.
+# An Enum built from FORMATS (the one list of formats, with the files each reads), so that --help
+# lists the formats and a misspelt one is a usage error.
 ImportFormat = Enum("ImportFormat", {name: name for name in FORMAT_NAMES}, type=str)
 
 
 @app.command("import")
 def import_command(
-    fmt: ImportFormat = typer.Argument(
-        ...,
-        metavar="FORMAT",
-        help="The annotation format (the list above).",
-        show_default=False,
-    ),
-    annotations: list[Path] = typer.Argument(
-        ...,
-        metavar="ANNOTATIONS",
-        help="The dataset's annotation files, as published (srt / vtt: files or folders).",
-        show_default=False,
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="The corpus.jsonl to write."),
-    videos: Path | None = typer.Option(
-        None,
-        "--videos",
-        help="Folder searched recursively for each video by id (file name without extension). "
-        "srt / vtt: defaults to the subtitle folders.",
-    ),
-    split: str | None = typer.Option(
-        None,
-        "--split",
-        help="train, val or test for every video, instead of the split the source gives "
-        "(needed when a file name does not say it).",
-    ),
-    keep_missing: bool = typer.Option(
-        False,
-        "--keep-missing",
-        help="Keep videos whose file is not found (at VIDEOS/<id>.mp4, to download later).",
-    ),
-    merge: Path | None = typer.Option(
-        None,
-        "--merge",
-        help="howto100m / srt / vtt: add the transcripts to this existing corpus's records "
-        "(by id; replacing old transcripts); other ids become new records.",
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    fmt: Annotated[
+        ImportFormat,
+        typer.Argument(
+            metavar="FORMAT", help="The annotation format (the list above).", show_default=False
+        ),
+    ],
+    annotations: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="ANNOTATIONS",
+            help="The dataset's annotation files, as published (srt / vtt: files or folders).",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The corpus.jsonl to write.")],
+    videos: Annotated[
+        Path | None,
+        typer.Option(
+            "--videos",
+            help="Folder searched recursively for each video by id (file name without extension). "
+            "srt / vtt: defaults to the subtitle folders.",
+        ),
+    ] = None,
+    split: Annotated[
+        Split | None,
+        typer.Option(
+            "--split",
+            help="The split of every video, instead of the one the source gives "
+            "(needed when a file name does not say it).",
+        ),
+    ] = None,
+    keep_missing: Annotated[
+        bool,
+        typer.Option(
+            "--keep-missing",
+            help="Keep videos whose file is not found (at VIDEOS/<id>.mp4, to download later).",
+        ),
+    ] = False,
+    merge: Annotated[
+        Path | None,
+        typer.Option(
+            "--merge",
+            help="howto100m / srt / vtt: add the transcripts to this existing corpus's records "
+            "(by id; replacing old transcripts); other ids become new records.",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Turn a dataset's annotation files into a corpus.jsonl, finding each video under --videos.
 
@@ -151,10 +165,12 @@ def _print_report(report: ImportReport, out: Path) -> None:
 
 @app.command("stats")
 def stats_command(
-    corpus: Path = typer.Argument(
-        ..., metavar="CORPUS", help="A corpus.jsonl.", show_default=False
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the stats as JSON on stdout."),
+    corpus: Annotated[
+        Path, typer.Argument(metavar="CORPUS", help="A corpus.jsonl.", show_default=False)
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the stats as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Count what a corpus holds: videos, segments, captions, vocabulary, hours, missing files.
 

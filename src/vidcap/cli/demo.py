@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -42,34 +42,45 @@ def _training_bar(label: str) -> tuple[Any, Callable[[Any], None]]:
 
 
 def demo_command(
-    out: Path = typer.Option(
-        Path("vidcap-demo"), "--out", "-o", help="Folder for every stage's output."
-    ),
-    videos: int = typer.Option(150, "--videos", "-n", min=20, help="Synthetic videos to make."),
-    pretrain_steps: int = typer.Option(300, "--pretrain-steps", help="BART pretraining steps."),
-    finetune_steps: int = typer.Option(1000, "--finetune-steps", help="Captioning steps."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the corpus and the training."),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for every stage's output.")
+    ] = Path("vidcap-demo"),
+    videos: Annotated[
+        int, typer.Option("--videos", "-n", min=20, help="Synthetic videos to make.")
+    ] = 150,
+    pretrain_steps: Annotated[
+        int, typer.Option("--pretrain-steps", min=1, help="BART pretraining steps.")
+    ] = 300,
+    finetune_steps: Annotated[
+        int, typer.Option("--finetune-steps", min=1, help="Captioning steps.")
+    ] = 1000,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed of the corpus and the training.")
+    ] = 0,
 ) -> None:
-    """Synthesise a corpus, then extract → encode → quantize → pretrain → finetune → evaluate →
-    caption a held-out video, with the base presets (about 5 to 10 minutes on 2 CPU cores).
+    """Run the whole pipeline on a synthetic corpus, from videos to captions, on a laptop CPU.
 
+    Synthesises a corpus, then extract → encode → quantize → pretrain → finetune → evaluate →
+    caption a held-out video, with the base presets (about 5 to 10 minutes on 2 CPU cores).
     Prints the metrics table and the held-out video's captions, and where the bundle and a
     storyboard PNG were written. Each stage's folder is kept, so the run can be inspected with the
     individual commands afterwards.
     """
-    from vidcap.captioner import Captioner
-    from vidcap.captions.output import render
-    from vidcap.captions.storyboard import render_storyboard
     from vidcap.cli.evaluate import print_report
     from vidcap.corpus import read_corpus
-    from vidcap.datasets.synth import SynthConfig, generate_corpus
     from vidcap.evaluation.evaluate import evaluate_bundle
+    from vidcap.inference.captioner import Captioner
+    from vidcap.output.formats import render
+    from vidcap.output.storyboard import render_storyboard
     from vidcap.stages.encode import EncodeConfig, run_encode
     from vidcap.stages.extract import ExtractConfig, run_extract
     from vidcap.stages.finetune import FinetuneConfig, run_finetune
     from vidcap.stages.inputs import resolve_inputs
     from vidcap.stages.pretrain import PretrainConfig, run_pretrain
     from vidcap.stages.quantize import QuantizeConfig, run_quantize
+    from vidcap.synth import facts as synth_facts
+    from vidcap.synth.plan import SynthConfig
+    from vidcap.synth.records import generate_corpus
 
     started = time.perf_counter()
     corpus = out / "synth" / "corpus.jsonl"
@@ -114,7 +125,7 @@ def demo_command(
                 on_step=on_step,
             ),
         )
-    report = _stage("evaluate", lambda: evaluate_bundle(out / "model").to_json())
+    report = _stage("evaluate", lambda: evaluate_bundle(out / "model", facts=synth_facts).to_json())
     (out / "evaluation.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     print_report(report)
 

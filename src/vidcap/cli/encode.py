@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from vidcap.cli.console import finish_stage, progress_bar, stdout
+from vidcap.cli.options import Device
 from vidcap.distributed import current_processes
+from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
 from vidcap.errors import VidcapError
 
 
@@ -33,44 +36,61 @@ def _print_encoders() -> None:
 
 
 def encode_command(
-    frames_dir: Path | None = typer.Argument(
-        None, help="A folder written by `vidcap extract`.", show_default=False
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", "-o", help="Folder for the features (a stage folder)."
-    ),
-    encoder: str = typer.Option(
-        "descriptor",
-        "--encoder",
-        "-e",
-        help="descriptor, hf:<hub id or path>, or torchvision:<model>; see --list.",
-    ),
-    batch_size: int = typer.Option(
-        32, "--batch-size", "-b", help="Clips per model call (batches span videos)."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    dtype: str = typer.Option(
-        "float32", "--dtype", help="Model compute dtype: float32, float16 or bfloat16."
-    ),
-    save_dtype: str = typer.Option(
-        "float16", "--save-dtype", help="Features on disk: float16 or float32."
-    ),
-    weights: str = typer.Option(
-        "default", "--weights", help="torchvision encoders: default, none or a local weights file."
-    ),
-    loader_workers: int = typer.Option(
-        2, "--loader-workers", help="Processes reading and preparing clips."
-    ),
-    force: bool = typer.Option(False, "--force", help="Redo every video, even finished ones."),
-    allow_failures: bool = typer.Option(
-        False, "--allow-failures", help="Exit 0 even if some videos failed."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    list_encoders: bool = typer.Option(
-        False, "--list", help="List the encoders, their sizes and whether they run here."
-    ),
+    frames_dir: Annotated[
+        Path | None,
+        typer.Argument(help="A folder written by `vidcap extract`.", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for the features (a stage folder)."),
+    ] = None,
+    encoder: Annotated[
+        str,
+        typer.Option(
+            "--encoder",
+            "-e",
+            help="descriptor, hf:<hub id or path>, or torchvision:<model>; see --list.",
+        ),
+    ] = "descriptor",
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", "-b", min=1, help="Clips per model call (batches span videos)."
+        ),
+    ] = 32,
+    device: Device = "auto",
+    dtype: Annotated[
+        ComputeDtype,
+        typer.Option("--dtype", help="The model's compute dtype (float16, bfloat16: GPU)."),
+    ] = "float32",
+    save_dtype: Annotated[
+        SaveDtype, typer.Option("--save-dtype", help="The features' dtype on disk.")
+    ] = "float16",
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights", help="torchvision encoders: default, none or a local weights file."
+        ),
+    ] = "default",
+    loader_workers: Annotated[
+        int,
+        typer.Option("--loader-workers", min=0, help="Processes reading and preparing clips."),
+    ] = 2,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo every video, even finished ones.")
+    ] = False,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 even if some videos failed.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
+    ] = False,
+    list_encoders: Annotated[
+        bool,
+        typer.Option("--list", help="List the encoders, their sizes and whether they run here."),
+    ] = False,
 ) -> None:
-    """Encode every clip of an extract folder into one feature vector (safetensors, one file per video).
+    """Encode every clip of an extract folder into one feature vector (one safetensors per video).
 
     The default `descriptor` needs no downloaded weights; `hf:` takes any transformers image or video
     model; `torchvision:s3d` is the VideoBERT paper's encoder. Rerunning skips finished videos; run

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from vidcap.bundle import Task
 from vidcap.cli.console import print_error, progress_bar, stderr, stdout
+from vidcap.cli.videos import Beams
+from vidcap.corpus import Split
+from vidcap.synth.facts import Field
+
+EvaluateTask = Literal[Task, "classify"]
+"""What ``vidcap evaluate --task`` scores: a finetuned bundle's task, or zero-shot classification."""
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 ROWS = (
@@ -92,35 +100,50 @@ def print_qa_report(report: dict) -> None:
 
 
 def evaluate_command(
-    model: Path = typer.Argument(
-        ...,
-        help="A bundle written by `vidcap finetune` (--task classify: a videobert pretrain folder).",
-        show_default=False,
-    ),
-    task: str | None = typer.Option(
-        None,
-        "--task",
-        help="caption, qa or summary (default: the bundle's), or classify (zero-shot, a pretrain).",
-    ),
-    template: str | None = typer.Option(
-        None, "--template", help="--task classify: text with one [MASK], e.g. 'a [MASK] square'."
-    ),
-    field: str | None = typer.Option(
-        None, "--field", help="--task classify: the ground-truth attribute (colour, shape, action)."
-    ),
-    split: str = typer.Option("test", "--split", help="The corpus split to score."),
-    corpus: Path | None = typer.Option(
-        None, "--corpus", help="corpus.jsonl (default: the one the bundle was trained on)."
-    ),
-    beams: int | None = typer.Option(
-        None, "--beams", min=1, help="Beam width (default: the bundle's)."
-    ),
-    meteor: bool = typer.Option(
-        True, "--meteor/--no-meteor", help="METEOR needs Java; skipped with a notice without it."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="A bundle written by `vidcap finetune` (--task classify: a videobert pretrain folder).",
+            show_default=False,
+        ),
+    ],
+    task: Annotated[
+        EvaluateTask | None,
+        typer.Option(
+            "--task",
+            help="Default: the bundle's task; classify scores a videobert pretrain zero-shot.",
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template",
+            help="--task classify: text with one [MASK], e.g. 'a [MASK] square'.",
+        ),
+    ] = None,
+    field: Annotated[
+        Field | None,
+        typer.Option("--field", help="--task classify: the ground-truth attribute to classify."),
+    ] = None,
+    split: Annotated[Split, typer.Option("--split", help="The corpus split to score.")] = "test",
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="corpus.jsonl (default: the one the bundle was trained on)."),
+    ] = None,
+    beams: Beams = None,
+    meteor: Annotated[
+        bool,
+        typer.Option(
+            "--meteor/--no-meteor", help="METEOR needs Java; skipped with a notice without it."
+        ),
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
 ) -> None:
-    """Caption and summary bundles: BLEU-1..4, METEOR, ROUGE-L and CIDEr (pycocoevalcap,
+    """Score a model on a corpus split: caption metrics, QA exact match or zero-shot accuracy.
+
+    Caption and summary bundles: BLEU-1..4, METEOR, ROUGE-L and CIDEr (pycocoevalcap,
     micro-averaged over segments). QA bundles: exact-match accuracy per question type. --task
     classify: zero-shot top-1 / top-5 accuracy of a VideoBERT pretrain.
 
@@ -128,24 +151,30 @@ def evaluate_command(
     with a nearest-neighbour retrieval floor and the leave-one-out reference-agreement ceiling, and,
     when the corpus has ground truth in meta, fact accuracy (colour, shape, action).
     """
-    from vidcap.evaluation.evaluate import evaluate_bundle
-
     if task == "classify":
+        if not template or not field:
+            raise typer.BadParameter(
+                "classify needs --template (with one [MASK]) and --field.", param_hint="'--task'"
+            )
         _evaluate_classify(model, template, field, split, corpus, as_json)
         return
+    from vidcap.evaluation.evaluate import evaluate_bundle
+    from vidcap.synth import facts as synth_facts
+
     if task is not None:
-        from vidcap.captioner import Captioner
+        from vidcap.inference.captioner import Captioner
 
         Captioner.load(model, task=task)  # refuses a bundle finetuned for another task
     with progress_bar() as progress:
-        task = progress.add_task("captioning videos", total=None)
+        bar = progress.add_task("captioning videos", total=None)
         report = evaluate_bundle(
             model,
             split=split,
             corpus=corpus,
             beams=beams,
             meteor=meteor,
-            on_video=lambda _: progress.advance(task),
+            on_video=lambda _: progress.advance(bar),
+            facts=synth_facts,
         ).to_json()
     if as_json:
         stdout.print_json(json.dumps(report))
@@ -161,20 +190,50 @@ def evaluate_command(
 
 
 def _evaluate_classify(
-    model: Path,
-    template: str | None,
-    field: str | None,
-    split: str,
-    corpus: Path | None,
-    as_json: bool,
+    model: Path, template: str, field: str, split: str, corpus: Path | None, as_json: bool
 ) -> None:
-    from vidcap.errors import VidcapError
-    from vidcap.evaluation.classify import evaluate_classifier, print_classify_report
+    from vidcap.synth.zeroshot import evaluate_classifier
 
-    if not template or not field:
-        raise VidcapError("--task classify needs --template (with one [MASK]) and --field.")
     report = evaluate_classifier(model, template, field, split=split, corpus=corpus)
     if as_json:
         stdout.print_json(json.dumps(report))
     else:
         print_classify_report(report)
+
+
+def print_classify_report(report: dict[str, Any]) -> None:
+    """The accuracy table (against chance and the majority class) and per-class counts on stderr."""
+    table = Table(
+        title=f"zero-shot {report['field']}, {report['split']} split",
+        caption=f"{report['segments']} segments of {report['videos']} videos, "
+        f"{len(report['labels'])} labels; template: {escape(report['template'])}",
+    )
+    table.add_column("")
+    table.add_column("top-1", justify="right")
+    table.add_column("top-5", justify="right")
+    table.add_row("VideoBERT", f"{report['top1']:.3f}", f"{report['top5']:.3f}")
+    table.add_row("chance", f"{report['chance_top1']:.3f}", f"{report['chance_top5']:.3f}")
+    table.add_row(
+        f"majority ({escape(report['majority_class'])})",
+        f"{report['majority']:.3f}",
+        f"{report['majority_top5']:.3f}",
+    )
+    stderr.print(table)
+    classes = Table(title="per class")
+    for column in ("label", "segments", "top-1 right", "top-5 right", "predicted"):
+        classes.add_column(column, justify="left" if column == "label" else "right")
+    for label, row in report["per_class"].items():
+        classes.add_row(
+            escape(label), *(str(row[k]) for k in ("count", "top1", "top5", "predicted"))
+        )
+    stderr.print(classes)
+    if report.get("not_in_labels"):
+        stderr.print(
+            f"[yellow]note:[/] {report['not_in_labels']} segments' true value is not among the labels (always wrong).",
+            highlight=False,
+        )
+    for failure in report.get("failed", []):
+        stderr.print(
+            f"[bold red]error:[/] {escape(failure['video'])}: {escape(failure['error'])}",
+            highlight=False,
+        )

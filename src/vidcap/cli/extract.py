@@ -4,43 +4,68 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.progress import TextColumn
 
 from vidcap.cli.console import finish_stage, progress_bar
+from vidcap.cli.options import positive
 from vidcap.distributed import current_processes
-from vidcap.stages.extract import ExtractConfig, VideoDone, run_extract
+from vidcap.stages.extract import ExtractBackend, ExtractConfig, VideoDone, run_extract
 from vidcap.stages.inputs import resolve_inputs
 
 
 def extract_command(
-    inputs: list[str] = typer.Argument(
-        ...,
-        help="A corpus.jsonl, video files, folders (searched for videos), or - to read paths from stdin.",
-        show_default=False,
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the frames (a stage folder)."),
-    fps: float = typer.Option(20.0, "--fps", help="Frames per second, resampled by timestamps."),
-    size: int = typer.Option(224, "--size", help="Short side of the frames, in pixels."),
-    crop: bool = typer.Option(False, "--crop", help="Centre-crop frames to a SIZE x SIZE square."),
-    clip_frames: int = typer.Option(
-        30, "--clip-frames", help="Frames per clip (30 at 20 fps = 1.5 s)."
-    ),
-    backend: str = typer.Option(
-        "auto", "--backend", help="auto (decord, then PyAV, then OpenCV), decord, pyav or opencv."
-    ),
-    timeout: float = typer.Option(
-        120.0, "--timeout", help="Seconds per video before its decoder is stopped."
-    ),
-    workers: int = typer.Option(
-        1, "--workers", "-j", help="Videos decoded at once by each process."
-    ),
-    force: bool = typer.Option(False, "--force", help="Redo every video, even finished ones."),
-    allow_failures: bool = typer.Option(
-        False, "--allow-failures", help="Exit 0 even if some videos failed."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="A corpus.jsonl, video files, folders (searched for videos), or - to read paths from stdin.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the frames (a stage folder).")
+    ],
+    fps: Annotated[
+        float,
+        typer.Option(
+            "--fps", callback=positive, help="Frames per second, resampled by timestamps."
+        ),
+    ] = 20.0,
+    size: Annotated[
+        int, typer.Option("--size", min=8, help="Short side of the frames, in pixels.")
+    ] = 224,
+    crop: Annotated[
+        bool, typer.Option("--crop", help="Centre-crop frames to a SIZE x SIZE square.")
+    ] = False,
+    clip_frames: Annotated[
+        int,
+        typer.Option("--clip-frames", min=1, help="Frames per clip (30 at 20 fps = 1.5 s)."),
+    ] = 30,
+    backend: Annotated[
+        ExtractBackend,
+        typer.Option("--backend", help="The decoder; auto tries decord, then PyAV, then OpenCV."),
+    ] = "auto",
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", callback=positive, help="Seconds per video before its decoder is stopped."
+        ),
+    ] = 120.0,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-j", min=1, help="Videos decoded at once by each process."),
+    ] = 1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo every video, even finished ones.")
+    ] = False,
+    allow_failures: Annotated[
+        bool, typer.Option("--allow-failures", help="Exit 0 even if some videos failed.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Decode videos into frames at a fixed rate, cut into clips (VideoBERT: 20 fps, 1.5 s clips).
 

@@ -6,7 +6,7 @@ import json
 import platform
 import shutil
 from importlib import metadata
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -58,7 +58,9 @@ def collect_info() -> dict[str, Any]:
 
 
 def info_command(
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of a table.")
+    ] = False,
 ) -> None:
     """Show versions of Python and the libraries vidcap uses, video decoders, GPUs and Java."""
     info = collect_info()

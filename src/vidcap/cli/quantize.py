@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from vidcap.cli.console import print_stage_result, stderr
+from vidcap.cli.options import check_device
+from vidcap.quantize.settings import Normalization
 
 
 class _FitByDefault(TyperGroup):
@@ -22,36 +25,54 @@ class _FitByDefault(TyperGroup):
 app = typer.Typer(
     cls=_FitByDefault,
     no_args_is_help=True,
-    help="Turn clip features into visual words by hierarchical k-means (VideoBERT: k=12, depth 4 → "
-    "20,736 words). `vidcap quantize FEATURES_DIR --out WORDS_DIR` fits and assigns (the `fit` "
-    "command); `vidcap quantize inspect WORDS_DIR --out words.png` shows what the words look like.",
+    help="Turn clip features into visual words by hierarchical k-means (VideoBERT: k=12, depth 4).\n\n"
+    "`vidcap quantize FEATURES_DIR --out WORDS_DIR` fits the word tree and gives every clip its "
+    "word (the `fit` command); `vidcap quantize inspect WORDS_DIR --out words.png` shows what the "
+    "words look like. VideoBERT's tree has 12^4 = 20,736 words.",
 )
 
 
 @app.command("fit")
 def fit_command(
-    features_dir: Path = typer.Argument(
-        ..., help="A folder written by `vidcap encode`.", show_default=False
-    ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Folder for the codebook and the words (a stage folder)."
-    ),
-    k: int = typer.Option(12, "--k", help="Clusters per tree node."),
-    depth: int = typer.Option(4, "--depth", help="Tree levels: the vocabulary has k^depth words."),
-    fit_samples: int | None = typer.Option(
-        None, "--fit-samples", help="Fit on this many random train clips (default: all)."
-    ),
-    normalize: str = typer.Option(
-        "l2", "--normalize", help="l2 or none: feature scaling before k-means."
-    ),
-    seed: int = typer.Option(
-        0, "--seed", help="Random seed (the result is deterministic for a seed)."
-    ),
-    device: str = typer.Option(
-        "cpu", "--device", help="cpu, cuda, cuda:N or auto (a GPU k-means when available)."
-    ),
-    force: bool = typer.Option(False, "--force", help="Refit even if an up-to-date result exists."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    features_dir: Annotated[
+        Path, typer.Argument(help="A folder written by `vidcap encode`.", show_default=False)
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Folder for the codebook and the words (a stage folder)."),
+    ],
+    k: Annotated[int, typer.Option("--k", min=2, help="Clusters per tree node.")] = 12,
+    depth: Annotated[
+        int, typer.Option("--depth", min=1, help="Tree levels: the vocabulary has k^depth words.")
+    ] = 4,
+    fit_samples: Annotated[
+        int | None,
+        typer.Option(
+            "--fit-samples", min=1, help="Fit on this many random train clips (default: all)."
+        ),
+    ] = None,
+    normalize: Annotated[
+        Normalization,
+        typer.Option("--normalize", help="Feature scaling before k-means (l2: unit length)."),
+    ] = "l2",
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, help="Random seed (the result is deterministic for a seed)."),
+    ] = 0,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            callback=check_device,
+            help="cpu, cuda, cuda:N, mps or auto (a GPU k-means when there is a GPU).",
+        ),
+    ] = "cpu",
+    force: Annotated[
+        bool, typer.Option("--force", help="Refit even if an up-to-date result exists.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
+    ] = False,
 ) -> None:
     """Fit the word tree on the train split's clips and give every clip of every video its word."""
     from vidcap.stages.quantize import QuantizeConfig, run_quantize
@@ -66,21 +87,27 @@ def fit_command(
 
 @app.command("inspect")
 def inspect_command(
-    words_dir: Path = typer.Argument(
-        ..., help="A folder written by `vidcap quantize`.", show_default=False
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="The picture to write (PNG)."),
-    frames: Path | None = typer.Option(
-        None, "--frames", help="The extract folder (default: the one the features came from)."
-    ),
-    top: int = typer.Option(
-        20, "--top", min=1, help="How many of the most frequent words to show."
-    ),
-    per_word: int = typer.Option(
-        8, "--per-word", min=1, help="Clips shown per word (those nearest its centroid)."
-    ),
+    words_dir: Annotated[
+        Path, typer.Argument(help="A folder written by `vidcap quantize`.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The picture to write (PNG).")],
+    frames: Annotated[
+        Path | None,
+        typer.Option(
+            "--frames", help="The extract folder (default: the one the features came from)."
+        ),
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="How many of the most frequent words to show.")
+    ] = 20,
+    per_word: Annotated[
+        int,
+        typer.Option(
+            "--per-word", min=1, help="Clips shown per word (those nearest its centroid)."
+        ),
+    ] = 8,
 ) -> None:
-    """Draw the most frequent words, one row each, with thumbnails of the clips nearest each centroid."""
+    """Draw the most frequent words, one row each, with the clips nearest each centroid."""
     from vidcap.stages.quantize import inspect_words
 
     path = inspect_words(words_dir, out, frames_dir=frames, top=top, per_word=per_word)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,27 +15,40 @@ from vidcap.errors import VidcapError
 
 
 def synth_command(
-    out: Path = typer.Argument(..., help="Folder to write corpus.jsonl and videos/ into."),
-    videos: int = typer.Option(200, "--videos", "-n", min=1, help="Number of videos."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same corpus."),
-    noise: bool = typer.Option(False, "--noise", help="Add camera-like pixel noise and jitter."),
-    held_out_combos: int = typer.Option(
-        0,
-        "--held-out-combos",
-        min=0,
-        help="Keep this many (colour, shape, action) combinations out of the train split.",
-    ),
-    workers: int = typer.Option(2, "--workers", min=1, help="Processes rendering videos."),
-    force: bool = typer.Option(
-        False, "--force", help="Overwrite a corpus.jsonl in OUT that vidcap synth did not write."
-    ),
+    out: Annotated[Path, typer.Argument(help="Folder to write corpus.jsonl and videos/ into.")],
+    videos: Annotated[int, typer.Option("--videos", "-n", min=1, help="Number of videos.")] = 200,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, help="Random seed: the same seed gives the same corpus."),
+    ] = 0,
+    noise: Annotated[
+        bool, typer.Option("--noise", help="Add camera-like pixel noise and jitter.")
+    ] = False,
+    held_out_combos: Annotated[
+        int,
+        typer.Option(
+            "--held-out-combos",
+            min=0,
+            help="Keep this many (colour, shape, action) combinations out of the train split.",
+        ),
+    ] = 0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Processes rendering videos.")
+    ] = 2,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Overwrite a corpus.jsonl in OUT that vidcap synth did not write."
+        ),
+    ] = False,
 ) -> None:
     """Write a synthetic captioned video corpus (corpus.jsonl + videos/) for offline runs.
 
     Coloured shapes move, grow, shrink, rotate or bounce; each event has paraphrased captions, and
     each video a summary, noisy narration and question/answer pairs.
     """
-    from vidcap.datasets.synth import SynthConfig, generate_corpus
+    from vidcap.synth.plan import SynthConfig
+    from vidcap.synth.records import generate_corpus
 
     if (out / "corpus.jsonl").exists() and not (out / "synth.json").exists() and not force:
         raise VidcapError(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidcap.encoders.dtypes import COMPUTE_DTYPES, ComputeDtype
 from vidcap.errors import VidcapError
 
 
@@ -31,7 +32,7 @@ class EncoderOptions:
     """Run-time options every family accepts."""
 
     device: str = "cpu"
-    dtype: str = "float32"  # float32 | float16 | bfloat16: the model's compute dtype
+    dtype: ComputeDtype = "float32"  # the model's compute dtype
     weights: str = "default"  # torchvision: "default" (the published weights) or a local file
 
 
@@ -157,10 +158,9 @@ def build_encoder(spec: str, options: EncoderOptions | None = None) -> ClipEncod
 
 def torch_dtype(name: str) -> torch.dtype:
     """The torch dtype for a ``--dtype`` value."""
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in dtypes:
-        raise VidcapError(f"unknown dtype {name!r}; use one of {', '.join(dtypes)}.")
-    return dtypes[name]
+    if name not in COMPUTE_DTYPES:
+        raise VidcapError(f"unknown dtype {name!r}; use one of {', '.join(COMPUTE_DTYPES)}.")
+    return getattr(torch, name)
 
 
 def sample_indices(n_frames: int, n_samples: int) -> np.ndarray:

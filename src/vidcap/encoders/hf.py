@@ -42,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidcap.devices import resolve_device
 from vidcap.encoders.base import (
     ClipEncoder,
     EncoderOptions,
@@ -91,19 +92,6 @@ _PROCESSOR_FILES = (
 
 # --------------------------------------------------------------------------------------------------
 # Helpers shared with the torchvision family (candidates for a common module).
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device for a ``--device`` value, or a sentence saying why it cannot be used."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as error:
-        raise VidcapError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps.") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VidcapError(f"device {name!r} was asked for, but this torch build sees no CUDA GPU.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise VidcapError(f"device {name!r} was asked for, but MPS is not available here.")
-    return device
 
 
 def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
@@ -670,6 +658,5 @@ __all__ = [
     "HFClipEncoder",
     "autocast",
     "build",
-    "resolve_device",
     "transform_from_processor",
 ]

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidcap.devices import resolve_device
 from vidcap.encoders.base import (
     ClipEncoder,
     EncoderOptions,
@@ -42,7 +43,7 @@ from vidcap.encoders.base import (
     sample_indices,
     torch_dtype,
 )
-from vidcap.encoders.hf import FrameTransform, autocast, resolve_device
+from vidcap.encoders.hf import FrameTransform, autocast
 from vidcap.errors import VidcapError
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)

@@ -15,27 +15,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from vidcap.captioner import Captioner, VideoClips, generate_captions
-from vidcap.corpus import VideoRecord, read_corpus
+from vidcap.artifacts.readers import ClipTrack, read_tracks
+from vidcap.corpus import Segment, VideoRecord, read_corpus
 from vidcap.errors import VidcapError
-from vidcap.evaluation.metrics import (
+from vidcap.inference.captioner import Captioner
+from vidcap.inference.pipeline import VideoClips
+from vidcap.metrics.captions import (
     CaptionScores,
     caption_scores,
-    fact_accuracy,
     reference_ceiling,
-    segment_facts,
 )
-from vidcap.training.captions import (
-    CaptionSegment,
-    ClipTrack,
-    load_tracks,
-    segment_inputs,
-    task_items,
-)
+from vidcap.models.inputs import segment_inputs
+from vidcap.models.seq2seq import generate_captions
+from vidcap.training.tasks import ITEM_NAMES, TaskItem, task_items
+
+
+class FactChecker(Protocol):
+    """Ground truth that a corpus carries in its segments' ``meta`` (the synthetic corpus's world
+    does: ``vidcap.synth.facts`` is one), and the share of captions that name it right."""
+
+    def segment_facts(self, record: VideoRecord, segment: Segment) -> Any | None:
+        """The segment's true facts, or None when the corpus records none."""
+
+    def fact_accuracy(self, hypotheses: dict[str, str], facts: dict[str, Any]) -> dict[str, float]:
+        """Per fact kind (and ``all``), the share of hypotheses naming the right value."""
 
 
 @dataclass
@@ -88,7 +95,7 @@ def _train_segment_features(
             "nearest-neighbour baseline skipped: the training corpus or features the bundle was trained on are not on this machine."
         )
         return None
-    tracks, _, _ = load_tracks(words, with_features=True)
+    tracks, _, _ = read_tracks(words, with_features=True)
     train = [
         s for s in task_items(captioner.task, read_corpus(corpus), tracks) if s.split == "train"
     ]
@@ -111,8 +118,13 @@ def evaluate_bundle(
     meteor: bool = True,
     on_video: Callable[[str], None] | None = None,
     n_examples: int = 5,
+    facts: FactChecker | None = None,
 ) -> EvaluationReport | QAReport:
-    """Evaluate a finetuned bundle on ``split`` of ``corpus`` (default: the corpus it was trained on)."""
+    """Evaluate a finetuned bundle on ``split`` of ``corpus`` (default: the corpus it was trained on).
+
+    With ``facts``, captions are also scored on the ground truth the corpus carries (the CLI
+    passes the synthetic world's, ``vidcap.synth.facts``, which finds none in other corpora).
+    """
     captioner = Captioner.load(model_dir)
     corpus_path = corpus or (captioner.info.get("provenance") or {}).get("corpus")
     if corpus_path is None or not Path(corpus_path).is_file():
@@ -123,8 +135,9 @@ def evaluate_bundle(
     has_targets = {"caption": "segments", "qa": "qa", "summary": "summary"}[task]
     records = [r for r in read_corpus(corpus_path) if r.split == split and getattr(r, has_targets)]
     if not records:
-        what = {"caption": "captioned segments", "qa": "questions", "summary": "summaries"}[task]
-        raise VidcapError(f"{corpus_path} has no videos with {what} in split {split!r}.")
+        raise VidcapError(
+            f"{corpus_path} has no videos with {ITEM_NAMES[task]} in split {split!r}."
+        )
 
     notices: list[str] = []
     failed: list[tuple[str, str]] = []
@@ -136,7 +149,7 @@ def evaluate_bundle(
         except VidcapError as error:
             failed.append((record.id, str(error)))
         else:
-            tracks[record.id] = ClipTrack(clips.words, clips.start_s, clips.end_s, clips.features)
+            tracks[record.id] = clips
             kept.append(record)
         if on_video is not None:
             on_video(record.id)
@@ -185,17 +198,20 @@ def evaluate_bundle(
     else:
         notices.append("reference ceiling skipped: every segment has a single reference.")
 
-    by_record = {r.id: r for r in kept}
-    facts = {}
-    for s in segments if task == "caption" else ():  # facts are per event, not per paragraph
-        found = segment_facts(by_record[s.video_id], by_record[s.video_id].segments[s.index])
-        if found is not None:
-            facts[s.key] = found
     fact_table: dict[str, dict[str, float]] = {}
-    if facts:
-        fact_table["captioner"] = fact_accuracy(hypotheses, facts)
-        if nn_hypotheses:
-            fact_table["nearest_neighbour"] = fact_accuracy(nn_hypotheses, facts)
+    if facts is not None and task == "caption":  # facts are per event, not per paragraph
+        by_record = {r.id: r for r in kept}
+        truth = {}
+        for s in segments:
+            found = facts.segment_facts(
+                by_record[s.video_id], by_record[s.video_id].segments[s.index]
+            )
+            if found is not None:
+                truth[s.key] = found
+        if truth:
+            fact_table["captioner"] = facts.fact_accuracy(hypotheses, truth)
+            if nn_hypotheses:
+                fact_table["nearest_neighbour"] = facts.fact_accuracy(nn_hypotheses, truth)
 
     examples = [
         {
@@ -254,14 +270,14 @@ class QAReport:
 def _qa_report(
     captioner: Captioner,
     split: str,
-    items: list[CaptionSegment],
+    items: list[TaskItem],
     answers: list[str],
     videos: int,
     notices: list[str],
     failed: list[tuple[str, str]],
     n_examples: int = 8,
 ) -> QAReport:
-    from vidcap.evaluation.qa import exact_match, prior_answers
+    from vidcap.metrics.qa import exact_match, prior_answers
 
     truth = [s.captions[0] for s in items]
     kinds = [s.kind for s in items]

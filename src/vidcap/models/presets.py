@@ -1,14 +1,18 @@
-"""Model sizes and training defaults by preset: ``tiny`` (tests), ``base`` (learns on the synthetic
+"""Model sizes by preset: ``tiny`` (tests), ``base`` (learns on the synthetic
 corpus on 2 CPU cores in minutes) and ``paper`` (the papers' sizes: BERT-large for VideoBERT,
 bart-large for BART)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from vidcap.errors import VidcapError
 
-PRESETS = ("tiny", "base", "paper")
+Arch = Literal["videobert", "bart"]
+Preset = Literal["tiny", "base", "paper"]
+ARCHS: tuple[str, ...] = get_args(Arch)
+PRESETS: tuple[str, ...] = get_args(Preset)
 
 
 @dataclass(frozen=True)
@@ -22,15 +26,6 @@ class ModelSize:
     max_length: int  # longest token sequence (text + visual words + specials)
 
 
-@dataclass(frozen=True)
-class TrainDefaults:
-    """Training defaults of a preset; every one can be overridden on the command line."""
-
-    max_steps: int
-    batch_size: int
-    lr: float
-
-
 SIZES = {
     "tiny": ModelSize(hidden=32, layers=2, heads=2, intermediate=64, max_length=128),
     "base": ModelSize(hidden=128, layers=3, heads=4, intermediate=512, max_length=160),
@@ -39,22 +34,9 @@ SIZES = {
 }
 BART_PAPER = ModelSize(hidden=1024, layers=12, heads=16, intermediate=4096, max_length=1024)
 
-TRAINING = {
-    "tiny": TrainDefaults(max_steps=200, batch_size=16, lr=2e-3),
-    "base": TrainDefaults(max_steps=600, batch_size=32, lr=1e-3),
-    "paper": TrainDefaults(max_steps=500_000, batch_size=128, lr=1e-4),
-}
-
 
 def model_size(preset: str, arch: str) -> ModelSize:
     """The dimensions of ``preset`` for ``arch`` (``videobert`` or ``bart``)."""
     if preset not in SIZES:
         raise VidcapError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}.")
     return BART_PAPER if (preset == "paper" and arch == "bart") else SIZES[preset]
-
-
-def train_defaults(preset: str) -> TrainDefaults:
-    """The training defaults of ``preset``."""
-    if preset not in TRAINING:
-        raise VidcapError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}.")
-    return TRAINING[preset]

@@ -42,10 +42,10 @@ import numpy as np
 import torch
 
 from vidcap.artifacts import atomic_path
+from vidcap.devices import check_device_name, resolve_device
 from vidcap.errors import VidcapError
+from vidcap.quantize.settings import BACKENDS, NORMALIZATIONS, KMeansBackend, Normalization
 
-NORMALIZATIONS = ("l2", "none")
-BACKENDS = ("auto", "sklearn", "torch")
 CODEBOOK_FORMAT = "vidcap.codebook.v1"
 
 # The leaf centroid table is k**depth x dim float32; refuse trees whose table would not fit easily.
@@ -67,10 +67,10 @@ class KMeansConfig:
 
     k: int = 12  # clusters per node
     depth: int = 4  # levels; the vocabulary has k ** depth words
-    normalize: str = "l2"  # l2 | none: how features are scaled before fitting and assigning
+    normalize: Normalization = "l2"  # how features are scaled before fitting and assigning
     seed: int = 0
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (cuda when available)
-    backend: str = "auto"  # auto | sklearn | torch (auto: torch on a GPU, scikit-learn on the CPU)
+    backend: KMeansBackend = "auto"  # auto: torch on a GPU, scikit-learn on the CPU
     n_init: int = 1  # k-means++ restarts per node; the lowest inertia wins
     max_iter: int = 100  # Lloyd iterations per restart
     tol: float = 1e-4  # relative to the node's mean feature variance, as in scikit-learn
@@ -81,7 +81,9 @@ class KMeansConfig:
         if self.depth < 1:
             raise VidcapError(f"--depth must be at least 1, got {self.depth}.")
         if self.normalize not in NORMALIZATIONS:
-            raise VidcapError(f"--normalize must be l2 or none, got {self.normalize!r}.")
+            raise VidcapError(
+                f"--normalize must be {' or '.join(NORMALIZATIONS)}, got {self.normalize!r}."
+            )
         if self.backend not in BACKENDS:
             raise VidcapError(
                 f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}."
@@ -96,7 +98,7 @@ class KMeansConfig:
             raise VidcapError(f"--seed must be a non-negative integer, got {self.seed}.")
         if self.k**self.depth >= 2**62:
             raise VidcapError(f"k={self.k} and depth={self.depth} give too many words to number.")
-        _check_device_name(self.device)
+        check_device_name(self.device)
         if self.backend == "sklearn" and self.device.startswith("cuda"):
             raise VidcapError(
                 "The scikit-learn backend runs on the CPU only; use --backend torch (or auto) "
@@ -110,7 +112,7 @@ class KMeansConfig:
 
     def resolved_device(self) -> str:
         """The torch device name to use (``auto`` resolved; a missing GPU is an error)."""
-        return _resolve_device(self.device)
+        return str(resolve_device(self.device))
 
     def resolved_backend(self) -> str:
         """The backend that will fit the nodes: ``sklearn`` or ``torch``."""
@@ -124,25 +126,6 @@ class KMeansConfig:
         except ImportError:
             return "torch"
         return "sklearn"
-
-
-def _check_device_name(device: str) -> None:
-    if device in ("cpu", "cuda", "auto"):
-        return
-    if device.startswith("cuda:") and device[5:].isdigit():
-        return
-    raise VidcapError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}.")
-
-
-def _resolve_device(device: str) -> str:
-    _check_device_name(device)
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VidcapError(
-            f"--device {device} was asked for, but torch sees no CUDA GPU; use --device cpu."
-        )
-    return device
 
 
 # --------------------------------------------------------------------------------------------------
@@ -664,7 +647,7 @@ class HierarchicalKMeans:
         if batch_size < 1:
             raise VidcapError(f"--batch-size must be >= 1, got {batch_size}.")
         array = _check_matrix(features, self.dim)
-        dev = _resolve_device(device)
+        dev = str(resolve_device(device))
         out = np.empty((array.shape[0], self.depth), dtype=np.int64)
         for start in range(0, array.shape[0], batch_size):
             block = _prepare_block(array[start : start + batch_size], self.normalize, start)

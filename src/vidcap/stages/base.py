@@ -60,3 +60,14 @@ def result_from_index(
         up_to_date=up_to_date,
         details=details(ok),
     )
+
+
+def training_details(ok: list[ItemRecord]) -> dict[str, Any]:
+    """A training stage's figures: its steps and last val statistics."""
+    if not ok:
+        return {}
+    info = ok[0].info
+    return {
+        "steps": info.get("steps"),
+        **{f"val {k}": v for k, v in (info.get("val") or {}).items()},
+    }

@@ -8,26 +8,28 @@ videos. A video is written as soon as all of its clips are embedded.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vidcap.artifacts import ItemRecord, StageDir, atomic_path, fingerprint, read_upstream
+from vidcap.artifacts.readers import load_frames
+from vidcap.devices import resolve_device
 from vidcap.distributed import Processes
 from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
+from vidcap.encoders.dtypes import COMPUTE_DTYPES, ComputeDtype, SaveDtype
 from vidcap.errors import VidcapError
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.video.clips import Clip, clip_array
 
 STAGE = "encode"
-SAVE_DTYPES = {"float16": np.float16, "float32": np.float32}
+SAVE_DTYPES = {name: np.dtype(name) for name in get_args(SaveDtype)}
 
 
 @dataclass(frozen=True)
@@ -37,16 +39,22 @@ class EncodeConfig:
     encoder: str = "descriptor"
     batch_size: int = 32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "float32"  # compute dtype of the model (float16 / bfloat16 autocast on GPU)
-    save_dtype: str = "float16"  # dtype of the features on disk
+    dtype: ComputeDtype = "float32"  # the model's (float16 / bfloat16: autocast on GPU)
+    save_dtype: SaveDtype = "float16"  # dtype of the features on disk
     weights: str = "default"  # torchvision encoders: default | none | PATH
     loader_workers: int = 2  # DataLoader processes preparing clips
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise VidcapError(f"--batch-size must be >= 1, got {self.batch_size}.")
+        if self.dtype not in COMPUTE_DTYPES:
+            raise VidcapError(
+                f"--dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.dtype!r}."
+            )
         if self.save_dtype not in SAVE_DTYPES:
-            raise VidcapError(f"--save-dtype must be float16 or float32, got {self.save_dtype!r}.")
+            raise VidcapError(
+                f"--save-dtype must be {' or '.join(SAVE_DTYPES)}, got {self.save_dtype!r}."
+            )
         if self.loader_workers < 0:
             raise VidcapError(f"--loader-workers must be >= 0, got {self.loader_workers}.")
 
@@ -58,17 +66,6 @@ class EncodeConfig:
             "save_dtype": self.save_dtype,
             "weights": self.weights,
         }
-
-
-def resolve_device(device: str, processes: Processes) -> str:
-    """``auto`` → the GPU of this process (``cuda:LOCAL_RANK``) when there is one, else ``cpu``."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and processes.world_size > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', processes.rank))}"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VidcapError("--device cuda was asked for, but PyTorch sees no CUDA GPU here.")
-    return device
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ class _ClipDataset(IterableDataset):
         mine = self.videos if info is None else self.videos[info.id :: info.num_workers]
         for video in mine:
             try:
-                frames = np.load(video.frames_path, mmap_mode="r")
+                frames = load_frames(video.frames_path)
                 prepared = [
                     self.encoder.prepare(clip_array(frames, clip, video.clip_frames))
                     for clip in video.clips
@@ -137,7 +134,7 @@ def run_encode(
     processes = processes or Processes()
     started = time.perf_counter()
     upstream_manifest, upstream_items = read_upstream(frames_dir, "extract")
-    device = resolve_device(config.device, processes)
+    device = str(resolve_device(config.device, processes.world_size, processes.rank))
     encoder = build_encoder(
         config.encoder, EncoderOptions(device=device, dtype=config.dtype, weights=config.weights)
     )
@@ -275,13 +272,6 @@ def _write_features(
         info={**info, "n_clips": len(video.clips), "dim": int(features.shape[1])},
         fingerprint=item_fp,
     )
-
-
-def load_features(path: str | Path) -> dict[str, np.ndarray]:
-    """A video's features file: ``features`` [n_clips, dim], ``start_s`` and ``end_s`` [n_clips]."""
-    from safetensors.numpy import load_file
-
-    return load_file(str(path))
 
 
 def _details(description: dict[str, Any]) -> Callable[[list[ItemRecord]], dict[str, Any]]:

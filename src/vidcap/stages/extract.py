@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
 from vidcap.distributed import Processes
@@ -22,10 +22,12 @@ from vidcap.errors import VidcapError
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.stages.inputs import ResolvedInputs, VideoInput
 from vidcap.video import DecodeWorker
-from vidcap.video.backends import AUTO_ORDER
+from vidcap.video.backends import BuiltinBackend
 
 STAGE = "extract"
-BACKENDS = ("auto", *AUTO_ORDER)
+ExtractBackend = Literal["auto", BuiltinBackend]
+"""``vidcap extract --backend``: auto (decord, then PyAV, then OpenCV) or one of them."""
+BACKENDS: tuple[str, ...] = get_args(ExtractBackend)
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ExtractConfig:
     size: int = 224  # short side after resizing, in pixels
     crop: bool = False  # centre-crop to a size-by-size square
     clip_frames: int = 30
-    backend: str = "auto"
+    backend: ExtractBackend = "auto"
     timeout: float = 120.0  # seconds per video before its decoder is killed
     workers: int = 1  # videos decoded at once by this process
 

@@ -9,122 +9,77 @@ holds ``checkpoints/``, ``metrics.jsonl`` and the stage's manifest, which captio
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from vidcap.artifacts import ItemRecord, StageDir, atomic_write_json, remove_outputs
+from vidcap.artifacts import MANIFEST, ItemRecord, StageDir, remove_outputs
+from vidcap.artifacts.readers import CODEBOOK, ClipTrack, pipeline_settings, read_tracks
+from vidcap.bundle import (
+    BUNDLE_INFO,
+    FEATURE_PROJECTION,
+    TASKS,
+    VOCABULARY,
+    Bundle,
+    Task,
+    copy_codebook,
+    write_bundle,
+)
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
-from vidcap.models.caption import (
-    ARCHS,
-    FEATURE_PROJECTION,
-    CaptionModel,
-    build_caption_model,
-    describe,
-)
-from vidcap.models.presets import model_size
-from vidcap.pipeline import pipeline_settings
+from vidcap.metrics.captions import caption_scores
+from vidcap.metrics.qa import exact_match
+from vidcap.models.inputs import InputConfig
+from vidcap.models.presets import ARCHS, PRESETS, Arch, Preset, model_size
+from vidcap.models.seq2seq import CaptionModel, build_caption_model, describe, generate_captions
 from vidcap.quantize.kmeans import HierarchicalKMeans
-from vidcap.stages.base import StageResult, result_from_index
-from vidcap.stages.pretrain import (
-    BUNDLE_INFO,
-    FINAL,
-    VOCABULARY,
-    read_bundle_info,
-    training_fingerprint,
-)
-from vidcap.stages.quantize import CODEBOOK
-from vidcap.text import JointVocabulary, train_vocabulary
-from vidcap.training.captions import (
-    TASKS,
+from vidcap.stages.base import StageResult, result_from_index, training_details
+from vidcap.text import VOCABULARY_FILE, JointVocabulary, train_vocabulary
+from vidcap.training.loop import StepReport, resolve_resume, train
+from vidcap.training.settings import Phase, TrainingOverrides, training_fingerprint
+from vidcap.training.tasks import (
+    ITEM_NAMES,
     CaptionExamples,
-    CaptionSegment,
-    ClipTrack,
-    InputConfig,
+    TaskItem,
     collate_captions,
     corpus_records,
-    load_tracks,
     task_items,
 )
-from vidcap.training.loop import StepReport, TrainConfig, resolve_resume, train
 
 STAGE = "finetune"
 TEXT_VOCAB_SIZE = 4000  # word pieces of a vocabulary trained here (as pretrain's default)
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
-class FinetuneDefaults:
-    """Training defaults of a preset for captioning (shorter targets than pretraining)."""
+class FinetuneConfig(TrainingOverrides):
+    """Settings of ``vidcap finetune`` (the training ones: :class:`TrainingOverrides`); ``None``
+    means the pretrain's (or the preset's) choice."""
 
-    max_steps: int
-    batch_size: int
-    lr: float
+    PHASE: ClassVar[Phase] = "finetune"
 
-
-FINETUNE_DEFAULTS = {
-    "tiny": FinetuneDefaults(max_steps=150, batch_size=16, lr=2e-3),
-    "base": FinetuneDefaults(max_steps=1500, batch_size=32, lr=5e-4),
-    "paper": FinetuneDefaults(max_steps=50_000, batch_size=128, lr=5e-5),
-}
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Settings of ``vidcap finetune``; ``None`` means the pretrain's (or the preset's) choice."""
-
-    task: str = "caption"  # caption | qa | summary
-    arch: str | None = None
-    preset: str | None = None
+    task: Task = "caption"
+    arch: Arch | None = None
+    preset: Preset | None = None
     from_scratch: bool = False
     with_features: bool = False
     with_transcript: bool = False
-    max_steps: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    grad_accum: int = 1
-    mixed_precision: str = "no"
-    save_every: int = 500
-    eval_every: int = 250
     beams: int = 4
-    seed: int = 0
-    log_with: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise VidcapError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}.")
         if self.arch is not None and self.arch not in ARCHS:
             raise VidcapError(f"--arch must be bart or videobert, got {self.arch!r}.")
-        if self.preset is not None and self.preset not in FINETUNE_DEFAULTS:
-            raise VidcapError(
-                f"unknown preset {self.preset!r}; use one of {', '.join(FINETUNE_DEFAULTS)}."
-            )
+        if self.preset is not None and self.preset not in PRESETS:
+            raise VidcapError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}.")
         if self.beams < 1:
             raise VidcapError(f"--beams must be >= 1, got {self.beams}.")
-
-    def train_config(self, preset: str) -> TrainConfig:
-        defaults = FINETUNE_DEFAULTS[preset]
-        return TrainConfig(
-            max_steps=defaults.max_steps if self.max_steps is None else self.max_steps,
-            batch_size=defaults.batch_size if self.batch_size is None else self.batch_size,
-            lr=defaults.lr if self.lr is None else self.lr,
-            grad_accum=self.grad_accum,
-            mixed_precision=self.mixed_precision,
-            save_every=self.save_every,
-            eval_every=self.eval_every,
-            seed=self.seed,
-            log_with=self.log_with,
-        )
 
 
 @dataclass(frozen=True)
@@ -142,12 +97,12 @@ class _Source:
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    if not path.is_file():
+    manifest = StageDir(folder, STAGE).read_manifest()
+    if manifest is None:
         raise VidcapError(
             f"{folder} has no {MANIFEST}: give a folder written by `vidcap pretrain` or `vidcap finetune` (or, with --from-scratch, by `vidcap quantize`)."
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return manifest
 
 
 def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
@@ -159,7 +114,8 @@ def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
     if stage == STAGE:
         return _bundle_source(folder, manifest, config)
     if stage == "pretrain":
-        info = read_bundle_info(folder / FINAL)
+        pretrained = Bundle.load(folder, "pretrain")
+        info = pretrained.info
         arch = config.arch or info["arch"]
         if arch != info["arch"] and not config.from_scratch:
             raise VidcapError(
@@ -167,8 +123,8 @@ def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
             )
         return _Source(
             Path(manifest["upstream"]["path"]),
-            None if config.from_scratch else folder / FINAL,
-            folder / FINAL,
+            None if config.from_scratch else pretrained.folder,
+            pretrained.folder,
             arch,
             config.preset or info.get("preset", "base"),
             manifest["fingerprint"],
@@ -193,7 +149,7 @@ def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
 
 def _bundle_source(folder: Path, manifest: dict[str, Any], config: FinetuneConfig) -> _Source:
     """A finetuned bundle to train on: same architecture, vocabulary, words and feature input."""
-    info = read_bundle_info(folder)
+    info = Bundle.load(folder, STAGE).info
     if config.from_scratch:
         raise VidcapError(
             f"{folder} is a finetuned model; --from-scratch needs a pretrain or quantize folder."
@@ -217,7 +173,7 @@ def _bundle_source(folder: Path, manifest: dict[str, Any], config: FinetuneConfi
     )
 
 
-def _vocabulary(source: _Source, segments: list[CaptionSegment], n_visual: int) -> JointVocabulary:
+def _vocabulary(source: _Source, segments: list[TaskItem], n_visual: int) -> JointVocabulary:
     """The pretrain's vocabulary (also for --from-scratch, so the two routes tokenise alike), or
     one trained on the train split's captions and narration."""
     if source.vocabulary is not None:
@@ -239,29 +195,26 @@ def run_finetune(
 ) -> StageResult:
     """Finetune a model for ``config.task`` from ``source``: a pretrain folder, a finetuned bundle
     to train further, or (``--from-scratch``) a words folder."""
-    from vidcap.captioner import generate_captions
-    from vidcap.evaluation.metrics import caption_scores
-    from vidcap.evaluation.qa import exact_match
-
     started = time.perf_counter()
     out_dir = Path(out_dir)
     processes = current_processes()
     src = resolve_source(source, config)
     if src.bundle and src.pretrained.resolve() == out_dir.resolve():
         raise VidcapError(f"--out must be a new folder: {out_dir} is the model being finetuned.")
-    tracks, _, words_manifest = load_tracks(src.words_dir, config.with_features)
+    tracks, _, words_manifest = read_tracks(src.words_dir, config.with_features)
     segments = task_items(config.task, corpus_records(words_manifest, src.words_dir), tracks)
     train_segments = [s for s in segments if s.split == "train"]
     val_segments = [s for s in segments if s.split == "val"]
     if not train_segments:
-        what = {"caption": "captioned segments", "qa": "questions", "summary": "summaries"}
-        raise VidcapError(f"no {what[config.task]} in the train split of {src.words_dir}'s corpus.")
+        raise VidcapError(
+            f"no {ITEM_NAMES[config.task]} in the train split of {src.words_dir}'s corpus."
+        )
     train_config = config.train_config(src.preset)
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     stage_fp = training_fingerprint(STAGE, config, train_config, src.fingerprint)
     # A finished run is up to date unless a particular checkpoint is asked for.
     if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
-        return result_from_index(stage, started, _details, up_to_date=True)
+        return result_from_index(stage, started, training_details, up_to_date=True)
     fresh = resolve_resume(out_dir, resume, stage_fp) is None
     if (force or fresh) and processes.is_main:
         # A fresh start owes nothing to an earlier run in this folder: its checkpoints, vocabulary
@@ -276,7 +229,7 @@ def run_finetune(
 
     tree = HierarchicalKMeans.load(src.words_dir / CODEBOOK)
     vocab_dir = out_dir / VOCABULARY
-    if processes.is_main and not (vocab_dir / "vidcap_vocabulary.json").is_file():
+    if processes.is_main and not (vocab_dir / VOCABULARY_FILE).is_file():
         _vocabulary(src, segments, tree.vocab_size).save(vocab_dir)
     processes.barrier()
     vocab = JointVocabulary.load(vocab_dir)
@@ -365,7 +318,7 @@ def run_finetune(
             extra={"corpus": words_manifest.get("corpus"), "words": str(src.words_dir.resolve())},
         )
     processes.barrier()
-    return result_from_index(stage, started, _details)
+    return result_from_index(stage, started, training_details)
 
 
 def _feature_dim(tracks: dict[str, ClipTrack]) -> int:
@@ -382,17 +335,15 @@ def _write_bundle(
     inputs: InputConfig,
     settings: dict[str, Any],
 ) -> None:
-    """Write the bundle files into a temporary folder, move them in, then ``vidcap.json`` last."""
-    tmp = out_dir / ".tmp-bundle"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
-    vocab.save(tmp)
-    shutil.copy2(src.words_dir / CODEBOOK, tmp / CODEBOOK)
-    for path in sorted(tmp.iterdir()):
-        os.replace(path, out_dir / path.name)
-    tmp.rmdir()
-    atomic_write_json(
-        out_dir / BUNDLE_INFO,
+    """The bundle's files into ``out_dir``, ``vidcap.json`` last."""
+
+    def write_files(folder: Path) -> None:
+        model.save(folder)
+        vocab.save(folder)
+        copy_codebook(src.words_dir, folder)
+
+    write_bundle(
+        out_dir,
         {
             "stage": STAGE,
             "task": config.task,
@@ -412,14 +363,5 @@ def _write_bundle(
                 "features": words_manifest["upstream"]["path"],
             },
         },
+        write_files,
     )
-
-
-def _details(ok: list[ItemRecord]) -> dict[str, Any]:
-    if not ok:
-        return {}
-    info = ok[0].info
-    return {
-        "steps": info.get("steps"),
-        **{f"val {k}": v for k, v in (info.get("val") or {}).items()},
-    }

@@ -7,32 +7,28 @@ checkpoint (safetensors) with its tokenizer, the codebook and ``vidcap.json``.
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import torch
 
 from vidcap.artifacts import (
     ItemRecord,
     StageDir,
-    atomic_write_json,
-    fingerprint,
     remove_outputs,
 )
+from vidcap.artifacts.readers import pipeline_settings
+from vidcap.bundle import CODEBOOK, FINAL, VOCABULARY, copy_codebook, write_bundle
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
-from vidcap.models.presets import model_size, train_defaults
-from vidcap.pipeline import pipeline_settings
+from vidcap.models.presets import ARCHS, Arch, Preset, model_size
 from vidcap.quantize.kmeans import HierarchicalKMeans
-from vidcap.stages.base import StageResult, result_from_index
-from vidcap.stages.quantize import CODEBOOK
-from vidcap.text import JointVocabulary, extend_pretrained, train_vocabulary
+from vidcap.stages.base import StageResult, result_from_index, training_details
+from vidcap.text import VOCABULARY_FILE, JointVocabulary, extend_pretrained, train_vocabulary
 from vidcap.training.examples import (
     BartExamples,
     ExampleConfig,
@@ -43,64 +39,30 @@ from vidcap.training.examples import (
     load_video_samples,
     split_samples,
 )
-from vidcap.training.loop import StepReport, TrainConfig, train
+from vidcap.training.loop import StepReport, train
 from vidcap.training.objectives import Seq2SeqObjective, VideoBertObjective
+from vidcap.training.settings import Phase, TrainingOverrides, training_fingerprint
 
 STAGE = "pretrain"
-ARCHS = ("videobert", "bart")
-FINAL = "final"
-VOCABULARY = "vocabulary"
-BUNDLE_INFO = "vidcap.json"
-# Settings that do not change the model: changing them must not make a finished run stale.
-BOOKKEEPING = frozenset({"save_every", "eval_every", "log_with"})
-
-
-def training_fingerprint(
-    stage: str, config: Any, train_config: TrainConfig, upstream_fingerprint: str
-) -> str:
-    """A training stage's fingerprint: the settings that change the weights, and the upstream."""
-    settings = {k: v for k, v in asdict(config).items() if k not in BOOKKEEPING}
-    return fingerprint(stage, settings, train_config.weight_settings(), upstream_fingerprint)
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
-    """Settings of ``vidcap pretrain``; ``None`` means the preset's default."""
+class PretrainConfig(TrainingOverrides):
+    """Settings of ``vidcap pretrain`` (the training ones: :class:`TrainingOverrides`)."""
 
-    arch: str = "videobert"
-    preset: str = "base"
+    PHASE: ClassVar[Phase] = "pretrain"
+
+    arch: Arch = "videobert"
+    preset: Preset = "base"
     init: str | None = None
     tokenizer: str | None = None
-    max_steps: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
     text_vocab_size: int = 4000
     freeze_visual: bool = False
-    grad_accum: int = 1
-    mixed_precision: str = "no"
-    save_every: int = 500
-    eval_every: int = 200
-    seed: int = 0
-    log_with: str | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise VidcapError(f"--arch must be videobert or bart, got {self.arch!r}.")
         model_size(self.preset, self.arch)  # validates the preset
-
-    def train_config(self) -> TrainConfig:
-        defaults = train_defaults(self.preset)
-        return TrainConfig(
-            max_steps=defaults.max_steps if self.max_steps is None else self.max_steps,
-            batch_size=defaults.batch_size if self.batch_size is None else self.batch_size,
-            lr=defaults.lr if self.lr is None else self.lr,
-            grad_accum=self.grad_accum,
-            mixed_precision=self.mixed_precision,
-            save_every=self.save_every,
-            eval_every=self.eval_every,
-            seed=self.seed,
-            log_with=self.log_with,
-        )
 
 
 def _texts(samples: list[VideoSample]) -> list[str]:
@@ -117,7 +79,7 @@ def _vocabulary(
 ) -> JointVocabulary:
     """Build (main process) or load (the others, and a resumed run) the joint vocabulary."""
     path = out_dir / VOCABULARY
-    if is_main and not (path / "vidcap_vocabulary.json").is_file():
+    if is_main and not (path / VOCABULARY_FILE).is_file():
         base = config.tokenizer or config.init
         if base is not None:
             vocab = extend_pretrained(base, n_visual)
@@ -147,11 +109,11 @@ def run_pretrain(
     processes = current_processes()
     samples, words_manifest = load_video_samples(words_dir)
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
-    train_config = config.train_config()
+    train_config = config.train_config(config.preset)
     stage_fp = training_fingerprint(STAGE, config, train_config, words_manifest["fingerprint"])
     # A finished run is up to date unless a particular checkpoint is asked for.
     if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
-        return result_from_index(stage, started, _details, up_to_date=True)
+        return result_from_index(stage, started, training_details, up_to_date=True)
     if force and processes.is_main:
         remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
     processes.barrier()
@@ -202,14 +164,16 @@ def run_pretrain(
         run=stage_fp,
     )
     if processes.is_main:
-        final = out_dir / FINAL
-        tmp = out_dir / f".tmp-{FINAL}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        outcome["objective"].model.save_pretrained(tmp, safe_serialization=True)
-        vocab.save(tmp)
-        shutil.copy2(Path(words_dir) / CODEBOOK, tmp / CODEBOOK)
-        atomic_write_json(
-            tmp / BUNDLE_INFO,
+        remove_outputs(out_dir, (FINAL,))  # a bundle's files come from one run only
+        model = outcome["objective"].model
+
+        def write_files(folder: Path) -> None:
+            model.save_pretrained(folder, safe_serialization=True)
+            vocab.save(folder)
+            copy_codebook(words_dir, folder)
+
+        write_bundle(
+            out_dir / FINAL,
             {
                 "stage": STAGE,
                 "arch": config.arch,
@@ -221,9 +185,8 @@ def run_pretrain(
                 # extract settings and encoder, so `vidcap classify` can read raw videos
                 **pipeline_settings(words_manifest),
             },
+            write_files,
         )
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
         stage.record(
             ItemRecord(
                 FINAL,
@@ -249,24 +212,4 @@ def run_pretrain(
             },
         )
     processes.barrier()
-    return result_from_index(stage, started, _details)
-
-
-def _details(ok: list[ItemRecord]) -> dict[str, Any]:
-    if not ok:
-        return {}
-    info = ok[0].info
-    return {
-        "steps": info.get("steps"),
-        **{f"val {k}": v for k, v in (info.get("val") or {}).items()},
-    }
-
-
-def read_bundle_info(model_dir: str | Path) -> dict[str, Any]:
-    """``vidcap.json`` of a pretrain ``final/`` folder or a finetuned bundle."""
-    path = Path(model_dir) / BUNDLE_INFO
-    if not path.is_file():
-        raise VidcapError(
-            f"{model_dir} has no {BUNDLE_INFO}: give a `vidcap pretrain` folder's final/ (or the pretrain folder itself) or a finetuned bundle."
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return result_from_index(stage, started, training_details)

@@ -23,6 +23,7 @@ from vidcap.artifacts import (
     fingerprint,
     read_upstream,
 )
+from vidcap.artifacts.readers import CODEBOOK, load_features, load_words
 from vidcap.errors import VidcapError
 from vidcap.quantize.kmeans import (
     HierarchicalKMeans,
@@ -31,11 +32,10 @@ from vidcap.quantize.kmeans import (
     top_words,
     words_used,
 )
+from vidcap.quantize.settings import Normalization
 from vidcap.stages.base import StageResult, result_from_index
-from vidcap.stages.encode import load_features
 
 STAGE = "quantize"
-CODEBOOK = "codebook.safetensors"
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class QuantizeConfig:
     k: int = 12
     depth: int = 4
     fit_samples: int | None = None  # fit on this many random train clips (None: all of them)
-    normalize: str = "l2"
+    normalize: Normalization = "l2"
     seed: int = 0
     device: str = "cpu"
 
@@ -58,22 +58,6 @@ class QuantizeConfig:
         return KMeansConfig(
             k=self.k, depth=self.depth, normalize=self.normalize, seed=self.seed, device=self.device
         )
-
-
-@dataclass(frozen=True)
-class VideoWords:
-    """One video's visual words: a word id per clip, with the clip's start and end seconds."""
-
-    id: str
-    words: list[int]
-    start_s: list[float]
-    end_s: list[float]
-
-
-def load_words(path: str | Path) -> VideoWords:
-    """Read one ``words/<id>.json`` file."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return VideoWords(data["id"], data["words"], data["start_s"], data["end_s"])
 
 
 def run_quantize(

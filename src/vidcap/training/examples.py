@@ -25,13 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidcap.artifacts import read_upstream
+from vidcap.artifacts.readers import ClipTrack, read_tracks
 from vidcap.corpus import VideoRecord, read_corpus
 from vidcap.errors import VidcapError
-from vidcap.stages.quantize import load_words
+from vidcap.models.padding import as_tensors, attention_mask, decoder_targets, padded
 from vidcap.text import JointVocabulary
 from vidcap.training.noise import NoiseConfig, add_noise
-from vidcap.training.padding import as_tensors, attention_mask, decoder_targets, padded
 
 TEXT, VIDEO, JOINT = 0, 1, 2
 OBJECTIVES = ("text", "video", "joint")
@@ -48,23 +47,12 @@ class TextUnit:
 
 @dataclass
 class VideoSample:
-    """One video's visual words (with clip times) and its text units, in time order."""
+    """One video's clip track (visual words and clip times) and its text units, in time order."""
 
     id: str
     split: str | None
-    words: np.ndarray
-    start_s: np.ndarray
-    end_s: np.ndarray
+    track: ClipTrack
     units: list[TextUnit]
-
-    def clips_between(self, start: float, end: float) -> np.ndarray:
-        """Which clips overlap ``[start, end]`` (the nearest clip if none does), as a boolean mask."""
-        inside = (self.start_s < end) & (self.end_s > start)
-        if not inside.any():
-            centre = (start + end) / 2
-            inside = np.zeros(len(self.words), dtype=bool)
-            inside[int(np.argmin(np.abs((self.start_s + self.end_s) / 2 - centre)))] = True
-        return inside
 
 
 def text_units(
@@ -85,7 +73,7 @@ def load_video_samples(
     words_dir: str | Path, use_transcript: bool = True, use_captions: bool = True
 ) -> tuple[list[VideoSample], dict[str, Any]]:
     """Every quantized video with its text (from the corpus recorded upstream), and the manifest."""
-    manifest, items = read_upstream(words_dir, "quantize")
+    tracks, splits, manifest = read_tracks(words_dir)
     corpus_path = manifest.get("corpus")
     records: dict[str, VideoRecord] = {}
     if corpus_path:
@@ -94,24 +82,15 @@ def load_video_samples(
                 f"the corpus {corpus_path} recorded by {words_dir} is gone; its text is needed for training."
             )
         records = {r.id: r for r in read_corpus(corpus_path)}
-    samples = []
-    for video_id in sorted(items):
-        item = items[video_id]
-        words = load_words(Path(words_dir) / item.outputs["words"])
-        if not words.words:
-            continue
-        samples.append(
-            VideoSample(
-                id=video_id,
-                split=item.info.get("split"),
-                words=np.asarray(words.words, dtype=np.int64),
-                start_s=np.asarray(words.start_s),
-                end_s=np.asarray(words.end_s),
-                units=text_units(records.get(video_id), use_transcript, use_captions),
-            )
+    samples = [
+        VideoSample(
+            video_id,
+            splits[video_id],
+            track,
+            text_units(records.get(video_id), use_transcript, use_captions),
         )
-    if not samples:
-        raise VidcapError(f"{words_dir} has no videos with visual words.")
+        for video_id, track in tracks.items()
+    ]
     return samples, manifest
 
 
@@ -172,7 +151,7 @@ class _Examples(Dataset, ABC):
         encoded = vocab.encode_texts(texts) if texts else []
         self._ids = {t: np.asarray(i, dtype=np.int64) for t, i in zip(texts, encoded, strict=True)}
         # Checked and mapped once: words from another codebook fail here, not mid-training.
-        self._visual_ids = [vocab.visual_ids(sample.words) for sample in self.samples]
+        self._visual_ids = [vocab.visual_ids(sample.track.words) for sample in self.samples]
         self._texted_samples = np.array(
             [s for s, sample in enumerate(self.samples) if sample.units], dtype=np.int64
         )
@@ -206,9 +185,9 @@ class _Examples(Dataset, ABC):
         when ``joined``); the whole video for a video-only entry."""
         sample = self.samples[s]
         if u < 0:
-            return 0, len(sample.words)
+            return 0, len(sample.track.words)
         last = sample.units[u + 1] if joined and u + 1 < len(sample.units) else sample.units[u]
-        inside = np.flatnonzero(sample.clips_between(sample.units[u].start, last.end))
+        inside = sample.track.between(sample.units[u].start, last.end)
         return int(inside[0]), int(inside[-1]) + 1
 
     def __len__(self) -> int:

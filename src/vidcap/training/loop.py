@@ -25,58 +25,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidcap.errors import VidcapError
+from vidcap.training.settings import TrainConfig
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 _STATE_FILE = "trainer_state.json"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings. ``batch_size`` is per process and per accumulation step."""
-
-    max_steps: int
-    batch_size: int
-    lr: float
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    grad_accum: int = 1
-    max_grad_norm: float = 1.0
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    save_every: int = 500
-    eval_every: int = 200
-    log_every: int = 10
-    keep_checkpoints: int = 2
-    seed: int = 0
-    log_with: str | None = None  # e.g. tensorboard
-    # Processes drawing training examples (None: 2 with a GPU; 0 on a CPU, where the examples are
-    # drawn between steps: measured on 2 cores, a worker process or a background thread drawing
-    # alongside the model slowed it more than drawing costs).
-    loader_workers: int | None = None
-
-    def weight_settings(self) -> dict[str, Any]:
-        """The settings that change the trained weights (not how often to save, log or evaluate)."""
-        bookkeeping = {"save_every", "eval_every", "log_every", "keep_checkpoints", "log_with"}
-        return {k: v for k, v in asdict(self).items() if k not in bookkeeping | {"loader_workers"}}
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1:
-            raise VidcapError(f"--max-steps must be >= 1, got {self.max_steps}.")
-        if self.batch_size < 1:
-            raise VidcapError(f"--batch-size must be >= 1, got {self.batch_size}.")
-        if not self.lr > 0:
-            raise VidcapError(f"--lr must be > 0, got {self.lr}.")
-        for name in ("save_every", "eval_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise VidcapError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}."
-                )
-        if self.grad_accum < 1:
-            raise VidcapError(f"--grad-accum must be >= 1, got {self.grad_accum}.")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise VidcapError(
-                f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}."
-            )
 
 
 @dataclass(frozen=True)

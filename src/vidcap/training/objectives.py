@@ -16,15 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidcap.models.stats import Stats, count_stat
 from vidcap.training.examples import OBJECTIVES
-
-Stats = dict[str, torch.Tensor]
-
-
-def count_stat(total: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:
-    """A statistic as ``tensor([sum, count])``, which adds up across steps and processes."""
-    count = torch.as_tensor(count, dtype=torch.float32, device=total.device)
-    return torch.stack([total.detach().float(), count])
 
 
 def _labelled_token_loss(

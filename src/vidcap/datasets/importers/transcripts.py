@@ -9,7 +9,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from vidcap.captions.output import parse_srt, parse_vtt
 from vidcap.corpus import TranscriptLine
 from vidcap.datasets.importers.common import (
     BAD_TRANSCRIPT,
@@ -19,6 +18,7 @@ from vidcap.datasets.importers.common import (
     ImportReport,
 )
 from vidcap.errors import VidcapError
+from vidcap.output.formats import parse_srt, parse_vtt
 
 # Videos found only through their speech have no split of their own: pretraining data.
 DEFAULT_SPLIT = "train"

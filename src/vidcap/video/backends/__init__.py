@@ -14,13 +14,15 @@ import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
+BuiltinBackend = Literal["decord", "pyav", "opencv"]
+"""The backends vidcap registers itself (others can be registered at run time)."""
 # The order ``backend="auto"`` tries them in: decord is the fastest (it resizes inside the decoder),
 # PyAV is the most tolerant of damaged files, OpenCV is a last resort.
-AUTO_ORDER: tuple[str, ...] = ("decord", "pyav", "opencv")
+AUTO_ORDER: tuple[str, ...] = get_args(BuiltinBackend)
 
 
 @dataclass(frozen=True)

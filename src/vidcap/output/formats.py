@@ -23,12 +23,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from vidcap.artifacts import atomic_write_text
 from vidcap.errors import VidcapError
 
-FORMATS = ("text", "json", "jsonl", "srt", "vtt")
+Format = Literal["text", "json", "jsonl", "srt", "vtt"]
+"""An output format (``vidcap caption --format``)."""
+FORMATS: tuple[str, ...] = get_args(Format)
 SUBTITLE_FORMATS = ("srt", "vtt")
 
 # What a cue with no text shows. A cue needs a text line in SubRip (the line after the timing ends

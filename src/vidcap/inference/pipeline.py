@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from vidcap.artifacts.readers import ClipTrack
+from vidcap.bundle import Bundle
+from vidcap.devices import resolve_device
 from vidcap.errors import VidcapError
 from vidcap.video.clips import Clip
 
@@ -25,56 +27,27 @@ ENCODE_BATCH = 16  # clips encoded at once
 
 
 @dataclass
-class VideoClips:
-    """A decoded and encoded video: per-clip times, features, visual words and thumbnails."""
+class VideoClips(ClipTrack):
+    """A decoded and encoded video: its clip track (times, features, visual words), the video's
+    duration and, when asked, a thumbnail per clip."""
 
-    start_s: np.ndarray
-    end_s: np.ndarray
-    features: np.ndarray
-    words: np.ndarray
     thumbnails: list[np.ndarray] = field(default_factory=list)
     duration: float = 0.0
 
 
-def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
-    """What turning a raw video into visual words needs from the stage folders upstream of a words
-    folder: the extract settings and the encoder (for ``vidcap.json``)."""
-    from vidcap.artifacts import read_upstream
-
-    features_manifest, _ = read_upstream(words_manifest["upstream"]["path"], "encode")
-    frames_manifest, _ = read_upstream(features_manifest["upstream"]["path"], "extract")
-    extract, encode = frames_manifest["config"], features_manifest["config"]
-    return {
-        "extract": {k: extract[k] for k in ("fps", "size", "crop", "clip_frames", "backend")},
-        "encoder": {
-            "spec": encode["encoder"],
-            "dtype": encode.get("dtype", "float32"),
-            "weights": encode.get("weights", "default"),
-            "description": features_manifest.get("encoder"),
-        },
-    }
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → the first GPU when there is one, else the CPU."""
-    return torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    )
-
-
 class VideoPipeline:
-    """Extract → encode → quantize for one video at a time, as ``info`` (a ``vidcap.json``) says."""
+    """Extract → encode → quantize for one video at a time, as a bundle's ``vidcap.json`` says."""
 
-    def __init__(self, folder: Path, info: dict[str, Any], device: str = "auto") -> None:
+    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
         from vidcap.encoders import EncoderOptions, build_encoder
-        from vidcap.quantize.kmeans import HierarchicalKMeans
 
+        info = bundle.info
         if "extract" not in info or "encoder" not in info:
             raise VidcapError(
-                f"{folder}/vidcap.json does not record the extract and encode settings (written by an older vidcap?); re-run the stage that wrote it."
+                f"{bundle.folder}/vidcap.json does not record the extract and encode settings (written by an older vidcap?); re-run the stage that wrote it."
             )
         self.device = resolve_device(device)
-        self.tree = HierarchicalKMeans.load(folder / info["codebook"])
+        self.tree = bundle.codebook()
         spec = info["encoder"]
         self.encoder = build_encoder(
             spec["spec"],
@@ -157,3 +130,16 @@ def _thumbnail(frame: np.ndarray) -> np.ndarray:
 
 def _as_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+class BundleModel:
+    """What every model that reads raw videos shares: its bundle, the pipeline that turns a video
+    into the bundle's visual words, the device, and the vocabulary."""
+
+    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
+        self.bundle = bundle
+        self.folder = bundle.folder
+        self.info = bundle.info
+        self.pipeline = VideoPipeline(bundle, device)
+        self.device = self.pipeline.device
+        self.vocab = bundle.vocabulary()

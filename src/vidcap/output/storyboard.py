@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from vidcap.artifacts import atomic_write_bytes
-from vidcap.captions.output import TimedCaption, format_clock
 from vidcap.errors import VidcapError
+from vidcap.output.formats import TimedCaption, format_clock
 
 TILE_PADDING = 8  # pixels around a thumbnail inside its tile: a tile is thumb_width + 2 * this wide
 MIN_THUMB_WIDTH = 32

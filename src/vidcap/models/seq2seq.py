@@ -25,15 +25,14 @@ import transformers
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
+from vidcap.bundle import FEATURE_PROJECTION
 from vidcap.errors import VidcapError
-from vidcap.models.presets import ModelSize
+from vidcap.models.inputs import collate_inputs
+from vidcap.models.presets import ARCHS, ModelSize
+from vidcap.models.stats import count_stat
 from vidcap.models.videobert import bert_config
 from vidcap.models.visual_embeddings import init_visual_rows
 from vidcap.text import JointVocabulary
-from vidcap.training.objectives import count_stat
-
-ARCHS = ("bart", "videobert")
-FEATURE_PROJECTION = "feature_projection.safetensors"
 
 
 class FeatureProjection(nn.Module):
@@ -79,7 +78,7 @@ class CaptionModel(nn.Module):
         return config.d_model if self.arch == "bart" else config.encoder.hidden_size
 
     def encode(self, batch: dict[str, torch.Tensor]) -> BaseModelOutput:
-        """Encoder states for a batch of segment inputs (see ``training.captions``)."""
+        """Encoder states for a batch of segment inputs (see :mod:`vidcap.models.inputs`)."""
         encoder = self.seq2seq.get_encoder()
         embeds = encoder.get_input_embeddings()(batch["input_ids"])  # BART's scaling included
         if self.features is not None:
@@ -230,3 +229,27 @@ def describe(model: CaptionModel) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in model.parameters()),
         "feature_dim": None if model.features is None else int(model.features.mean.numel()),
     }
+
+
+def generate_captions(
+    model: CaptionModel,
+    vocab: JointVocabulary,
+    inputs: Sequence[dict[str, np.ndarray]],
+    beams: int = 4,
+    max_new_tokens: int = 40,
+    batch_size: int = 32,
+) -> list[str]:
+    """Texts for encoder inputs built by :func:`vidcap.models.inputs.segment_inputs`, in order,
+    generated in batches of ``batch_size``."""
+    model.eval()
+    device = next(model.parameters()).device
+    texts: list[str] = []
+    suppress_ids = vocab.non_text_ids()
+    for i in range(0, len(inputs), batch_size):
+        batch = collate_inputs(list(inputs[i : i + batch_size]), vocab.pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        ids = model.generate(
+            batch, num_beams=beams, max_new_tokens=max_new_tokens, suppress_ids=suppress_ids
+        )
+        texts += [vocab.decode_text(row).strip() for row in ids.cpu()]
+    return texts

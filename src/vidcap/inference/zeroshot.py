@@ -2,7 +2,7 @@
 from what the video shows, as the VideoBERT paper does with "now let me show you how to [MASK] the
 [MASK]".
 
-    from vidcap.zeroshot import ZeroShotClassifier
+    from vidcap.inference.zeroshot import ZeroShotClassifier
     classifier = ZeroShotClassifier.load("runs/pretrain")
     result = classifier.classify("video.mp4", "a [MASK] square", labels=["red", "blue"])
     result.ranked[0].label                                  # the best label
@@ -27,7 +27,6 @@ choice the answer can take.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,11 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidcap.artifacts.readers import ClipTrack
+from vidcap.bundle import Bundle
 from vidcap.errors import VidcapError
-from vidcap.pipeline import VideoPipeline
-from vidcap.stages.pretrain import BUNDLE_INFO, FINAL
+from vidcap.inference.pipeline import BundleModel
 from vidcap.text import JointVocabulary
-from vidcap.training.captions import ClipTrack
 
 MASK_MARKER = re.compile(r"\[MASK\]", re.IGNORECASE)
 """How a slot is written in a template (any case: ``[mask]`` too)."""
@@ -148,30 +147,16 @@ class Classification:
         return out
 
 
-def resolve_pretrain(model_dir: str | Path) -> Path:
-    """The ``final/`` folder of a pretrain folder (or ``model_dir`` itself when it is one)."""
-    folder = Path(model_dir)
-    if not (folder / BUNDLE_INFO).is_file() and (folder / FINAL / BUNDLE_INFO).is_file():
-        folder = folder / FINAL
-    if not (folder / BUNDLE_INFO).is_file():
-        raise VidcapError(
-            f"{model_dir} is not a VideoBERT pretrain: it has no {BUNDLE_INFO} (give the --out folder of `vidcap pretrain`, or its final/)."
-        )
-    return folder
-
-
-class ZeroShotClassifier:
+class ZeroShotClassifier(BundleModel):
     """A VideoBERT pretrain ready to fill template slots from videos (see the module docstring)."""
 
-    def __init__(self, folder: Path, info: dict[str, Any], device: str = "auto") -> None:
+    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
         import transformers
 
-        self.folder = folder
-        self.info = info
-        self.pipeline = VideoPipeline(folder, info, device)
-        self.device = self.pipeline.device
-        self.vocab = JointVocabulary.load(folder)
-        self.model = transformers.BertForPreTraining.from_pretrained(folder).to(self.device).eval()
+        super().__init__(bundle, device)
+        self.model = (
+            transformers.BertForPreTraining.from_pretrained(bundle.folder).to(self.device).eval()
+        )
         self.max_length = int(self.model.config.max_position_embeddings)
         lo, hi = self.vocab.text_id_range
         allowed = np.zeros(len(self.vocab), dtype=bool)
@@ -193,17 +178,16 @@ class ZeroShotClassifier:
             VidcapError: not a pretrain (no ``vidcap.json``, or a finetuned caption bundle), or a
                 BART pretrain, which has no masked-LM head to fill slots with.
         """
-        folder = resolve_pretrain(model_dir)
-        info = json.loads((folder / BUNDLE_INFO).read_text(encoding="utf-8"))
-        if info.get("stage") != "pretrain":
+        bundle = Bundle.load(model_dir, "pretrain")
+        if bundle.stage != "pretrain":
             raise VidcapError(
-                f"{model_dir} is a {info.get('stage', 'unknown')} folder, not a VideoBERT pretrain; zero-shot classification needs the masked-LM head of `vidcap pretrain --arch videobert`."
+                f"{model_dir} is a {bundle.stage} folder, not a VideoBERT pretrain; zero-shot classification needs the masked-LM head of `vidcap pretrain --arch videobert`."
             )
-        if info.get("arch") != "videobert":
+        if bundle.info.get("arch") != "videobert":
             raise VidcapError(
-                f"{model_dir} is a {info.get('arch')} pretrain; zero-shot classification fills [MASK] slots with VideoBERT's masked-LM head, so it needs `vidcap pretrain --arch videobert`."
+                f"{model_dir} is a {bundle.info.get('arch')} pretrain; zero-shot classification fills [MASK] slots with VideoBERT's masked-LM head, so it needs `vidcap pretrain --arch videobert`."
             )
-        return cls(folder, info, device)
+        return cls(bundle, device)
 
     # -- inputs --------------------------------------------------------------------------------
     def template(self, template: str) -> Template:

@@ -286,7 +286,7 @@ class StageDir:
         ``skipped`` counts items found already done by this run. Call on the main process only,
         after every process has finished recording.
         """
-        from vidcap import __version__
+        from vidcap._version import __version__
 
         items = self.read_index()
         text = "".join(

@@ -1,7 +1,8 @@
-"""Zero-shot classification accuracy of a VideoBERT pretrain on a corpus's ground truth.
+"""Zero-shot classification accuracy of a VideoBERT pretrain on the synthetic world's ground truth
+(``vidcap evaluate --task classify``).
 
 Every segment of the split whose ground truth is known (``meta["events"]``, which the synthetic
-corpus records; see :func:`~vidcap.evaluation.metrics.segment_facts`) is classified from its raw
+corpus records; see :func:`~vidcap.synth.facts.segment_facts`) is classified from its raw
 video's clips overlapping it: the candidate labels (by default every value the field takes in the
 corpus, as text) are ranked in the template's slot, and top-1 / top-5 accuracy are read beside two
 baselines that need no video: chance (1/n and min(5, n)/n for n labels) and the majority class
@@ -16,35 +17,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-from rich.table import Table
-
+from vidcap.artifacts import MANIFEST
 from vidcap.corpus import read_corpus
-from vidcap.datasets.lexicon import canonical_phrase
 from vidcap.errors import VidcapError
-from vidcap.evaluation.metrics import Facts, segment_facts
-from vidcap.zeroshot import ZeroShotClassifier, clip_range
+from vidcap.inference.zeroshot import ZeroShotClassifier, clip_range
+from vidcap.synth.facts import FIELDS, normal_label, segment_facts, truth_text
 
-FIELDS = ("colour", "shape", "action")
 TOP = 5
 N_EXAMPLES = 5
-
-
-def truth_text(facts: Facts, field: str) -> str:
-    """The ground truth of ``field`` as a label: colours and shapes by their canonical names,
-    actions by their canonical phrase ("move_left" → "moves left"), as captions say them."""
-    value = getattr(facts, field)
-    return canonical_phrase(value) if field == "action" else value
-
-
-def _normal(label: str) -> str:
-    return " ".join(label.lower().split())
 
 
 def _pretrain_corpus(folder: Path) -> str | None:
     """The corpus recorded in the manifest of the pretrain folder that holds ``folder`` (final/)."""
     for candidate in (folder, folder.parent):
-        manifest = candidate / "manifest.json"
+        manifest = candidate / MANIFEST
         if manifest.is_file():
             corpus = json.loads(manifest.read_text(encoding="utf-8")).get("corpus")
             if corpus:
@@ -145,8 +131,8 @@ def _report(
     n, total = len(labels), len(rows)
     truths = Counter(truth for _, truth, _ in rows)
     frequent = [t for t, _ in truths.most_common(TOP)]
-    hits1 = [_normal(ranked[0]) == _normal(truth) for _, truth, ranked in rows]
-    hits5 = [_normal(truth) in map(_normal, ranked[:TOP]) for _, truth, ranked in rows]
+    hits1 = [normal_label(ranked[0]) == normal_label(truth) for _, truth, ranked in rows]
+    hits5 = [normal_label(truth) in map(normal_label, ranked[:TOP]) for _, truth, ranked in rows]
     per_class: dict[str, dict[str, int]] = {
         label: {"count": 0, "top1": 0, "top5": 0, "predicted": 0} for label in labels
     }
@@ -156,7 +142,7 @@ def _report(
         row["count"] += 1
         row["top1"] += hit1
         row["top5"] += hit5
-    known = {_normal(label) for label in labels}
+    known = {normal_label(label) for label in labels}
     return {
         "model": str(classifier.folder),
         "corpus": str(corpus),
@@ -173,7 +159,7 @@ def _report(
         "majority": truths.most_common(1)[0][1] / total,
         "majority_class": truths.most_common(1)[0][0],
         "majority_top5": sum(truths[t] for t in frequent) / total,
-        "not_in_labels": sum(c for t, c in truths.items() if _normal(t) not in known),
+        "not_in_labels": sum(c for t, c in truths.items() if normal_label(t) not in known),
         "per_class": per_class,
         "examples": [
             {"segment": key, "truth": truth, "predicted": ranked[:TOP]}
@@ -181,43 +167,3 @@ def _report(
         ],
         "failed": failed,
     }
-
-
-def print_classify_report(report: dict[str, Any]) -> None:
-    """The accuracy table (against chance and the majority class) and per-class counts on stderr."""
-    from vidcap.cli.console import stderr
-
-    table = Table(
-        title=f"zero-shot {report['field']}, {report['split']} split",
-        caption=f"{report['segments']} segments of {report['videos']} videos, "
-        f"{len(report['labels'])} labels; template: {escape(report['template'])}",
-    )
-    table.add_column("")
-    table.add_column("top-1", justify="right")
-    table.add_column("top-5", justify="right")
-    table.add_row("VideoBERT", f"{report['top1']:.3f}", f"{report['top5']:.3f}")
-    table.add_row("chance", f"{report['chance_top1']:.3f}", f"{report['chance_top5']:.3f}")
-    table.add_row(
-        f"majority ({escape(report['majority_class'])})",
-        f"{report['majority']:.3f}",
-        f"{report['majority_top5']:.3f}",
-    )
-    stderr.print(table)
-    classes = Table(title="per class")
-    for column in ("label", "segments", "top-1 right", "top-5 right", "predicted"):
-        classes.add_column(column, justify="left" if column == "label" else "right")
-    for label, row in report["per_class"].items():
-        classes.add_row(
-            escape(label), *(str(row[k]) for k in ("count", "top1", "top5", "predicted"))
-        )
-    stderr.print(classes)
-    if report.get("not_in_labels"):
-        stderr.print(
-            f"[yellow]note:[/] {report['not_in_labels']} segments' true value is not among the labels (always wrong).",
-            highlight=False,
-        )
-    for failure in report.get("failed", []):
-        stderr.print(
-            f"[bold red]error:[/] {escape(failure['video'])}: {escape(failure['error'])}",
-            highlight=False,
-        )

@@ -7,55 +7,25 @@
     for c in result.captions:
         print(c.start, c.end, c.text)
 
-Dense segments are either fixed windows (``segment_seconds``) or found from the visual features:
-a boundary is put between two consecutive clips whose features differ much more than is usual in
-that video (cosine distance above the median plus 4 robust standard deviations, 4 x 1.4826 MAD,
-of the video's consecutive distances, so clip-to-clip jitter is not taken for a change). Cuts are
-taken strongest first, skipping any closer than ``min_segment_clips`` clips to one already taken
-or to the video's ends. A video with no such change is one segment.
+Dense segments are fixed windows (``segment_seconds``) or cuts where the visual features change
+(:mod:`vidcap.inference.segments`).
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from vidcap.captions.output import TimedCaption, VideoCaptions
+from vidcap.bundle import TASK_COMMANDS, Bundle
 from vidcap.errors import VidcapError
-from vidcap.models.caption import CaptionModel
-from vidcap.pipeline import VideoClips, VideoPipeline
-from vidcap.stages.pretrain import BUNDLE_INFO
-from vidcap.text import JointVocabulary
-from vidcap.training.captions import InputConfig, collate_inputs, segment_inputs
-
-
-def generate_captions(
-    model: CaptionModel,
-    vocab: JointVocabulary,
-    inputs: Sequence[dict[str, np.ndarray]],
-    beams: int = 4,
-    max_new_tokens: int = 40,
-    batch_size: int = 32,
-) -> list[str]:
-    """Captions for segment inputs built by ``training.captions.segment_inputs``, in order."""
-    model.eval()
-    device = next(model.parameters()).device
-    texts: list[str] = []
-    suppress_ids = vocab.non_text_ids()
-    for i in range(0, len(inputs), batch_size):
-        batch = collate_inputs(list(inputs[i : i + batch_size]), vocab.pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        ids = model.generate(
-            batch, num_beams=beams, max_new_tokens=max_new_tokens, suppress_ids=suppress_ids
-        )
-        texts += [vocab.decode_text(row).strip() for row in ids.cpu()]
-    return texts
+from vidcap.inference.pipeline import BundleModel, VideoClips
+from vidcap.inference.segments import change_segments, fixed_segments
+from vidcap.models.inputs import InputConfig, segment_inputs
+from vidcap.models.seq2seq import CaptionModel, generate_captions
+from vidcap.output.formats import TimedCaption, VideoCaptions
 
 
 @dataclass
@@ -65,83 +35,32 @@ class CaptionedVideo(VideoCaptions):
     thumbnails: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
-def fixed_segments(clips: VideoClips, seconds: float) -> list[tuple[int, int]]:
-    """Clip ranges ``[a, b)`` of consecutive windows of about ``seconds`` each."""
-    if not seconds > 0:
-        raise VidcapError(f"--segment-seconds must be > 0, got {seconds}.")
-    bounds, start = [], 0
-    for i in range(1, len(clips.start_s)):
-        if clips.end_s[i] - clips.start_s[start] > seconds + 1e-6:
-            bounds.append((start, i))
-            start = i
-    bounds.append((start, len(clips.start_s)))
-    return bounds
-
-
-def change_segments(features: np.ndarray, min_segment_clips: int = 2) -> list[tuple[int, int]]:
-    """Clip ranges ``[a, b)`` cut where the visual features change (see the module docstring)."""
-    n = len(features)
-    if n < 2 * min_segment_clips:
-        return [(0, n)]
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-8)
-    distance = 1.0 - np.sum(unit[1:] * unit[:-1], axis=1)  # distance[i]: between clip i and i+1
-    median = float(np.median(distance))
-    mad = float(np.median(np.abs(distance - median))) or 1e-6
-    threshold = median + 4.0 * 1.4826 * mad
-    cuts: list[int] = []
-    for i in np.argsort(-distance):  # strongest changes first
-        cut = int(i) + 1
-        if distance[i] <= threshold:
-            break
-        edges = [0, *sorted(cuts), n]
-        if all(abs(cut - e) >= min_segment_clips for e in edges):
-            cuts.append(cut)
-    edges = [0, *sorted(cuts), n]
-    return list(itertools.pairwise(edges))
-
-
-class Captioner:
+class Captioner(BundleModel):
     """A finetuned bundle ready to caption videos (see the module docstring)."""
 
-    def __init__(self, folder: Path, info: dict[str, Any], device: str = "auto") -> None:
-        self.folder = folder
-        self.info = info
-        self.pipeline = VideoPipeline(folder, info, device)
-        self.device = self.pipeline.device
-        self.vocab = JointVocabulary.load(folder)
-        self.model = CaptionModel.load(folder, info["arch"]).to(self.device)
-        self.inputs = InputConfig(**info["inputs"])
+    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
+        super().__init__(bundle, device)
+        self.model = CaptionModel.load(bundle.folder, bundle.arch).to(self.device)
+        self.inputs = InputConfig(**bundle.info["inputs"])
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto", task: str | None = None) -> Captioner:
         """Load a bundle written by ``vidcap finetune`` (checking it was trained for ``task``)."""
-        folder = Path(folder)
-        path = folder / BUNDLE_INFO
-        if not path.is_file():
+        bundle = Bundle.load(folder, "finetune")
+        if bundle.stage != "finetune":
             raise VidcapError(
-                f"{folder} is not a caption model: it has no {BUNDLE_INFO} (give the --out folder of `vidcap finetune`)."
+                f"{folder} is a {bundle.stage} folder, not a finetuned caption model; run `vidcap finetune` on it first."
             )
-        info = json.loads(path.read_text(encoding="utf-8"))
-        if info.get("stage") != "finetune":
+        if task is not None and bundle.task != task:
             raise VidcapError(
-                f"{folder} is a {info.get('stage', 'unknown')} folder, not a finetuned caption model; run `vidcap finetune` on it first."
+                f"{folder} was finetuned with --task {bundle.task}; use it with `{TASK_COMMANDS[bundle.task]}`, or finetune a model with --task {task}."
             )
-        trained_for = info.get("task", "caption")
-        if task is not None and trained_for != task:
-            commands = {
-                "caption": "vidcap caption",
-                "qa": "vidcap answer",
-                "summary": "vidcap summarize",
-            }
-            raise VidcapError(
-                f"{folder} was finetuned with --task {trained_for}; use it with `{commands[trained_for]}`, or finetune a model with --task {task}."
-            )
-        return cls(folder, info, device)
+        return cls(bundle, device)
 
     @property
     def task(self) -> str:
         """What the bundle was finetuned for: caption, qa or summary."""
-        return self.info.get("task", "caption")
+        return self.bundle.task
 
     def _generate(self, inputs: list[dict[str, np.ndarray]], beams: int | None) -> list[str]:
         generation = self.info["generation"]

@@ -1,62 +1,32 @@
-"""A synthetic captioned video corpus: coloured shapes that move, grow, shrink, rotate or bounce.
+"""The synthetic corpus's plan: config, splits, held-out combinations and every video's ground truth.
 
-Each video has one or two objects on a low-saturation background and one to four events in
-sequence; in each event one object acts while the other stays still. Every event becomes a segment
-with paraphrased captions; each video also gets summaries, a noisy ASR-like transcript, questions
-and answers, and its ground truth in ``meta``. The corpus is a known quantity, so a whole vidcap
-pipeline can be run and measured offline.
-
-Generation is split in three steps, so that the corpus text never depends on how videos are
-rendered: :func:`plan_corpus` draws every video's ground truth (cheap, in the calling process),
-:func:`render_video` draws its frames (in worker processes), and the records are written from the
-plans. Every video draws from its own random streams derived from ``(seed, index)``, so the corpus
-is the same whatever the number of workers.
+:func:`plan_corpus` draws every video's ground truth (cheap, in the calling process) before any
+pixel is drawn (:mod:`vidcap.synth.render`) or any record written (:mod:`vidcap.synth.records`),
+so that the corpus text never depends on how videos are rendered. Every video draws from its own
+random streams derived from ``(seed, index)`` (:func:`random_stream`), so the corpus is the same
+whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import multiprocessing
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
-from typing import Any, NamedTuple
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
-import cv2
 import numpy as np
 
-from vidcap.artifacts import atomic_path, atomic_write_json, remove_stale_temp_files
-from vidcap.corpus import QAPair, Segment, TranscriptLine, VideoRecord, write_corpus
-from vidcap.datasets.lexicon import (
-    ACTION_PHRASES,
-    ACTION_SYNONYMS,
+from vidcap.errors import VidcapError
+from vidcap.synth.lexicon import (
     ACTIONS,
-    COLOUR_SYNONYMS,
     COLOURS,
     ROTATION_INVARIANT_SHAPES,
-    SHAPE_SYNONYMS,
     SHAPES,
     EventFacts,
-    event_captions,
-    find_mentions,
-    narration_aside,
-    narration_line,
-    question_answers,
-    video_summaries,
 )
-from vidcap.errors import VidcapError
 
 __all__ = [
-    "ACTIONS",
-    "ACTION_PHRASES",
-    "ACTION_SYNONYMS",
     "BACKGROUNDS",
-    "COLOURS",
-    "COLOUR_SYNONYMS",
-    "SHAPES",
-    "SHAPE_SYNONYMS",
     "Combo",
     "EventPlan",
     "Pose",
@@ -64,13 +34,9 @@ __all__ = [
     "SynthConfig",
     "VideoPlan",
     "assign_splits",
-    "build_record",
-    "find_mentions",
-    "generate_corpus",
     "held_out_combos",
     "plan_corpus",
     "plan_video",
-    "render_video",
 ]
 
 DURATION_RANGE_S = (3.0, 12.0)
@@ -79,26 +45,23 @@ FRAME_SIDES = tuple(range(128, 257, 16))  # width and height are drawn from thes
 MIN_EVENT_S = 2.0
 MAX_EVENTS = 4
 MAX_OBJECTS = 2
-CAPTIONS_PER_SEGMENT = 5
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 MAX_HELD_OUT = 32
 BACKGROUNDS = ("plain", "gradient", "texture")
 NOISE_SIGMA_RANGE = (4.0, 10.0)
-JITTER_PX = 2
 # A move covers at least this fraction of the frame (width for left/right, height for up/down).
 MIN_MOVE_FRACTION = 0.3
 
-_FOURCC = "mp4v"
-_SUBPIXEL_BITS = 4  # OpenCV fixed-point drawing: coordinates in 1/16 px, for smooth slow motion
 _MARGIN_PX = 2.0
 
-# Random stream keys: (_VIDEO, index, stream) per video; the others are corpus-wide.
-_VIDEO, _SPLITS, _HELD_OUT = 0, 1, 2
-_PLAN, _TEXT, _RENDER = 0, 1, 2
+# Random stream keys: (VIDEO_STREAM, index, stream) per video, stream being _PLAN, TEXT_STREAM or
+# RENDER_STREAM; the others are corpus-wide.
+VIDEO_STREAM, _SPLITS, _HELD_OUT = 0, 1, 2
+_PLAN, TEXT_STREAM, RENDER_STREAM = 0, 1, 2
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
+def random_stream(seed: int, *key: int) -> np.random.Generator:
     """An independent random stream for ``key`` under ``seed`` (stable across numpy versions)."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
@@ -107,7 +70,7 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 # Configuration, splits and held-out combinations
 
 
-def _split_sizes(videos: int) -> tuple[int, int, int]:
+def split_sizes(videos: int) -> tuple[int, int, int]:
     """(train, val, test) counts for ``videos`` videos: about 70/15/15."""
     val = int(videos * VAL_FRACTION + 0.5)
     test = int(videos * TEST_FRACTION + 0.5)
@@ -153,7 +116,7 @@ class SynthConfig:
                 f"held_out_combos={self.held_out_combos} is too many: at most {MAX_HELD_OUT} "
                 "(colour, shape, action) combinations can be held out."
             )
-        _, val, test = _split_sizes(self.videos)
+        _, val, test = split_sizes(self.videos)
         if self.held_out_combos > min(val, test):
             raise VidcapError(
                 f"held_out_combos={self.held_out_combos} needs at least {self.held_out_combos} "
@@ -188,15 +151,15 @@ def held_out_combos(config: SynthConfig) -> list[Combo]:
         for a in ACTIONS
         if a != "stay" and _allowed(s, a)
     ]
-    rng = _rng(config.seed, _HELD_OUT)
+    rng = random_stream(config.seed, _HELD_OUT)
     chosen = rng.choice(len(candidates), size=config.held_out_combos, replace=False)
     return sorted(candidates[int(i)] for i in chosen)
 
 
 def assign_splits(config: SynthConfig) -> list[str]:
     """The split of every video, by index: a seeded shuffle cut at about 70/15/15."""
-    train, val, _ = _split_sizes(config.videos)
-    order = _rng(config.seed, _SPLITS).permutation(config.videos)
+    train, val, _ = split_sizes(config.videos)
+    order = random_stream(config.seed, _SPLITS).permutation(config.videos)
     splits = [""] * config.videos
     for rank, index in enumerate(order):
         splits[int(index)] = "train" if rank < train else "val" if rank < train + val else "test"
@@ -284,7 +247,7 @@ class VideoPlan:
 
     @property
     def duration(self) -> float:
-        return _seconds(self.frames, self.fps)
+        return frame_seconds(self.frames, self.fps)
 
     def facts(self, event: EventPlan) -> EventFacts:
         """The caption grammar's view of an event."""
@@ -293,7 +256,7 @@ class VideoPlan:
         return EventFacts(actor.colour, actor.shape, event.action, others)
 
 
-def _seconds(frame: int, fps: int) -> float:
+def frame_seconds(frame: int, fps: int) -> float:
     # Millisecond precision keeps corpus.jsonl short and stable.
     return round(frame / fps, 3)
 
@@ -532,7 +495,7 @@ def plan_video(
         banned: combinations no event may show (the held-out ones, for train videos).
         forced: a combination one event must show (a held-out one, for some val/test videos).
     """
-    rng = _rng(config.seed, _VIDEO, index, _PLAN)
+    rng = random_stream(config.seed, VIDEO_STREAM, index, _PLAN)
     fps = int(rng.integers(FPS_RANGE[0], FPS_RANGE[1] + 1))
     width = int(FRAME_SIDES[int(rng.integers(len(FRAME_SIDES)))])
     height = int(FRAME_SIDES[int(rng.integers(len(FRAME_SIDES)))])
@@ -616,327 +579,3 @@ def plan_corpus(config: SynthConfig) -> list[VideoPlan]:
         )
         for i in range(config.videos)
     ]
-
-
-# --------------------------------------------------------------------------------------------------
-# Rendering
-
-
-def _regular_polygon(
-    corners: int, start_deg: float, radii: tuple[float, ...] = (1.0,)
-) -> np.ndarray:
-    """Unit-circumradius polygon vertices (x right, y down), radii alternating (for the star)."""
-    angles = np.deg2rad(start_deg + np.arange(corners) * 360.0 / corners)
-    r = np.resize(np.array(radii), corners)
-    return np.stack([r * np.cos(angles), r * np.sin(angles)], axis=1)
-
-
-# Shapes as unit polygons, pointing up at angle 0; a pose scales, rotates and moves them.
-_UNIT_SHAPES: dict[str, np.ndarray] = {
-    "square": _regular_polygon(4, 45),
-    "triangle": _regular_polygon(3, -90),
-    "star": _regular_polygon(10, -90, (1.0, 0.45)),
-    # Narrower than tall, so a diamond never looks like a square turned by 45 degrees.
-    "diamond": _regular_polygon(4, -90) * np.array([0.65, 1.0]),
-    "hexagon": _regular_polygon(6, 0),
-}
-
-
-def _draw(frame: np.ndarray, obj: SceneObject, pose: Pose) -> None:
-    """Draw an anti-aliased, sub-pixel-positioned object onto ``frame`` in place."""
-    scale = 1 << _SUBPIXEL_BITS
-    if obj.shape == "circle":
-        centre = (round(pose.x * scale), round(pose.y * scale))
-        cv2.circle(
-            frame, centre, round(pose.size * scale), obj.bgr, -1, cv2.LINE_AA, _SUBPIXEL_BITS
-        )
-        return
-    c, s = math.cos(pose.angle), math.sin(pose.angle)
-    rotation = np.array([[c, -s], [s, c]])
-    points = _UNIT_SHAPES[obj.shape] @ rotation.T * pose.size + (pose.x, pose.y)
-    cv2.fillPoly(
-        frame, [np.round(points * scale).astype(np.int32)], obj.bgr, cv2.LINE_AA, _SUBPIXEL_BITS
-    )
-
-
-def _background(rng: np.random.Generator, kind: str, width: int, height: int) -> np.ndarray:
-    """A low-saturation background, so it is never mistaken for an object colour.
-
-    A grey level map times a slight tint (at most 7% per channel) keeps the chroma (max - min
-    channel) below ~35, far from the palette colours' (> 130).
-    """
-    if kind == "plain":
-        grey = np.full((height, width), rng.uniform(40, 215), dtype=np.float32)
-    elif kind == "gradient":
-        a = rng.uniform(40, 215)
-        b = float(np.clip(a + rng.choice([-1, 1]) * rng.uniform(50, 120), 30, 225))
-        theta = rng.uniform(0, 2 * math.pi)
-        ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-        t = xs * math.cos(theta) + ys * math.sin(theta)
-        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-        grey = a + (b - a) * t
-    else:  # texture: smooth blobs, from coarse noise upsampled
-        cell = int(rng.integers(6, 25))
-        coarse = rng.normal(size=(height // cell + 2, width // cell + 2)).astype(np.float32)
-        blobs = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-        grey = rng.uniform(70, 185) + rng.uniform(12, 30) * blobs
-    # Never near black or white, where objects would lose contrast.
-    grey = np.clip(grey, 35, 225)
-    tint = 1.0 + rng.uniform(-0.07, 0.07, size=3).astype(np.float32)
-    return np.clip(grey[..., None] * tint, 0, 255).astype(np.uint8)
-
-
-class _Camera:
-    """Camera-like degradation: gaussian pixel noise and a small whole-frame jitter.
-
-    Noise comes from random crops of one bank drawn per video, twice the frame size, which is far
-    cheaper than fresh gaussian noise for every frame and looks the same. The bank is split into
-    its positive and negative parts so that adding it is two saturating uint8 OpenCV operations.
-    """
-
-    def __init__(self, rng: np.random.Generator, sigma: float, width: int, height: int) -> None:
-        self.rng = rng
-        self.width, self.height = width, height
-        bank = np.round(rng.normal(0.0, sigma, size=(2 * height, 2 * width, 3)))
-        self.lighter = np.clip(bank, 0, 255).astype(np.uint8)
-        self.darker = np.clip(-bank, 0, 255).astype(np.uint8)
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        # Jitter: crop a shifted window out of the frame padded by repeating its edges.
-        pad = JITTER_PX
-        dx, dy = (int(v) for v in self.rng.integers(-pad, pad + 1, size=2))
-        padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        shifted = padded[pad + dy : pad + dy + self.height, pad + dx : pad + dx + self.width]
-        oy = int(self.rng.integers(self.height))
-        ox = int(self.rng.integers(self.width))
-        window = (slice(oy, oy + self.height), slice(ox, ox + self.width))
-        return cv2.subtract(cv2.add(shifted, self.lighter[window]), self.darker[window])
-
-
-def _frames(plan: VideoPlan) -> Iterator[np.ndarray]:
-    """Yield the video's frames (BGR uint8) in order."""
-    rng = _rng(plan.seed, _VIDEO, plan.index, _RENDER)
-    background = _background(rng, plan.background, plan.width, plan.height)
-    camera = _Camera(rng, plan.noise_sigma, plan.width, plan.height) if plan.noise_sigma else None
-    for event in plan.events:
-        length = event.end_frame - event.start_frame
-        # Idle objects first: the actor is drawn on top, so its action is never hidden.
-        order = [i for i in range(len(plan.objects)) if i != event.actor] + [event.actor]
-        for f in range(length):
-            p = f / (length - 1)
-            frame = background.copy()
-            for i in order:
-                _draw(frame, plan.objects[i], event.pose(i, p))
-            yield camera(frame) if camera is not None else frame
-
-
-def render_video(plan: VideoPlan, path: Path) -> None:
-    """Render ``plan`` to an mp4 (MPEG-4 part 2) at ``path``, written atomically.
-
-    Raises:
-        VidcapError: OpenCV cannot write mp4 files here (it was built without a video backend).
-    """
-    with atomic_path(path) as tmp:
-        writer = cv2.VideoWriter(
-            str(tmp), cv2.VideoWriter_fourcc(*_FOURCC), plan.fps, (plan.width, plan.height)
-        )
-        if not writer.isOpened():
-            raise VidcapError(
-                f"OpenCV cannot write {_FOURCC} mp4 videos to {tmp.parent}; install an "
-                "opencv-python build with FFmpeg (the PyPI wheels have it)."
-            )
-        try:
-            for frame in _frames(plan):
-                writer.write(frame)
-        finally:
-            writer.release()
-
-
-def _init_worker() -> None:
-    # One thread per process: the workers already use every core we were given.
-    cv2.setNumThreads(1)
-
-
-def _render_all(
-    jobs: list[tuple[VideoPlan, Path]], workers: int, progress: Callable[[int], None] | None
-) -> None:
-    """Render every job, in ``workers`` processes when more than one."""
-    if workers == 1 or len(jobs) <= 1:
-        for done, (plan, path) in enumerate(jobs, start=1):
-            render_video(plan, path)
-            if progress is not None:
-                progress(done)
-        return
-    # Biggest videos first, so no worker is left with a long one at the end.
-    jobs = sorted(jobs, key=lambda j: -j[0].frames * j[0].width * j[0].height)
-    # "spawn": forking a process that runs threads (a progress bar, torch) can deadlock.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        min(workers, len(jobs)), mp_context=context, initializer=_init_worker
-    )
-    try:
-        futures = [pool.submit(render_video, plan, path) for plan, path in jobs]
-        for done, future in enumerate(as_completed(futures), start=1):
-            future.result()
-            if progress is not None:
-                progress(done)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Records
-
-
-def _transcript(
-    rng: np.random.Generator, plan: VideoPlan
-) -> tuple[list[TranscriptLine], list[str | None]]:
-    """Narration like instructional-video ASR, and the line spoken in each event (or None).
-
-    Lines start near their event (jittered), sometimes describe a neighbouring event instead, and
-    some events get no line at all, as in real narrated videos.
-    """
-    duration = plan.duration
-    lines: list[TranscriptLine] = []
-    spoken: list[str | None] = []
-    free_from = 0.0  # lines never overlap: a speaker says one thing at a time
-    if rng.random() < 0.3:
-        text = narration_aside(rng)
-        end = min(duration, len(text.split()) * rng.uniform(0.25, 0.35))
-        lines.append(TranscriptLine(0.0, round(end, 3), text))
-        free_from = end
-    for k, event in enumerate(plan.events):
-        roll = rng.random()
-        neighbours = [j for j in (k - 1, k + 1) if 0 <= j < len(plan.events)]
-        if roll < 0.2:
-            spoken.append(None)
-            continue
-        about = plan.events[int(rng.choice(neighbours))] if roll < 0.35 and neighbours else event
-        text = narration_line(rng, plan.facts(about))
-        start = max(_seconds(event.start_frame, plan.fps) + rng.uniform(-0.5, 1.0), free_from, 0.0)
-        if start > duration - 0.5:
-            spoken.append(None)
-            continue
-        end = min(duration, start + len(text.split()) * rng.uniform(0.28, 0.42))
-        lines.append(TranscriptLine(round(start, 3), round(end, 3), text))
-        spoken.append(text)
-        free_from = end + 0.05
-    return lines, spoken
-
-
-def _meta(plan: VideoPlan, held: frozenset[Combo]) -> dict[str, Any]:
-    """The ground truth, for evaluation and for checking the generator."""
-    events = []
-    for event in plan.events:
-        actor = plan.objects[event.actor]
-        entry: dict[str, Any] = {
-            "start": _seconds(event.start_frame, plan.fps),
-            "end": _seconds(event.end_frame, plan.fps),
-            "colour": actor.colour,
-            "shape": actor.shape,
-            "action": event.action,
-            "held_out": Combo(actor.colour, actor.shape, event.action) in held,
-            "from": event.start[event.actor].to_json(),
-            "to": event.end[event.actor].to_json(),
-            "others": [
-                {"colour": o.colour, "shape": o.shape, **event.start[i].to_json()}
-                for i, o in enumerate(plan.objects)
-                if i != event.actor
-            ],
-        }
-        if event.action == "bounce":
-            entry["bounce_height"] = round(event.bounce_height, 1)
-            entry["bounces"] = event.bounces
-        events.append(entry)
-    return {
-        "objects": [
-            {"colour": o.colour, "shape": o.shape, "bgr": list(o.bgr)} for o in plan.objects
-        ],
-        "events": events,
-        "fps": plan.fps,
-        "frames": plan.frames,
-        "width": plan.width,
-        "height": plan.height,
-        "background": plan.background,
-        "noise_sigma": round(plan.noise_sigma, 2),
-    }
-
-
-def build_record(plan: VideoPlan, video: Path, held: frozenset[Combo] = frozenset()) -> VideoRecord:
-    """The corpus record of a planned video: captions, summaries, transcript, QA and ground truth.
-
-    Text is drawn from the video's own random stream, so it is the same however videos are
-    rendered. ``held`` marks events showing a held-out combination in ``meta``.
-    """
-    rng = _rng(plan.seed, _VIDEO, plan.index, _TEXT)
-    facts = [plan.facts(e) for e in plan.events]
-    transcript, spoken = _transcript(rng, plan)
-    segments = [
-        Segment(
-            start=_seconds(event.start_frame, plan.fps),
-            end=_seconds(event.end_frame, plan.fps),
-            captions=event_captions(rng, f, CAPTIONS_PER_SEGMENT),
-            narration=line,
-        )
-        for event, f, line in zip(plan.events, facts, spoken, strict=True)
-    ]
-    qa = [
-        QAPair(q, a, kind)
-        for q, a, kind in question_answers([(o.colour, o.shape) for o in plan.objects], facts)
-    ]
-    return VideoRecord(
-        id=plan.id,
-        video=video,
-        split=plan.split,
-        duration=plan.duration,
-        segments=segments,
-        summary=video_summaries(rng, facts),
-        transcript=transcript,
-        qa=qa,
-        meta=_meta(plan, held),
-    )
-
-
-def generate_corpus(
-    out_dir: Path, config: SynthConfig, progress: Callable[[int], None] | None = None
-) -> list[VideoRecord]:
-    """Write a synthetic corpus into ``out_dir`` and return its records.
-
-    Writes ``videos/<id>.mp4`` (each atomically), ``synth.json`` (the config and the held-out
-    combinations) and, last, ``corpus.jsonl``, so a corpus file is only there once every video is.
-    ``progress(n)`` is called with the number of videos rendered so far.
-
-    With ``config.workers > 1`` videos are rendered in spawned processes (forking a process that
-    runs threads can deadlock), so a script calling this must guard its entry point with
-    ``if __name__ == "__main__":``, as :mod:`multiprocessing` requires.
-
-    Raises:
-        VidcapError: OpenCV cannot write mp4 videos.
-    """
-    out_dir = Path(out_dir).expanduser().resolve()  # absolute, so corpus paths come out relative
-    video_dir = out_dir / "videos"
-    video_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(video_dir)
-    plans = plan_corpus(config)
-    jobs = [(plan, video_dir / f"{plan.id}.mp4") for plan in plans]
-    _render_all(jobs, config.workers, progress)
-
-    held = held_out_combos(config)
-    records = [build_record(plan, path, frozenset(held)) for plan, path in jobs]
-    train, val, test = _split_sizes(config.videos)
-    atomic_write_json(
-        out_dir / "synth.json",
-        {
-            "generator": "vidcap.datasets.synth",
-            "config": asdict(config),
-            "held_out_combos": [list(c) for c in held],
-            "splits": {"train": train, "val": val, "test": test},
-            "colours": {name: list(bgr) for name, bgr in COLOURS.items()},
-            "shapes": list(SHAPES),
-            "actions": list(ACTIONS),
-        },
-    )
-    write_corpus(out_dir / "corpus.jsonl", records)
-    return records

@@ -1,1 +1,0 @@
-"""Captions as results: timed captions per video, their output formats and a storyboard picture."""

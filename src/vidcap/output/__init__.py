@@ -1,0 +1,2 @@
+"""Captions as results: timed captions per video, their output formats (text, JSON, SRT, WebVTT)
+and a storyboard picture."""
