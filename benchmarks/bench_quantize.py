@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from vidcap.quantize import HierarchicalKMeans, KMeansConfig, prepare_features, words_used
+from vidcap.quantize.kmeans import HierarchicalKMeans, KMeansConfig, prepare_features, words_used
 
 
 def node_comparison(

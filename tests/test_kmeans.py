@@ -12,7 +12,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from vidcap.errors import VidcapError
-from vidcap.quantize import (
+from vidcap.quantize.figure import render_word_grid
+from vidcap.quantize.kmeans import (
     HierarchicalKMeans,
     KMeansConfig,
     flat_kmeans,
@@ -22,7 +23,6 @@ from vidcap.quantize import (
     top_words,
     words_used,
 )
-from vidcap.quantize.figure import render_word_grid
 
 BACKENDS = ["sklearn", "torch"]
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidcap.cli.console import stderr, stdout
+from vidcap.cli.options import AsJson
 from vidcap.cli.videos import Device, Failure, Videos, for_each_video, read_video_paths
 from vidcap.errors import VidcapError
 
@@ -95,9 +96,7 @@ def classify_command(
         int,
         typer.Option("--top", "-k", min=1, help="How many labels (or fills per slot) to show."),
     ] = 5,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the results as JSON on stdout.")
-    ] = False,
+    as_json: AsJson = False,
     device: Device = "auto",
 ) -> None:
     """Fill the template's [MASK] slots from each video (zero-shot, VideoBERT's masked-LM head).

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidcap.cli.console import finish_stage, progress_bar, stdout
-from vidcap.cli.options import Device
+from vidcap.cli.options import AllowFailures, AsJson, Device, RedoAll
 from vidcap.distributed import current_processes
 from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
 from vidcap.errors import VidcapError
@@ -76,15 +76,9 @@ def encode_command(
         int,
         typer.Option("--loader-workers", min=0, help="Processes reading and preparing clips."),
     ] = 2,
-    force: Annotated[
-        bool, typer.Option("--force", help="Redo every video, even finished ones.")
-    ] = False,
-    allow_failures: Annotated[
-        bool, typer.Option("--allow-failures", help="Exit 0 even if some videos failed.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
-    ] = False,
+    force: RedoAll = False,
+    allow_failures: AllowFailures = False,
+    as_json: AsJson = False,
     list_encoders: Annotated[
         bool,
         typer.Option("--list", help="List the encoders, their sizes and whether they run here."),

@@ -10,7 +10,7 @@ import typer
 from rich.progress import TextColumn
 
 from vidcap.cli.console import finish_stage, progress_bar
-from vidcap.cli.options import positive
+from vidcap.cli.options import AllowFailures, AsJson, RedoAll, positive
 from vidcap.distributed import current_processes
 from vidcap.stages.extract import ExtractBackend, ExtractConfig, VideoDone, run_extract
 from vidcap.stages.inputs import resolve_inputs
@@ -57,15 +57,9 @@ def extract_command(
         int,
         typer.Option("--workers", "-j", min=1, help="Videos decoded at once by each process."),
     ] = 1,
-    force: Annotated[
-        bool, typer.Option("--force", help="Redo every video, even finished ones.")
-    ] = False,
-    allow_failures: Annotated[
-        bool, typer.Option("--allow-failures", help="Exit 0 even if some videos failed.")
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
-    ] = False,
+    force: RedoAll = False,
+    allow_failures: AllowFailures = False,
+    as_json: AsJson = False,
 ) -> None:
     """Decode videos into frames at a fixed rate, cut into clips (VideoBERT: 20 fps, 1.5 s clips).
 

@@ -43,3 +43,9 @@ Device = Annotated[
         help="auto (the GPU when there is one), cpu, cuda, cuda:N or mps.",
     ),
 ]
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+RedoAll = Annotated[bool, typer.Option("--force", help="Redo every video, even finished ones.")]
+AllowFailures = Annotated[
+    bool, typer.Option("--allow-failures", help="Exit 0 even if some videos failed.")
+]

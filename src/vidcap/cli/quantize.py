@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from vidcap.cli.console import print_stage_result, stderr
-from vidcap.cli.options import check_device
+from vidcap.cli.options import AsJson, check_device
 from vidcap.quantize.settings import Normalization
 
 
@@ -70,9 +70,7 @@ def fit_command(
     force: Annotated[
         bool, typer.Option("--force", help="Refit even if an up-to-date result exists.")
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
-    ] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Fit the word tree on the train split's clips and give every clip of every video its word."""
     from vidcap.stages.quantize import QuantizeConfig, run_quantize

@@ -14,6 +14,7 @@ import typer
 from rich.progress import TextColumn
 
 from vidcap.cli.console import print_stage_result, progress_bar
+from vidcap.cli.options import AsJson
 from vidcap.distributed import current_processes
 from vidcap.training.settings import MixedPrecision, TrainingOverrides
 
@@ -64,7 +65,6 @@ Resume = Annotated[
 Force = Annotated[
     bool, typer.Option("--force", help="Start over, deleting earlier checkpoints in --out.")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 _SHARED: dict[str, Any] = {
