@@ -127,7 +127,7 @@ def test_finalize_merges_parts_and_writes_manifest_last(tmp_path: Path) -> None:
         stage = StageDir(tmp_path, "extract", rank=rank, world_size=2)
         stage.prepare()
         stage.record(ItemRecord(f"v{rank}", "ok", fingerprint="fp", info={"n_frames": rank}))
-    stage.record(ItemRecord("bad", "failed", error="Not a video.", fingerprint="fp"))
+    stage.record(ItemRecord("bad", "failed", error="Not a video.", fingerprint="fp", sticky=True))
     assert not (tmp_path / MANIFEST).exists()
     main = StageDir(tmp_path, "extract")
     manifest = main.finalize({"fps": 20}, "fp", {"path": "corpus.jsonl"}, wall_time_s=1.0)
@@ -137,7 +137,11 @@ def test_finalize_merges_parts_and_writes_manifest_last(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in (tmp_path / INDEX).read_text().splitlines()]
     assert [line["id"] for line in lines] == ["bad", "v0", "v1"]
     assert lines[1]["n_frames"] == 0 and lines[0]["error"] == "Not a video."
-    assert main.is_complete("fp") and not main.is_complete("other")
+    # A stage with failed items is never up to date (a rerun retries them), unless every failure
+    # is sticky (the input itself is bad) and failures are allowed.
+    assert not main.is_complete("fp") and not main.is_complete("other")
+    assert main.is_complete("fp", allow_failures=True)
+    assert lines[0]["sticky"] is True and "sticky" not in lines[1]
 
     read_manifest, ok = read_upstream(tmp_path, "extract")
     assert read_manifest["counts"]["ok"] == 2 and set(ok) == {"v0", "v1"}
@@ -162,3 +166,31 @@ def test_prepare_invalidates_old_manifest_and_force_forgets_items(tmp_path: Path
 def test_read_upstream_without_manifest_is_a_sentence(tmp_path: Path) -> None:
     with pytest.raises(VidcapError, match=r"has no manifest\.json"):
         read_upstream(tmp_path, "extract")
+
+
+def test_a_transient_failure_is_always_retried(tmp_path: Path) -> None:
+    stage = StageDir(tmp_path, "extract")
+    stage.prepare()
+    stage.record(ItemRecord("a", "ok", fingerprint="fp"))
+    stage.record(ItemRecord("b", "failed", error="the disk is full.", fingerprint="fp"))
+    stage.finalize({}, "fp", None, 0.0)
+    assert not stage.is_complete("fp") and not stage.is_complete("fp", allow_failures=True)
+    assert stage.done_ids_matching({"a": "fp", "b": "fp"}) == {"a"}  # b is done again
+    stage.record(ItemRecord("b", "ok", fingerprint="fp"))
+    stage.finalize({}, "fp", None, 0.0)
+    assert stage.is_complete("fp")
+
+
+def test_a_second_run_into_a_locked_folder_refuses(tmp_path: Path) -> None:
+    first, second = StageDir(tmp_path, "extract"), StageDir(tmp_path, "extract")
+    with (
+        first.locked(),
+        pytest.raises(VidcapError, match=r"being written by another vidcap run.*\.vidcap\.lock"),
+        second.locked(),
+    ):
+        pass
+    with second.locked():  # released when the first run ends
+        pass
+    # Only the main process of a multi-process run takes the lock.
+    with first.locked(), StageDir(tmp_path, "extract", rank=1, world_size=2).locked():
+        pass

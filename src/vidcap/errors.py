@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class VidcapError(Exception):
     """An error caused by the user's input or environment, phrased as a sentence they can act on.
@@ -15,3 +17,37 @@ class VidcapError(Exception):
 
 class CorpusError(VidcapError):
     """A corpus file that cannot be read: names the file, the line and the field."""
+
+
+class ResourceError(VidcapError):
+    """The machine, not the input, stopped the work: a full disk or quota, a read-only or failing
+    file system, no memory. A stage stops at once on one (going on cannot help); what finished is
+    kept and valid, and rerunning the same command once the cause is gone does the rest."""
+
+
+_CAUSES = {  # errno: (what happened, what to do about it)
+    errno.ENOSPC: ("the disk is full", "free some space"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or raise the quota"),
+    errno.EROFS: ("the file system is read-only", "make it writable or use another --out"),
+    errno.EIO: ("the disk reported an input/output error", "check the disk"),
+}
+_RERUN = "rerun the same command: what finished is kept and the rest is done."
+
+
+def as_resource_error(error: BaseException, where: object = None) -> ResourceError | None:
+    """The one sentence for ``error`` when the machine caused it (``ENOSPC``, ``EDQUOT``,
+    ``EROFS``, ``EIO``, ``MemoryError``), naming the file (or ``where``); None for any other error.
+    """
+    if isinstance(error, ResourceError):
+        return error
+    if isinstance(error, MemoryError):
+        place = f" while working on {where}" if where is not None else ""
+        return ResourceError(
+            f"out of memory{place}; free memory (or use smaller batches) and {_RERUN}"
+        )
+    if isinstance(error, OSError) and error.errno in _CAUSES:
+        cause, remedy = _CAUSES[error.errno]
+        place = error.filename or where
+        detail = f"{error.strerror}: {place}" if place is not None else error.strerror
+        return ResourceError(f"{cause} ({detail}); {remedy} and {_RERUN}")
+    return None

@@ -24,6 +24,7 @@ from vidcap.errors import VidcapError
 
 MANIFEST = "manifest.json"
 INDEX = "index.jsonl"
+LOCK = ".vidcap.lock"  # held (flock) by the run writing the folder
 _INDEX_PART = "index.part{rank}.jsonl"
 _TMP_PREFIX = ".tmp-"
 
@@ -142,6 +143,10 @@ class ItemRecord:
     outputs: dict[str, str] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None
+    # A failure of the input itself (a file that is not a video): retrying cannot help, so with
+    # --allow-failures it does not keep the stage from being up to date. Any other failure (a
+    # timeout, a crash, a full disk) is retried by the next run.
+    sticky: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,12 +155,13 @@ class ItemRecord:
             "error": self.error,
             "outputs": self.outputs,
             "fingerprint": self.fingerprint,
+            **({"sticky": True} if self.sticky else {}),
             **self.info,
         }
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ItemRecord:
-        known = {"id", "status", "error", "outputs", "fingerprint"}
+        known = {"id", "status", "error", "outputs", "fingerprint", "sticky"}
         return cls(
             id=obj["id"],
             status=obj["status"],
@@ -163,6 +169,7 @@ class ItemRecord:
             outputs=dict(obj.get("outputs") or {}),
             info={k: v for k, v in obj.items() if k not in known},
             fingerprint=obj.get("fingerprint"),
+            sticky=bool(obj.get("sticky", False)),
         )
 
 
@@ -207,10 +214,40 @@ class StageDir:
                 f"{path} is not valid JSON ({e.msg}); delete it or use --force."
             ) from None
 
-    def is_complete(self, stage_fingerprint: str) -> bool:
-        """True when a finished run with the same fingerprint is already here."""
+    def is_complete(self, stage_fingerprint: str, allow_failures: bool = False) -> bool:
+        """True when a finished run with the same fingerprint is already here and nothing is left
+        to retry: every item ok, or (``allow_failures``) every failure sticky (the input itself is
+        bad). A failure that a rerun may cure (a timeout, a full disk) is always retried."""
         manifest = self.read_manifest()
-        return manifest is not None and manifest.get("fingerprint") == stage_fingerprint
+        if manifest is None or manifest.get("fingerprint") != stage_fingerprint:
+            return False
+        failed = [r for r in self.read_index().values() if r.status == "failed"]
+        return not failed or (allow_failures and all(r.sticky for r in failed))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's lock while a run writes it (the main process takes it): a second run
+        into the same folder refuses with a sentence instead of interleaving its writes."""
+        if self.rank != 0:
+            yield
+            return
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        path = self.path / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise VidcapError(
+                    f"{self.path} is being written by another vidcap run (it holds {path}); wait for that run to finish, or give another --out."
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock, also when the run fails
 
     def read_index(self) -> dict[str, ItemRecord]:
         """All items recorded so far (merged index and parts); the latest line for an id wins."""

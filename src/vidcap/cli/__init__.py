@@ -28,7 +28,7 @@ from vidcap.cli import (
     synth,
 )
 from vidcap.cli.console import print_error
-from vidcap.errors import VidcapError
+from vidcap.errors import VidcapError, as_resource_error
 
 _state = {"debug": os.environ.get("VIDCAP_DEBUG", "") not in ("", "0")}
 
@@ -51,6 +51,10 @@ class _VidcapGroup(TyperGroup):
         except Exception as e:
             if _state["debug"]:
                 raise
+            fault = as_resource_error(e)  # a full disk, no memory: the machine's, not a bug
+            if fault is not None:
+                print_error(str(fault))
+                raise typer.Exit(1) from None
             print_error(
                 f"unexpected {type(e).__name__}: {e}. This is a bug in vidcap: rerun with "
                 "`vidcap --debug ...` for the traceback and report it."

@@ -95,7 +95,14 @@ def extract_command(
             progress.update(task, advance=1, fps=f"{frames / elapsed:,.0f} frames/s")
 
         result = run_extract(
-            resolved, out, config, processes, force=force, on_start=on_start, on_video=on_video
+            resolved,
+            out,
+            config,
+            processes,
+            force=force,
+            on_start=on_start,
+            on_video=on_video,
+            allow_failures=allow_failures,
         )
     if not processes.is_main:
         return

@@ -24,7 +24,7 @@ from vidcap.devices import resolve_device
 from vidcap.distributed import Processes
 from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
 from vidcap.encoders.dtypes import COMPUTE_DTYPES, ComputeDtype, SaveDtype
-from vidcap.errors import VidcapError
+from vidcap.errors import ResourceError, VidcapError, as_resource_error
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.video.clips import Clip, clip_array
 
@@ -80,13 +80,13 @@ class _Video:
 
 
 class _ClipDataset(IterableDataset):
-    """Yields ``(video index, clip index, prepared clip | error sentence)``; workers split videos."""
+    """Yields ``(video index, clip index, prepared clip | problem)``; workers split videos."""
 
     def __init__(self, videos: list[_Video], encoder: ClipEncoder) -> None:
         self.videos = videos
         self.encoder = encoder
 
-    def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor | str]]:
+    def __iter__(self) -> Iterator[tuple[int, int, torch.Tensor | Problem]]:
         info = get_worker_info()
         mine = self.videos if info is None else self.videos[info.id :: info.num_workers]
         for video in mine:
@@ -97,18 +97,24 @@ class _ClipDataset(IterableDataset):
                     for clip in video.clips
                 ]
             except Exception as e:  # a bad frames file fails its video, not the run
-                yield video.index, -1, f"could not read the frames of {video.id}: {e}"
+                # ... but a failing disk stops it: handed over as it is (an exception raised in a
+                # loader worker would reach the main process wrapped in a traceback)
+                fault = as_resource_error(e, video.frames_path)
+                yield video.index, -1, fault or f"could not read the frames of {video.id}: {e}"
                 continue
             for clip, tensor in zip(video.clips, prepared, strict=True):
                 yield video.index, clip.index, tensor
 
 
+Problem = str | ResourceError  # a video's failure sentence, or a fault that stops the run
+
+
 def _collate(
-    items: list[tuple[int, int, torch.Tensor | str]],
-) -> tuple[list[tuple[int, int]], torch.Tensor | None, list[tuple[int, str]]]:
-    keys = [(v, c) for v, c, x in items if not isinstance(x, str)]
-    tensors = [x for _, _, x in items if not isinstance(x, str)]
-    errors = [(v, x) for v, _, x in items if isinstance(x, str)]
+    items: list[tuple[int, int, torch.Tensor | Problem]],
+) -> tuple[list[tuple[int, int]], torch.Tensor | None, list[tuple[int, Problem]]]:
+    keys = [(v, c) for v, c, x in items if isinstance(x, torch.Tensor)]
+    tensors = [x for _, _, x in items if isinstance(x, torch.Tensor)]
+    errors = [(v, x) for v, _, x in items if not isinstance(x, torch.Tensor)]
     return keys, (torch.stack(tensors) if tensors else None), errors
 
 
@@ -148,43 +154,44 @@ def run_encode(
 
     if not force and stage.is_complete(stage_fp):
         return result_from_index(stage, started, _details(description), up_to_date=True)
-    processes.barrier()
-    if processes.is_main:
-        stage.prepare(force=force)
-    processes.barrier()
+    with stage.locked():
+        processes.barrier()
+        if processes.is_main:
+            stage.prepare(force=force)
+        processes.barrier()
 
-    done = stage.done_ids_matching(item_fps)
-    frames_root = Path(frames_dir)
-    todo = [
-        _Video(
-            index=n,
-            id=item.id,
-            frames_path=str(frames_root / item.outputs["frames"]),
-            clips=[Clip(**c) for c in item.info["clips"]],
-            clip_frames=int(item.info["clip_frames"]),
-        )
-        for n, item in enumerate(sorted(upstream_items.values(), key=lambda r: r.id))
-        if item.id not in done
-    ]
-    todo = processes.shard(todo)
-    skipped = len(done) if processes.is_main else 0
-    if on_start is not None:
-        on_start(len(todo), skipped)
-    _encode_videos(stage, todo, encoder, config, upstream_items, item_fps, on_video)
+        done = stage.done_ids_matching(item_fps)
+        frames_root = Path(frames_dir)
+        todo = [
+            _Video(
+                index=n,
+                id=item.id,
+                frames_path=str(frames_root / item.outputs["frames"]),
+                clips=[Clip(**c) for c in item.info["clips"]],
+                clip_frames=int(item.info["clip_frames"]),
+            )
+            for n, item in enumerate(sorted(upstream_items.values(), key=lambda r: r.id))
+            if item.id not in done
+        ]
+        todo = processes.shard(todo)
+        skipped = len(done) if processes.is_main else 0
+        if on_start is not None:
+            on_start(len(todo), skipped)
+        _encode_videos(stage, todo, encoder, config, upstream_items, item_fps, on_video)
 
-    processes.barrier()
-    if processes.is_main:
-        stage.finalize(
-            config=asdict(config),
-            stage_fingerprint=stage_fp,
-            upstream={
-                "path": str(Path(frames_dir).resolve()),
-                "fingerprint": upstream_manifest["fingerprint"],
-            },
-            wall_time_s=time.perf_counter() - started,
-            skipped=skipped,
-            extra={"encoder": description, "corpus": upstream_manifest.get("corpus")},
-        )
+        processes.barrier()
+        if processes.is_main:
+            stage.finalize(
+                config=asdict(config),
+                stage_fingerprint=stage_fp,
+                upstream={
+                    "path": str(Path(frames_dir).resolve()),
+                    "fingerprint": upstream_manifest["fingerprint"],
+                },
+                wall_time_s=time.perf_counter() - started,
+                skipped=skipped,
+                extra={"encoder": description, "corpus": upstream_manifest.get("corpus")},
+            )
     processes.barrier()
     return result_from_index(stage, started, _details(description), skipped=skipped)
 
@@ -214,7 +221,10 @@ def _encode_videos(
         upstream = upstream_items[video.id]
         info = {"split": upstream.info.get("split"), "video": upstream.info.get("video")}
         if error is None and features is not None:
-            record = _write_features(stage, video, features, config, info, item_fps[video.id])
+            try:
+                record = _write_features(stage, video, features, config, info, item_fps[video.id])
+            except OSError as e:
+                raise (as_resource_error(e, stage.path) or e) from None
         else:
             record = ItemRecord(
                 video.id, "failed", error=error, info=info, fingerprint=item_fps[video.id]
@@ -227,6 +237,8 @@ def _encode_videos(
     with torch.inference_mode():
         for keys, batch, errors in loader:
             for video_index, error in errors:
+                if isinstance(error, ResourceError):
+                    raise error
                 if video_index in pending:
                     finish(by_index[video_index], None, error)
             if batch is None:

@@ -18,11 +18,16 @@ from typing import Any, Literal, get_args
 
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
 from vidcap.distributed import Processes
-from vidcap.errors import VidcapError
+from vidcap.errors import ResourceError, VidcapError, as_resource_error
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.stages.inputs import ResolvedInputs, VideoInput
 from vidcap.video import DecodeWorker
 from vidcap.video.backends import BuiltinBackend
+from vidcap.video.errors import (
+    TRANSIENT_DECODE_ERRORS,
+    DecodeError,
+    DecoderCrashedError,
+)
 
 STAGE = "extract"
 ExtractBackend = Literal["auto", BuiltinBackend]
@@ -90,8 +95,13 @@ def run_extract(
     force: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_video: Callable[[VideoDone], None] | None = None,
+    allow_failures: bool = False,
 ) -> StageResult:
     """Extract frames for every input video into ``out_dir`` (see ``docs/extract.md``).
+
+    A rerun retries every failed video; with ``allow_failures`` a finished run whose failures are
+    all sticky (files that are not videos) is up to date. A resource fault (full disk, no memory)
+    stops the run at once with a :class:`~vidcap.errors.ResourceError`.
 
     ``on_start(to_do, skipped)`` is called once this process knows its share; ``on_video`` after
     each video. Returns the whole stage's result (on every process; complete on the main one).
@@ -104,32 +114,33 @@ def run_extract(
     item_fps = {v.id: _video_fingerprint(settings, v) for v in videos}
     stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
 
-    if not force and stage.is_complete(stage_fp):
+    if not force and stage.is_complete(stage_fp, allow_failures):
         return result_from_index(stage, started, _details, up_to_date=True)
-    processes.barrier()  # everyone has read the old manifest before the main process removes it
-    if processes.is_main:
-        stage.prepare(force=force)
-    processes.barrier()
+    with stage.locked():
+        processes.barrier()  # everyone has read the old manifest before the main process removes it
+        if processes.is_main:
+            stage.prepare(force=force)
+        processes.barrier()
 
-    done = stage.done_ids_matching(item_fps)
-    todo = processes.shard([v for v in videos if v.id not in done])
-    skipped = len(done) if processes.is_main else 0
-    if on_start is not None:
-        on_start(len(todo), skipped)
-    _extract_videos(stage, todo, config, item_fps, on_video)
+        done = stage.done_ids_matching(item_fps)
+        todo = processes.shard([v for v in videos if v.id not in done])
+        skipped = len(done) if processes.is_main else 0
+        if on_start is not None:
+            on_start(len(todo), skipped)
+        _extract_videos(stage, todo, config, item_fps, on_video)
 
-    processes.barrier()  # every process has recorded its share
-    if processes.is_main:
-        corpus = str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None
-        upstream = {"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)}
-        stage.finalize(
-            config=asdict(config),
-            stage_fingerprint=stage_fp,
-            upstream=upstream,
-            wall_time_s=time.perf_counter() - started,
-            skipped=skipped,
-            extra={"corpus": corpus},
-        )
+        processes.barrier()  # every process has recorded its share
+        if processes.is_main:
+            corpus = str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None
+            upstream = {"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)}
+            stage.finalize(
+                config=asdict(config),
+                stage_fingerprint=stage_fp,
+                upstream=upstream,
+                wall_time_s=time.perf_counter() - started,
+                skipped=skipped,
+                extra={"corpus": corpus},
+            )
     processes.barrier()
     return result_from_index(stage, started, _details, skipped=skipped)
 
@@ -162,8 +173,14 @@ def _extract_videos(
 
     try:
         with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="extract") as pool:
-            for future in [pool.submit(one, v) for v in videos]:
-                future.result()
+            futures = [pool.submit(one, v) for v in videos]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:  # a resource fault stops the run: start no other video
+                    future.cancel()
+                raise
     finally:
         for w in workers:
             w.close()
@@ -190,9 +207,20 @@ def _extract_one(
             crop=config.crop,
             clip_frames=config.clip_frames,
         )
-    except VidcapError as e:
-        return ItemRecord(video.id, "failed", error=str(e), info=info, fingerprint=item_fp)
-    except Exception as e:  # a bug in a decoder binding must not stop the other videos
+    except DecodeError as e:
+        if isinstance(e, DecoderCrashedError) and "SIGKILL" in (worker.last_exit_reason or ""):
+            raise ResourceError(
+                f"the decoder process for {video.path} was killed (SIGKILL), most likely by the out-of-memory killer; lower --workers or --size and rerun the same command: what finished is kept and the rest is done."
+            ) from None
+        sticky = not isinstance(e, TRANSIENT_DECODE_ERRORS)
+        return ItemRecord(
+            video.id, "failed", error=str(e), info=info, fingerprint=item_fp, sticky=sticky
+        )
+    except Exception as e:
+        fault = as_resource_error(e, out_path)
+        if fault is not None:
+            raise fault from None
+        # a bug in a decoder binding must not stop the other videos
         error = f"unexpected {type(e).__name__} while decoding {video.path}: {e}"
         return ItemRecord(video.id, "failed", error=error, info=info, fingerprint=item_fp)
     return ItemRecord(

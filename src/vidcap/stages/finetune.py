@@ -215,108 +215,114 @@ def run_finetune(
     # A finished run is up to date unless a particular checkpoint is asked for.
     if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
         return result_from_index(stage, started, training_details, up_to_date=True)
-    fresh = resolve_resume(out_dir, resume, stage_fp) is None
-    if (force or fresh) and processes.is_main:
-        # A fresh start owes nothing to an earlier run in this folder: its checkpoints, vocabulary
-        # and bundle files (a stale feature projection would be loaded with the new model).
-        remove_outputs(out_dir, ("checkpoints", VOCABULARY, FEATURE_PROJECTION, BUNDLE_INFO))
-    processes.barrier()
-    if processes.is_main:
-        stage.prepare()
-        (out_dir / BUNDLE_INFO).unlink(missing_ok=True)  # not a bundle until training ends
-    processes.barrier()
-    bundle_settings = pipeline_settings(words_manifest)  # fails now, not after training
+    with stage.locked():
+        fresh = resolve_resume(out_dir, resume, stage_fp) is None
+        if (force or fresh) and processes.is_main:
+            # A fresh start owes nothing to an earlier run in this folder: its checkpoints, vocabulary
+            # and bundle files (a stale feature projection would be loaded with the new model).
+            remove_outputs(out_dir, ("checkpoints", VOCABULARY, FEATURE_PROJECTION, BUNDLE_INFO))
+        processes.barrier()
+        if processes.is_main:
+            stage.prepare()
+            (out_dir / BUNDLE_INFO).unlink(missing_ok=True)  # not a bundle until training ends
+        processes.barrier()
+        bundle_settings = pipeline_settings(words_manifest)  # fails now, not after training
 
-    tree = HierarchicalKMeans.load(src.words_dir / CODEBOOK)
-    vocab_dir = out_dir / VOCABULARY
-    if processes.is_main and not (vocab_dir / VOCABULARY_FILE).is_file():
-        _vocabulary(src, segments, tree.vocab_size).save(vocab_dir)
-    processes.barrier()
-    vocab = JointVocabulary.load(vocab_dir)
-    inputs = InputConfig.for_task(config.task, config.with_features, config.with_transcript)
-    feature_dim = _feature_dim(tracks) if config.with_features else None
-    torch.manual_seed(config.seed)
-    if src.bundle:
-        model = CaptionModel.load(src.pretrained, src.arch).train()
-        if model.features is not None and model.features.mean.numel() != feature_dim:
-            raise VidcapError(
-                f"{src.pretrained} reads {model.features.mean.numel()}-dim clip features but {src.words_dir}'s are {feature_dim}-dim."
+        tree = HierarchicalKMeans.load(src.words_dir / CODEBOOK)
+        vocab_dir = out_dir / VOCABULARY
+        if processes.is_main and not (vocab_dir / VOCABULARY_FILE).is_file():
+            _vocabulary(src, segments, tree.vocab_size).save(vocab_dir)
+        processes.barrier()
+        vocab = JointVocabulary.load(vocab_dir)
+        inputs = InputConfig.for_task(config.task, config.with_features, config.with_transcript)
+        feature_dim = _feature_dim(tracks) if config.with_features else None
+        torch.manual_seed(config.seed)
+        if src.bundle:
+            model = CaptionModel.load(src.pretrained, src.arch).train()
+            if model.features is not None and model.features.mean.numel() != feature_dim:
+                raise VidcapError(
+                    f"{src.pretrained} reads {model.features.mean.numel()}-dim clip features but {src.words_dir}'s are {feature_dim}-dim."
+                )
+        else:
+            model = build_caption_model(
+                src.arch,
+                vocab,
+                src.pretrained,
+                None if src.pretrained else model_size(src.preset, src.arch),
+                tree.leaf_centroids,
+                feature_dim,
             )
-    else:
-        model = build_caption_model(
-            src.arch,
-            vocab,
-            src.pretrained,
-            None if src.pretrained else model_size(src.preset, src.arch),
-            tree.leaf_centroids,
-            feature_dim,
-        )
-    if model.features is not None and not src.bundle:  # a bundle keeps its statistics
-        model.features.fit_statistics(
-            np.concatenate([tracks[s.video_id].features[s.clips] for s in train_segments])
-        )
-    train_set = CaptionExamples(train_segments, tracks, vocab, inputs)
-    collate = partial(
-        collate_captions,
-        pad_id=vocab.pad_id,
-        decoder_start_id=model.seq2seq.config.decoder_start_token_id,
-    )
-    val_set = CaptionExamples(val_segments, tracks, vocab, inputs) if val_segments else None
-
-    def val_captions(objective: torch.nn.Module, step: int) -> dict[str, float]:
-        """Val CIDEr and BLEU-4 (qa: exact match) with greedy decoding (beam search at the end)."""
-        if not val_segments:
-            return {}
-        hypotheses = generate_captions(
-            objective,
-            vocab,
-            val_set.inputs,
-            beams=1 if step < train_config.max_steps else config.beams,
-            max_new_tokens=inputs.max_target,
-        )
-        objective.train()
-        if config.task == "qa":
-            answers = [s.captions[0] for s in val_segments]
-            matched = exact_match(hypotheses, answers, [s.kind for s in val_segments])
-            return {"exact_match": round(float(matched["exact_match"]), 4)}
-        scores = caption_scores(
-            {s.key: h for s, h in zip(val_segments, hypotheses, strict=True)},
-            {s.key: list(s.captions) for s in val_segments},
-            meteor=False,
-        )
-        return {"cider": round(scores.cider, 4), "bleu4": round(scores.bleu4, 4)}
-
-    outcome = train(
-        model,
-        train_set,
-        val_set,
-        collate,
-        out_dir,
-        train_config,
-        resume=resume,
-        on_step=on_step,
-        run=stage_fp,
-        extra_eval=val_captions,
-    )
-    if processes.is_main:
-        trained: CaptionModel = outcome["objective"]
-        _write_bundle(out_dir, trained, vocab, src, config, words_manifest, inputs, bundle_settings)
-        stage.record(
-            ItemRecord(
-                "bundle",
-                "ok",
-                outputs={"model": "."},
-                info={"steps": outcome["steps"], "val": outcome["val"]},
-                fingerprint=stage_fp,
+        if model.features is not None and not src.bundle:  # a bundle keeps its statistics
+            model.features.fit_statistics(
+                np.concatenate([tracks[s.video_id].features[s.clips] for s in train_segments])
             )
+        train_set = CaptionExamples(train_segments, tracks, vocab, inputs)
+        collate = partial(
+            collate_captions,
+            pad_id=vocab.pad_id,
+            decoder_start_id=model.seq2seq.config.decoder_start_token_id,
         )
-        stage.finalize(
-            config={**asdict(config), "train": asdict(train_config)},
-            stage_fingerprint=stage_fp,
-            upstream={"path": str(Path(source).resolve()), "fingerprint": src.fingerprint},
-            wall_time_s=time.perf_counter() - started,
-            extra={"corpus": words_manifest.get("corpus"), "words": str(src.words_dir.resolve())},
+        val_set = CaptionExamples(val_segments, tracks, vocab, inputs) if val_segments else None
+
+        def val_captions(objective: torch.nn.Module, step: int) -> dict[str, float]:
+            """Val CIDEr and BLEU-4 (qa: exact match) with greedy decoding (beam search at the end)."""
+            if not val_segments:
+                return {}
+            hypotheses = generate_captions(
+                objective,
+                vocab,
+                val_set.inputs,
+                beams=1 if step < train_config.max_steps else config.beams,
+                max_new_tokens=inputs.max_target,
+            )
+            objective.train()
+            if config.task == "qa":
+                answers = [s.captions[0] for s in val_segments]
+                matched = exact_match(hypotheses, answers, [s.kind for s in val_segments])
+                return {"exact_match": round(float(matched["exact_match"]), 4)}
+            scores = caption_scores(
+                {s.key: h for s, h in zip(val_segments, hypotheses, strict=True)},
+                {s.key: list(s.captions) for s in val_segments},
+                meteor=False,
+            )
+            return {"cider": round(scores.cider, 4), "bleu4": round(scores.bleu4, 4)}
+
+        outcome = train(
+            model,
+            train_set,
+            val_set,
+            collate,
+            out_dir,
+            train_config,
+            resume=resume,
+            on_step=on_step,
+            run=stage_fp,
+            extra_eval=val_captions,
         )
+        if processes.is_main:
+            trained: CaptionModel = outcome["objective"]
+            _write_bundle(
+                out_dir, trained, vocab, src, config, words_manifest, inputs, bundle_settings
+            )
+            stage.record(
+                ItemRecord(
+                    "bundle",
+                    "ok",
+                    outputs={"model": "."},
+                    info={"steps": outcome["steps"], "val": outcome["val"]},
+                    fingerprint=stage_fp,
+                )
+            )
+            stage.finalize(
+                config={**asdict(config), "train": asdict(train_config)},
+                stage_fingerprint=stage_fp,
+                upstream={"path": str(Path(source).resolve()), "fingerprint": src.fingerprint},
+                wall_time_s=time.perf_counter() - started,
+                extra={
+                    "corpus": words_manifest.get("corpus"),
+                    "words": str(src.words_dir.resolve()),
+                },
+            )
     processes.barrier()
     return result_from_index(stage, started, training_details)
 

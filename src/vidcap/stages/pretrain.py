@@ -114,102 +114,107 @@ def run_pretrain(
     # A finished run is up to date unless a particular checkpoint is asked for.
     if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
         return result_from_index(stage, started, training_details, up_to_date=True)
-    if force and processes.is_main:
-        remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
-    processes.barrier()
-    if processes.is_main:
-        stage.prepare()
-    processes.barrier()
+    with stage.locked():
+        if force and processes.is_main:
+            remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
+        processes.barrier()
+        if processes.is_main:
+            stage.prepare()
+        processes.barrier()
 
-    tree = HierarchicalKMeans.load(Path(words_dir) / CODEBOOK)
-    vocab = _vocabulary(
-        out_dir, samples, tree.vocab_size, config, processes.is_main, processes.barrier
-    )
-    size = model_size(config.preset, config.arch)
-    torch.manual_seed(config.seed)  # identical initial weights on every process
-    examples = ExampleConfig(max_length=size.max_length, seed=config.seed)
-    train_samples, val_samples = split_samples(samples, "train"), split_samples(samples, "val")
-    if config.arch == "videobert":
-        from vidcap.models.videobert import build_videobert
-
-        model = build_videobert(vocab, size, config.init, tree.leaf_centroids, config.freeze_visual)
-        objective: torch.nn.Module = VideoBertObjective(model, vocab.visual_range)
-        train_set, val_set = (
-            VideoBertExamples(train_samples, vocab, examples),
-            VideoBertExamples(val_samples, vocab, replace(examples, seed=config.seed + 1)),
+        tree = HierarchicalKMeans.load(Path(words_dir) / CODEBOOK)
+        vocab = _vocabulary(
+            out_dir, samples, tree.vocab_size, config, processes.is_main, processes.barrier
         )
-        collate = partial(collate_videobert, pad_id=vocab.pad_id)
-    else:
-        from vidcap.models.bart import build_bart
+        size = model_size(config.preset, config.arch)
+        torch.manual_seed(config.seed)  # identical initial weights on every process
+        examples = ExampleConfig(max_length=size.max_length, seed=config.seed)
+        train_samples, val_samples = split_samples(samples, "train"), split_samples(samples, "val")
+        if config.arch == "videobert":
+            from vidcap.models.videobert import build_videobert
 
-        model = build_bart(vocab, size, config.init, tree.leaf_centroids, config.freeze_visual)
-        objective = Seq2SeqObjective(model, vocab.visual_range)
-        train_set, val_set = (
-            BartExamples(train_samples, vocab, examples),
-            BartExamples(val_samples, vocab, replace(examples, seed=config.seed + 1)),
-        )
-        collate = partial(
-            collate_bart, pad_id=vocab.pad_id, decoder_start_id=model.config.decoder_start_token_id
-        )
-
-    outcome = train(
-        objective,
-        train_set,
-        val_set,
-        collate,
-        out_dir,
-        train_config,
-        resume=resume,
-        on_step=on_step,
-        run=stage_fp,
-    )
-    if processes.is_main:
-        remove_outputs(out_dir, (FINAL,))  # a bundle's files come from one run only
-        model = outcome["objective"].model
-
-        def write_files(folder: Path) -> None:
-            model.save_pretrained(folder, safe_serialization=True)
-            vocab.save(folder)
-            copy_codebook(words_dir, folder)
-
-        write_bundle(
-            out_dir / FINAL,
-            {
-                "stage": STAGE,
-                "arch": config.arch,
-                "preset": config.preset,
-                "n_visual": vocab.n_visual,
-                "visual_offset": vocab.visual_offset,
-                "codebook": CODEBOOK,
-                "quantize": words_manifest.get("tree"),
-                # extract settings and encoder, so `vidcap classify` can read raw videos
-                **pipeline_settings(words_manifest),
-            },
-            write_files,
-        )
-        stage.record(
-            ItemRecord(
-                FINAL,
-                "ok",
-                outputs={"model": FINAL},
-                info={"steps": outcome["steps"], "val": outcome["val"]},
-                fingerprint=stage_fp,
+            model = build_videobert(
+                vocab, size, config.init, tree.leaf_centroids, config.freeze_visual
             )
+            objective: torch.nn.Module = VideoBertObjective(model, vocab.visual_range)
+            train_set, val_set = (
+                VideoBertExamples(train_samples, vocab, examples),
+                VideoBertExamples(val_samples, vocab, replace(examples, seed=config.seed + 1)),
+            )
+            collate = partial(collate_videobert, pad_id=vocab.pad_id)
+        else:
+            from vidcap.models.bart import build_bart
+
+            model = build_bart(vocab, size, config.init, tree.leaf_centroids, config.freeze_visual)
+            objective = Seq2SeqObjective(model, vocab.visual_range)
+            train_set, val_set = (
+                BartExamples(train_samples, vocab, examples),
+                BartExamples(val_samples, vocab, replace(examples, seed=config.seed + 1)),
+            )
+            collate = partial(
+                collate_bart,
+                pad_id=vocab.pad_id,
+                decoder_start_id=model.config.decoder_start_token_id,
+            )
+
+        outcome = train(
+            objective,
+            train_set,
+            val_set,
+            collate,
+            out_dir,
+            train_config,
+            resume=resume,
+            on_step=on_step,
+            run=stage_fp,
         )
-        stage.finalize(
-            config={**asdict(config), "train": asdict(train_config)},
-            stage_fingerprint=stage_fp,
-            upstream={
-                "path": str(Path(words_dir).resolve()),
-                "fingerprint": words_manifest["fingerprint"],
-            },
-            wall_time_s=time.perf_counter() - started,
-            extra={
-                "corpus": words_manifest.get("corpus"),
-                "encoder": words_manifest.get("encoder"),
-                "processes": outcome["processes"],
-                "final": FINAL,
-            },
-        )
+        if processes.is_main:
+            remove_outputs(out_dir, (FINAL,))  # a bundle's files come from one run only
+            model = outcome["objective"].model
+
+            def write_files(folder: Path) -> None:
+                model.save_pretrained(folder, safe_serialization=True)
+                vocab.save(folder)
+                copy_codebook(words_dir, folder)
+
+            write_bundle(
+                out_dir / FINAL,
+                {
+                    "stage": STAGE,
+                    "arch": config.arch,
+                    "preset": config.preset,
+                    "n_visual": vocab.n_visual,
+                    "visual_offset": vocab.visual_offset,
+                    "codebook": CODEBOOK,
+                    "quantize": words_manifest.get("tree"),
+                    # extract settings and encoder, so `vidcap classify` can read raw videos
+                    **pipeline_settings(words_manifest),
+                },
+                write_files,
+            )
+            stage.record(
+                ItemRecord(
+                    FINAL,
+                    "ok",
+                    outputs={"model": FINAL},
+                    info={"steps": outcome["steps"], "val": outcome["val"]},
+                    fingerprint=stage_fp,
+                )
+            )
+            stage.finalize(
+                config={**asdict(config), "train": asdict(train_config)},
+                stage_fingerprint=stage_fp,
+                upstream={
+                    "path": str(Path(words_dir).resolve()),
+                    "fingerprint": words_manifest["fingerprint"],
+                },
+                wall_time_s=time.perf_counter() - started,
+                extra={
+                    "corpus": words_manifest.get("corpus"),
+                    "encoder": words_manifest.get("encoder"),
+                    "processes": outcome["processes"],
+                    "final": FINAL,
+                },
+            )
     processes.barrier()
     return result_from_index(stage, started, training_details)

@@ -79,73 +79,74 @@ def run_quantize(
         result = result_from_index(stage, started, _details, up_to_date=True)
         result.details.update(_summary(quantize_report(out_dir)))
         return result
-    stage.prepare(force=True)  # one global fit: nothing from an older run can be kept
+    with stage.locked():
+        stage.prepare(force=True)  # one global fit: nothing from an older run can be kept
 
-    ordered = sorted(items.values(), key=lambda r: r.id)
-    features = [load_features(Path(features_dir) / r.outputs["features"]) for r in ordered]
-    arrays = [f["features"] for f in features]
-    fit_rows = _fit_rows(ordered, arrays, config)
-    if on_phase is not None:
-        on_phase(f"fitting k={config.k}, depth={config.depth} on {len(fit_rows):,} clips")
-    all_features = stack_features(arrays, names=[r.id for r in ordered])
-    tree = HierarchicalKMeans.fit(all_features[fit_rows], config.kmeans())
-    tree.save(stage.path / CODEBOOK)
+        ordered = sorted(items.values(), key=lambda r: r.id)
+        features = [load_features(Path(features_dir) / r.outputs["features"]) for r in ordered]
+        arrays = [f["features"] for f in features]
+        fit_rows = _fit_rows(ordered, arrays, config)
+        if on_phase is not None:
+            on_phase(f"fitting k={config.k}, depth={config.depth} on {len(fit_rows):,} clips")
+        all_features = stack_features(arrays, names=[r.id for r in ordered])
+        tree = HierarchicalKMeans.fit(all_features[fit_rows], config.kmeans())
+        tree.save(stage.path / CODEBOOK)
 
-    if on_phase is not None:
-        on_phase(f"assigning {len(all_features):,} clips")
-    ids = tree.assign(all_features, device=config.kmeans().resolved_device())
-    offset = 0
-    for record, data in zip(ordered, features, strict=True):
-        n = len(data["features"])
-        words = ids[offset : offset + n]
-        offset += n
-        path = stage.item_path(record.id, ".json", subdir="words")
-        payload = {
-            "id": record.id,
-            "words": words.tolist(),
-            "start_s": data["start_s"].tolist(),
-            "end_s": data["end_s"].tolist(),
-        }
-        atomic_write_text(path, json.dumps(payload) + "\n")
-        stage.record(
-            ItemRecord(
-                record.id,
-                "ok",
-                outputs={"words": stage.relative(path)},
-                info={
-                    "split": record.info.get("split"),
-                    "video": record.info.get("video"),
-                    "n_clips": n,
-                },
-                fingerprint=stage_fp,
+        if on_phase is not None:
+            on_phase(f"assigning {len(all_features):,} clips")
+        ids = tree.assign(all_features, device=config.kmeans().resolved_device())
+        offset = 0
+        for record, data in zip(ordered, features, strict=True):
+            n = len(data["features"])
+            words = ids[offset : offset + n]
+            offset += n
+            path = stage.item_path(record.id, ".json", subdir="words")
+            payload = {
+                "id": record.id,
+                "words": words.tolist(),
+                "start_s": data["start_s"].tolist(),
+                "end_s": data["end_s"].tolist(),
+            }
+            atomic_write_text(path, json.dumps(payload) + "\n")
+            stage.record(
+                ItemRecord(
+                    record.id,
+                    "ok",
+                    outputs={"words": stage.relative(path)},
+                    info={
+                        "split": record.info.get("split"),
+                        "video": record.info.get("video"),
+                        "n_clips": n,
+                    },
+                    fingerprint=stage_fp,
+                )
             )
-        )
 
-    description = tree.describe()
-    report = {
-        "vocab_size": tree.vocab_size,
-        "words_used": words_used(ids),
-        "level_inertia": [round(float(x), 4) for x in tree.level_inertia],
-        "top_words": [[int(w), int(c)] for w, c in top_words(ids, 20)],
-        "fit_clips": len(fit_rows),
-        "clips": len(ids),
-    }
-    stage.finalize(
-        config=settings,
-        stage_fingerprint=stage_fp,
-        upstream={
-            "path": str(Path(features_dir).resolve()),
-            "fingerprint": upstream_manifest["fingerprint"],
-        },
-        wall_time_s=time.perf_counter() - started,
-        extra={
-            "codebook": CODEBOOK,
-            "tree": description,
-            "report": report,
-            "encoder": upstream_manifest.get("encoder"),
-            "corpus": upstream_manifest.get("corpus"),
-        },
-    )
+        description = tree.describe()
+        report = {
+            "vocab_size": tree.vocab_size,
+            "words_used": words_used(ids),
+            "level_inertia": [round(float(x), 4) for x in tree.level_inertia],
+            "top_words": [[int(w), int(c)] for w, c in top_words(ids, 20)],
+            "fit_clips": len(fit_rows),
+            "clips": len(ids),
+        }
+        stage.finalize(
+            config=settings,
+            stage_fingerprint=stage_fp,
+            upstream={
+                "path": str(Path(features_dir).resolve()),
+                "fingerprint": upstream_manifest["fingerprint"],
+            },
+            wall_time_s=time.perf_counter() - started,
+            extra={
+                "codebook": CODEBOOK,
+                "tree": description,
+                "report": report,
+                "encoder": upstream_manifest.get("encoder"),
+                "corpus": upstream_manifest.get("corpus"),
+            },
+        )
     result = result_from_index(stage, started, _details)
     result.details.update(_summary(report))
     return result

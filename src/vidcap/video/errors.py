@@ -39,3 +39,7 @@ class DecodeTimeoutError(DecodeError):
 
 class DecoderCrashedError(DecodeError):
     """The child process running the decoder died (a segfault or abort in a native library)."""
+
+
+TRANSIENT_DECODE_ERRORS = (DecodeTimeoutError, DecoderCrashedError, BackendUnavailableError)
+"""Decode failures a rerun may cure (a busy machine, a decoder installed later): never sticky."""

@@ -1,0 +1,205 @@
+"""Faults as a user meets them: a full disk mid-run stops the stage at once with one sentence and
+the rerun finishes the rest; failures a rerun may cure are retried; a file that is not a video stays
+failed only with --allow-failures; a second run into a busy folder refuses.
+
+The full-disk tests mount a small tmpfs (root and a kernel that allows it, as on CI); elsewhere
+they are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vidcap.artifacts import INDEX, StageDir
+from vidcap.artifacts.readers import load_features
+from vidcap.cli import app
+
+runner = CliRunner()
+
+
+def vidcap(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def index(folder: Path) -> dict[str, dict]:
+    lines = (folder / INDEX).read_text().splitlines()
+    return {row["id"]: row for row in map(json.loads, lines)}
+
+
+def one_sentence_error(output: str) -> str:
+    """The run's error line; it must be the only one, and not call itself a bug."""
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    assert "bug" not in output and "Traceback" not in output, output
+    return errors[0]
+
+
+@contextlib.contextmanager
+def small_disk(where: Path, size_bytes: int) -> Iterator[Path]:
+    """A tmpfs of ``size_bytes`` mounted at ``where`` (skips the test where mounting is refused)."""
+    where.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size={size_bytes}",
+            f"vidcap-test-{uuid.uuid4().hex[:6]}",
+            str(where),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path, leave_free: int) -> Path:
+    """A filler file that leaves about ``leave_free`` bytes of ``disk`` free."""
+    stats = os.statvfs(disk)
+    free = stats.f_bavail * stats.f_frsize
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free - leave_free))
+    return filler
+
+
+def sizes(folder: Path, suffix: str) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(folder.rglob(f"*{suffix}"))}
+
+
+def test_a_full_disk_stops_extract_and_the_rerun_finishes(
+    synth_corpus: Path, frames_dir: Path, tmp_path: Path
+) -> None:
+    reference = sizes(frames_dir, ".npy")
+    total = sum(reference.values())
+    first_three = sum(list(reference.values())[:3])
+    with small_disk(tmp_path / "disk", total + 4 * 2**20) as disk:
+        filler = fill(disk, leave_free=first_three + 64 * 1024)
+        out = disk / "frames"
+        full = vidcap("extract", synth_corpus, "--out", out, "--size", 64)
+        assert full.exit_code == 1
+        line = one_sentence_error(full.output)
+        assert "the disk is full" in line and "rerun the same command" in line, line
+        kept = index(out)
+        assert 1 <= len(kept) < len(reference), kept
+        assert all(row["status"] == "ok" for row in kept.values())  # nothing marked failed
+        assert not list(out.rglob(".tmp-*")), "a half-written file is visible"
+        for row in kept.values():  # what finished is valid
+            path = out / row["outputs"]["frames"]
+            assert path.read_bytes() == (frames_dir / row["outputs"]["frames"]).read_bytes()
+
+        filler.unlink()  # the user frees space and reruns the same command
+        rerun = vidcap("extract", synth_corpus, "--out", out, "--size", 64, "--json")
+        assert rerun.exit_code == 0, rerun.output
+        report = json.loads(rerun.stdout)
+        assert report["counts"] == {"ok": len(reference), "failed": 0, "skipped": len(kept)}
+        for name in reference:
+            assert (out / "frames" / name).read_bytes() == (
+                frames_dir / "frames" / name
+            ).read_bytes()
+
+
+def test_a_full_disk_stops_encode_and_the_rerun_finishes(
+    frames_dir: Path, features_dir: Path, tmp_path: Path
+) -> None:
+    reference = sizes(features_dir, ".safetensors")
+    first_two = sum(list(reference.values())[:2])
+    with small_disk(tmp_path / "disk", 2 * 2**20) as disk:
+        filler = fill(disk, leave_free=first_two + 8 * 1024)
+        out = disk / "features"
+        full = vidcap("encode", frames_dir, "--out", out, "--loader-workers", 0)
+        assert full.exit_code == 1
+        assert "the disk is full" in one_sentence_error(full.output)
+        kept = index(out)
+        assert len(kept) < len(reference) and all(r["status"] == "ok" for r in kept.values())
+        assert not list(out.rglob(".tmp-*"))
+
+        filler.unlink()
+        rerun = vidcap("encode", frames_dir, "--out", out, "--loader-workers", 0, "--json")
+        assert rerun.exit_code == 0, rerun.output
+        assert json.loads(rerun.stdout)["counts"]["skipped"] == len(kept)
+        for name in reference:  # equal tensors (safetensors orders its metadata as it likes)
+            ours = load_features(out / "features" / name)
+            theirs = load_features(features_dir / "features" / name)
+            assert ours.keys() == theirs.keys()
+            assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_failures_a_rerun_may_cure_are_retried(synth_corpus: Path, tmp_path: Path) -> None:
+    """Every video times out; the same command with time enough retries them all (the time limit
+    is not part of the output, so this is the same run), instead of calling itself up to date."""
+    out = tmp_path / "frames"
+    timed_out = vidcap(
+        "extract", synth_corpus, "--out", out, "--size", 32, "--timeout", "0.001", "--json"
+    )
+    assert timed_out.exit_code == 1
+    first = json.loads(timed_out.stdout)
+    assert first["counts"]["ok"] == 0 and first["counts"]["failed"] == 8
+    assert all("time limit" in f["error"] for f in first["failures"])
+    assert not any(row.get("sticky") for row in index(out).values())
+
+    # The same command (with time enough), even with --allow-failures: not up to date, all retried.
+    rerun = vidcap(
+        "extract", synth_corpus, "--out", out, "--size", 32, "--json", "--allow-failures"
+    )
+    assert rerun.exit_code == 0, rerun.output
+    report = json.loads(rerun.stdout)
+    assert not report["up_to_date"]
+    assert report["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
+    assert all(row["status"] == "ok" for row in index(out).values())
+
+
+def test_a_file_that_is_not_a_video_stays_failed_only_when_allowed(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = synth_corpus.read_text().splitlines()[:2]
+    rows = [json.loads(line) for line in lines]
+    for row in rows:
+        row["video"] = str((synth_corpus.parent / row["video"]).resolve())
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("these are my notes, not a video\n")
+    rows.append({**rows[0], "id": "notes", "video": str(not_video)})
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "frames"
+
+    first = vidcap("extract", corpus, "--out", out, "--size", 32, "--json")
+    assert first.exit_code == 1
+    assert index(out)["notes"]["status"] == "failed" and index(out)["notes"]["sticky"] is True
+    # Without --allow-failures a rerun tries it again (and it fails again: exit 1) ...
+    again = vidcap("extract", corpus, "--out", out, "--size", 32, "--json")
+    assert again.exit_code == 1 and not json.loads(again.stdout)["up_to_date"]
+    # ... with it, a finished run whose only failures are such files is up to date.
+    allowed = vidcap("extract", corpus, "--out", out, "--size", 32, "--json", "--allow-failures")
+    assert allowed.exit_code == 0
+    assert json.loads(allowed.stdout)["up_to_date"]
+
+
+def test_a_second_run_into_a_busy_folder_refuses(synth_corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "frames"
+    with StageDir(out, "extract").locked():  # another run is writing the folder
+        busy = vidcap("extract", synth_corpus, "--out", out, "--size", 32)
+        assert busy.exit_code == 1
+        line = one_sentence_error(busy.output)
+        assert "being written by another vidcap run" in line and ".vidcap.lock" in line
+        assert not (out / INDEX).exists()  # it wrote nothing
+    done = vidcap("extract", synth_corpus, "--out", out, "--size", 32)
+    assert done.exit_code == 0, done.output
+    shutil.rmtree(out)
