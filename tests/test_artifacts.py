@@ -109,6 +109,7 @@ def test_item_path_never_escapes(tmp_path: Path) -> None:
 def test_index_resume_skips_only_ok_items_with_same_fingerprint(tmp_path: Path) -> None:
     stage = StageDir(tmp_path, "extract")
     stage.prepare()
+    (tmp_path / "a.npy").write_bytes(b"frames")
     stage.record(ItemRecord("a", "ok", fingerprint="f1", outputs={"frames": "a.npy"}))
     stage.record(ItemRecord("b", "failed", error="It broke.", fingerprint="f1"))
     stage.record(ItemRecord("c", "ok", fingerprint="f0"))
@@ -120,6 +121,9 @@ def test_index_resume_skips_only_ok_items_with_same_fingerprint(tmp_path: Path) 
     # A later line for the same id wins (a retried item).
     stage.record(ItemRecord("b", "ok", fingerprint="f1"))
     assert stage.done_ids_matching(dict.fromkeys("abc", "f1")) == {"a", "b"}
+    # An ok item whose output is gone is done again.
+    (tmp_path / "a.npy").unlink()
+    assert stage.done_ids_matching(dict.fromkeys("abc", "f1")) == {"b"}
 
 
 def test_finalize_merges_parts_and_writes_manifest_last(tmp_path: Path) -> None:
@@ -191,6 +195,7 @@ def test_a_second_run_into_a_locked_folder_refuses(tmp_path: Path) -> None:
         pass
     with second.locked():  # released when the first run ends
         pass
+    assert not (tmp_path / ".vidcap.lock").exists()  # a finished folder holds only outputs
     # Only the main process of a multi-process run takes the lock.
     with first.locked(), StageDir(tmp_path, "extract", rank=1, world_size=2).locked():
         pass

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from vidcap.artifacts import INDEX, StageDir
@@ -203,3 +205,53 @@ def test_a_second_run_into_a_busy_folder_refuses(synth_corpus: Path, tmp_path: P
     done = vidcap("extract", synth_corpus, "--out", out, "--size", 32)
     assert done.exit_code == 0, done.output
     shutil.rmtree(out)
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_saving_a_checkpoint_stops_pretrain_and_resume_finishes(
+    words_dir: Path, tmp_path: Path
+) -> None:
+    settings = ("--preset", "tiny", "--max-steps", 12, "--save-every", 4, "--eval-every", 1000)
+    reference = tmp_path / "reference"
+    assert vidcap("pretrain", words_dir, "--out", reference, *settings).exit_code == 0
+    checkpoint = folder_size(reference / "checkpoints" / "step-00000012")
+    with small_disk(tmp_path / "disk", 64 * 2**20) as disk:
+        out = disk / "pretrain"
+        shutil.copytree(reference / "vocabulary", out / "vocabulary")  # comparable weights
+        # Room for the first checkpoint (and the small files), not for the second.
+        filler = fill(disk, leave_free=int(checkpoint * 1.5))
+        full = vidcap("pretrain", words_dir, "--out", out, *settings)
+        assert full.exit_code == 1
+        line = one_sentence_error(full.output)
+        assert "the disk is full" in line and "--resume auto" in line, line
+        assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-00000004"]
+        assert not (out / "final").exists() and not (out / "manifest.json").exists()
+
+        filler.unlink()
+        resumed = vidcap("pretrain", words_dir, "--out", out, *settings, "--resume", "auto")
+        assert resumed.exit_code == 0, resumed.output
+        a = load_file(reference / "final" / "model.safetensors")
+        b = load_file(out / "final" / "model.safetensors")
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+        assert not list(out.rglob(".tmp-*"))
+
+
+def test_a_deleted_output_is_made_again_by_a_plain_rerun(
+    synth_corpus: Path, frames_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "frames"
+    shutil.copytree(frames_dir, out)
+    victim = sorted((out / "frames").iterdir())[2]
+    original = victim.read_bytes()
+    victim.unlink()
+    rerun = vidcap("extract", synth_corpus, "--out", out, "--size", 64, "--json")
+    assert rerun.exit_code == 0, rerun.output
+    report = json.loads(rerun.stdout)
+    assert not report["up_to_date"] and report["counts"]["skipped"] == 7
+    assert victim.read_bytes() == original

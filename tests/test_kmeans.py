@@ -140,11 +140,15 @@ def test_save_load_round_trip(tmp_path: Path, twelve_blobs) -> None:
 
 
 def test_load_rejects_other_files(tmp_path: Path) -> None:
-    with pytest.raises(VidcapError, match="does not exist"):
+    with pytest.raises(
+        VidcapError, match=r"missing\.safetensors is missing; rerun `vidcap quantize"
+    ):
         HierarchicalKMeans.load(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file at all")
-    with pytest.raises(VidcapError, match="not a readable safetensors"):
+    with pytest.raises(
+        VidcapError, match=r"junk\.safetensors is damaged \(not a complete safetensors"
+    ):
         HierarchicalKMeans.load(junk)
     from safetensors.numpy import save_file
 

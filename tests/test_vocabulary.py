@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -183,17 +184,19 @@ def test_generator_corpus_and_cased(tmp_path: Path) -> None:
 
 
 def test_load_errors(tmp_path: Path, trained: JointVocabulary) -> None:
-    with pytest.raises(VidcapError, match="not a vidcap vocabulary"):
+    with pytest.raises(
+        VidcapError, match=rf"{re.escape(VOCABULARY_FILE)} is missing; copy the model folder"
+    ):
         JointVocabulary.load(tmp_path)
     trained.save(tmp_path / "v")
     (tmp_path / "v" / VOCABULARY_FILE).write_text("{not json")
-    with pytest.raises(VidcapError, match="damaged"):
+    with pytest.raises(VidcapError, match=r"is damaged \(not valid JSON"):
         JointVocabulary.load(tmp_path / "v")
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / VOCABULARY_FILE).write_text(
         json.dumps({"kind": "trained", "n_visual": 20, "visual_offset": 6, "text_id_range": [0, 1]})
     )
-    with pytest.raises(VidcapError, match="not a tokenizer"):
+    with pytest.raises(VidcapError, match=r"tokenizer\.json is missing"):
         JointVocabulary.load(tmp_path / "w")
 
 

@@ -10,6 +10,10 @@ Two stages write one:
 ``vidcap.json`` records what a raw video needs to become the model's input (extract settings,
 encoder, codebook), what the model is (stage, task, architecture, preset) and, for a finetuned
 model, how it generates. It is written last: a folder without it is not a bundle.
+
+A bundle is copied around by users, so every file of it is checked where it is read: a missing,
+cut or overwritten file becomes one sentence naming it and what to do (:func:`model_remedy`), and
+:func:`reading_model` does that for the Hugging Face checkpoint that transformers loads.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from vidcap.artifacts import atomic_write_json
-from vidcap.artifacts.readers import CODEBOOK
+from vidcap.artifacts.readers import CODEBOOK, check_safetensors, damaged, read_json, reading
 from vidcap.errors import VidcapError
 
 if TYPE_CHECKING:
@@ -40,6 +45,9 @@ BUNDLE_INFO = "vidcap.json"
 FINAL = "final"  # the bundle inside a pretrain folder
 VOCABULARY = "vocabulary"  # a training stage's joint vocabulary, kept while it trains
 FEATURE_PROJECTION = "feature_projection.safetensors"
+CONFIG = "config.json"  # the Hugging Face checkpoint's configuration
+WEIGHTS = "model.safetensors"  # its weights (or the shards listed in WEIGHTS_INDEX)
+WEIGHTS_INDEX = "model.safetensors.index.json"
 _TMP = ".tmp-bundle"
 _NAMES = {"finetune": "caption model", "pretrain": "pretrain"}
 
@@ -53,7 +61,10 @@ __all__ = [
     "VOCABULARY",
     "Bundle",
     "Task",
+    "check_model_files",
     "copy_codebook",
+    "model_remedy",
+    "reading_model",
     "write_bundle",
 ]
 
@@ -72,13 +83,17 @@ class Bundle:
         to check, with a remedy of its own.
 
         Raises:
-            VidcapError: no ``vidcap.json`` there, or one that is not readable JSON.
+            VidcapError: no ``vidcap.json`` there, or one that is not readable JSON, or not one that
+                says which stage and architecture wrote it.
         """
         folder = Path(path)
         if stage == "pretrain" and not (folder / BUNDLE_INFO).is_file():
             folder = folder / FINAL
         info_path = folder / BUNDLE_INFO
+        remedy = model_remedy(folder, stage)
         if not info_path.is_file():
+            if (folder / CONFIG).is_file():  # a model without it: lost, or its writing cut short
+                raise damaged(info_path, remedy, "is missing")
             where = (
                 "its --out folder, or the final/ in it"
                 if stage == "pretrain"
@@ -87,17 +102,16 @@ class Bundle:
             raise VidcapError(
                 f"{path} is not a {_NAMES.get(stage, stage)}: it has no {BUNDLE_INFO} (give `vidcap {stage}` {where})."
             )
-        try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise VidcapError(
-                f"{info_path} cannot be read ({e}); copy the model folder again whole, or rerun the stage that wrote it."
-            ) from None
-        if not isinstance(info, dict):
-            raise VidcapError(
-                f"{info_path} is not a vidcap.json object; copy the model folder again whole, or rerun the stage that wrote it."
-            )
+        info = read_json(info_path, remedy)
+        missing = [key for key in ("stage", "arch") if key not in info]
+        if missing:
+            raise damaged(info_path, remedy, f"is damaged (it has no {missing[0]!r})")
         return cls(folder, info)
+
+    @property
+    def remedy(self) -> str:
+        """What to do about a missing or damaged file of this bundle (see :func:`model_remedy`)."""
+        return model_remedy(self.folder, self.stage)
 
     @property
     def stage(self) -> str:
@@ -123,13 +137,64 @@ class Bundle:
         """The joint vocabulary (tokenizer and visual-word ids) saved with the model."""
         from vidcap.text import JointVocabulary
 
-        return JointVocabulary.load(self.folder)
+        return JointVocabulary.load(self.folder, remedy=self.remedy)
 
     def codebook(self) -> HierarchicalKMeans:
         """The codebook saved with the model."""
         from vidcap.quantize.kmeans import HierarchicalKMeans
 
-        return HierarchicalKMeans.load(self.codebook_path)
+        return HierarchicalKMeans.load(self.codebook_path, remedy=self.remedy)
+
+
+def model_remedy(folder: str | Path, stage: str | None = None) -> str:
+    """What to do about a missing or damaged file of the model folder ``folder`` (no full stop):
+    copy the folder again, or have ``vidcap {stage}`` (read from its ``vidcap.json`` when not
+    given) write it again. A training run's own ``vocabulary/`` is built again by the run."""
+    folder = Path(folder)
+    if folder.name == VOCABULARY:
+        return "rerun the same command with --force to build it again"
+    if stage is None:
+        try:
+            stage = json.loads((folder / BUNDLE_INFO).read_text(encoding="utf-8")).get("stage")
+        except (OSError, ValueError, AttributeError):  # not there, not JSON, not an object
+            stage = None
+    if stage in _NAMES:
+        return f"copy the model folder again whole, or rerun `vidcap {stage} --force` to write it again"
+    return "copy the model folder again whole, or rerun the `vidcap pretrain` or `vidcap finetune` that wrote it, with --force"
+
+
+def check_model_files(folder: str | Path, remedy: str) -> None:
+    """Check the Hugging Face checkpoint in ``folder`` before transformers loads it, so that a
+    missing or cut file is named: ``config.json`` must be a JSON object and the weights
+    (``model.safetensors``, or each shard its index lists) complete safetensors files (only their
+    headers are read). transformers would report a missing ``config.json`` as weights of the wrong
+    sizes, and the others without naming the file.
+
+    Raises:
+        VidcapError: one of them is missing or damaged (with ``remedy``).
+    """
+    folder = Path(folder)
+    read_json(folder / CONFIG, remedy)
+    shards = [WEIGHTS]
+    if (folder / WEIGHTS_INDEX).is_file():
+        weight_map = read_json(folder / WEIGHTS_INDEX, remedy).get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise damaged(folder / WEIGHTS_INDEX, remedy, "is damaged (it has no 'weight_map')")
+        shards = sorted({str(name) for name in weight_map.values()})
+    for name in shards:
+        check_safetensors(folder / name, remedy)
+
+
+@contextmanager
+def reading_model(folder: str | Path, remedy: str | None = None) -> Iterator[None]:
+    """Load the Hugging Face checkpoint in ``folder`` (``from_pretrained``) inside: its files are
+    checked first (:func:`check_model_files`), and what loading them raises all the same (the
+    file system's errors, safetensors' own) becomes one sentence naming the folder, with
+    ``remedy`` (by default :func:`model_remedy`'s)."""
+    remedy = remedy or model_remedy(folder)
+    check_model_files(folder, remedy)
+    with reading(folder, remedy):
+        yield
 
 
 def write_bundle(

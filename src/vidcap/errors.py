@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 
 
 class VidcapError(Exception):
@@ -31,10 +33,13 @@ _CAUSES = {  # errno: (what happened, what to do about it)
     errno.EROFS: ("the file system is read-only", "make it writable or use another --out"),
     errno.EIO: ("the disk reported an input/output error", "check the disk"),
 }
+_NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken for a full disk
 _RERUN = "rerun the same command: what finished is kept and the rest is done."
 
 
-def as_resource_error(error: BaseException, where: object = None) -> ResourceError | None:
+def as_resource_error(
+    error: BaseException, where: object = None, rerun: str = _RERUN
+) -> ResourceError | None:
     """The one sentence for ``error`` when the machine caused it (``ENOSPC``, ``EDQUOT``,
     ``EROFS``, ``EIO``, ``MemoryError``), naming the file (or ``where``); None for any other error.
     """
@@ -43,11 +48,30 @@ def as_resource_error(error: BaseException, where: object = None) -> ResourceErr
     if isinstance(error, MemoryError):
         place = f" while working on {where}" if where is not None else ""
         return ResourceError(
-            f"out of memory{place}; free memory (or use smaller batches) and {_RERUN}"
+            f"out of memory{place}; free memory (or use smaller batches) and {rerun}"
         )
     if isinstance(error, OSError) and error.errno in _CAUSES:
         cause, remedy = _CAUSES[error.errno]
         place = error.filename or where
         detail = f"{error.strerror}: {place}" if place is not None else error.strerror
-        return ResourceError(f"{cause} ({detail}); {remedy} and {_RERUN}")
+        return ResourceError(f"{cause} ({detail}); {remedy} and {rerun}")
+    return None
+
+
+def as_write_fault(
+    error: BaseException, folder: str | os.PathLike[str], rerun: str = _RERUN
+) -> ResourceError | None:
+    """:func:`as_resource_error` for a failed write into ``folder``; also a full disk when the
+    error does not say so but ``folder``'s file system has no space left (``torch.save`` reports a
+    full disk as ``RuntimeError: … unexpected pos``, without an errno)."""
+    fault = as_resource_error(error, folder, rerun)
+    if fault is not None:
+        return fault
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free < _NEARLY_FULL:
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+        return as_resource_error(full, rerun=rerun)
     return None

@@ -87,12 +87,17 @@ def remove_outputs(folder: str | Path, names: tuple[str, ...]) -> None:
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:
-    """Delete temporary files left by a killed writer; returns how many were removed."""
+    """Delete the temporary files and folders (a half-saved checkpoint) left by a killed writer;
+    returns how many were removed. Call it only while no run writes the folder (under its lock)."""
     removed = 0
-    for tmp in Path(folder).rglob(f"{_TMP_PREFIX}*"):
-        if tmp.is_file():
+    for tmp in sorted(Path(folder).rglob(f"{_TMP_PREFIX}*"), reverse=True):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
             tmp.unlink(missing_ok=True)
-            removed += 1
+        else:
+            continue  # inside a temporary folder removed already
+        removed += 1
     return removed
 
 
@@ -173,6 +178,29 @@ class ItemRecord:
         )
 
 
+def _lock_file(path: Path) -> int | None:
+    """An open, exclusively locked ``path`` (created if needed), or None when another process
+    holds it. A kill releases the lock with the process; the file may stay, and is reused."""
+    import fcntl
+
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file its holder unlinked just before we locked it: ours
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
 def _read_index_file(path: Path) -> list[ItemRecord]:
     """Read index lines; a torn last line (process killed mid-append) is ignored."""
     records = []
@@ -221,8 +249,15 @@ class StageDir:
         manifest = self.read_manifest()
         if manifest is None or manifest.get("fingerprint") != stage_fingerprint:
             return False
-        failed = [r for r in self.read_index().values() if r.status == "failed"]
+        items = self.read_index().values()
+        if any(r.status == "ok" and not self.has_outputs(r) for r in items):
+            return False  # a deleted output: the rerun makes it again
+        failed = [r for r in items if r.status == "failed"]
         return not failed or (allow_failures and all(r.sticky for r in failed))
+
+    def has_outputs(self, item: ItemRecord) -> bool:
+        """Whether every output file of ``item`` is still there."""
+        return all((self.path / relative).exists() for relative in item.outputs.values())
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -231,23 +266,20 @@ class StageDir:
         if self.rank != 0:
             yield
             return
-        import fcntl
-
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _lock_file(path)
+        if fd is None:
+            raise VidcapError(
+                f"{self.path} is being written by another vidcap run (it holds {path}); wait for that run to finish, or give another --out."
+            )
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise VidcapError(
-                    f"{self.path} is being written by another vidcap run (it holds {path}); wait for that run to finish, or give another --out."
-                ) from None
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
             yield
         finally:
-            os.close(fd)  # closing releases the lock, also when the run fails
+            # The lock file goes with the run (a finished folder holds only its outputs); it is
+            # unlinked while still locked, so a run waiting on it sees it gone and takes a new one.
+            path.unlink(missing_ok=True)
+            os.close(fd)
 
     def read_index(self) -> dict[str, ItemRecord]:
         """All items recorded so far (merged index and parts); the latest line for an id wins."""
@@ -258,11 +290,14 @@ class StageDir:
         return items
 
     def done_ids_matching(self, item_fingerprints: Mapping[str, str]) -> set[str]:
-        """Ids already finished ``ok`` with the fingerprint given for each: a rerun skips them."""
+        """Ids already finished ``ok`` with the fingerprint given for each, their outputs still
+        there: a rerun skips them."""
         return {
             r.id
             for r in self.read_index().values()
-            if r.status == "ok" and r.fingerprint == item_fingerprints.get(r.id)
+            if r.status == "ok"
+            and r.fingerprint == item_fingerprints.get(r.id)
+            and self.has_outputs(r)
         }
 
     # -- writing ------------------------------------------------------------------------------

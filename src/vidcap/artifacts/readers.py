@@ -8,30 +8,186 @@ evaluation) meet here, below both, so a reader never imports the stage that wrot
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
 
 from vidcap.artifacts import read_upstream
-from vidcap.errors import VidcapError
+from vidcap.errors import VidcapError, as_resource_error
 
 CODEBOOK = "codebook.safetensors"
 """The fitted hierarchical k-means tree in a quantize folder (and copied into every bundle)."""
 
+# --------------------------------------------------------------------------------------------------
+# Files a user can damage: one sentence for each that is missing or cannot be read
+
+READ_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+    SafetensorError,
+)
+"""What reading a file that a user can delete, truncate or overwrite raises: the file system's
+errors, text that is not UTF-8 or not JSON, and safetensors' own (a cut or foreign file)."""
+
+
+def damaged(path: str | Path, remedy: str, problem: BaseException | str) -> VidcapError:
+    """The one sentence for a file that is missing or cannot be read: it names the file, says what
+    is wrong with it and ends with ``remedy``, what to do next (no final full stop).
+
+    ``problem`` is what reading it raised, or the wrong in words after the path ("is truncated
+    (...)"). An ``OSError`` that names a file names it instead of ``path`` (a file of the folder
+    ``path`` that a loader looked for).
+    """
+    if isinstance(problem, OSError) and isinstance(problem.filename, (str, Path)):
+        path = problem.filename
+    if isinstance(problem, str):
+        what = problem
+    elif isinstance(problem, FileNotFoundError):
+        what = "is missing"
+    elif isinstance(problem, OSError) and problem.strerror:
+        what = f"cannot be read ({problem.strerror})"
+    else:
+        what = f"is damaged ({_reason(problem)})"
+    return VidcapError(f"{path} {what}; {remedy}.")
+
+
+def _reason(error: BaseException) -> str:
+    """What is wrong, in a few words and no full stop, from what reading a file raised."""
+    if isinstance(error, json.JSONDecodeError):  # its message ends where the position went
+        msg = error.msg.removesuffix(" at").removesuffix(" starting")
+        return f"not valid JSON at line {error.lineno}: {msg[:1].lower()}{msg[1:]}"
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(error, KeyError):
+        return f"it has no {error.args[0]!r}" if error.args else "a field is missing"
+    lines = str(error).strip().splitlines()
+    text = lines[0].split(". ")[0].rstrip(".") if lines else type(error).__name__
+    if isinstance(error, SafetensorError):
+        text = f"not a complete safetensors file: {text.removeprefix('Error while deserializing header: ')}"
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+@contextmanager
+def reading(path: str | Path, remedy: str, *errors: type[Exception]) -> Iterator[None]:
+    """Read ``path`` (a file, or a folder of them) inside: what reading it raises — the
+    :data:`READ_ERRORS` and ``errors``, the reader's own (``ValueError`` for ``np.load``) — becomes
+    :func:`damaged`'s sentence with ``remedy``. A machine fault (a failing disk) is reported as
+    one instead, and anything else (a bug) goes through untouched."""
+    try:
+        yield
+    except (*READ_ERRORS, *errors) as e:
+        raise (as_resource_error(e, path) or damaged(path, remedy, e)) from None
+
+
+def read_json(path: str | Path, remedy: str) -> dict[str, Any]:
+    """A JSON object file that a user can damage (a bundle's ``vidcap.json``, a ``config.json``).
+
+    Raises:
+        VidcapError: missing, not JSON, or not an object (with ``remedy``).
+    """
+    with reading(path, remedy):
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise damaged(path, remedy, "is damaged (not a JSON object)")
+    return data
+
+
+def check_safetensors(path: str | Path, remedy: str) -> None:
+    """Check that ``path`` is a whole safetensors file without loading its tensors: its header is
+    read, and safetensors refuses one whose tensors do not cover the file exactly (a cut file).
+
+    Raises:
+        VidcapError: missing or damaged (with ``remedy``).
+    """
+    from safetensors import safe_open
+
+    with reading(path, remedy), safe_open(str(path), framework="numpy"):
+        pass
+
+
+def rerun_stage(stage: str, folder: str | Path) -> str:
+    """The remedy for a damaged output of stage folder ``folder``: write it again.
+
+    ``--force``: a damaged file still looks finished to its stage (a deleted one is made again by
+    a plain rerun, which checks that each finished item's files are there).
+    """
+    return f"rerun `vidcap {stage} --force` into {folder} to write it again"
+
+
+def _item_remedy(stage: str, path: Path) -> str:
+    """:func:`rerun_stage` for an item file, which sits in a subfolder of its stage folder."""
+    return rerun_stage(stage, path.parent.parent)
+
+
+# --------------------------------------------------------------------------------------------------
+# The readers
+
 
 def load_frames(path: str | Path) -> np.ndarray:
     """One video's frames ``[n_frames, height, width, 3]`` uint8 from an extract folder, memory-mapped
-    (clips are read as they are encoded, never the whole video at once)."""
-    return np.load(path, mmap_mode="r")
+    (clips are read as they are encoded, never the whole video at once).
+
+    The header is checked against the file's size first: a cut file would otherwise fail at the
+    first clip read past its end (or kill the process with ``SIGBUS``).
+
+    Raises:
+        VidcapError: the file is missing, truncated, or not a frames array.
+    """
+    path = Path(path)
+    remedy = _item_remedy("extract", path)
+    with reading(path, remedy, ValueError, EOFError):
+        with open(path, "rb") as f:
+            if f.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+                raise damaged(path, remedy, "is damaged (not a .npy file)")
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            size = os.fstat(f.fileno()).st_size
+        if dtype != np.uint8 or len(shape) != 4 or shape[-1] != 3:
+            raise damaged(
+                path, remedy, f"is not a video's frames (a {dtype} array of shape {shape})"
+            )
+        if size != expected:
+            cut = "truncated" if size < expected else "longer than its header says"
+            raise damaged(
+                path, remedy, f"is {cut} (it has {size:,} bytes, its header needs {expected:,})"
+            )
+        return np.load(path, mmap_mode="r")
+
+
+FEATURE_TENSORS = ("features", "start_s", "end_s")
 
 
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
-    """A video's features file: ``features`` [n_clips, dim], ``start_s`` and ``end_s`` [n_clips]."""
+    """A video's features file: ``features`` [n_clips, dim], ``start_s`` and ``end_s`` [n_clips].
+
+    Raises:
+        VidcapError: the file is missing, cut, or not a features file.
+    """
     from safetensors.numpy import load_file
 
-    return load_file(str(path))
+    path = Path(path)
+    remedy = _item_remedy("encode", path)
+    with reading(path, remedy):
+        data = load_file(str(path))
+    missing = [name for name in FEATURE_TENSORS if name not in data]
+    if missing:
+        raise damaged(path, remedy, f"is not a features file (it has no {missing[0]!r} tensor)")
+    n = len(data["features"])
+    if data["features"].ndim != 2 or any(data[k].shape != (n,) for k in ("start_s", "end_s")):
+        raise damaged(path, remedy, "is damaged (its features and clip times disagree)")
+    return data
 
 
 @dataclass(frozen=True)
@@ -45,9 +201,21 @@ class VideoWords:
 
 
 def load_words(path: str | Path) -> VideoWords:
-    """Read one ``words/<id>.json`` file of a quantize folder."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return VideoWords(data["id"], data["words"], data["start_s"], data["end_s"])
+    """Read one ``words/<id>.json`` file of a quantize folder.
+
+    Raises:
+        VidcapError: the file is missing, cut, or not a words file.
+    """
+    path = Path(path)
+    remedy = _item_remedy("quantize", path)
+    with reading(path, remedy, KeyError, TypeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        words = VideoWords(str(data["id"]), data["words"], data["start_s"], data["end_s"])
+    if not all(isinstance(x, list) for x in (words.words, words.start_s, words.end_s)) or not (
+        len(words.words) == len(words.start_s) == len(words.end_s)
+    ):
+        raise damaged(path, remedy, "is damaged (its words and clip times disagree)")
+    return words
 
 
 @dataclass

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from vidcap.artifacts.readers import ClipTrack
-from vidcap.bundle import Bundle
+from vidcap.bundle import Bundle, reading_model
 from vidcap.errors import VidcapError
 from vidcap.inference.pipeline import BundleModel
 from vidcap.text import JointVocabulary
@@ -154,9 +154,9 @@ class ZeroShotClassifier(BundleModel):
         import transformers
 
         super().__init__(bundle, device)
-        self.model = (
-            transformers.BertForPreTraining.from_pretrained(bundle.folder).to(self.device).eval()
-        )
+        with reading_model(bundle.folder, bundle.remedy):
+            model = transformers.BertForPreTraining.from_pretrained(bundle.folder)
+        self.model = model.to(self.device).eval()
         self.max_length = int(self.model.config.max_position_embeddings)
         lo, hi = self.vocab.text_id_range
         allowed = np.zeros(len(self.vocab), dtype=bool)

@@ -25,7 +25,8 @@ import transformers
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
-from vidcap.bundle import FEATURE_PROJECTION
+from vidcap.artifacts.readers import reading
+from vidcap.bundle import FEATURE_PROJECTION, Bundle, model_remedy, reading_model
 from vidcap.errors import VidcapError
 from vidcap.models.inputs import collate_inputs
 from vidcap.models.presets import ARCHS, ModelSize
@@ -150,15 +151,25 @@ class CaptionModel(nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path, arch: str) -> CaptionModel:
-        """A caption model saved with :meth:`save`."""
+        """The caption model of the bundle ``vidcap finetune`` wrote into ``folder`` (:meth:`save`),
+        with its feature projection when its ``vidcap.json`` says it reads clip features.
+
+        Raises:
+            VidcapError: a file of it is missing or damaged.
+        """
         from safetensors.torch import load_file
 
-        if arch == "bart":
-            seq2seq = transformers.BartForConditionalGeneration.from_pretrained(folder)
-        else:
-            seq2seq = transformers.EncoderDecoderModel.from_pretrained(folder)
+        bundle = Bundle.load(folder, "finetune")
+        with reading_model(folder, bundle.remedy):
+            if arch == "bart":
+                seq2seq = transformers.BartForConditionalGeneration.from_pretrained(folder)
+            else:
+                seq2seq = transformers.EncoderDecoderModel.from_pretrained(folder)
         projection = Path(folder) / FEATURE_PROJECTION
-        state = load_file(str(projection)) if projection.is_file() else None
+        state = None
+        if projection.is_file() or bundle.info.get("inputs", {}).get("with_features"):
+            with reading(projection, bundle.remedy):  # missing: the model would ignore features
+                state = load_file(str(projection))
         model = cls(seq2seq, arch, feature_dim=len(state["mean"]) if state else None)
         if state is not None:
             model.features.load_state_dict(state)
@@ -188,20 +199,27 @@ def build_caption_model(
 
     A fresh model's visual-word embeddings start from the codebook ``centroids`` as in
     pretraining, so ``--from-scratch`` differs from the pretrained route only by pretraining.
+
+    Raises:
+        VidcapError: a file of the pretrained model is missing or damaged, or it does not fit.
     """
     if arch == "bart":
         if pretrained is not None:
-            seq2seq = transformers.BartForConditionalGeneration.from_pretrained(pretrained)
+            with reading_model(pretrained, model_remedy(pretrained, "pretrain")):
+                seq2seq = transformers.BartForConditionalGeneration.from_pretrained(pretrained)
         else:
             from vidcap.models.bart import build_bart
 
             seq2seq = build_bart(vocab, size, None, centroids)
     elif arch == "videobert":
         if pretrained is not None:
-            encoder = transformers.BertModel.from_pretrained(pretrained, add_pooling_layer=False)
-            decoder = transformers.BertLMHeadModel.from_pretrained(
-                pretrained, is_decoder=True, add_cross_attention=True
-            )
+            with reading_model(pretrained, model_remedy(pretrained, "pretrain")):
+                encoder = transformers.BertModel.from_pretrained(
+                    pretrained, add_pooling_layer=False
+                )
+                decoder = transformers.BertLMHeadModel.from_pretrained(
+                    pretrained, is_decoder=True, add_cross_attention=True
+                )
         else:
             encoder = transformers.BertModel(bert_config(vocab, size), add_pooling_layer=False)
             decoder_config = bert_config(vocab, size)

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from vidcap.artifacts import atomic_path
+from vidcap.artifacts.readers import damaged, reading, rerun_stage
 from vidcap.devices import check_device_name, resolve_device
 from vidcap.errors import VidcapError
 from vidcap.quantize.settings import BACKENDS, NORMALIZATIONS, KMeansBackend, Normalization
@@ -734,8 +735,11 @@ class HierarchicalKMeans:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> HierarchicalKMeans:
+    def load(cls, path: str | Path, remedy: str | None = None) -> HierarchicalKMeans:
         """Read a codebook written by :meth:`save` (safetensors only; nothing is unpickled).
+
+        ``remedy`` is what to do when it is missing or damaged: by default, write the quantize
+        folder holding it again (a bundle's copy says to copy the bundle again).
 
         Raises:
             VidcapError: missing file, not a safetensors file, or not a vidcap codebook.
@@ -743,21 +747,15 @@ class HierarchicalKMeans:
         from safetensors import safe_open
 
         path = Path(path)
-        if not path.is_file():
-            raise VidcapError(f"Codebook {path} does not exist; run `vidcap quantize` first.")
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                meta = f.metadata() or {}
-                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        except Exception as e:  # safetensors raises its own error types for damaged headers
-            raise VidcapError(
-                f"Codebook {path} is not a readable safetensors file ({e})."
-            ) from None
+        remedy = remedy or rerun_stage("quantize", path.parent)
+        with reading(path, remedy), safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
         if meta.get("format") != CODEBOOK_FORMAT:
-            raise VidcapError(
-                f"{path} is not a vidcap codebook (its format is {meta.get('format')!r})."
+            raise damaged(
+                path, remedy, f"is not a vidcap codebook (its format is {meta.get('format')!r})"
             )
-        try:
+        with reading(path, remedy, KeyError, ValueError, TypeError):
             k, depth = int(meta["k"]), int(meta["depth"])
             levels = [tensors[f"level{lv}.centroids"] for lv in range(depth - 1)]
             levels.append(tensors["centroids"])
@@ -772,8 +770,6 @@ class HierarchicalKMeans:
                 level_inertia=json.loads(meta["level_inertia"]),
                 info=json.loads(meta.get("info", "{}")),
             )
-        except (KeyError, ValueError, TypeError) as e:
-            raise VidcapError(f"Codebook {path} is incomplete or damaged (missing {e}).") from None
 
     # -- reporting -------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -24,7 +24,6 @@ tokenizer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vidcap.artifacts import atomic_write_json
+from vidcap.artifacts.readers import read_json, reading
+from vidcap.bundle import CONFIG, model_remedy
 from vidcap.errors import VidcapError
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ SPECIALS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[>]"
 
 JOIN_TOKEN = "[>]"
 VOCABULARY_FILE = "vidcap_vocabulary.json"
+TOKENIZER_FILE = "tokenizer.json"  # the fast tokenizer itself (save_pretrained)
+TOKENIZER_CONFIG = "tokenizer_config.json"
 VOCABULARY_FORMAT = 1
 
 
@@ -271,30 +274,35 @@ class JointVocabulary:
         atomic_write_json(path / VOCABULARY_FILE, self.metadata())
 
     @classmethod
-    def load(cls, path: str | Path) -> JointVocabulary:
+    def load(cls, path: str | Path, remedy: str | None = None) -> JointVocabulary:
         """Load a vocabulary written by :meth:`save`.
 
+        ``remedy`` is what to do when one of its files is missing or damaged (by default
+        :func:`vidcap.bundle.model_remedy`'s: copy the model folder again, or write it again).
+
         Raises:
-            VidcapError: ``path`` is not a folder with a saved vidcap vocabulary.
+            VidcapError: a file of it is missing or damaged, or it was written by a newer vidcap.
         """
         path = Path(path)
+        remedy = remedy or model_remedy(path)
         meta_path = path / VOCABULARY_FILE
-        if not meta_path.is_file():
-            raise VidcapError(
-                f"{path} is not a vidcap vocabulary (it has no {VOCABULARY_FILE}); "
-                "point at the folder a vidcap pretrain or finetune run wrote."
-            )
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_json(meta_path, remedy)
+        with reading(meta_path, remedy, KeyError, TypeError, ValueError, IndexError):
             n_visual, offset = int(meta["n_visual"]), int(meta["visual_offset"])
             text_range = (int(meta["text_id_range"][0]), int(meta["text_id_range"][1]))
             kind = str(meta["kind"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError):
-            raise VidcapError(f"{meta_path} is damaged; rebuild the vocabulary.") from None
-        if int(meta.get("format", 0)) > VOCABULARY_FORMAT:
+            newer = int(meta.get("format", 0)) > VOCABULARY_FORMAT
+        if newer:
             raise VidcapError(
                 f"{meta_path} was written by a newer vidcap (format {meta['format']}); upgrade vidcap."
             )
+        # Whole JSON first, so that a cut file is named (transformers would not name it; it reads
+        # a model's config.json too, for the tokenizer's class). Without its tokenizer_config.json
+        # the tokenizer would load, its special tokens unset.
+        read_json(path / TOKENIZER_FILE, remedy)
+        read_json(path / TOKENIZER_CONFIG, remedy)
+        if (path / CONFIG).exists():
+            read_json(path / CONFIG, remedy)
         tokenizer = _load_fast_tokenizer(str(path))
         return cls(tokenizer, n_visual, offset, text_range, kind=kind, base=meta.get("base"))
 

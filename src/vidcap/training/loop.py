@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import shutil
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,12 +26,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vidcap.errors import VidcapError
+from vidcap.artifacts.readers import check_safetensors, damaged, read_json, reading
+from vidcap.errors import VidcapError, as_write_fault
 from vidcap.training.settings import TrainConfig
 
 CHECKPOINTS = "checkpoints"
 METRICS = "metrics.jsonl"
 _STATE_FILE = "trainer_state.json"
+_RESUME = "rerun the same command with --resume auto: training goes on from the last checkpoint."
+_WEIGHTS = "model.safetensors"  # Accelerate's save_state (unless FSDP / DeepSpeed shard it)
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,51 @@ def _checkpoints(out_dir: Path, run: str | None) -> list[Path]:
         return []
     found = []
     for path in sorted(folder.glob("step-*")):
-        state = path / _STATE_FILE
-        if state.is_file() and run in (None, json.loads(state.read_text()).get("run")):
+        if (path / _STATE_FILE).is_file() and run in (None, _read_state(path).get("run")):
             found.append(path)
     return found
+
+
+def _checkpoint_remedy(checkpoint: Path) -> str:
+    return f"delete {checkpoint} to resume from the checkpoint before it, or rerun without --resume to start over"
+
+
+def _read_state(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's ``trainer_state.json``: its step and the run it belongs to.
+
+    Raises:
+        VidcapError: it cannot be read or has no step.
+    """
+    path = checkpoint / _STATE_FILE
+    state = read_json(path, _checkpoint_remedy(checkpoint))
+    if isinstance(state.get("step"), bool) or not isinstance(state.get("step"), int):
+        raise damaged(path, _checkpoint_remedy(checkpoint), "is damaged (it has no step)")
+    return state
+
+
+def _load_checkpoint(accelerator: Any, checkpoint: Path) -> int:
+    """Restore the model, optimizer, scheduler and random states saved in ``checkpoint``; its step.
+
+    Its files are checked first, so that a missing or cut one is named: the weights
+    (safetensors headers) and the optimizer's and scheduler's torch files (zip archives, whose
+    table of contents is at the end), which torch would report as a bare unpickling error.
+
+    Raises:
+        VidcapError: a file of it is missing or damaged.
+    """
+    remedy = _checkpoint_remedy(checkpoint)
+    step = int(_read_state(checkpoint)["step"])
+    sharded = any(p.is_dir() for p in checkpoint.iterdir())  # FSDP / DeepSpeed: their own layout
+    if not sharded and not (checkpoint / _WEIGHTS).is_file():
+        raise damaged(checkpoint / _WEIGHTS, remedy, "is missing")
+    for path in sorted(checkpoint.glob("*.safetensors")):
+        check_safetensors(path, remedy)
+    for path in sorted(checkpoint.glob("*.bin")):
+        with reading(path, remedy, zipfile.BadZipFile), zipfile.ZipFile(path):
+            pass
+    with reading(checkpoint, remedy, zipfile.BadZipFile, pickle.UnpicklingError, EOFError):
+        accelerator.load_state(str(checkpoint))
+    return step
 
 
 def latest_checkpoint(out_dir: Path, run: str | None = None) -> Path | None:
@@ -205,8 +251,7 @@ def train(
         shutil.rmtree(out_dir / CHECKPOINTS)  # another run's: it would be pruned or resumed wrongly
     accelerator.wait_for_everyone()
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        step = json.loads((checkpoint / _STATE_FILE).read_text())["step"]
+        step = _load_checkpoint(accelerator, checkpoint)
     batches_per_epoch = len(train_loader)
     metrics_path = out_dir / METRICS
     if accelerator.is_main_process:
@@ -247,10 +292,21 @@ def train(
         if accelerator.is_main_process and tmp.exists():
             shutil.rmtree(tmp)  # left by a run killed while saving
         accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
+        try:
+            accelerator.save_state(str(tmp))
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                (tmp / _STATE_FILE).write_text(json.dumps({"step": step, "run": run}))
+        except Exception as e:
+            # A full disk mid-save: the half checkpoint goes, giving its space back; the earlier
+            # checkpoints are kept for --resume auto.
+            fault = as_write_fault(e, folder, _RESUME)
+            if accelerator.is_main_process:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if fault is not None:
+                raise fault from e
+            raise
         if accelerator.is_main_process:
-            (tmp / _STATE_FILE).write_text(json.dumps({"step": step, "run": run}))
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
