@@ -255,3 +255,15 @@ def test_a_deleted_output_is_made_again_by_a_plain_rerun(
     report = json.loads(rerun.stdout)
     assert not report["up_to_date"] and report["counts"]["skipped"] == 7
     assert victim.read_bytes() == original
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path: Path) -> None:
+    """A run killed after logging steps past its last checkpoint (and mid-line) resumes from the
+    checkpoint: its metrics keep the lines up to it, whole ones only."""
+    from vidcap.training.loop import _keep_metrics_until
+
+    metrics = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "split": "train", "loss": 1.0 / s} for s in (10, 20, 30)]
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 40, "spl')
+    _keep_metrics_until(metrics, 20)
+    assert [json.loads(line) for line in metrics.read_text().splitlines()] == rows[:2]

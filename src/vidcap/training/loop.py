@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from vidcap.artifacts import atomic_write_text
 from vidcap.artifacts.readers import check_safetensors, damaged, read_json, reading
 from vidcap.errors import VidcapError, as_write_fault
 from vidcap.training.settings import TrainConfig
@@ -80,6 +81,22 @@ def _checkpoints(out_dir: Path, run: str | None) -> list[Path]:
         if (path / _STATE_FILE).is_file() and run in (None, _read_state(path).get("run")):
             found.append(path)
     return found
+
+
+def _keep_metrics_until(path: Path, step: int) -> None:
+    """On resuming at ``step``: keep the metrics lines up to it, so the steps a killed run logged
+    after its last checkpoint are not logged twice; a torn last line goes too."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
 
 
 def _checkpoint_remedy(checkpoint: Path) -> str:
@@ -258,6 +275,8 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint is None:
             metrics_path.unlink(missing_ok=True)
+        else:
+            _keep_metrics_until(metrics_path, step)
 
     def log(split: str, values: dict[str, float], **extra: Any) -> None:
         if accelerator.is_main_process:
