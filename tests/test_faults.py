@@ -267,3 +267,57 @@ def test_a_resumed_run_logs_each_step_once(tmp_path: Path) -> None:
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 40, "spl')
     _keep_metrics_until(metrics, 20)
     assert [json.loads(line) for line in metrics.read_text().splitlines()] == rows[:2]
+
+
+def test_a_full_disk_stops_quantize_and_the_rerun_finishes(
+    features_dir: Path, words_dir: Path, tmp_path: Path
+) -> None:
+    with small_disk(tmp_path / "disk", 2 * 2**20) as disk:
+        filler = fill(disk, leave_free=3 * 4096)  # room for a few word files, not all
+        out = disk / "words"
+        full = vidcap("quantize", features_dir, "--out", out, "--k", 4, "--depth", 2)
+        assert full.exit_code == 1
+        assert "the disk is full" in one_sentence_error(full.output)
+        assert not (out / "manifest.json").exists() and not list(out.rglob(".tmp-*"))
+
+        filler.unlink()
+        rerun = vidcap("quantize", features_dir, "--out", out, "--k", 4, "--depth", 2)
+        assert rerun.exit_code == 0, rerun.output
+        for name, size in sizes(words_dir / "words", ".json").items():
+            ours = out / "words" / name
+            assert ours.stat().st_size == size
+            assert ours.read_text() == (words_dir / "words" / name).read_text()
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_saving_a_checkpoint_stops_finetune_and_resume_finishes(
+    words_dir: Path, tmp_path: Path
+) -> None:
+    pretrain = tmp_path / "pretrain"
+    tiny = ("--preset", "tiny", "--eval-every", 1000)
+    assert vidcap("pretrain", words_dir, "--out", pretrain, *tiny, "--max-steps", 2).exit_code == 0
+    settings = (*tiny, "--max-steps", 9, "--save-every", 3, "--beams", 1)
+    reference = tmp_path / "reference"
+    assert vidcap("finetune", pretrain, "--out", reference, *settings).exit_code == 0
+    checkpoint = folder_size(reference / "checkpoints" / "step-00000009")
+    bundle = folder_size(reference) - folder_size(reference / "checkpoints")
+    with small_disk(tmp_path / "disk", 64 * 2**20) as disk:
+        out = disk / "model"
+        filler = fill(disk, leave_free=int(checkpoint * 1.5) + 2 * bundle)
+        full = vidcap("finetune", pretrain, "--out", out, *settings)
+        assert full.exit_code == 1
+        line = one_sentence_error(full.output)
+        assert "the disk is full" in line and "--resume auto" in line, line
+        kept = sorted((out / "checkpoints").iterdir())
+        assert kept and all((c / "trainer_state.json").is_file() for c in kept)  # whole ones
+        assert not list(out.rglob(".tmp-*"))  # the half checkpoint is gone
+        assert not (out / "vidcap.json").exists()  # not a bundle
+
+        filler.unlink()
+        resumed = vidcap("finetune", pretrain, "--out", out, *settings, "--resume", "auto")
+        assert resumed.exit_code == 0, resumed.output
+        a = load_file(reference / "model.safetensors")
+        b = load_file(out / "model.safetensors")
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+        assert not list(out.rglob(".tmp-*"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 
 
@@ -33,6 +34,7 @@ _CAUSES = {  # errno: (what happened, what to do about it)
     errno.EROFS: ("the file system is read-only", "make it writable or use another --out"),
     errno.EIO: ("the disk reported an input/output error", "check the disk"),
 }
+_RUST_IO_ERROR = re.compile(r"\(os error (\d+)\)")
 _NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken for a full disk
 _RERUN = "rerun the same command: what finished is kept and the rest is done."
 
@@ -50,6 +52,13 @@ def as_resource_error(
         return ResourceError(
             f"out of memory{place}; free memory (or use smaller batches) and {rerun}"
         )
+    if not isinstance(error, OSError):
+        # Libraries written in Rust (safetensors, tokenizers) report an I/O error as text only,
+        # ending "(os error 28)": read the errno from there.
+        found = _RUST_IO_ERROR.search(str(error))
+        if found is not None and int(found.group(1)) in _CAUSES:
+            number = int(found.group(1))
+            error = OSError(number, os.strerror(number))
     if isinstance(error, OSError) and error.errno in _CAUSES:
         cause, remedy = _CAUSES[error.errno]
         place = error.filename or where
