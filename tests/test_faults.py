@@ -321,3 +321,26 @@ def test_a_full_disk_while_saving_a_checkpoint_stops_finetune_and_resume_finishe
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
         assert not list(out.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize(
+    "stage", ["encode", "quantize", "pretrain", pytest.param("finetune", marks=pytest.mark.slow)]
+)
+def test_every_stage_refuses_a_busy_folder(
+    stage: str, frames_dir: Path, features_dir: Path, words_dir: Path, tmp_path: Path
+) -> None:
+    """The lock of a run writing the folder: each stage refuses before touching anything."""
+    source = {"encode": frames_dir, "quantize": features_dir, "pretrain": words_dir}
+    if stage == "finetune":
+        pretrain = tmp_path / "pretrain"
+        tiny = ("--preset", "tiny", "--max-steps", 1, "--eval-every", 1000)
+        assert vidcap("pretrain", words_dir, "--out", pretrain, *tiny).exit_code == 0
+        source["finetune"] = pretrain
+    out = tmp_path / "out"
+    extra = {"quantize": ("--k", 4, "--depth", 2), "encode": ("--loader-workers", 0)}
+    extra.update(dict.fromkeys(("pretrain", "finetune"), ("--preset", "tiny", "--max-steps", 1)))
+    with StageDir(out, stage).locked():
+        busy = vidcap(stage, source[stage], "--out", out, *extra[stage])
+        assert busy.exit_code == 1
+        assert "being written by another vidcap run" in one_sentence_error(busy.output)
+        assert sorted(p.name for p in out.iterdir()) == [".vidcap.lock"]  # nothing else written
