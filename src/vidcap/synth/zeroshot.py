@@ -11,13 +11,12 @@ baselines that need no video: chance (1/n and min(5, n)/n for n labels) and the 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidcap.artifacts import MANIFEST
+from vidcap.artifacts import StageDir
 from vidcap.corpus import read_corpus
 from vidcap.errors import VidcapError
 from vidcap.inference.zeroshot import ZeroShotClassifier, clip_range
@@ -30,11 +29,9 @@ N_EXAMPLES = 5
 def _pretrain_corpus(folder: Path) -> str | None:
     """The corpus recorded in the manifest of the pretrain folder that holds ``folder`` (final/)."""
     for candidate in (folder, folder.parent):
-        manifest = candidate / MANIFEST
-        if manifest.is_file():
-            corpus = json.loads(manifest.read_text(encoding="utf-8")).get("corpus")
-            if corpus:
-                return str(corpus)
+        manifest = StageDir(candidate, "pretrain").read_manifest()  # a damaged one: a sentence
+        if manifest is not None and manifest.get("corpus"):
+            return str(manifest["corpus"])
     return None
 
 
