@@ -201,7 +201,8 @@ def write_bundle(
     folder: str | Path, info: dict[str, Any], write_files: Callable[[Path], None]
 ) -> None:
     """Write a bundle into ``folder``: ``write_files(tmp)`` saves the model, tokenizer and codebook
-    into a temporary folder beside; they are moved in, then ``vidcap.json`` is written last.
+    into a temporary folder beside, the model card (``README.md``, :mod:`vidcap.card`) is rendered
+    there from ``info``; they are moved in, then ``vidcap.json`` is written last.
 
     ``folder`` stops being a bundle (its ``vidcap.json`` goes) before anything is replaced, so a
     run killed half-way never leaves a bundle whose files disagree.
@@ -213,6 +214,10 @@ def write_bundle(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_files(tmp)
+    from vidcap.card import EVALUATION, write_card
+
+    write_card(tmp, info)  # README.md: the model card, rendered from what the bundle records
+    (folder / EVALUATION).unlink(missing_ok=True)  # it scored the weights being replaced
     for path in sorted(tmp.iterdir()):
         os.replace(path, folder / path.name)
     tmp.rmdir()

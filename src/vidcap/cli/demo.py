@@ -66,6 +66,8 @@ def demo_command(
     storyboard PNG were written. Each stage's folder is kept, so the run can be inspected with the
     individual commands afterwards.
     """
+    from vidcap.bundle import Bundle
+    from vidcap.card import record_evaluation
     from vidcap.cli.evaluate import print_report
     from vidcap.corpus import read_corpus
     from vidcap.evaluation.evaluate import evaluate_bundle
@@ -127,6 +129,8 @@ def demo_command(
         )
     report = _stage("evaluate", lambda: evaluate_bundle(out / "model", facts=synth_facts).to_json())
     (out / "evaluation.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    bundle = Bundle.load(out / "model", "finetune")
+    record_evaluation(bundle.folder, bundle.info, report, corpus)  # the scores on its model card
     print_report(report)
 
     # The held-out video with the most events, so that dense captioning has changes to find.
@@ -146,7 +150,8 @@ def demo_command(
     stderr.print("reference: " + " / ".join(escape(s.captions[0]) for s in held_out.segments))
     stderr.print(
         f"\nbundle: {escape(str(out / 'model'))}   storyboard: {escape(str(storyboard))}   "
-        f"metrics: {escape(str(out / 'evaluation.json'))}\n"
+        f"metrics: {escape(str(out / 'evaluation.json'))}   "
+        f"model card: {escape(str(out / 'model' / 'README.md'))}\n"
         f"total {time.perf_counter() - started:.0f} s. Next: "
         f"vidcap caption YOUR_VIDEO.mp4 --model {escape(str(out / 'model'))} --dense",
         highlight=False,

@@ -176,17 +176,34 @@ def evaluate_command(
             on_video=lambda _: progress.advance(bar),
             facts=synth_facts,
         ).to_json()
+    card_note = _record_in_card(model, report, corpus)
     if as_json:
         stdout.print_json(json.dumps(report))
     elif report["task"] == "qa":
         print_qa_report(report)
     else:
         print_report(report)
+    stderr.print(card_note, highlight=False, soft_wrap=True)
     if report["failed"]:
         print_error(
             f"{len(report['failed'])} videos could not be captioned; the scores leave them out."
         )
         raise typer.Exit(1)
+
+
+def _record_in_card(model: Path, report: dict[str, Any], corpus: Path | None) -> str:
+    """Add the scores to the bundle's model card (README.md); what happened, as a line to show."""
+    from vidcap.bundle import Bundle
+    from vidcap.card import record_evaluation
+    from vidcap.errors import VidcapError
+
+    bundle = Bundle.load(model, "finetune")
+    corpus_path = corpus or (bundle.info.get("provenance") or {}).get("corpus")
+    try:
+        card = record_evaluation(bundle.folder, bundle.info, report, corpus_path)
+    except VidcapError as error:  # a read-only bundle: the scores are still shown
+        return f"[yellow]note:[/] {escape(str(error))}"
+    return f"model card updated: {escape(str(card))}"
 
 
 def _evaluate_classify(

@@ -1,18 +1,22 @@
-"""``vidcap info``: what this installation can use (libraries, decoders, GPUs, Java)."""
+"""``vidcap info``: what this installation can use (libraries, decoders, GPUs, Java), or, with
+``--model``, a model's card."""
 
 from __future__ import annotations
 
 import json
 import platform
 import shutil
+import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from vidcap import __version__
-from vidcap.cli.console import stdout
+from vidcap.cli.console import stderr, stdout
 
 
 def _version(dist: str) -> str | None:
@@ -57,12 +61,56 @@ def collect_info() -> dict[str, Any]:
     }
 
 
+def print_model_card(model: Path, as_json: bool = False) -> None:
+    """Print the model card (``README.md``) of a bundle or pretrain folder on stdout; for a model
+    written before vidcap wrote cards, one sentence on stderr says so. ``as_json``: one object
+    with the card's metadata and text."""
+    from vidcap.bundle import BUNDLE_INFO, FINAL, Bundle
+    from vidcap.card import CARD, card_metadata, read_card
+
+    pretrain = not (model / BUNDLE_INFO).is_file() and (model / FINAL / BUNDLE_INFO).is_file()
+    bundle = Bundle.load(model, "pretrain" if pretrain else "finetune")
+    card = read_card(bundle.folder)
+    if as_json:
+        metadata = None if card is None else card_metadata(card)
+        typer.echo(json.dumps({"model": str(bundle.folder), "metadata": metadata, "card": card}))
+    elif card is not None:
+        sys.stdout.write(card)
+    if card is None:
+        how = (
+            f"`vidcap evaluate {model}` writes one, with its scores"
+            if bundle.stage == "finetune"
+            else f"rerun `vidcap {bundle.stage} --force` to write one"
+        )
+        stderr.print(
+            escape(f"{bundle.folder} has no model card ({CARD}): an older vidcap wrote it; {how}."),
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def info_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Print this model's card instead (README.md: what it is, what it was trained on, "
+            "its scores and limits): a `vidcap finetune` bundle or a `vidcap pretrain` folder.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Show versions of Python and the libraries vidcap uses, video decoders, GPUs and Java."""
+    """Show versions of Python and the libraries vidcap uses, video decoders, GPUs and Java.
+
+    With --model, print that model's card instead.
+    """
+    if model is not None:
+        print_model_card(model, as_json)
+        return
     info = collect_info()
     if as_json:
         typer.echo(json.dumps(info, indent=2))

@@ -31,6 +31,7 @@ from vidcap.bundle import (
     copy_codebook,
     write_bundle,
 )
+from vidcap.card import training_facts
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.metrics.captions import caption_scores
@@ -302,7 +303,15 @@ def run_finetune(
         if processes.is_main:
             trained: CaptionModel = outcome["objective"]
             _write_bundle(
-                out_dir, trained, vocab, src, config, words_manifest, inputs, bundle_settings
+                out_dir,
+                trained,
+                vocab,
+                src,
+                config,
+                words_manifest,
+                inputs,
+                bundle_settings,
+                outcome["steps"],
             )
             stage.record(
                 ItemRecord(
@@ -340,6 +349,7 @@ def _write_bundle(
     words_manifest: dict[str, Any],
     inputs: InputConfig,
     settings: dict[str, Any],
+    steps: int = 0,
 ) -> None:
     """The bundle's files into ``out_dir``, ``vidcap.json`` last."""
 
@@ -368,6 +378,8 @@ def _write_bundle(
                 "words": str(src.words_dir.resolve()),
                 "features": words_manifest["upstream"]["path"],
             },
+            # what the model card (README.md) says it was trained on, and how far
+            "training": training_facts(src.words_dir, steps, out_dir / "metrics.jsonl"),
         },
         write_files,
     )

@@ -23,6 +23,7 @@ from vidcap.artifacts import (
 )
 from vidcap.artifacts.readers import pipeline_settings
 from vidcap.bundle import CODEBOOK, FINAL, VOCABULARY, copy_codebook, write_bundle
+from vidcap.card import training_facts
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.models.presets import ARCHS, Arch, Preset, model_size
@@ -189,6 +190,10 @@ def run_pretrain(
                     "quantize": words_manifest.get("tree"),
                     # extract settings and encoder, so `vidcap classify` can read raw videos
                     **pipeline_settings(words_manifest),
+                    # what the model card (README.md) says it was trained on, and how far
+                    "training": training_facts(
+                        words_dir, outcome["steps"], out_dir / "metrics.jsonl"
+                    ),
                 },
                 write_files,
             )

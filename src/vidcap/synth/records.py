@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vidcap.artifacts import atomic_write_json, remove_stale_temp_files
+from vidcap.card import SYNTH_GENERATOR
 from vidcap.corpus import QAPair, Segment, TranscriptLine, VideoRecord, write_corpus
 from vidcap.synth.lexicon import (
     ACTIONS,
@@ -108,6 +109,7 @@ def _meta(plan: VideoPlan, held: frozenset[Combo]) -> dict[str, Any]:
             entry["bounces"] = event.bounces
         events.append(entry)
     return {
+        "generator": SYNTH_GENERATOR,  # how general code (the model card) knows this world
         "objects": [
             {"colour": o.colour, "shape": o.shape, "bgr": list(o.bgr)} for o in plan.objects
         ],
