@@ -48,14 +48,20 @@ FEATURE_PROJECTION = "feature_projection.safetensors"
 CONFIG = "config.json"  # the Hugging Face checkpoint's configuration
 WEIGHTS = "model.safetensors"  # its weights (or the shards listed in WEIGHTS_INDEX)
 WEIGHTS_INDEX = "model.safetensors.index.json"
+CARD = "README.md"  # the model card (vidcap.card); a Hugging Face hub shows it as the model's page
+EVALUATION = "evaluation.json"  # what `vidcap evaluate` measured, shown on the card
+OOD_PROFILE = "ood.json"  # how far from its training clips a video may be (inference.ood)
 _TMP = ".tmp-bundle"
 _NAMES = {"finetune": "caption model", "pretrain": "pretrain"}
 
 __all__ = [
     "BUNDLE_INFO",
+    "CARD",
     "CODEBOOK",
+    "EVALUATION",
     "FEATURE_PROJECTION",
     "FINAL",
+    "OOD_PROFILE",
     "TASKS",
     "TASK_COMMANDS",
     "VOCABULARY",
@@ -214,7 +220,7 @@ def write_bundle(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_files(tmp)
-    from vidcap.card import EVALUATION, write_card
+    from vidcap.card import write_card
 
     write_card(tmp, info)  # README.md: the model card, rendered from what the bundle records
     (folder / EVALUATION).unlink(missing_ok=True)  # it scored the weights being replaced

@@ -29,14 +29,10 @@ from typing import Any
 from vidcap._version import __version__
 from vidcap.artifacts import atomic_write_json, atomic_write_text
 from vidcap.artifacts.readers import read_tracks
+from vidcap.bundle import CARD, EVALUATION
 from vidcap.corpus import VideoRecord, read_corpus
 from vidcap.errors import VidcapError
 from vidcap.text import VOCABULARY_FILE
-
-CARD = "README.md"
-"""The model card's file name in a bundle (the name a Hugging Face hub shows as the model's page)."""
-EVALUATION = "evaluation.json"
-"""What ``vidcap evaluate`` measured on a bundle, kept beside the card it is shown in."""
 
 SYNTH_GENERATOR = "vidcap.synth"
 """What ``vidcap synth`` writes as ``meta.generator`` on every record: a corpus whose records all

@@ -85,8 +85,13 @@ def caption_command(
     One caption per video by default; --dense gives timed captions (use --format srt or vtt for
     subtitle files). A video that cannot be read prints an error and the others go on; the exit
     status is 1 if any failed.
+
+    A video unlike the model's training videos (its clips far from every visual word) gets a
+    warning line on stderr, and an "ood" object (score, threshold, flagged) in json/jsonl output;
+    it is captioned all the same.
     """
     from vidcap.inference.captioner import Captioner
+    from vidcap.inference.ood import warning as ood_warning
     from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs
     from vidcap.output.storyboard import render_storyboard
 
@@ -110,6 +115,7 @@ def caption_command(
         raise VidcapError(f"--preview {preview} must be a .png file.")
     previews = _preview_paths(preview, paths) if preview is not None else []
     captioner = Captioner.load(model, device=device, task="caption")
+    synthetic = bool(((captioner.info.get("training") or {}).get("corpus") or {}).get("synthetic"))
     # caption_many shares generation batches between videos; it yields one outcome per path, in
     # order (a VidcapError for a video that cannot be read), so each call below takes the next.
     storyboards: list[Path | None] = [*previews] if previews else [None] * len(paths)
@@ -129,6 +135,12 @@ def caption_command(
         storyboard, result = next(outcomes)
         if isinstance(result, VidcapError):
             raise result
+        if result.ood is not None and result.ood.flagged:
+            stderr.print(
+                f"[bold yellow]warning:[/] {escape(ood_warning(path, result.ood, synthetic))}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)

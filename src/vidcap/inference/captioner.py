@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from vidcap.bundle import TASK_COMMANDS, Bundle
+from vidcap.bundle import OOD_PROFILE, TASK_COMMANDS, Bundle
 from vidcap.errors import VidcapError
+from vidcap.inference.ood import OODProfile, OODResult
 from vidcap.inference.pipeline import BundleModel, VideoClips
 from vidcap.inference.segments import change_segments, fixed_segments
 from vidcap.models.inputs import InputConfig, segment_inputs
@@ -33,6 +35,14 @@ class CaptionedVideo(VideoCaptions):
     """A video's captions with a thumbnail per caption (the middle clip's middle frame)."""
 
     thumbnails: list[np.ndarray] = field(default_factory=list, repr=False)
+    ood: OODResult | None = None  # how unlike the training videos it is (None: no profile)
+
+    def to_json(self) -> dict[str, Any]:
+        """The json / jsonl object, with ``ood`` (score, threshold, flagged) when scored."""
+        out = super().to_json()
+        if self.ood is not None:
+            out["ood"] = self.ood.to_json()
+        return out
 
 
 class Captioner(BundleModel):
@@ -42,6 +52,8 @@ class Captioner(BundleModel):
         super().__init__(bundle, device)
         self.model = CaptionModel.load(bundle.folder, bundle.arch).to(self.device)
         self.inputs = InputConfig(**bundle.info["inputs"])
+        # A bundle from before the out-of-domain profile captions as before, unscored.
+        self.ood = OODProfile.load(bundle.folder / OOD_PROFILE, bundle.remedy)
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto", task: str | None = None) -> Captioner:
@@ -94,6 +106,10 @@ class Captioner(BundleModel):
     def clips(self, video: str | Path, thumbnails: bool = False) -> VideoClips:
         """Decode, cut, encode and quantize one video with the bundle's settings."""
         return self.pipeline.clips(video, thumbnails)
+
+    def out_of_domain(self, clips: VideoClips) -> OODResult | None:
+        """How unlike the training videos a video's clips are (None for a bundle without a profile)."""
+        return None if self.ood is None else self.ood.check(clips.features, self.pipeline.tree)
 
     def segments(
         self, clips: VideoClips, dense: bool, segment_seconds: float | None
@@ -170,6 +186,7 @@ class Captioner(BundleModel):
                     video,
                     captions,
                     duration=clips.duration,
+                    ood=self.out_of_domain(clips),
                     thumbnails=[clips.thumbnails[(a + b - 1) // 2] for a, b in ranges]
                     if thumbnails
                     else [],

@@ -24,6 +24,7 @@ from vidcap.artifacts.readers import CODEBOOK, ClipTrack, pipeline_settings, rea
 from vidcap.bundle import (
     BUNDLE_INFO,
     FEATURE_PROJECTION,
+    OOD_PROFILE,
     TASKS,
     VOCABULARY,
     Bundle,
@@ -34,6 +35,7 @@ from vidcap.bundle import (
 from vidcap.card import training_facts
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
+from vidcap.inference.ood import fit_profile
 from vidcap.metrics.captions import caption_scores
 from vidcap.metrics.qa import exact_match
 from vidcap.models.inputs import InputConfig
@@ -357,6 +359,7 @@ def _write_bundle(
         model.save(folder)
         vocab.save(folder)
         copy_codebook(src.words_dir, folder)
+        fit_profile(src.words_dir).save(folder / OOD_PROFILE)  # for caption's out-of-domain warning
 
     write_bundle(
         out_dir,
