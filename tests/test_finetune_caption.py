@@ -412,11 +412,13 @@ def test_copied_bundle_captions_alone(bart: Run, videos: dict[str, Video], tmp_p
             shutil.copy2(path, copy / path.name)
     assert sorted(p.name for p in copy.iterdir()) == sorted(
         [
+            "README.md",  # the model card
             "codebook.safetensors",
             "config.json",
             "feature_projection.safetensors",
             "generation_config.json",
             "model.safetensors",
+            "ood.json",  # the out-of-domain profile
             "tokenizer.json",
             "tokenizer_config.json",
             "vidcap.json",
