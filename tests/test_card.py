@@ -169,7 +169,12 @@ def test_evaluate_writes_its_scores_into_the_card(
     results = metadata_of(card)["model-index"][0]["results"]
     assert [r["dataset"]["split"] for r in results] == ["train"]
     cider = next(m for m in results[0]["metrics"] if m["name"] == "CIDEr")
-    assert cider["value"] == captioner["CIDEr"]
+    assert cider["value"] == round(captioner["CIDEr"], 4)
+    from huggingface_hub import ModelCard  # reads model-index into its eval results
+
+    results = ModelCard.load(bundle / CARD).data.eval_results  # one per metric
+    assert {r.dataset_split for r in results} == {"train"}
+    assert {r.metric_name: r.metric_value for r in results}["CIDEr"] == cider["value"]
     # A second split is added beside the first; the same split again replaces its entry.
     assert invoke("evaluate", bundle, "--json", "--no-meteor").exit_code == 0
     assert invoke("evaluate", bundle, "--json", "--no-meteor").exit_code == 0

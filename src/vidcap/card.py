@@ -321,7 +321,7 @@ def _model_index(info: dict[str, Any], evaluations: list[dict[str, Any]]) -> lis
         else:
             scores = report["scores"]["captioner"]
             metrics = [
-                {"type": m.lower(), "name": m, "value": scores[m]}
+                {"type": m.lower(), "name": m, "value": round(float(scores[m]), 4)}
                 for m in _METRICS
                 if scores.get(m) is not None
             ]
