@@ -319,6 +319,36 @@ def test_checkpoint_missing_weights_is_refused(tmp_path: Path) -> None:
         build_encoder(f"hf:{path}")
 
 
+def _one_sentence(error: pytest.ExceptionInfo[VidcapError]) -> str:
+    text = str(error.value)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def test_folder_without_weights_is_a_sentence(tmp_path: Path) -> None:
+    path = _save(
+        transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**TINY)),
+        _processors()["clip"],
+        tmp_path / "clip",
+    )
+    (path / "model.safetensors").unlink()
+    with pytest.raises(VidcapError, match="cannot load the model's weights") as error:
+        build_encoder(f"hf:{path}")
+    assert _one_sentence(error).startswith(f"hf:{path}: ")
+
+
+def test_hub_id_that_cannot_be_reached_is_a_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    # Offline, as this machine is: the answer comes at once instead of after the hub's retries.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(VidcapError, match="cannot load a transformers model config") as error:
+        build_encoder("hf:nobody-here/no-such-model")
+    assert "neither a local model folder nor a reachable Hugging Face hub id" in _one_sentence(
+        error
+    )
+
+
 def test_unknown_device_and_dtype_are_sentences(model_dirs: dict[str, Path]) -> None:
     with pytest.raises(VidcapError, match="dtype"):
         build_encoder(f"hf:{model_dirs['dinov2']}", EncoderOptions(dtype="float8"))

@@ -250,17 +250,9 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _dtype_argument() -> str:
-    """``from_pretrained``'s dtype keyword: ``dtype`` since transformers 4.56, ``torch_dtype`` before."""
-    import transformers
-    from packaging.version import Version
-
-    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-
-
 def _pooled(output: Any) -> torch.Tensor:
-    """A ``get_*_features`` result: a tensor (transformers 4) or an output whose pooler holds it (5)."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
+    """A ``get_*_features`` result: an output whose ``pooler_output`` holds the embedding."""
+    return output.pooler_output
 
 
 class HFClipEncoder(LazyModelEncoder):
@@ -353,14 +345,20 @@ class HFClipEncoder(LazyModelEncoder):
         return "image", n, "auto"
 
     def _model_class(self, config: Any) -> type:
-        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+        """The class ``AutoModel`` builds for ``config``, found before any weights are read.
+
+        The model is built on the meta device: no memory, no download, and a text model (or any
+        other that cannot encode frames) is refused before its weights are fetched.
+        """
+        from transformers import AutoModel
 
         try:
-            return MODEL_MAPPING[type(config)]
-        except (KeyError, ValueError) as error:
+            with torch.device("meta"), _quiet_transformers():
+                return type(AutoModel.from_config(config))
+        except (ValueError, KeyError) as error:
             raise VidcapError(
                 f"hf:{self.source} is a {config.model_type} model, which transformers' AutoModel "
-                "cannot load; the hf encoder needs an image or video model."
+                "cannot build; the hf encoder needs an image or video model."
             ) from error
 
     def _input_size(self) -> tuple[int, int]:
@@ -398,7 +396,7 @@ class HFClipEncoder(LazyModelEncoder):
             # float32 weights whatever the checkpoint stores: autocast supplies reduced precision.
             with _quiet_transformers():
                 model, info = AutoModel.from_pretrained(
-                    self.source, output_loading_info=True, **{_dtype_argument(): torch.float32}
+                    self.source, output_loading_info=True, dtype=torch.float32
                 )
         except (OSError, ValueError, RuntimeError) as error:
             raise VidcapError(
