@@ -328,3 +328,15 @@ def test_order_violation_with_meteor(meteor_java) -> None:
     assert backwards.soda_c < 0.75 * in_order.soda_c
     assert (in_order.precision, in_order.recall) == (backwards.precision, backwards.recall)
     assert in_order.meteor == pytest.approx(backwards.meteor)
+
+
+@requires_java
+@pytest.mark.slow
+def test_soda_pairs_scored_in_chunks_agree(meteor_java, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidcap.metrics import dense
+
+    monkeypatch.setattr(dense, "_METEOR_CHUNK", 3)  # many METEOR requests instead of one
+    scores = dense_scores(FIXTURE2_PREDICTIONS, FIXTURE2_REFERENCES)
+    assert scores.soda is not None
+    soda = (scores.soda.precision, scores.soda.recall, scores.soda.f1)
+    assert soda == pytest.approx(tuple(FIXTURE2_EXPECTED["soda"]), abs=1e-9)

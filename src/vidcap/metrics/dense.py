@@ -68,6 +68,7 @@ PairScorer = Callable[[list[tuple[str, str]]], list[float]]
 """Scores (hypothesis, reference) caption pairs, one number per pair (SODA's caption score)."""
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_METEOR_CHUNK = 2000  # caption pairs per METEOR request when scoring pairs one by one
 
 
 def tiou(a: TimedCaption, b: TimedCaption) -> float:
@@ -410,9 +411,15 @@ def dense_scores(
                     # SODA's code hands pycocoevalcap the prediction as the reference and the true
                     # caption as the hypothesis (METEOR weighs recall 9:1 over precision, so the
                     # order matters); its published numbers are so computed, and so are these.
-                    res = {i: [r] for i, (_, r) in enumerate(pairs)}
-                    gts = {i: [h] for i, (h, _) in enumerate(pairs)}
-                    return captions.meteor_compute(process, gts, res)[1]
+                    # Per-pair scores do not depend on the batch: chunks keep METEOR's one-line
+                    # request small on a large split.
+                    scores: list[float] = []
+                    for at in range(0, len(pairs), _METEOR_CHUNK):
+                        chunk = pairs[at : at + _METEOR_CHUNK]
+                        res = {i: [r] for i, (_, r) in enumerate(chunk)}
+                        gts = {i: [h] for i, (h, _) in enumerate(chunk)}
+                        scores += captions.meteor_compute(process, gts, res)[1]
+                    return scores
 
                 soda = soda_c(preds, refs, pair_meteor)
         except (OSError, ValueError) as e:
