@@ -46,8 +46,8 @@ def synth_command(
             "--untrimmed-share",
             min=0.0,
             max=1.0,
-            help="Share of the videos (in each split) that are untrimmed; the rest are short. "
-            "[default: 0, or 1 with --untrimmed]",
+            help="Share of the videos (in each split) that are untrimmed; the rest are short "
+            "(default 0; 1 with --untrimmed).",
             show_default=False,
         ),
     ] = None,
