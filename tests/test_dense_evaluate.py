@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from vidcap.cli import app
 from vidcap.corpus import Segment, VideoRecord, write_corpus
 from vidcap.errors import VidcapError
-from vidcap.evaluation.dense import reference_sets, score_dense
+from vidcap.evaluation.dense import reference_sets, score_dense, story_paragraph
 from vidcap.metrics import captions
 from vidcap.output.anet import anet_document
 from vidcap.output.formats import TimedCaption as T
@@ -78,11 +78,31 @@ def test_perfect_predictions_with_floor_and_ceiling() -> None:
     ceiling = report.rows["reference_ceiling"]
     assert ceiling.precision == ceiling.recall == 1.0  # the same times, other captions
     assert ceiling.bleu4 < system.bleu4  # set 0 against set 1 only: no exact pair
+    # The story: set 0's captions in time order, against each set's paragraph (no summaries here).
+    story = report.stories["predictions"]
+    assert story.captions.bleu4 == pytest.approx(1.0, abs=1e-6)
+    assert story.repetition == 0.0 == story.reference_repetition
+    assert report.stories["reference_ceiling"].captions.bleu4 < 0.9  # set 1's paragraphs only
     data = report.to_json()
     assert data["task"] == "dense" and data["scores"]["predictions"]["F1"] == 1.0
+    assert data["story"]["whole_video"]["R@4"] == 0.0
     assert data["labels"]["whole_video"] == "whole-video floor"
     assert "METEOR and SODA_c skipped: Java not found." in data["notices"]
     json.dumps(data)
+
+
+def test_story_paragraph_and_summaries() -> None:
+    events = [T(5, 6, "  then it grows "), T(0, 1, "A red circle moves left"), T(7, 8, "done!")]
+    assert story_paragraph(events) == "A red circle moves left. then it grows. done!"
+    assert story_paragraph([]) == ""
+    summary = "a red circle moves left, then a blue square grows"
+    corpus = [
+        VideoRecord("s", Path("s.mp4"), "test", 30.0, [Segment(0, 10, RED)], summary=[summary])
+    ]
+    told = [T(0, 10, "a red circle moves left"), T(12, 20, "a blue square grows")]
+    report = score_dense({"s": told}, corpus, baselines=False)
+    # Summaries, when the corpus has them, are the reference paragraphs.
+    assert report.stories["predictions"].captions.bleu1 > 0.8
 
 
 def test_the_floor_caption_is_the_most_common_training_caption() -> None:
@@ -170,7 +190,7 @@ def test_cli_scores_a_prediction_file(files: tuple[Path, Path]) -> None:
 
     table = runner.invoke(app, [*args, "--no-meteor"])
     assert table.exit_code == 0, table.output
-    for word in ("Precision", "SODA_c", "anet.json", "whole-video", "floor", "ceiling"):
+    for word in ("Precision", "SODA_c", "anet.json", "whole-video", "floor", "ceiling", "R@4"):
         assert word in table.output
 
 

@@ -245,6 +245,7 @@ def _evaluate_predictions(
 
 
 DENSE_METRICS = ("Precision", "Recall", "F1", "METEOR", "CIDEr", "BLEU-4", "SODA_c")
+STORY_METRICS = ("CIDEr", "METEOR", "BLEU-4", "R@4", "R@4 references")
 
 
 def print_dense_report(report: dict[str, Any]) -> None:
@@ -263,6 +264,17 @@ def print_dense_report(report: dict[str, Any]) -> None:
             *("-" if scores[m] is None else f"{scores[m]:.3f}" for m in DENSE_METRICS),
         )
     stderr.print(table)
+    if report.get("story"):
+        story = Table(title="story: each row's events in time order as one paragraph")
+        story.add_column("")
+        for metric in STORY_METRICS:
+            story.add_column(metric, justify="right")
+        for key, scores in report["story"].items():
+            story.add_row(
+                escape(report["labels"].get(key, key)),
+                *("-" if scores[m] is None else f"{scores[m]:.3f}" for m in STORY_METRICS),
+            )
+        stderr.print(story)
     for notice in report.get("notices", []):
         stderr.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
 

@@ -16,6 +16,10 @@ Rows, each scored by :func:`vidcap.metrics.dense.dense_scores` on the same video
 - the **reference ceiling**: reference set 0 (true times, one human's captions) scored against
   the other sets, what perfect localisation and human captions get (videos whose segments have a
   single caption are left out of it).
+
+Each row also gets **story** scores (:mod:`vidcap.metrics.paragraph`): its events' captions in time
+order as one paragraph, against the video's summaries (or, for a corpus without summaries, each
+reference set's captions in time order), and its 4-gram repetition beside the references'.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from vidcap.corpus import VideoRecord, read_corpus
 from vidcap.errors import VidcapError
 from vidcap.metrics import captions
 from vidcap.metrics.dense import TIOUS, DenseScores, dense_scores
+from vidcap.metrics.paragraph import ParagraphScores, paragraph_scores
 from vidcap.output.anet import read_anet_predictions
 from vidcap.output.formats import TimedCaption
 
@@ -40,6 +45,7 @@ __all__ = [
     "reference_sets",
     "score_dense",
     "score_prediction_file",
+    "story_paragraph",
 ]
 
 END_SLACK_S = 0.5
@@ -63,6 +69,7 @@ class DenseReport:
     labels: dict[str, str]
     notices: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    stories: dict[str, ParagraphScores] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-ready (``vidcap evaluate --task dense --json``)."""
@@ -73,6 +80,7 @@ class DenseReport:
             "events": self.events,
             "tious": list(TIOUS),
             "scores": {name: scores.to_json() for name, scores in self.rows.items()},
+            "story": {name: story.as_dict() for name, story in self.stories.items()},
             "labels": dict(self.labels),
             "notices": list(self.notices),
             "ignored": list(self.ignored),
@@ -88,6 +96,18 @@ def reference_sets(record: VideoRecord) -> list[list[TimedCaption]]:
     return [
         [TimedCaption(s.start, s.end, s.captions[k]) for s in record.segments] for k in range(count)
     ]
+
+
+def story_paragraph(events: Sequence[TimedCaption]) -> str:
+    """The events' captions in time order as one paragraph, each sentence ending with a full stop."""
+    sentences = [" ".join(e.text.split()) for e in sorted(events, key=lambda e: e.start)]
+    return " ".join(s if s.endswith((".", "!", "?")) else f"{s}." for s in sentences if s)
+
+
+def _reference_paragraphs(record: VideoRecord, first_set: int = 0) -> list[str]:
+    """The video's summaries, or else its reference sets (from ``first_set`` on) as paragraphs."""
+    sets = reference_sets(record)[first_set:]
+    return list(record.summary) or [story_paragraph(s) for s in sets]
 
 
 def _duration(record: VideoRecord) -> float:
@@ -192,16 +212,29 @@ def score_dense(
                 stack.enter_context(captions.meteor_process())
         rows[name] = dense_scores(mine, references, meteor=meteor)
         notices += rows[name].notices
+        # Each row's events and the videos it was scored on, for its story scores.
+        told: dict[str, tuple[Mapping[str, Sequence[TimedCaption]], list[str]]] = {
+            name: (mine, list(references))
+        }
         if baselines:
             train = [r for r in records if r.split == "train"]
             floor = _whole_video_floor(scored, train, notices)
             if floor is not None:
                 rows["whole_video"] = dense_scores(floor, references, meteor=meteor)
+                told["whole_video"] = (floor, list(references))
                 labels["whole_video"] = "whole-video floor"
             ceiling = _reference_ceiling(scored, notices)
             if ceiling is not None:
                 rows["reference_ceiling"] = dense_scores(*ceiling, meteor=meteor)
+                told["reference_ceiling"] = (ceiling[0], list(ceiling[1]))
                 labels["reference_ceiling"] = "reference ceiling"
+        stories = {}
+        for row, (events, videos) in told.items():
+            # The ceiling's paragraph is reference set 0: it is not its own reference.
+            first = 1 if row == "reference_ceiling" else 0
+            paragraphs = {video: story_paragraph(events.get(video, [])) for video in videos}
+            refs = {video: _reference_paragraphs(by_id[video], first) for video in videos}
+            stories[row] = paragraph_scores(paragraphs, refs, meteor=meteor)
     return DenseReport(
         split=split,
         videos=len(scored),
@@ -210,6 +243,7 @@ def score_dense(
         labels=labels,
         notices=list(dict.fromkeys(notices)),
         ignored=ignored,
+        stories=stories,
     )
 
 
