@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.meteor.meteor import Meteor
 
 from vidcap.errors import VidcapError
 from vidcap.metrics import captions
@@ -243,7 +244,7 @@ def _no_match_token(hypotheses: list[str]) -> str:
 
 
 def _video_metrics(
-    pairs: list[tuple[str, str]], meteor: Any | None
+    pairs: list[tuple[str, str]], meteor: Meteor | None
 ) -> tuple[float | None, float, float]:
     """(METEOR, CIDEr, BLEU-4) of one video's (hypothesis, reference) pairs, pooled over them."""
     res = {i: [h] for i, (h, _) in enumerate(pairs)}
@@ -260,7 +261,7 @@ def _anet_threshold(
     refs: dict[str, list[list[TimedCaption]]],
     threshold: float,
     garbage: str,
-    meteor: Any | None,
+    meteor: Meteor | None,
 ) -> ThresholdScores:
     totals = np.zeros(5)  # precision, recall, METEOR, CIDEr, BLEU-4 summed over videos
     for video, sets in refs.items():
