@@ -66,6 +66,8 @@ def _processors() -> dict[str, Any]:
         # ConvNeXt: the shortest edge to size / crop_pct, then a centre crop of size.
         "convnext": t.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875),
         "videomae": t.VideoMAEImageProcessor(**clip),
+        # ViViT: rescaled to [-1, 1] (its processor's offset) before normalising.
+        "vivit": t.VivitImageProcessor(**clip),
         "xclip": t.VideoMAEImageProcessor(**clip, image_mean=CLIP_MEAN, image_std=CLIP_STD),
     }
 
@@ -103,6 +105,16 @@ def _models() -> dict[str, tuple[Any, dict[str, Any]]]:
             t.TimesformerModel(t.TimesformerConfig(**TINY, num_frames=4)),
             p["videomae"],
         ),
+        "vivit": (
+            t.VivitModel(
+                t.VivitConfig(
+                    **{k: v for k, v in TINY.items() if k != "patch_size"},
+                    num_frames=4,
+                    tubelet_size=[2, 8, 8],
+                )
+            ),
+            p["vivit"],
+        ),
         "xclip": (
             t.XCLIPModel(
                 t.XCLIPConfig(
@@ -134,6 +146,7 @@ EXPECTED = {
     "convnext": ("image", 64, IMAGE_FRAMES_PER_CLIP, "pooler"),
     "videomae": ("video", 32, 4, "mean"),
     "timesformer": ("video", 32, 4, "cls"),
+    "vivit": ("video", 32, 4, "cls"),
     "xclip": ("video", 16, 4, "video_features"),
 }
 

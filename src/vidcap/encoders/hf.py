@@ -31,6 +31,7 @@ The two steps a benchmark may want to time separately are public: :meth:`HFClipE
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,12 @@ class Processor:
     def resize_crop(self, frames: np.ndarray) -> torch.Tensor:
         """``[S, H, W, 3]`` uint8 RGB frames → ``[S, 3, h, w]`` uint8, resized and cropped."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-        out = self._call(x, do_rescale=False, do_normalize=False)
+        steps = {"do_rescale": False, "do_normalize": False}
+        if "offset" in inspect.signature(self.processor.preprocess).parameters:
+            # ViViT's image processor: its [-1, 1] offset is part of rescaling and refuses to run
+            # without it; the second half applies both. (Its video processor has no such switch.)
+            steps["offset"] = False
+        out = self._call(x, **steps)
         # Resizing and cropping keep 8-bit values; anything else would be a processor that
         # rescales before it resizes, which the two-step split cannot follow.
         if out.dtype != torch.uint8:
@@ -375,7 +381,8 @@ class HFClipEncoder(LazyModelEncoder):
                 sizes.add(tuple(frames.shape[-2:]))
         except (ValueError, TypeError, RuntimeError) as error:
             raise VidcapError(
-                f"hf:{self.source}: its processor cannot prepare frames: {_first_line(error)}."
+                f"hf:{self.source}: its processor cannot prepare frames: "
+                f"{_first_line(error).rstrip('.')}."
             ) from error
         if len(sizes) != 1:
             raise VidcapError(
