@@ -362,6 +362,37 @@ def test_hub_id_that_cannot_be_reached_is_a_sentence(monkeypatch: pytest.MonkeyP
     )
 
 
+def test_torchvision_that_does_not_import_is_a_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torchvision built for another torch (PyPI's CUDA wheel beside a CPU torch) breaks every
+    transformers processor; vidcap says so before transformers tries."""
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    from vidcap.encoders.hf import load_processor
+
+    class Broken(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name: str, *args: object) -> Any:
+            if name == "torchvision":
+                return importlib.util.spec_from_loader(name, self)
+            return None
+
+        def create_module(self, spec: Any) -> None:
+            return None
+
+        def exec_module(self, module: Any) -> None:
+            raise RuntimeError("operator torchvision::nms does not exist")
+
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    with pytest.raises(
+        VidcapError, match=r"torchvision is installed but does not import \(operator"
+    ) as error:
+        load_processor("some/model", video=False)
+    assert "reinstall the torchvision release built for your torch" in _one_sentence(error)
+
+
 def test_unknown_device_and_dtype_are_sentences(model_dirs: dict[str, Path]) -> None:
     with pytest.raises(VidcapError, match="dtype"):
         build_encoder(f"hf:{model_dirs['dinov2']}", EncoderOptions(dtype="float8"))

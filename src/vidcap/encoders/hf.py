@@ -31,6 +31,7 @@ The two steps a benchmark may want to time separately are public: :meth:`HFClipE
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,7 +144,6 @@ class Processor:
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """``[..., 3, h, w]`` uint8 (on the model's device) → the model's float32 input there."""
-        flat = batch.reshape(-1, *batch.shape[-3:])
         if self.video:
             # One call for the whole batch: each clip is a video of the batch's frames.
             clips = batch.reshape(-1, *batch.shape[-4:])
@@ -156,6 +156,7 @@ class Processor:
             )
             out = next(iter(output.values()))
         else:
+            flat = batch.reshape(-1, *batch.shape[-3:])
             out = self._call(flat, do_resize=False, do_center_crop=False)
         return out.to(batch.device).float().reshape(*batch.shape)
 
@@ -166,8 +167,6 @@ def _torchvision_problem() -> str | None:
     transformers imports torchvision whenever it is installed, so a torchvision built for another
     torch breaks every image processor; this turns that into a sentence.
     """
-    import importlib.util
-
     if importlib.util.find_spec("torchvision") is None:
         return None
     try:
@@ -190,12 +189,11 @@ def load_processor(source: str, video: bool) -> Processor:
     problem = _torchvision_problem()
     if problem is not None:
         raise VidcapError(
-            f"hf:{source}: transformers' image processors need torchvision, which is installed "
-            f"but does not import ({problem}); reinstall the torchvision release built for your "
-            f"torch {torch.__version__} (see https://pytorch.org/get-started/locally/)."
+            f"hf:{source}: torchvision is installed but does not import ({problem}), and "
+            "transformers' image processors import it; reinstall the torchvision release built "
+            f"for your torch {torch.__version__} (see https://pytorch.org/get-started/locally/), "
+            "or uninstall it to use the Pillow processors."
         )
-    import importlib.util
-
     from transformers import AutoImageProcessor, AutoVideoProcessor
 
     errors: list[BaseException] = []
