@@ -5,16 +5,19 @@ install it (and, with torchvision installed, that absence is simulated); with to
 headless models encode clips, from random weights ("none") or a local file — the published weights
 need the internet, so only their failure to download is checked.
 
-CI does not install torchvision: PyPI's torchvision wheels for Linux x86_64 are built against the
-CUDA torch, and beside the CPU torch that CI installs their C++ ops do not load, which breaks
-``import torchvision`` and, through it, transformers. The tests that need torchvision are skipped
-there with that reason; they run wherever torchvision imports.
+PyPI has no torchvision for the CPU torch 2.13.0 that the main test run uses: its Linux x86_64
+wheels are built against the CUDA torch, and beside the CPU torch their C++ ops do not load, which
+breaks ``import torchvision`` and, through it, transformers. So ``.ci/run`` runs this file (and
+``test_encoders_hf.py``, for the torchvision-backed processors) a second time in an environment with
+the pair that does import, torch 2.14.1 + torchvision 0.29.1 (CUDA builds, run on the CPU), and sets
+``VIDCAP_REQUIRE_TORCHVISION=1`` there so these tests fail instead of skipping.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -31,10 +34,12 @@ from videos import coded_frames
 
 _PROBLEM = tvv.unavailable()
 HAVE_TORCHVISION = _PROBLEM is None
+if os.environ.get("VIDCAP_REQUIRE_TORCHVISION") == "1" and not HAVE_TORCHVISION:
+    raise RuntimeError(f"VIDCAP_REQUIRE_TORCHVISION=1 but torchvision cannot run: {_PROBLEM}")
 needs_torchvision = pytest.mark.skipif(
     not HAVE_TORCHVISION,
-    reason=f"torchvision cannot run here ({_PROBLEM}) — CI installs the CPU torch, and PyPI's "
-    "torchvision wheels for Linux are built for the CUDA torch, so CI does not install torchvision",
+    reason=f"torchvision cannot run here ({_PROBLEM}); PyPI's torchvision wheels for Linux are "
+    "built for the CUDA torch: .ci/run runs these tests in a second environment where it imports",
 )
 
 
