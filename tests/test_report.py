@@ -1,0 +1,161 @@
+"""`vidcap caption --html`: the report folder (files, links, copies, failures) and, in a real
+headless chromium opened from file://, the player: it plays, its track has every caption, a click
+on a caption seeks there and highlights it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from typer.testing import CliRunner
+
+from browser import chromium, wait_for
+from vidcap.cli import app
+from vidcap.output.formats import parse_vtt
+
+runner = CliRunner()
+WINDOW = 1.5  # --segment-seconds: several captions over the 6 s test video
+
+
+def caption_html(*args: object):
+    return runner.invoke(app, ["caption", *(str(a) for a in args)])
+
+
+@pytest.fixture(scope="module")
+def report(caption_bundle: Path, webm_video: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`vidcap caption VIDEO --segment-seconds 1.5 --format json --html report/`: (folder, the
+    captions printed as JSON)."""
+    out = tmp_path_factory.mktemp("report") / "report"
+    result = caption_html(
+        webm_video,
+        "--model",
+        caption_bundle,
+        "--segment-seconds",
+        WINDOW,
+        "-f",
+        "json",
+        "--html",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)[0]
+
+
+def page_of(out: Path) -> str:
+    return (out / "synth video.html").read_text()
+
+
+@pytest.mark.slow
+def test_report_files(report, webm_video: Path) -> None:
+    out, captions = report
+    assert len(captions["captions"]) >= 3
+    assert {p.name for p in out.iterdir()} == {
+        "index.html",
+        "player.css",
+        "player.js",
+        "synth video.html",
+        "synth video.vtt",
+        "synth video.png",
+    }
+    index = (out / "index.html").read_text()
+    assert 'href="synth%20video.html"' in index
+    assert "task caption" in index and "vocabulary size" in index  # the model card
+    page = page_of(out)
+    # No network: nothing but local files and data: URLs.
+    assert not re.search(r"(?:src|href)=\"(?:https?:)?//", page)
+    # The video is linked where it is, by a relative path, never re-encoded.
+    src = unquote(re.search(r'<video [^>]*src="([^"]+)"', page)[1])
+    assert (out / src).resolve() == webm_video.resolve()
+    # The track is the .vtt file's text, as a data: URL (a .vtt file would not load from file://).
+    track = re.search(r'<track default [^>]*src="data:text/vtt;charset=utf-8;base64,([^"]+)"', page)
+    vtt = base64.b64decode(track[1]).decode()
+    assert vtt == (out / "synth video.vtt").read_text()
+    cues = parse_vtt(vtt)
+    assert [c.text for c in cues] == [c["text"] or "…" for c in captions["captions"]]
+    assert [round(c.start, 3) for c in cues] == [c["start"] for c in captions["captions"]]
+    assert page.count("<li><button") == len(captions["captions"])
+
+
+@pytest.mark.slow
+def test_copy_videos_copies_bytes_and_lists_failures(
+    caption_bundle: Path, webm_video: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    out = tmp_path / "report"
+    result = caption_html(
+        webm_video, broken, "--model", caption_bundle, "--html", out, "--copy-videos"
+    )
+    assert result.exit_code == 1  # one video failed; the report still lists both
+    copy = out / "videos" / "synth video.webm"
+    assert copy.read_bytes() == webm_video.read_bytes()
+    assert 'src="videos/synth%20video.webm"' in page_of(out)
+    index = (out / "index.html").read_text()
+    assert "broken.mp4" in index and 'class="failed"' in index
+    assert not list(out.rglob("*.tmp*"))
+
+
+def test_copy_videos_needs_html(tmp_path: Path) -> None:
+    result = caption_html(tmp_path / "a.mp4", "--model", tmp_path, "--copy-videos")
+    assert result.exit_code == 1
+    assert "--html" in result.output
+
+
+@pytest.mark.slow
+def test_report_plays_in_chromium_from_file_url(report) -> None:
+    out, captions = report
+    starts = [c["start"] for c in captions["captions"]]
+    with chromium() as browser:
+        browser.get((out / "synth video.html").as_uri())
+        wait_for(
+            lambda: browser.execute_script(
+                "return document.querySelector('video').readyState >= 2"
+            ),
+            what="the video to load",
+        )
+        cues = wait_for(
+            lambda: browser.execute_script(
+                "const t = document.querySelector('video').textTracks[0];"
+                "return t.cues && t.cues.length"
+            ),
+            what="the caption track",
+        )
+        assert cues == len(starts)
+        assert (
+            browser.execute_script("return document.querySelector('video').textTracks[0].mode")
+            == "showing"
+        )
+        # It plays: time moves on.
+        browser.execute_script("document.querySelector('video').play()")
+        wait_for(
+            lambda: browser.execute_script(
+                "return document.querySelector('video').currentTime > 0.3"
+            ),
+            what="the video to play",
+        )
+        browser.execute_script("document.querySelector('video').pause()")
+        # Clicking the third caption seeks to its start and highlights it.
+        buttons = browser.find_elements("css selector", "ol.captions button")
+        buttons[2].click()
+        assert browser.execute_script(
+            "return document.querySelector('video').currentTime"
+        ) == pytest.approx(starts[2], abs=1e-3)
+        current = browser.find_elements("css selector", "ol.captions li.current")
+        assert [e.text for e in current] == [buttons[2].text]
+        # As the video moves on, the highlight follows.
+        browser.execute_script(f"document.querySelector('video').currentTime = {starts[3] + 0.1}")
+        wait_for(
+            lambda: (
+                browser.find_elements("css selector", "ol.captions li.current button")
+                and browser.find_elements("css selector", "ol.captions li.current button")[
+                    0
+                ].get_attribute("data-start")
+                == f"{starts[3]:.3f}"
+            ),
+            what="the fourth caption to be highlighted",
+        )
+        assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
