@@ -40,8 +40,9 @@ from vidcap.artifacts import atomic_path, atomic_write_text
 from vidcap.output.formats import EN_DASH, VideoCaptions, file_stems, format_clock, to_vtt
 from vidcap.output.storyboard import render_storyboard
 
-STATIC_FILES = ("player.css", "player.js")
-"""The page assets, package data in ``vidcap/output/static``."""
+STATIC_FILES = ("player.css", "player.js", "upload.js")
+"""The page assets, package data in ``vidcap/output/static`` (``upload.js``: the service page's)."""
+REPORT_FILES = ("player.css", "player.js")
 
 
 def static_text(name: str) -> str:
@@ -183,7 +184,7 @@ def write_report(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in STATIC_FILES:
+    for name in REPORT_FILES:
         atomic_write_text(out / name, static_text(name))
     model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
     rows = []
@@ -238,3 +239,47 @@ def write_report(
     index = out / "index.html"
     atomic_write_text(index, page("Captions \u2014 vidcap", body, script=False))
     return index
+
+
+# --------------------------------------------------------------------------------------------------
+# The service page (``vidcap serve``, GET /)
+
+
+def service_page(card: Mapping[str, Any], endpoint: str) -> str:
+    """The page ``vidcap serve`` shows at ``/``: drop a video, see the upload's progress, then
+    watch it with its captions in the report's player (``endpoint`` is where the model's task is
+    served; the page captions only, other tasks point to ``/docs``)."""
+    model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
+    if card.get("task") != "caption":
+        form = (
+            f"<p>This model is finetuned for {escape(str(card.get('task')))}: call "
+            f'<code>POST {escape(endpoint)}</code> (see <a href="docs">the API docs</a>).</p>'
+        )
+    else:
+        form = """<form id="upload" action="v1/caption" method="post" enctype="multipart/form-data">
+<label class="drop" id="drop">
+<input type="file" name="video" accept="video/*" id="file">
+<strong>Drop a video here</strong> or click to choose one
+</label>
+<p><label><input type="checkbox" id="dense" checked> Timed captions (dense)</label></p>
+<progress id="progress" value="0" max="1" hidden></progress>
+<div class="status" id="status" role="status"></div>
+</form>
+<section id="result" hidden>
+<h2 id="result-name"></h2>
+<div class="player" id="player">
+<div><video controls preload="metadata"></video>
+<p class="video-error" hidden>This browser cannot play this video's codec; the captions are
+listed beside.</p></div>
+<ol class="captions" aria-label="Captions"></ol>
+</div>
+</section>"""
+    body = (
+        _header("vidcap", f"Captions from {model}", back=False)
+        + f"\n<main>\n{form}\n"
+        + f"<section>\n<h2>Model</h2>\n{card_html(card)}\n"
+        + '<p class="muted"><a href="docs">API docs</a> \u00b7 '
+        + '<a href="v1/model">model as JSON</a></p>\n</section>\n</main>\n'
+        + '<script src="player.js"></script>\n<script src="upload.js"></script>'
+    )
+    return page("vidcap", body, script=False)
