@@ -261,7 +261,9 @@ def service_page(card: Mapping[str, Any], endpoint: str) -> str:
 <input type="file" name="video" accept="video/*" id="file">
 <strong>Drop a video here</strong> or click to choose one
 </label>
-<p><label><input type="checkbox" id="dense" checked> Timed captions (dense)</label></p>
+<p class="options"><label><input type="checkbox" id="dense" checked> Timed captions</label>
+<label>cut every <input type="number" id="seconds" min="0.5" step="0.5" placeholder="auto">
+seconds (empty: where the picture changes)</label></p>
 <progress id="progress" value="0" max="1" hidden></progress>
 <div class="status" id="status" role="status"></div>
 </form>

@@ -5,6 +5,7 @@
 
 const vidcap = (() => {
   const EMPTY_CUE_TEXT = "\u2026"; // what vidcap writes for a caption with no text
+  const SEEK_INTO = 0.001; // seconds
 
   // "M:SS.d", or "H:MM:SS.d" from one hour: vidcap.output.formats.format_clock.
   function clock(seconds) {
@@ -64,7 +65,8 @@ const vidcap = (() => {
       return [parseFloat(b.dataset.start), parseFloat(b.dataset.end)];
     });
     items.forEach((li, i) => li.querySelector("button").addEventListener("click", () => {
-      video.currentTime = spans[i][0];
+      // 1 ms in: at a caption's very start the previous one (ending there) would show too.
+      video.currentTime = spans[i][0] + SEEK_INTO;
       highlight();
     }));
     let current = null;

@@ -55,7 +55,10 @@
   function send(file) {
     const data = new FormData();
     data.append("video", file);
-    data.append("dense", document.getElementById("dense").checked ? "true" : "false");
+    const dense = document.getElementById("dense").checked;
+    const seconds = document.getElementById("seconds").value.trim();
+    data.append("dense", dense ? "true" : "false");
+    if (dense && seconds) data.append("segment_seconds", seconds);
     const request = new XMLHttpRequest();
     request.open("POST", form.getAttribute("action"));
     request.responseType = "json";
