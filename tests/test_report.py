@@ -160,3 +160,38 @@ def test_report_plays_in_chromium_from_file_url(report) -> None:
             what="the fourth caption to be highlighted",
         )
         assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.mark.slow
+def test_evaluate_html_puts_captions_beside_references(
+    caption_bundle: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "evaluation"
+    result = runner.invoke(
+        app, ["evaluate", str(caption_bundle), "--no-meteor", "--json", "--html", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    page = (out / "index.html").read_text()
+    assert not re.search(r"(?:src|href)=\"(?:https?:)?//", page)
+    rows = re.findall(r"<tr><td><a href=\"([^\"]+)\">.*?</tr>", page)
+    assert len(rows) == report["segments"] > 0
+    # Each segment links its video in place, at its times (a media fragment).
+    target, fragment = unquote(rows[0]).split("#t=")
+    assert (out / target).is_file() and len(fragment.split(",")) == 2
+    # The references, and the facts marked right or wrong as the fact accuracy counts them.
+    assert page.count('<ul class="refs">') == report["segments"]
+    accuracy = report["fact_accuracy"]["captioner"]
+    for fact in ("colour", "shape", "action"):
+        wrong = page.count(f'class="fact-wrong" data-fact="{fact}"')
+        right = page.count(f'class="fact-right" data-fact="{fact}"')
+        assert right + wrong == accuracy["count"]
+        assert right / accuracy["count"] == pytest.approx(accuracy[fact])
+
+
+def test_evaluate_html_refuses_a_file(caption_bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    result = runner.invoke(
+        app, ["evaluate", str(caption_bundle), "--html", str(tmp_path / "taken")]
+    )
+    assert result.exit_code == 1 and "is a file" in result.output

@@ -170,7 +170,9 @@ def caption_command(
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
         if html is not None:
-            index = write_report(html, reported, model_card(captioner), copy_videos, failures)
+            index = write_report(
+                html, reported, model_card(captioner.bundle), copy_videos, failures
+            )
             stderr.print(f"report {escape(str(index))}", highlight=False)
 
     for_each_video(paths, "captioned", caption_one, finish=write)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vidcap.inference.pipeline import BundleModel
+from vidcap.bundle import Bundle
 
 
 def _last_eval(folder: Path) -> dict[str, Any] | None:
@@ -54,21 +54,21 @@ def _training(folder: Path) -> dict[str, Any]:
     return figures
 
 
-def model_card(model: BundleModel) -> dict[str, Any]:
+def model_card(bundle: Bundle) -> dict[str, Any]:
     """The bundle's name, task, architecture, encoder, vocabulary size, extract and generation
     settings, and training figures (see the module docstring)."""
-    info = model.info
+    info = bundle.info
     extract = info.get("extract", {})
     clip_s = float(extract["clip_frames"]) / float(extract["fps"]) if extract else None
     return {
-        "name": Path(model.folder).resolve().name,
-        "path": str(Path(model.folder).resolve()),
+        "name": Path(bundle.folder).resolve().name,
+        "path": str(Path(bundle.folder).resolve()),
         "task": info.get("task", "caption"),
         "arch": info.get("arch"),
         "preset": info.get("preset"),
         "parameters": (info.get("model") or {}).get("parameters"),
         "encoder": (info.get("encoder") or {}).get("spec"),
-        "vocabulary_size": len(model.vocab),
+        "vocabulary_size": len(bundle.vocabulary()),
         "visual_words": info.get("n_visual"),
         "extract": {
             "fps": extract.get("fps"),
@@ -78,5 +78,5 @@ def model_card(model: BundleModel) -> dict[str, Any]:
         },
         "inputs": info.get("inputs", {}),
         "generation": info.get("generation", {}),
-        "training": _training(Path(model.folder)),
+        "training": _training(Path(bundle.folder)),
     }

@@ -37,7 +37,14 @@ from urllib.parse import quote
 import numpy as np
 
 from vidcap.artifacts import atomic_path, atomic_write_text
-from vidcap.output.formats import EN_DASH, VideoCaptions, file_stems, format_clock, to_vtt
+from vidcap.output.formats import (
+    EMPTY_CUE_TEXT,
+    EN_DASH,
+    VideoCaptions,
+    file_stems,
+    format_clock,
+    to_vtt,
+)
 from vidcap.output.storyboard import render_storyboard
 
 STATIC_FILES = ("player.css", "player.js", "upload.js")
@@ -95,7 +102,7 @@ def player(video_src: str, result: VideoCaptions) -> str:
     (wired by ``player.js``; the list is readable without it)."""
     items = []
     for c in result.captions:
-        text = c.text.strip() or "\u2026"
+        text = c.text.strip() or EMPTY_CUE_TEXT
         items.append(
             f'<li><button type="button" data-start="{c.start:.3f}" data-end="{c.end:.3f}">'
             f'<span class="time">{format_clock(c.start)}{EN_DASH}{format_clock(c.end)}</span>'
@@ -285,3 +292,96 @@ listed beside.</p></div>
         + '<script src="player.js"></script>\n<script src="upload.js"></script>'
     )
     return page("vidcap", body, script=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# An evaluation (``vidcap evaluate --html DIR``)
+
+
+def _score(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else _value(value)
+
+
+def _scores_table(report: Mapping[str, Any]) -> str:
+    scores = {k: v for k, v in (report.get("scores") or {}).items() if v}
+    if not scores:
+        return ""
+    metrics = list(next(iter(scores.values())))
+    head = "".join(f"<th>{escape(m)}</th>" for m in metrics)
+    rows = "".join(
+        f"<tr><td>{escape(name.replace('_', ' '))}</td>"
+        + "".join(f'<td class="num">{_score(values.get(m))}</td>' for m in metrics)
+        + "</tr>\n"
+        for name, values in scores.items()
+    )
+    return f'<table class="list">\n<tr><th></th>{head}</tr>\n{rows}</table>'
+
+
+def _facts_cell(row: Mapping[str, Any]) -> str:
+    facts = row.get("facts")
+    if not facts:
+        return '<span class="muted">\u2014</span>'
+    wrong = set(row.get("wrong", ()))
+    return ", ".join(
+        f'<span class="fact-{"wrong" if k in wrong else "right"}" data-fact="{escape(k)}" '
+        f'title="{escape(k)}: {"not in" if k in wrong else "named by"} the caption">'
+        f"{chr(0x2717) if k in wrong else chr(0x2713)} {escape(str(v))}</span>"
+        for k, v in facts.items()
+    )
+
+
+def write_evaluation_page(
+    out: str | Path,
+    report: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    card: Mapping[str, Any],
+) -> Path:
+    """``out/index.html``: the scores, then per segment the model's caption beside the references,
+    the true facts it got wrong marked, and a link that plays the segment (a media fragment
+    ``#t=start,end`` on the video, linked in place). Returns the page's path.
+
+    Args:
+        out: the folder (created if needed).
+        report: ``EvaluationReport.to_json()``.
+        rows: ``EvaluationReport.rows``.
+        card: the model card.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "player.css", static_text("player.css"))
+    lines = []
+    for row in rows:
+        video = Path(row["video"])
+        src = f"{_video_src(video, out, None)}#t={row['start']:.2f},{row['end']:.2f}"
+        refs = "".join(f"<li>{escape(r)}</li>" for r in row["references"])
+        marked = ' class="failed"' if row.get("wrong") else ""
+        lines.append(
+            f'<tr><td><a href="{escape(src, quote=True)}">{escape(video.name)}</a><br>'
+            f'<span class="muted">{format_clock(row["start"])}{EN_DASH}{format_clock(row["end"])}</span></td>'
+            f"<td{marked}>{escape(row['caption'] or EMPTY_CUE_TEXT)}</td>"
+            f'<td><ul class="refs">{refs}</ul></td><td>{_facts_cell(row)}</td></tr>'
+        )
+    facts = report.get("fact_accuracy", {}).get("captioner")
+    fact_line = (
+        "<p>Facts named right: "
+        + ", ".join(f"{k} {100 * v:.0f}%" for k, v in facts.items() if k != "count")
+        + f" (of {facts.get('count')} captions).</p>"
+        if facts
+        else ""
+    )
+    notices = "".join(f"<li>{escape(n)}</li>" for n in report.get("notices", []))
+    model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
+    meta = f"split {report.get('split')} \u00b7 {report.get('segments')} segments of {report.get('videos')} videos \u00b7 {model}"
+    body = (
+        _header("Evaluation", meta, back=False)
+        + f"\n<main>\n<section>\n<h2>Scores</h2>\n{_scores_table(report)}\n{fact_line}\n"
+        + (f'<ul class="muted">{notices}</ul>\n' if notices else "")
+        + "</section>\n<section>\n<h2>Segments</h2>\n"
+        + '<table class="list">\n<tr><th>Video</th><th>Caption</th><th>References</th>'
+        + "<th>Facts (\u2717 not in the caption)</th></tr>\n"
+        + "\n".join(lines)
+        + f"\n</table>\n</section>\n<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n</main>"
+    )
+    index = out / "index.html"
+    atomic_write_text(index, page("Evaluation \u2014 vidcap", body, script=False))
+    return index

@@ -116,7 +116,7 @@ def _number(form: Form, name: str, kind: type, minimum: float) -> Any:
 def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastAPI:
     """The service around a loaded model (which it uses from one thread, see :mod:`.worker`)."""
     config = config or ServeConfig()
-    card = model_card(captioner)
+    card = model_card(captioner.bundle)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
