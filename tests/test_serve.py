@@ -298,3 +298,54 @@ def test_load_model_passes_the_timeout_only_where_supported(caption_bundle: Path
     model = load_model(caption_bundle, device="cpu", timeout=5)
     assert model.task == "caption"
     assert isinstance(decode_timeout_supported(), bool)
+
+
+# --------------------------------------------------------------------------------------------------
+# Question answering and summaries: the endpoints of bundles finetuned for those tasks
+
+
+def finetune_task(caption_bundle: Path, out: Path, task: str) -> Path:
+    """A tiny bundle finetuned for ``task`` from the caption bundle's pretrain."""
+    settings = ["--preset", "tiny", "--max-steps", "5", "--eval-every", "1000", "--beams", "1"]
+    pretrain = str(caption_bundle.parent / "pretrain")
+    result = CliRunner().invoke(
+        cli, ["finetune", pretrain, "--out", str(out), "--task", task, *settings]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["qa", "summary"])
+def test_answer_and_summarize_endpoints(
+    task: str, caption_bundle: Path, webm_video: Path, tmp_path: Path
+) -> None:
+    bundle = finetune_task(caption_bundle, tmp_path / task, task)
+    model = load_model(bundle, device="cpu")
+    with TestClient(create_app(model, ServeConfig(max_upload_bytes=LIMIT))) as client:
+        assert client.get("/v1/model").json()["task"] == task
+        check_error(
+            client.post("/v1/caption", files=upload(webm_video)),
+            409,
+            {"qa": "/v1/answer", "summary": "/v1/summarize"}[task],
+        )
+        if task == "qa":
+            questions = ["what colour is the shape?", "what does it do?"]
+            got = client.post("/v1/answer", files=upload(webm_video), data={"question": questions})
+            assert got.status_code == 200, got.text
+            expected = model.answer(webm_video, questions)
+            assert got.json() == {
+                "video": webm_video.name,
+                "answers": [
+                    {"question": q, "answer": a} for q, a in zip(questions, expected, strict=True)
+                ],
+            }
+            check_error(client.post("/v1/answer", files=upload(webm_video)), 422, "question")
+            check_error(client.post("/v1/summarize", files=upload(webm_video)), 409, "/v1/answer")
+        else:
+            got = client.post("/v1/summarize", files=upload(webm_video), data={"transcript": ""})
+            assert got.status_code == 200, got.text
+            assert got.json() == {"video": webm_video.name, "summary": model.summarize(webm_video)}
+            check_error(client.post("/v1/answer", files=upload(webm_video)), 409, "/v1/summarize")
+        assert "POST /v1/" in client.get("/").text  # the page points to the API
+        check_clean(client)
