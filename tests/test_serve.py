@@ -89,6 +89,7 @@ def test_healthz_and_model(client: TestClient, caption_bundle: Path) -> None:
     assert card["training"]["max_steps"] == 30
     assert "cider" in card["training"]["validation"]
     assert card["max_upload_bytes"] == LIMIT
+    assert str(caption_bundle) not in json.dumps(card)  # the server's paths stay private
     assert client.get("/openapi.json").json()["paths"].keys() >= {
         "/v1/caption",
         "/v1/answer",
@@ -349,3 +350,28 @@ def test_answer_and_summarize_endpoints(
             check_error(client.post("/v1/answer", files=upload(webm_video)), 409, "/v1/summarize")
         assert "POST /v1/" in client.get("/").text  # the page points to the API
         check_clean(client)
+
+
+# --------------------------------------------------------------------------------------------------
+# The command
+
+
+def test_serve_without_the_extra_names_it(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)  # as if not installed
+    result = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "pip install 'vidcap[serve]'" in result.output.replace("\n", "")
+
+
+def test_serve_refuses_allow_paths_that_is_not_a_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["serve", "--model", str(tmp_path), "--allow-paths", str(tmp_path / "nope")]
+    )
+    assert result.exit_code == 1 and "is not a folder" in result.output
+
+
+def test_serve_help_lists_its_options() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--help"], terminal_width=200)
+    for option in ("--host", "--port", "--max-upload-mb", "--timeout", "--allow-paths", "--queue"):
+        assert option in result.output
+    assert "127.0.0.1" in result.output
