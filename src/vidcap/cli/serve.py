@@ -49,9 +49,10 @@ def serve_command(
     ] = 16,
     device: Device = "auto",
 ) -> None:
-    """Serve a finetuned model over HTTP: POST /v1/caption (or /v1/answer, /v1/summarize, as the
-    model's task is), GET /v1/model, /healthz, a page at / to drop a video and watch it with its
-    captions, and the API docs at /docs.
+    """Serve a finetuned model over HTTP: an API, its docs at /docs, a page to caption videos.
+
+    POST /v1/caption (or /v1/answer, /v1/summarize, as the model's task is), GET /v1/model,
+    /healthz, and a page at / to drop a video and watch it with its captions.
 
     The model is loaded once; requests are run one at a time, in order. Errors are JSON with one
     sentence. Stop with Ctrl-C.
