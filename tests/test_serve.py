@@ -252,6 +252,20 @@ def test_decode_timeout_wrapped_by_the_pipeline_is_504(
     check_clean(client)
 
 
+def test_a_bug_is_a_json_500_and_the_server_goes_on(
+    captioner, allowed: Path, webm_video: Path, monkeypatch
+) -> None:
+    def broken(video, **options):
+        raise RuntimeError("something vidcap did not expect")
+
+    monkeypatch.setattr(captioner, "caption", broken)
+    config = ServeConfig(max_upload_bytes=LIMIT, allow_paths=allowed)
+    with TestClient(create_app(captioner, config), raise_server_exceptions=False) as client:
+        response = client.post("/v1/caption", files=upload(webm_video))
+        check_error(response, 500, "RuntimeError", "bug in vidcap")
+        check_clean(client)
+
+
 def test_a_full_queue_is_503_with_retry_after(client: TestClient, webm_video: Path) -> None:
     worker: ModelWorker = client.app.state.worker
     release = threading.Event()

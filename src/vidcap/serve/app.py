@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidcap.errors import VidcapError
+from vidcap.errors import VidcapError, as_resource_error
 
 try:
     from fastapi import FastAPI, Request
@@ -142,6 +142,14 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
     async def _vidcap_error(request: Request, error: VidcapError) -> JSONResponse:
         headers = error.headers if isinstance(error, RequestError) else None
         return JSONResponse({"error": str(error)}, status_of(error), headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, error: Exception) -> JSONResponse:
+        fault = as_resource_error(error)  # a full disk, no memory: the machine's, not a bug
+        if fault is not None:
+            return JSONResponse({"error": str(fault)}, 503)
+        sentence = f"unexpected {type(error).__name__}: {error}. This is a bug in vidcap; please report it."
+        return JSONResponse({"error": sentence}, 500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
