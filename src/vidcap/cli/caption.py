@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from vidcap.artifacts import remove_abandoned_temp_files
 from vidcap.cli.console import stderr
 from vidcap.cli.options import positive
 from vidcap.cli.videos import (
@@ -20,11 +21,16 @@ from vidcap.cli.videos import (
     for_each_video,
     read_video_paths,
 )
-from vidcap.errors import VidcapError
+from vidcap.errors import VidcapError, as_resource_error
 from vidcap.output.formats import Format
 
 if TYPE_CHECKING:
     from vidcap.inference.captioner import CaptionedVideo
+
+
+_RERUN_CAPTION = (
+    "rerun the same command: nothing half-written was left, and the captions are made again."
+)
 
 
 def _preview_paths(preview: Path, videos: list[str]) -> list[Path]:
@@ -129,6 +135,11 @@ def caption_command(
     if html is not None and html.exists() and not html.is_dir():
         raise VidcapError(f"--html {html} is a file; the report is a folder.")
     previews = _preview_paths(preview, paths) if preview is not None else []
+    # A killed earlier run may have left its temporary files beside the outputs (no stage folder
+    # here cleans them up): remove those whose process is gone.
+    targets = [out, out.parent] if out is not None else []
+    for folder in {*targets, *(p.parent for p in previews)}:
+        remove_abandoned_temp_files(folder)
     captioner = Captioner.load(model, device=device, task="caption")
     # caption_many shares generation batches between videos; it yields one outcome per path, in
     # order (a VidcapError for a video that cannot be read), so each call below takes the next.
@@ -175,4 +186,10 @@ def caption_command(
             )
             stderr.print(f"report {escape(str(index))}", highlight=False)
 
-    for_each_video(paths, "captioned", caption_one, finish=write)
+    try:
+        for_each_video(paths, "captioned", caption_one, finish=write)
+    except OSError as error:  # writing a storyboard or the output: a full disk, a read-only one
+        fault = as_resource_error(error, rerun=_RERUN_CAPTION)
+        if fault is None:
+            raise
+        raise fault from None

@@ -18,8 +18,9 @@ from vidcap.corpus import Split
 from vidcap.errors import VidcapError
 from vidcap.synth.facts import Field
 
-EvaluateTask = Literal[Task, "classify"]
-"""What ``vidcap evaluate --task`` scores: a finetuned bundle's task, or zero-shot classification."""
+EvaluateTask = Literal[Task, "classify", "dense"]
+"""What ``vidcap evaluate --task`` scores: a finetuned bundle's task, zero-shot classification, or
+dense captions (``--predictions``)."""
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 ROWS = (
@@ -102,12 +103,13 @@ def print_qa_report(report: dict) -> None:
 
 def evaluate_command(
     model: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="A bundle written by `vidcap finetune` (--task classify: a videobert pretrain folder).",
+            help="A bundle written by `vidcap finetune` (--task classify: a videobert pretrain "
+            "folder; not needed with --predictions).",
             show_default=False,
         ),
-    ],
+    ] = None,
     task: Annotated[
         EvaluateTask | None,
         typer.Option(
@@ -141,6 +143,14 @@ def evaluate_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="--task dense: score this ActivityNet prediction file (any system's) against "
+            "the corpus split's events, instead of a model.",
+        ),
+    ] = None,
     html: Annotated[
         Path | None,
         typer.Option(
@@ -158,7 +168,28 @@ def evaluate_command(
     Each segment is captioned from its raw video with the bundle's own pipeline. The scores come
     with a nearest-neighbour retrieval floor and the leave-one-out reference-agreement ceiling, and,
     when the corpus has ground truth in meta, fact accuracy (colour, shape, action).
+
+    --task dense --predictions FILE: the ActivityNet Captions protocol (precision, recall, F1,
+    METEOR, CIDEr, BLEU-4 over tIoU 0.3/0.5/0.7/0.9) and SODA_c, as densevid_eval and SODA compute
+    them, beside a whole-video floor and a reference ceiling.
     """
+    if html is not None and (predictions is not None or task == "classify"):
+        raise typer.BadParameter(
+            "--html shows a model's captions beside their references; it does not apply here.",
+            param_hint="'--html'",
+        )
+    if predictions is not None:
+        if task not in (None, "dense"):
+            raise typer.BadParameter(
+                "a prediction file holds dense captions: use --task dense.", param_hint="'--task'"
+            )
+        _evaluate_predictions(predictions, model, corpus, split, meteor, as_json)
+        return
+    if model is None:
+        raise typer.BadParameter(
+            "give the MODEL to evaluate (or, for dense captions, --predictions FILE).",
+            param_hint="'MODEL'",
+        )
     if task == "classify":
         if not template or not field:
             raise typer.BadParameter(
@@ -217,6 +248,70 @@ def _html_card(folder: Path, model: Path) -> dict[str, Any]:
             "--html shows captions beside their references; a qa model's answers have none (use --json)."
         )
     return card
+
+
+def _evaluate_predictions(
+    predictions: Path,
+    model: Path | None,
+    corpus: Path | None,
+    split: str,
+    meteor: bool,
+    as_json: bool,
+) -> None:
+    from vidcap.evaluation.dense import score_prediction_file
+
+    if corpus is None and model is not None:
+        from vidcap.bundle import Bundle
+
+        found = (Bundle.load(model, "finetune").info.get("provenance") or {}).get("corpus")
+        corpus = Path(found) if found else None
+    if corpus is None:
+        raise typer.BadParameter(
+            "give the corpus whose events the predictions are scored against.",
+            param_hint="'--corpus'",
+        )
+    with progress_bar() as progress:
+        progress.add_task("scoring dense captions", total=None)
+        report = score_prediction_file(predictions, corpus, split=split, meteor=meteor).to_json()
+    if as_json:
+        stdout.print_json(json.dumps(report))
+    else:
+        print_dense_report(report)
+
+
+DENSE_METRICS = ("Precision", "Recall", "F1", "METEOR", "CIDEr", "BLEU-4", "SODA_c")
+STORY_METRICS = ("CIDEr", "METEOR", "BLEU-4", "R@4", "R@4 references")
+
+
+def print_dense_report(report: dict[str, Any]) -> None:
+    """The dense-captioning table (one row per system, floor and ceiling) and notices on stderr."""
+    tious = "/".join(f"{t:g}" for t in report["tious"])
+    table = Table(
+        title=f"{report['split']} split: {report['events']} events in {report['videos']} videos",
+        caption=f"P, R, METEOR, CIDEr, BLEU-4: mean over tIoU {tious}; F1 of the mean P and R",
+    )
+    table.add_column("")
+    for metric in DENSE_METRICS:
+        table.add_column(metric, justify="right")
+    for key, scores in report["scores"].items():
+        table.add_row(
+            escape(report["labels"].get(key, key)),
+            *("-" if scores[m] is None else f"{scores[m]:.3f}" for m in DENSE_METRICS),
+        )
+    stderr.print(table)
+    if report.get("story"):
+        story = Table(title="story: each row's events in time order as one paragraph")
+        story.add_column("")
+        for metric in STORY_METRICS:
+            story.add_column(metric, justify="right")
+        for key, scores in report["story"].items():
+            story.add_row(
+                escape(report["labels"].get(key, key)),
+                *("-" if scores[m] is None else f"{scores[m]:.3f}" for m in STORY_METRICS),
+            )
+        stderr.print(story)
+    for notice in report.get("notices", []):
+        stderr.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
 
 
 def _evaluate_classify(
