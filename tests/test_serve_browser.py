@@ -46,6 +46,10 @@ def uploads_left(server: Server) -> list[Path]:
 @pytest.fixture(scope="module")
 def server(caption_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("server-tmp")
+    # What a server killed by SIGKILL leaves (process ids stay below 2^22 on Linux): removed at start.
+    stale = tmp / "vidcap-serve-99999999-abc"
+    (stale / "tmp123").mkdir(parents=True)
+    (stale / "tmp123" / "upload.mp4").write_bytes(b"half")
     port = free_port()
     command = [sys.executable, "-m", "vidcap", "serve", "--model", str(caption_bundle)]
     command += ["--port", str(port), "--max-upload-mb", str(LIMIT_MB), "--device", "cpu"]
@@ -68,6 +72,7 @@ def server(caption_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
     try:
         wait_for(up, timeout=120, what="vidcap serve to answer")
+        assert not stale.exists()
         yield Server(url, port, tmp)
     finally:
         process.terminate()

@@ -35,7 +35,7 @@ from vidcap.inference.card import model_card
 from vidcap.output.formats import render
 from vidcap.output.html import STATIC_FILES, service_page, static_text
 from vidcap.serve.errors import RequestError, status_of
-from vidcap.serve.uploads import FILE_FIELD, Form, allowed_path, read_form
+from vidcap.serve.uploads import FILE_FIELD, Form, allowed_path, make_root, read_form
 from vidcap.serve.worker import ModelWorker
 
 RESPONSE_FORMATS = {"json": None, "vtt": "text/vtt", "srt": "application/x-subrip"}
@@ -122,8 +122,7 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # tempfile.mkdtemp makes the folder readable by this user only (mode 0700).
-        state["root"] = Path(tempfile.mkdtemp(prefix="vidcap-serve-"))
+        state["root"] = make_root()
         state["worker"] = ModelWorker(config.queue)
         app.state.upload_root, app.state.worker = state["root"], state["worker"]  # for tests
         try:

@@ -9,7 +9,10 @@ client's file name is never used as a path: the file is saved as ``upload<suffix
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,32 @@ class Form:
         """The field's value (the last one when repeated), or None."""
         values = self.fields.get(name)
         return values[-1] if values else None
+
+
+ROOT_PREFIX = "vidcap-serve-"
+
+
+def make_root() -> Path:
+    """The server's private folder for uploads (mode 0700, in the system's temporary folder),
+    named with the server's process id; folders left by servers of this machine that are no longer
+    running (killed before they could clean up) are removed first."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{ROOT_PREFIX}*-*"):
+        pid = old.name[len(ROOT_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and old.is_dir() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    # mkdtemp makes the folder readable by this user only.
+    return Path(tempfile.mkdtemp(prefix=f"{ROOT_PREFIX}{os.getpid()}-"))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def check_filename(name: str) -> str:
