@@ -1,6 +1,7 @@
 """One thread runs the model; requests wait in a bounded queue.
 
-The model is loaded once and used by one request at a time (generation is not thread-safe, and on
+The model is loaded once and used by one request at a time (one model running two generations
+at once is not something torch or transformers promise to support, and on
 a CPU one request already uses every core). A request that finds ``size`` others waiting is
 refused at once (503 with ``Retry-After``) rather than left to time out in a growing line.
 """
