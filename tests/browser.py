@@ -6,12 +6,10 @@ both with apt).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,12 +56,3 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0, what: str = "the p
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.1)
-
-
-def shoot(driver: Any, name: str) -> None:
-    """Save a screenshot as ``$VIDCAP_SCREENSHOTS/name`` when that variable is set (the docs'
-    pictures: ``VIDCAP_SCREENSHOTS=docs/img pytest tests/test_report.py tests/test_serve_browser.py``)."""
-    folder = os.environ.get("VIDCAP_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(folder) / name))

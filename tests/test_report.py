@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import pytest
 from typer.testing import CliRunner
 
-from browser import chromium, shoot, wait_for
+from browser import chromium, wait_for
 from vidcap.cli import app
 from vidcap.output.formats import parse_vtt
 
@@ -146,7 +146,6 @@ def test_report_plays_in_chromium_from_file_url(report) -> None:
         ) == pytest.approx(starts[2], abs=2e-3)
         current = browser.find_elements("css selector", "ol.captions li.current")
         assert [e.text for e in current] == [buttons[2].text]
-        shoot(browser, "report.png")
         # As the video moves on, the highlight follows.
         browser.execute_script(f"document.querySelector('video').currentTime = {starts[3] + 0.1}")
         wait_for(

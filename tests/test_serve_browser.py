@@ -1,8 +1,6 @@
 """A real `vidcap serve` (a subprocess on a free port): its page at / in headless chromium uploads
 a video and plays it with its captions; a client that goes away mid-upload, or sends too much,
 leaves nothing behind.
-
-Set VIDCAP_SCREENSHOTS=docs/img to save the screenshots the docs show (report.png, serve.png).
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from browser import chromium, shoot, wait_for
+from browser import chromium, wait_for
 from stage_helpers import free_port
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
@@ -115,7 +113,6 @@ def test_page_uploads_a_video_and_plays_it_with_captions(server: Server, webm_vi
         now = browser.execute_script(f"return {video}.currentTime")
         assert now == pytest.approx(start, abs=2e-3)
         assert "current" in items[2].get_attribute("class")
-        shoot(browser, "serve.png")
         # A file the server cannot decode: the page says why, in one sentence.
         browser.find_element("id", "file").send_keys(str(Path(__file__)))
         wait_for(lambda: "error" in status.get_attribute("class"), 60, "the error")
