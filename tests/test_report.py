@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from browser import chromium, wait_for
 from vidcap.cli import app
-from vidcap.output.formats import parse_vtt
+from vidcap.output.formats import TimedCaption, format_clock, parse_vtt, to_vtt
 
 runner = CliRunner()
 WINDOW = 1.5  # --segment-seconds: several captions over the 6 s test video
@@ -159,6 +159,20 @@ def test_report_plays_in_chromium_from_file_url(report) -> None:
             what="the fourth caption to be highlighted",
         )
         assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        # The player's times and WebVTT (the serve page builds its track with it) are vidcap's.
+        times = [0, 0.05, 0.15, 0.25, 11.45, 59.95, 61.25, 3599.95, 3600, 4000.25]
+        clocks = browser.execute_script("return arguments[0].map(vidcap.clock)", times)
+        assert clocks == [format_clock(t) for t in times]
+        captions = [
+            TimedCaption(0, 1.0005, "a <b> & c"),
+            TimedCaption(1.0005, 1.0005, "  two\n\n lines "),
+            TimedCaption(2.5, 3, ""),
+        ]
+        vtt = browser.execute_script(
+            "return vidcap.vtt(arguments[0])",
+            [{"start": c.start, "end": c.end, "text": c.text} for c in captions],
+        )
+        assert vtt == to_vtt(captions)
 
 
 @pytest.mark.slow

@@ -7,9 +7,15 @@ const vidcap = (() => {
   const EMPTY_CUE_TEXT = "\u2026"; // what vidcap writes for a caption with no text
   const SEEK_INTO = 0.001; // seconds
 
+  // Python's round(): halves to the even neighbour, so times read the same as vidcap prints them.
+  function round(x) {
+    const r = Math.round(x);
+    return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  }
+
   // "M:SS.d", or "H:MM:SS.d" from one hour: vidcap.output.formats.format_clock.
   function clock(seconds) {
-    let tenths = Math.max(0, Math.round(seconds * 10));
+    let tenths = Math.max(0, round(seconds * 10));
     const minutes = Math.floor(tenths / 600);
     tenths -= minutes * 600;
     const hours = Math.floor(minutes / 60);
@@ -20,14 +26,14 @@ const vidcap = (() => {
   // WebVTT text for captions [{start, end, text}] (as vidcap.output.formats.to_vtt writes it).
   function vtt(captions) {
     const stamp = (s) => {
-      const ms = Math.max(0, Math.round(s * 1000));
+      const ms = Math.max(0, round(s * 1000));
       const p = (n, w) => String(n).padStart(w, "0");
       return `${p(Math.floor(ms / 3600000), 2)}:${p(Math.floor(ms / 60000) % 60, 2)}:` +
         `${p(Math.floor(ms / 1000) % 60, 2)}.${p(ms % 1000, 3)}`;
     };
     const escape = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
     const cues = captions.map((c) => {
-      const start = Math.max(0, Math.round(c.start * 1000)) / 1000;
+      const start = Math.max(0, round(c.start * 1000)) / 1000;
       const end = Math.max(c.end, start + 0.001);
       const lines = c.text.split("\n").map((l) => l.trim()).filter((l) => l);
       return `${stamp(start)} --> ${stamp(end)}\n${escape(lines.join("\n") || EMPTY_CUE_TEXT)}\n`;
