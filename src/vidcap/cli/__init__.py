@@ -25,6 +25,7 @@ from vidcap.cli import (
     info,
     pretrain,
     quantize,
+    serve,
     synth,
 )
 from vidcap.cli.console import print_error
@@ -122,6 +123,7 @@ app.command("classify")(classify.classify_command)
 app.command("answer")(answer.answer_command)
 app.command("summarize")(answer.summarize_command)
 app.command("demo")(demo.demo_command)
+app.command("serve")(serve.serve_command)
 
 
 def main() -> None:

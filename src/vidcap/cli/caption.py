@@ -85,6 +85,20 @@ def caption_command(
         ),
     ] = None,
     device: Device = "auto",
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write a report folder to watch the captions in a browser (opens from file://, no network).",
+        ),
+    ] = None,
+    copy_videos: Annotated[
+        bool,
+        typer.Option(
+            "--copy-videos",
+            help="With --html: copy the videos into the report (as they are) instead of linking them.",
+        ),
+    ] = False,
 ) -> None:
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
 
@@ -93,7 +107,9 @@ def caption_command(
     status is 1 if any failed.
     """
     from vidcap.inference.captioner import Captioner
+    from vidcap.inference.card import model_card
     from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs
+    from vidcap.output.html import ReportVideo, write_report
     from vidcap.output.storyboard import render_storyboard
 
     subtitles = fmt in SUBTITLE_FORMATS
@@ -114,6 +130,10 @@ def caption_command(
         and preview.suffix.lower() != ".png"
     ):
         raise VidcapError(f"--preview {preview} must be a .png file.")
+    if copy_videos and html is None:
+        raise VidcapError("--copy-videos copies the videos into an --html report; pass --html DIR.")
+    if html is not None and html.exists() and not html.is_dir():
+        raise VidcapError(f"--html {html} is a file; the report is a folder.")
     previews = _preview_paths(preview, paths) if preview is not None else []
     # A killed earlier run may have left its temporary files beside the outputs (no stage folder
     # here cleans them up): remove those whose process is gone.
@@ -131,15 +151,19 @@ def caption_command(
             dense=dense,
             segment_seconds=segment_seconds,
             beams=beams,
-            thumbnails=bool(previews),
+            thumbnails=bool(previews) or html is not None,
         ),
         strict=True,
     )
+
+    reported: list[ReportVideo] = []
 
     def caption_one(path: str) -> CaptionedVideo:
         storyboard, result = next(outcomes)
         if isinstance(result, VidcapError):
             raise result
+        if html is not None:
+            reported.append(ReportVideo(result, result.thumbnails))
         if storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
@@ -156,6 +180,11 @@ def caption_command(
         for path in previews:
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
+        if html is not None:
+            index = write_report(
+                html, reported, model_card(captioner.bundle), copy_videos, failures
+            )
+            stderr.print(f"report {escape(str(index))}", highlight=False)
 
     try:
         for_each_video(paths, "captioned", caption_one, finish=write)

@@ -15,6 +15,7 @@ from vidcap.bundle import Task
 from vidcap.cli.console import print_error, progress_bar, stderr, stdout
 from vidcap.cli.videos import Beams
 from vidcap.corpus import Split
+from vidcap.errors import VidcapError
 from vidcap.synth.facts import Field
 
 EvaluateTask = Literal[Task, "classify", "dense"]
@@ -150,6 +151,13 @@ def evaluate_command(
             "the corpus split's events, instead of a model.",
         ),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write DIR/index.html: per segment the caption beside the references, wrong facts marked.",
+        ),
+    ] = None,
 ) -> None:
     """Score a model on a corpus split: caption metrics, QA exact match or zero-shot accuracy.
 
@@ -165,6 +173,11 @@ def evaluate_command(
     METEOR, CIDEr, BLEU-4 over tIoU 0.3/0.5/0.7/0.9) and SODA_c, as densevid_eval and SODA compute
     them, beside a whole-video floor and a reference ceiling.
     """
+    if html is not None and (predictions is not None or task == "classify"):
+        raise typer.BadParameter(
+            "--html shows a model's captions beside their references; it does not apply here.",
+            param_hint="'--html'",
+        )
     if predictions is not None:
         if task not in (None, "dense"):
             raise typer.BadParameter(
@@ -191,9 +204,10 @@ def evaluate_command(
         from vidcap.inference.captioner import Captioner
 
         Captioner.load(model, task=task)  # refuses a bundle finetuned for another task
+    card = _html_card(html, model) if html is not None else None
     with progress_bar() as progress:
         bar = progress.add_task("captioning videos", total=None)
-        report = evaluate_bundle(
+        evaluation = evaluate_bundle(
             model,
             split=split,
             corpus=corpus,
@@ -201,7 +215,13 @@ def evaluate_command(
             meteor=meteor,
             on_video=lambda _: progress.advance(bar),
             facts=synth_facts,
-        ).to_json()
+        )
+    report = evaluation.to_json()
+    if html is not None and card is not None:
+        from vidcap.output.html import write_evaluation_page
+
+        index = write_evaluation_page(html, report, evaluation.rows, card)  # type: ignore[union-attr]
+        stderr.print(f"report {escape(str(index))}", highlight=False)
     if as_json:
         stdout.print_json(json.dumps(report))
     elif report["task"] == "qa":
@@ -213,6 +233,21 @@ def evaluate_command(
             f"{len(report['failed'])} videos could not be captioned; the scores leave them out."
         )
         raise typer.Exit(1)
+
+
+def _html_card(folder: Path, model: Path) -> dict[str, Any]:
+    """The model card for ``--html``, after checking the page can be written (before the work)."""
+    from vidcap.bundle import Bundle
+    from vidcap.inference.card import model_card
+
+    if folder.exists() and not folder.is_dir():
+        raise VidcapError(f"--html {folder} is a file; the page goes in a folder.")
+    card = model_card(Bundle.load(model, "finetune"))
+    if card["task"] == "qa":
+        raise VidcapError(
+            "--html shows captions beside their references; a qa model's answers have none (use --json)."
+        )
+    return card
 
 
 def _evaluate_predictions(

@@ -60,6 +60,9 @@ class EvaluationReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)
     task: str = "caption"
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """Every segment: its video, times, the caption, the references and, where the corpus has
+    ground truth, its facts and the ones the caption got wrong (for ``--html``; not in JSON)."""
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-ready (``--json``)."""
@@ -213,6 +216,7 @@ def evaluate_bundle(
             if nn_hypotheses:
                 fact_table["nearest_neighbour"] = facts.fact_accuracy(nn_hypotheses, truth)
 
+    rows = _segment_rows(segments, kept, hypotheses, facts if task == "caption" else None)
     examples = [
         {
             "segment": s.key,
@@ -235,7 +239,39 @@ def evaluate_bundle(
         notices=notices,
         failed=failed,
         examples=examples,
+        rows=rows,
     )
+
+
+def _segment_rows(
+    segments: list[TaskItem],
+    records: list[VideoRecord],
+    hypotheses: dict[str, str],
+    facts: FactChecker | None,
+) -> list[dict[str, Any]]:
+    """One row per segment (see :attr:`EvaluationReport.rows`)."""
+    by_id = {r.id: r for r in records}
+    rows = []
+    for s in segments:
+        record = by_id[s.video_id]
+        row: dict[str, Any] = {
+            "segment": s.key,
+            "video": str(record.video),
+            "start": s.start,
+            "end": s.end,
+            "caption": hypotheses[s.key],
+            "references": list(s.captions),
+            "facts": None,
+            "wrong": [],
+        }
+        truth = facts.segment_facts(record, record.segments[s.index]) if facts else None
+        if truth is not None and facts is not None:
+            # The same check as the fact accuracy table, one caption at a time.
+            right = facts.fact_accuracy({s.key: hypotheses[s.key]}, {s.key: truth})
+            row["facts"] = dict(vars(truth))  # e.g. colour, shape, action
+            row["wrong"] = [k for k in row["facts"] if not right.get(k)]
+        rows.append(row)
+    return rows
 
 
 @dataclass
