@@ -16,12 +16,14 @@ from vidcap.cli.videos import (
     Device,
     Failure,
     Model,
+    Timeout,
     Videos,
     for_each_video,
     read_video_paths,
 )
 from vidcap.errors import VidcapError
 from vidcap.output.formats import Format
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 if TYPE_CHECKING:
     from vidcap.inference.captioner import CaptionedVideo
@@ -79,6 +81,7 @@ def caption_command(
         ),
     ] = None,
     device: Device = "auto",
+    timeout: Timeout = VIDEO_TIMEOUT_S,
 ) -> None:
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
 
@@ -109,7 +112,7 @@ def caption_command(
     ):
         raise VidcapError(f"--preview {preview} must be a .png file.")
     previews = _preview_paths(preview, paths) if preview is not None else []
-    captioner = Captioner.load(model, device=device, task="caption")
+    captioner = Captioner.load(model, device=device, task="caption", timeout=timeout)
     # caption_many shares generation batches between videos; it yields one outcome per path, in
     # order (a VidcapError for a video that cannot be read), so each call below takes the next.
     storyboards: list[Path | None] = [*previews] if previews else [None] * len(paths)

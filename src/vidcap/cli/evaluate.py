@@ -13,9 +13,10 @@ from rich.table import Table
 
 from vidcap.bundle import Task
 from vidcap.cli.console import print_error, progress_bar, stderr, stdout
-from vidcap.cli.videos import Beams
+from vidcap.cli.videos import Beams, Timeout
 from vidcap.corpus import Split
 from vidcap.synth.facts import Field
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 EvaluateTask = Literal[Task, "classify"]
 """What ``vidcap evaluate --task`` scores: a finetuned bundle's task, or zero-shot classification."""
@@ -140,6 +141,7 @@ def evaluate_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
+    timeout: Timeout = VIDEO_TIMEOUT_S,
 ) -> None:
     """Score a model on a corpus split: caption metrics, QA exact match or zero-shot accuracy.
 
@@ -156,7 +158,7 @@ def evaluate_command(
             raise typer.BadParameter(
                 "classify needs --template (with one [MASK]) and --field.", param_hint="'--task'"
             )
-        _evaluate_classify(model, template, field, split, corpus, as_json)
+        _evaluate_classify(model, template, field, split, corpus, as_json, timeout)
         return
     from vidcap.evaluation.evaluate import evaluate_bundle
     from vidcap.synth import facts as synth_facts
@@ -175,6 +177,7 @@ def evaluate_command(
             meteor=meteor,
             on_video=lambda _: progress.advance(bar),
             facts=synth_facts,
+            timeout=timeout,
         ).to_json()
     if as_json:
         stdout.print_json(json.dumps(report))
@@ -190,11 +193,19 @@ def evaluate_command(
 
 
 def _evaluate_classify(
-    model: Path, template: str, field: str, split: str, corpus: Path | None, as_json: bool
+    model: Path,
+    template: str,
+    field: str,
+    split: str,
+    corpus: Path | None,
+    as_json: bool,
+    timeout: float,
 ) -> None:
     from vidcap.synth.zeroshot import evaluate_classifier
 
-    report = evaluate_classifier(model, template, field, split=split, corpus=corpus)
+    report = evaluate_classifier(
+        model, template, field, split=split, corpus=corpus, timeout=timeout
+    )
     if as_json:
         stdout.print_json(json.dumps(report))
     else:

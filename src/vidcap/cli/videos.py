@@ -20,6 +20,7 @@ __all__ = [
     "Device",
     "Failure",
     "Model",
+    "Timeout",
     "Videos",
     "for_each_video",
     "read_video_paths",
@@ -47,6 +48,16 @@ Beams = Annotated[
         "--beams",
         min=1,
         help="Beam width (default: the bundle's, set by `vidcap finetune --beams`).",
+    ),
+]
+
+Timeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.001,
+        help="Seconds a video's decoder may run before it is killed and that video fails "
+        "(a hung or crashed decoder never stops the others).",
     ),
 ]
 

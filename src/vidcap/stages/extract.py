@@ -28,6 +28,7 @@ from vidcap.video.errors import (
     DecodeError,
     DecoderCrashedError,
 )
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 STAGE = "extract"
 ExtractBackend = Literal["auto", BuiltinBackend]
@@ -44,7 +45,7 @@ class ExtractConfig:
     crop: bool = False  # centre-crop to a size-by-size square
     clip_frames: int = 30
     backend: ExtractBackend = "auto"
-    timeout: float = 120.0  # seconds per video before its decoder is killed
+    timeout: float = VIDEO_TIMEOUT_S  # seconds per video before its decoder is killed
     workers: int = 1  # videos decoded at once by this process
 
     def __post_init__(self) -> None:
