@@ -70,7 +70,9 @@ def test_worker_stream_equals_in_process_decoding(coded: Path) -> None:
         assert stream.meta["backend"] == "pyav" and stream.meta["n_frames"] == len(full)
         sparse = _all(worker.stream(coded, timeout=60, size=32, chunk_frames=7, keep=keep))
     kept = keep[np.arange(len(full)) % 30]
+    kept[-1] = True  # the last frame pads a partial last clip: it comes too
     np.testing.assert_array_equal(sparse[kept], full[kept])
+    assert not sparse[~kept].any()
 
 
 @pytest.mark.slow

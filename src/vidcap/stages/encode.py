@@ -29,6 +29,9 @@ from vidcap.stages.base import StageResult, result_from_index
 from vidcap.video.clips import Clip, clip_array
 
 STAGE = "encode"
+EXTRACT_KEYS = ("fps", "size", "crop", "clip_frames", "backend")
+"""The extract settings every encode manifest records (``extract``): what turning a raw video into
+the same clips needs (a bundle's ``vidcap.json`` copies them)."""
 SAVE_DTYPES = {name: np.dtype(name) for name in get_args(SaveDtype)}
 
 
@@ -190,7 +193,11 @@ def run_encode(
                 },
                 wall_time_s=time.perf_counter() - started,
                 skipped=skipped,
-                extra={"encoder": description, "corpus": upstream_manifest.get("corpus")},
+                extra={
+                    "encoder": description,
+                    "corpus": upstream_manifest.get("corpus"),
+                    "extract": {k: upstream_manifest["config"][k] for k in EXTRACT_KEYS},
+                },
             )
     processes.barrier()
     return result_from_index(stage, started, _details(description), skipped=skipped)

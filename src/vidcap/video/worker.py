@@ -39,6 +39,7 @@ from vidcap.video.decode import (
     DEFAULT_SIZE,
     BackendChoice,
     FrameChunk,
+    FrameStream,
     open_frames,
     resolve_backends,
 )
@@ -330,58 +331,74 @@ class DecodeWorker:
         """Decode ``path`` in the child and hand its frames over chunk by chunk.
 
         ``options`` are those of :func:`~vidcap.video.decode.open_frames` (``fps``, ``size``,
-        ``crop``, ``chunk_frames``) plus ``keep``: a boolean mask over output frame indices
-        ``k % len(keep)`` (the frames of each clip an encoder reads); frames it leaves out are
-        never copied into a chunk nor sent (their rows in a chunk are zeros).
+        ``crop``, ``chunk_frames``, ``keep``). With ``keep`` (the frames of each clip an encoder
+        reads), the frames it leaves out are never converted nor sent: their rows are zeros.
 
         Backend fallback is extract's: a backend that fails or crashes is replaced by the next one
         (in a fresh child after a crash) while time is left. When that happens after chunks were
         handed out, decoding starts over and the next chunk has ``start == 0`` again: the consumer
-        drops what it had (:class:`StreamedVideo` says so with ``restarts``). ``timeout`` counts
-        the time spent waiting for the decoder, not the time the consumer spends on each chunk;
-        the child cannot run ahead more than one chunk (the pipe blocks it), so memory stays flat.
+        drops what it had. ``timeout`` counts the time spent waiting for the decoder, not the time
+        the consumer spends on each chunk; the child cannot run ahead more than one chunk (the pipe
+        blocks it), so memory stays flat.
 
         Raises:
             DecodeError: as :func:`open_frames`, plus :class:`DecodeTimeoutError` and
                 :class:`DecoderCrashedError`.
         """
-        return StreamedVideo(self, Path(path), timeout, backend, options)
+        return self.stream_items(path, _frames_in_child, timeout, backend, _unpack, **options)
+
+    def stream_items(
+        self,
+        path: str | Path,
+        child: Callable[..., dict[str, Any]],
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        backend: BackendChoice = "auto",
+        unpack: Callable[[Any], Any] | None = None,
+        **options: Any,
+    ) -> StreamedVideo:
+        """Like :meth:`stream`, for any module-level ``child(path, backend=[names], **options)``
+        that decodes with :func:`decode_with_restarts` and sends its items with
+        ``send_event("item", payload)``: they are yielded here (through ``unpack``), and the
+        dict it returns becomes ``meta``. A restart (another backend) yields the first item again.
+        """
+        return StreamedVideo(self, Path(path), child, timeout, backend, unpack, options)
 
 
 class StreamedVideo:
-    """The frames of one video decoded by a :class:`DecodeWorker` (see :meth:`DecodeWorker.stream`).
+    """What a child sends while it decodes one video (see :meth:`DecodeWorker.stream`).
 
-    Iterate it once for :class:`~vidcap.video.decode.FrameChunk` s; afterwards ``meta`` holds what
-    extract's metadata holds about decoding (``backend``, ``n_frames``, ``height``, ``width``,
-    ``source``, ``warnings``, ``failed_backends``).
+    Iterate it once; afterwards ``meta`` holds what the child returned (for frames: ``backend``,
+    ``n_frames``, ``height``, ``width``, ``source``, ``warnings``, ``failed_backends``).
     """
 
     def __init__(
         self,
         worker: DecodeWorker,
         path: Path,
+        child: Callable[..., dict[str, Any]],
         timeout: float | None,
         backend: BackendChoice,
+        unpack: Callable[[Any], Any] | None,
         options: dict[str, Any],
     ) -> None:
         self.worker = worker
         self.path = path
+        self.child = child
         self.timeout = timeout
         self.candidates = resolve_backends(backend)
+        self.unpack = unpack
         self.options = options
         self.meta: dict[str, Any] = {}
-        self.restarts = 0
 
-    def __iter__(self) -> Iterator[FrameChunk]:
+    def __iter__(self) -> Iterator[Any]:
         candidates = self.candidates
         crashed: dict[str, str] = {}
         budget = self.timeout
-        handed_out = False
         while True:
             attempts: list[str] = []
             started = time.monotonic()
             exchange = self.worker._exchange(
-                _stream_in_child,
+                self.child,
                 (self.path,),
                 {"backend": candidates, **self.options},
                 budget,
@@ -393,16 +410,13 @@ class StreamedVideo:
                         kind, value = next(exchange)
                     except StopIteration as done:
                         self.meta = {**done.value}
-                        self.meta["failed_backends"] = {**crashed, **self.meta["failed_backends"]}
+                        failed = self.meta.get("failed_backends", {})
+                        self.meta["failed_backends"] = {**crashed, **failed}
                         return
                     if kind == "attempt":
                         attempts.append(value)
-                    elif kind == "chunk":
-                        value = _unpack(value)
-                        if value.start == 0 and handed_out:
-                            self.restarts += 1
-                        handed_out = True
-                        yield value
+                    elif kind == "item":
+                        yield value if self.unpack is None else self.unpack(value)
             except DecoderCrashedError as e:
                 if not attempts:
                     raise
@@ -421,17 +435,19 @@ class StreamedVideo:
                 exchange.close()
 
 
-def _stream_in_child(
+def decode_with_restarts(
     path: Path,
     backend: list[str],
-    keep: np.ndarray | None = None,
+    consume: Callable[[FrameStream], None],
     fps: float = DEFAULT_FPS,
     size: int | None = DEFAULT_SIZE,
     crop: bool = False,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    keep: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Decode in the child, sending each chunk to the parent; restart with the remaining backends
-    when one fails after output started (as :func:`extract_frames` does)."""
+    """In a worker child: open ``path`` and give the stream to ``consume``; when a backend fails
+    after output started, ``consume`` gets a new stream from the remaining backends (it must start
+    over: so does its parent). Returns the decoding metadata (as :meth:`StreamedVideo.meta`)."""
     candidates = backend
     failed: dict[str, str] = {}
     while True:
@@ -446,8 +462,7 @@ def _stream_in_child(
             keep=keep,
         )
         try:
-            for chunk in stream:
-                send_event("chunk", _pack(chunk, keep))
+            consume(stream)
             break
         except DecodeError as e:
             if not (e.partial and stream.remaining_backends):
@@ -472,11 +487,23 @@ def _stream_in_child(
     }
 
 
+def _frames_in_child(path: Path, backend: list[str], **options: Any) -> dict[str, Any]:
+    keep = options.get("keep")
+
+    def consume(stream: FrameStream) -> None:
+        for chunk in stream:
+            send_event("item", _pack(chunk, keep))
+
+    return decode_with_restarts(path, backend, consume, **options)
+
+
 def _pack(chunk: FrameChunk, keep: np.ndarray | None) -> tuple[Any, ...]:
-    """A chunk for the pipe: only the rows ``keep`` wants (the others are zeros anyway)."""
+    """A chunk for the pipe: only the rows ``keep`` wants (the others are zeros anyway), and its
+    last row, which may be the video's last frame (always converted: it pads a partial clip)."""
     if keep is None:
         return chunk.start, chunk.fps, chunk.source_times, None, chunk.frames
-    rows = keep[(chunk.start + np.arange(len(chunk))) % len(keep)]
+    rows = np.asarray(keep, dtype=bool)[(chunk.start + np.arange(len(chunk))) % len(keep)]
+    rows[-1] = True
     return chunk.start, chunk.fps, chunk.source_times, rows, chunk.frames[rows]
 
 
