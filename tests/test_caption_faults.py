@@ -142,3 +142,57 @@ def test_ctrl_c_exits_130_with_one_line_and_kills_the_decoder(bart: Run, tmp_pat
     for child in children:
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Many videos: shards and processes
+
+
+def _three(videos: dict[str, Video]) -> list[str]:
+    return [str(videos[f"synth-0000{i}"].path) for i in range(3)]
+
+
+@pytest.mark.slow
+def test_shards_take_every_nth_video_and_concatenate(
+    bart: Run, videos: dict[str, Video], tmp_path: Path
+) -> None:
+    bundle, paths = bart_bundle(bart), _three(videos)
+    whole = tmp_path / "all.jsonl"
+    assert invoke("caption", *paths, "-m", bundle, "-f", "jsonl", "-o", whole).exit_code == 0
+    parts = []
+    for k in range(2):
+        part = tmp_path / f"part{k}.jsonl"
+        run = invoke("caption", "-", "-m", bundle, "-f", "jsonl", "-o", part, "--shard", f"{k}/2",
+                     input="\n".join(paths) + "\n")  # fmt: skip
+        assert run.exit_code == 0, run.output
+        parts.append(part.read_text().splitlines())
+    assert [json.loads(line)["video"] for line in parts[0]] == [paths[0], paths[2]]
+    assert [json.loads(line)["video"] for line in parts[1]] == [paths[1]]
+    assert sorted(parts[0] + parts[1]) == sorted(whole.read_text().splitlines())
+    for bad in ("2/2", "1", "a/b"):
+        refused = invoke("caption", *paths, "-m", bundle, "--shard", bad)
+        assert refused.exit_code == 2 and "--shard" in refused.output
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_one_process_output(
+    bart: Run, videos: dict[str, Video], tmp_path: Path
+) -> None:
+    from stage_helpers import free_port
+
+    bundle, paths = bart_bundle(bart), _three(videos)
+    paths.insert(1, str(tmp_path / "missing.mp4"))  # a failure in the middle, reported in order
+    one = tmp_path / "one.jsonl"
+    single = invoke("caption", *paths, "-m", bundle, "-f", "jsonl", "-o", one)
+    assert single.exit_code == 1
+    two = tmp_path / "two.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(free_port()), "-m", "vidcap", "caption", *paths, "-m", str(bundle),
+         "-f", "jsonl", "-o", str(two)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0  # the missing video: exit 1, as with one process
+    assert two.read_text() == one.read_text(), result.stderr[-3000:]
+    assert "missing.mp4 does not exist" in result.stderr
+    assert "1 of 4 videos could not be captioned." in result.stderr
