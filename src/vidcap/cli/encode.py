@@ -107,7 +107,7 @@ def encode_command(
         typer.Option(
             "--fps",
             callback=positive,
-            help="From videos: frames per second [default: 20].",
+            help="From videos: frames per second (default: 20).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
@@ -116,7 +116,7 @@ def encode_command(
         typer.Option(
             "--size",
             min=8,
-            help="From videos: short side of the frames in pixels [default: 224].",
+            help="From videos: short side of the frames in pixels (default: 224).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
@@ -124,7 +124,7 @@ def encode_command(
         bool | None,
         typer.Option(
             "--crop/--no-crop",
-            help="From videos: centre-crop to SIZE x SIZE [default: no-crop].",
+            help="From videos: centre-crop to SIZE x SIZE (default: no-crop).",
             rich_help_panel="From videos (as vidcap extract)",
             show_default=False,
         ),
@@ -134,7 +134,7 @@ def encode_command(
         typer.Option(
             "--clip-frames",
             min=1,
-            help="From videos: frames per clip [default: 30].",
+            help="From videos: frames per clip (default: 30).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
@@ -142,7 +142,7 @@ def encode_command(
         ExtractBackend | None,
         typer.Option(
             "--backend",
-            help="From videos: the decoder [default: auto].",
+            help="From videos: the decoder (default: auto).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
@@ -151,7 +151,7 @@ def encode_command(
         typer.Option(
             "--timeout",
             callback=positive,
-            help="From videos: seconds per video before its decoder is stopped [default: 120].",
+            help="From videos: seconds per video before its decoder is stopped (default: 120).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
@@ -161,7 +161,7 @@ def encode_command(
             "--workers",
             "-j",
             min=1,
-            help="From videos: videos decoded at once by each process [default: 1].",
+            help="From videos: videos decoded at once by each process (default: 1).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,

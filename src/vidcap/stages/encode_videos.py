@@ -36,11 +36,11 @@ from vidcap.stages.encode import (
     STAGE,
     EncodeConfig,
     VideoEncoded,
-    _details,
-    _Video,
-    _write_features,
+    VideoToEncode,
+    encode_details,
+    write_features,
 )
-from vidcap.stages.extract import ExtractConfig, _video_fingerprint
+from vidcap.stages.extract import ExtractConfig, video_fingerprint
 from vidcap.stages.inputs import ResolvedInputs, VideoInput
 from vidcap.video import DecodeWorker
 from vidcap.video.clips import Clip, ClipCutter, clip_frame_mask, clip_windows
@@ -82,11 +82,11 @@ def run_encode_videos(
     }
     videos = sorted(inputs.videos, key=lambda v: v.id)
     item_fps = {
-        v.id: fingerprint(STAGE, settings, _video_fingerprint(extract_settings, v)) for v in videos
+        v.id: fingerprint(STAGE, settings, video_fingerprint(extract_settings, v)) for v in videos
     }
     stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
-    details = _details(description)
+    details = encode_details(description)
 
     if not force and stage.is_complete(stage_fp, allow_failures):
         return result_from_index(stage, started, details, up_to_date=True)
@@ -333,12 +333,14 @@ class _Streams:
         if not clips:
             self._fail(progress, f"{video.path} gave no frames.", False)
             return
-        target = _Video(progress.index, video.id, str(video.path), clips, self.extract.clip_frames)
+        target = VideoToEncode(
+            progress.index, video.id, str(video.path), clips, self.extract.clip_frames
+        )
         features = np.stack([progress.features[c.index] for c in clips])
         decoded = {k: meta[k] for k in ("backend", "n_frames", "duration_s", "height", "width")}
         info = {**info, **decoded, "source": meta["source"], "warnings": meta["warnings"]}
         try:
-            record = _write_features(
+            record = write_features(
                 self.stage, target, features, self.config, info, self.item_fps[video.id]
             )
         except OSError as e:

@@ -78,7 +78,7 @@ class VideoDone:
     n_frames: int
 
 
-def _video_fingerprint(settings: dict[str, Any], video: VideoInput) -> str:
+def video_fingerprint(settings: dict[str, Any], video: VideoInput) -> str:
     """Changes when the settings or the file (path, size, modification time) change."""
     try:
         stat = video.path.stat()
@@ -112,7 +112,7 @@ def run_extract(
     settings = config.output_settings()
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     videos = sorted(inputs.videos, key=lambda v: v.id)
-    item_fps = {v.id: _video_fingerprint(settings, v) for v in videos}
+    item_fps = {v.id: video_fingerprint(settings, v) for v in videos}
     stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
 
     if not force and stage.is_complete(stage_fp, allow_failures):
