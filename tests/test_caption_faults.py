@@ -196,3 +196,21 @@ def test_two_processes_write_the_one_process_output(
     assert two.read_text() == one.read_text(), result.stderr[-3000:]
     assert "missing.mp4 does not exist" in result.stderr
     assert "1 of 4 videos could not be captioned." in result.stderr
+
+
+@pytest.mark.slow
+def test_threads_decode_in_their_own_processes(bart: Run, videos: dict[str, Video]) -> None:
+    """A server captioning from several threads: one decode worker per thread, same captions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = _three(videos)[:2]
+    captioner = Captioner.load(bart_bundle(bart))
+    try:
+        alone = [captioner.caption(p).captions for p in paths]
+        with ThreadPoolExecutor(2) as pool:
+            together = [r.captions for r in pool.map(captioner.caption, paths)]
+        assert together == alone
+        assert len(captioner.pipeline._workers) >= 2
+    finally:
+        captioner.close()
+    assert captioner.pipeline._workers == []

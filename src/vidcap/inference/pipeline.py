@@ -11,6 +11,7 @@ thumbnail per clip) whatever the video's length; only the frames the encoder rea
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,11 +78,29 @@ class VideoPipeline:
             )
         self.extract = info["extract"]
         self.timeout = timeout
-        self.worker = DecodeWorker()
+        # One decoder process per thread that decodes (a server may caption from several).
+        self._local = threading.local()
+        self._workers: list[DecodeWorker] = []
+        self._lock = threading.Lock()
+
+    @property
+    def worker(self) -> DecodeWorker:
+        """This thread's decode worker (its process starts with the first video)."""
+        worker = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = DecodeWorker()
+            with self._lock:
+                self._workers.append(worker)
+        return worker
 
     def close(self) -> None:
-        """Stop the decoder process (a later video starts a new one)."""
-        self.worker.close()
+        """Stop the decoder processes (a later video starts a new one). Call it when no other
+        thread is decoding with this pipeline."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+        self._local = threading.local()
 
     def __enter__(self) -> VideoPipeline:
         return self

@@ -289,7 +289,9 @@ class _Streams:
         finally:
             self.stop.set()  # on an error or Ctrl-C the decode threads kill their children
             for thread in threads:
-                thread.join(timeout=10)
+                # A thread still waiting on its decoder is left behind (a daemon; its child is
+                # killed at exit): Ctrl-C must not wait for a slow video.
+                thread.join(timeout=2)
 
     def _take(
         self, item: tuple[Any, ...], batch: list[tuple[_Progress, int, int, np.ndarray]]
