@@ -183,6 +183,8 @@ class _Streams:
         # Bounded: decoders wait for the model rather than fill memory with prepared clips.
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=4 * config.batch_size)
         self.stop = threading.Event()
+        self.workers: list[DecodeWorker] = []  # the decode threads' workers, to stop them
+        self.lock = threading.Lock()
 
     # -- the decode threads ---------------------------------------------------------------------
     def _put(self, item: Any) -> None:
@@ -196,6 +198,8 @@ class _Streams:
 
     def _decode_all(self, videos: queue.SimpleQueue[_Progress]) -> None:
         worker = DecodeWorker()
+        with self.lock:
+            self.workers.append(worker)
         try:
             while not self.stop.is_set():
                 try:
@@ -287,11 +291,14 @@ class _Streams:
                 if batch:
                     self._embed(batch)
         finally:
-            self.stop.set()  # on an error or Ctrl-C the decode threads kill their children
+            # On an error or Ctrl-C: stop the threads, and their decoders now (a thread waiting on
+            # a slow video would not notice), so Ctrl-C is immediate and no child outlives us.
+            self.stop.set()
+            with self.lock:
+                for worker in self.workers:
+                    worker.interrupt()
             for thread in threads:
-                # A thread still waiting on its decoder is left behind (a daemon; its child is
-                # killed at exit): Ctrl-C must not wait for a slow video.
-                thread.join(timeout=2)
+                thread.join(timeout=10)
 
     def _take(
         self, item: tuple[Any, ...], batch: list[tuple[_Progress, int, int, np.ndarray]]

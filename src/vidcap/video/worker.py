@@ -162,6 +162,15 @@ class DecodeWorker:
             self._conn = None
         return code
 
+    def interrupt(self) -> None:
+        """Kill the child now; safe from another thread (the one that stops a run). The call
+        running in the worker's own thread then ends with :class:`DecoderCrashedError`, and that
+        thread reaps the child."""
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(ValueError, OSError):  # closed or gone meanwhile
+                proc.kill()
+
     def close(self) -> None:
         """Stop the child (politely, then by force)."""
         if self._proc is not None and self._conn is not None:
