@@ -5,7 +5,9 @@ encode, then again...), each timed from the command's start to its manifest:
 
 - ``from videos``: ``run_encode_videos`` (decode + cut + prepare in the decode child, model here);
 - ``extract``, ``encode`` and their sum: ``run_extract`` then ``run_encode`` on its folder;
-- ``decode alone``: the same decode workers streaming every frame and dropping it.
+- ``decode alone``: the same decode workers streaming every frame and dropping it;
+- ``decode 4 of 30``: the same, converting and sending only 4 evenly spread frames of each clip
+  (what an image model declaring ``frame_indices`` gets).
 
 Reported: the median of each, the ratio from-videos / (extract + encode) per repeat and its median,
 from-videos / max(decode alone, encode alone), and the bytes each way writes to disk.
@@ -23,24 +25,27 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_encode import save_vit
 
+from vidcap.encoders.base import sample_indices
 from vidcap.stages.encode import EncodeConfig, run_encode
 from vidcap.stages.encode_videos import run_encode_videos
 from vidcap.stages.extract import ExtractConfig, run_extract
 from vidcap.stages.inputs import ResolvedInputs, resolve_inputs
 from vidcap.video import DecodeWorker
+from vidcap.video.clips import clip_frame_mask
 
 
 def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig) -> float:
-    """Every frame streamed back from the decode workers and dropped (``workers`` threads)."""
+def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig, keep: Any = None) -> float:
+    """Every frame (or the ``keep`` ones) streamed back from the decode workers and dropped."""
     todo = list(inputs.videos)
     lock = threading.Lock()
 
@@ -53,7 +58,7 @@ def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig) -> float:
                     video = todo.pop()
                 for _ in worker.stream(
                     video.path, timeout=extract.timeout, backend=extract.backend,
-                    fps=extract.fps, size=extract.size, crop=extract.crop,
+                    fps=extract.fps, size=extract.size, crop=extract.crop, keep=keep,
                 ):  # fmt: skip
                     pass
 
@@ -81,6 +86,9 @@ def one_round(tmp: Path, n: int, inputs: ResolvedInputs, encode: EncodeConfig,
     times["encode"] = time.perf_counter() - started
     times["extract + encode"] = times["extract"] + times["encode"]
     times["decode alone"] = decode_alone(inputs, extract)
+    # What an image model reading 4 frames per clip lets the decoder skip (frame_indices).
+    four = clip_frame_mask(sample_indices(extract.clip_frames, 4), extract.clip_frames)
+    times["decode 4 of 30"] = decode_alone(inputs, extract, four)
     times["bytes from videos"] = folder_bytes(tmp / f"direct{n}")
     times["bytes extract + encode"] = folder_bytes(tmp / f"frames{n}") + folder_bytes(
         tmp / f"features{n}"
@@ -120,7 +128,8 @@ def main() -> None:
                 for n in range(args.repeats)
             ]
             print(f"{label}:")
-            for key in ("from videos", "extract", "encode", "extract + encode", "decode alone"):
+            keys = ("from videos", "extract", "encode", "extract + encode", "decode alone")
+            for key in (*keys, "decode 4 of 30"):
                 values = [r[key] for r in rounds]
                 shown = " ".join(f"{v:.2f}" for v in values)
                 print(f"  {key:<20} median {statistics.median(values):7.2f} s  ({shown})")
