@@ -21,7 +21,7 @@ from vidcap.errors import VidcapError  # noqa: E402
 from vidcap.output.formats import parse_srt, parse_vtt  # noqa: E402
 from vidcap.serve.app import ServeConfig, create_app  # noqa: E402
 from vidcap.serve.errors import RequestError  # noqa: E402
-from vidcap.serve.model import decode_timeout_supported, load_model  # noqa: E402
+from vidcap.serve.model import load_model  # noqa: E402
 from vidcap.serve.uploads import read_form  # noqa: E402
 from vidcap.serve.worker import ModelWorker  # noqa: E402
 from vidcap.video.errors import DecodeTimeoutError  # noqa: E402
@@ -309,10 +309,10 @@ def test_worker_runs_in_order_and_bounds_its_queue() -> None:
     worker.close()
 
 
-def test_load_model_passes_the_timeout_only_where_supported(caption_bundle: Path) -> None:
+def test_load_model_limits_each_decode_to_the_timeout(caption_bundle: Path) -> None:
     model = load_model(caption_bundle, device="cpu", timeout=5)
     assert model.task == "caption"
-    assert isinstance(decode_timeout_supported(), bool)
+    assert model.pipeline.timeout == 5
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 Errors: a :class:`~vidcap.errors.VidcapError` reaches the user as one red sentence and exit code 1;
 anything else is a bug, shown as one sentence too unless ``vidcap --debug`` asks for the traceback.
+Ctrl-C prints ``error: interrupted.`` and exits 130.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ class _VidcapGroup(TyperGroup):
         except (typer.TyperException, typer.Exit, typer.Abort, BrokenPipeError):
             raise  # click reports its own; a closed pipe (`vidcap … | head`) it ends quietly
         except KeyboardInterrupt:
-            raise typer.Abort() from None
+            # The shell's convention for a command stopped by SIGINT; decoder children are
+            # killed on the way out (vidcap.video.worker), outputs are written atomically.
+            print_error("interrupted.")
+            raise typer.Exit(130) from None
         except Exception as e:
             if _state["debug"]:
                 raise

@@ -17,12 +17,17 @@ from vidcap.cli.videos import (
     Device,
     Failure,
     Model,
+    Shard,
+    Timeout,
     Videos,
     for_each_video,
     read_video_paths,
+    select_shard,
 )
+from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError, as_resource_error
 from vidcap.output.formats import Format
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 if TYPE_CHECKING:
     from vidcap.inference.captioner import CaptionedVideo
@@ -99,12 +104,19 @@ def caption_command(
             help="With --html: copy the videos into the report (as they are) instead of linking them.",
         ),
     ] = False,
+    timeout: Timeout = VIDEO_TIMEOUT_S,
+    shard: Shard = None,
 ) -> None:
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
 
     One caption per video by default; --dense gives timed captions (use --format srt or vtt for
     subtitle files). A video that cannot be read prints an error and the others go on; the exit
-    status is 1 if any failed.
+    status is 1 if any failed. Each video is decoded in a killable process: a decoder that hangs
+    past --timeout or crashes fails that video only. Ctrl-C exits 130.
+
+    Many videos: --shard K/N captions every N-th (one shard per job; concatenate the jsonl
+    outputs), or run under `torchrun` / `accelerate launch` to share them between processes,
+    which write one output in input order.
     """
     from vidcap.inference.captioner import Captioner
     from vidcap.inference.card import model_card
@@ -115,7 +127,8 @@ def caption_command(
     subtitles = fmt in SUBTITLE_FORMATS
     if subtitles:
         dense = True  # subtitles are timed captions
-    paths = read_video_paths(videos)
+    paths = select_shard(read_video_paths(videos), shard)
+    processes = current_processes()
     # Settings that cannot work are refused before any video is decoded.
     if subtitles and len(paths) > 1 and out is None:
         raise VidcapError(
@@ -140,14 +153,19 @@ def caption_command(
     targets = [out, out.parent] if out is not None else []
     for folder in {*targets, *(p.parent for p in previews)}:
         remove_abandoned_temp_files(folder)
-    captioner = Captioner.load(model, device=device, task="caption")
-    # caption_many shares generation batches between videos; it yields one outcome per path, in
-    # order (a VidcapError for a video that cannot be read), so each call below takes the next.
+    if processes.world_size > 1:  # each process on its own GPU, when there are GPUs
+        from vidcap.devices import resolve_device
+
+        device = str(resolve_device(device, processes.world_size, processes.rank))
+    captioner = Captioner.load(model, device=device, task="caption", timeout=timeout)
+    # caption_many shares generation batches between videos; it yields one outcome per path of
+    # this process's share, in order (a VidcapError for a video that cannot be read), so each call
+    # below takes the next.
     storyboards: list[Path | None] = [*previews] if previews else [None] * len(paths)
     outcomes = zip(
-        storyboards,
+        processes.shard(storyboards),
         captioner.caption_many(
-            paths,
+            processes.shard(paths),
             dense=dense,
             segment_seconds=segment_seconds,
             beams=beams,
@@ -167,6 +185,7 @@ def caption_command(
         if storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
+        result.thumbnails = []  # drawn: not carried further (nor sent between processes)
         return result
 
     def write(results: list[CaptionedVideo], failures: list[Failure]) -> None:
@@ -187,7 +206,7 @@ def caption_command(
             stderr.print(f"report {escape(str(index))}", highlight=False)
 
     try:
-        for_each_video(paths, "captioned", caption_one, finish=write)
+        for_each_video(paths, "captioned", caption_one, finish=write, processes=processes)
     except OSError as error:  # writing a storyboard or the output: a full disk, a read-only one
         fault = as_resource_error(error, rerun=_RERUN_CAPTION)
         if fault is None:

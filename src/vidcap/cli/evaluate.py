@@ -13,10 +13,11 @@ from rich.table import Table
 
 from vidcap.bundle import Task
 from vidcap.cli.console import print_error, progress_bar, stderr, stdout
-from vidcap.cli.videos import Beams
+from vidcap.cli.videos import Beams, Timeout
 from vidcap.corpus import Split
 from vidcap.errors import VidcapError
 from vidcap.synth.facts import Field
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 EvaluateTask = Literal[Task, "classify", "dense"]
 """What ``vidcap evaluate --task`` scores: a finetuned bundle's task, zero-shot classification, or
@@ -158,6 +159,7 @@ def evaluate_command(
             help="Also write DIR/index.html: per segment the caption beside the references, wrong facts marked.",
         ),
     ] = None,
+    timeout: Timeout = VIDEO_TIMEOUT_S,
 ) -> None:
     """Score a model on a corpus split: caption metrics, QA exact match or zero-shot accuracy.
 
@@ -195,7 +197,7 @@ def evaluate_command(
             raise typer.BadParameter(
                 "classify needs --template (with one [MASK]) and --field.", param_hint="'--task'"
             )
-        _evaluate_classify(model, template, field, split, corpus, as_json)
+        _evaluate_classify(model, template, field, split, corpus, as_json, timeout)
         return
     from vidcap.evaluation.evaluate import evaluate_bundle
     from vidcap.synth import facts as synth_facts
@@ -215,6 +217,7 @@ def evaluate_command(
             meteor=meteor,
             on_video=lambda _: progress.advance(bar),
             facts=synth_facts,
+            timeout=timeout,
         )
     report = evaluation.to_json()
     if html is not None and card is not None:
@@ -315,11 +318,19 @@ def print_dense_report(report: dict[str, Any]) -> None:
 
 
 def _evaluate_classify(
-    model: Path, template: str, field: str, split: str, corpus: Path | None, as_json: bool
+    model: Path,
+    template: str,
+    field: str,
+    split: str,
+    corpus: Path | None,
+    as_json: bool,
+    timeout: float,
 ) -> None:
     from vidcap.synth.zeroshot import evaluate_classifier
 
-    report = evaluate_classifier(model, template, field, split=split, corpus=corpus)
+    report = evaluate_classifier(
+        model, template, field, split=split, corpus=corpus, timeout=timeout
+    )
     if as_json:
         stdout.print_json(json.dumps(report))
     else:

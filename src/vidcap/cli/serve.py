@@ -61,7 +61,7 @@ def serve_command(
         import uvicorn
 
         from vidcap.serve.app import ServeConfig, create_app
-        from vidcap.serve.model import decode_timeout_supported, load_model
+        from vidcap.serve.model import load_model
     except ImportError as error:
         raise VidcapError(
             f"vidcap serve needs the 'serve' extra ({error.name} is missing): pip install 'vidcap[serve]'."
@@ -70,10 +70,6 @@ def serve_command(
     if allow_paths is not None and not allow_paths.is_dir():
         raise VidcapError(f"--allow-paths {allow_paths} is not a folder.")
     captioner = load_model(model, device=device, timeout=timeout)
-    if not decode_timeout_supported():
-        stderr.print(
-            "warning: this vidcap decodes in the server's own process; --timeout is not enforced."
-        )
     config = ServeConfig(
         max_upload_bytes=round(max_upload_mb * 2**20), allow_paths=allow_paths, queue=queue
     )

@@ -32,6 +32,7 @@ from vidcap.metrics.captions import (
 from vidcap.models.inputs import segment_inputs
 from vidcap.models.seq2seq import generate_captions
 from vidcap.training.tasks import ITEM_NAMES, TaskItem, task_items
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 
 class FactChecker(Protocol):
@@ -122,13 +123,15 @@ def evaluate_bundle(
     on_video: Callable[[str], None] | None = None,
     n_examples: int = 5,
     facts: FactChecker | None = None,
+    timeout: float | None = VIDEO_TIMEOUT_S,
 ) -> EvaluationReport | QAReport:
     """Evaluate a finetuned bundle on ``split`` of ``corpus`` (default: the corpus it was trained on).
 
     With ``facts``, captions are also scored on the ground truth the corpus carries (the CLI
     passes the synthetic world's, ``vidcap.synth.facts``, which finds none in other corpora).
+    ``timeout``: seconds each video's decoder may take (a video past it is one failed video).
     """
-    captioner = Captioner.load(model_dir)
+    captioner = Captioner.load(model_dir, timeout=timeout)
     corpus_path = corpus or (captioner.info.get("provenance") or {}).get("corpus")
     if corpus_path is None or not Path(corpus_path).is_file():
         raise VidcapError(
