@@ -49,3 +49,49 @@ def words_dir(features_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     out = tmp_path_factory.mktemp("words") / "words"
     assert run_quantize(features_dir, out, QuantizeConfig(k=4, depth=2)).ok
     return out
+
+
+@pytest.fixture(scope="session")
+def caption_bundle(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BART caption bundle (pretrain 10 steps, finetune 30 steps with features), made
+    through the CLI as tests/test_finetune_caption.py makes its own (read-only)."""
+    from typer.testing import CliRunner
+
+    from vidcap.cli import app
+
+    root = tmp_path_factory.mktemp("caption-bundle")
+    runner = CliRunner()
+    pretrain = (root / "pretrain", "--preset", "tiny", "--arch", "bart", "--max-steps", "10")
+    finetune = (root / "bundle", "--preset", "tiny", "--with-features", "--max-steps", "30", "--lr")
+    for args in (
+        ("pretrain", words_dir, "--out", *pretrain, "--eval-every", "1000"),
+        (
+            "finetune",
+            root / "pretrain",
+            "--out",
+            *finetune,
+            "1e-2",
+            "--eval-every",
+            "10",
+            "--beams",
+            "1",
+        ),
+    ):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    return root / "bundle"
+
+
+@pytest.fixture(scope="session")
+def webm_video(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic video (its first 6 s) as VP9 WebM, which every chromium plays (the MPEG-4
+    part 2 of the corpus plays in no browser; H.264 is missing from some chromium builds)."""
+    from videos import FFMPEG, ffmpeg
+
+    if FFMPEG is None:
+        pytest.skip("ffmpeg is not installed (.ci/run installs it): it makes the WebM test video")
+    source = synth_corpus.parent / "videos" / "synth-00003.mp4"
+    out = tmp_path_factory.mktemp("webm") / "synth video.webm"
+    # The first 6 s: enough for several 1.5 s captions, quick to encode.
+    ffmpeg("-i", str(source), "-t", "6", "-c:v", "libvpx-vp9", "-b:v", "300k", "-an", str(out))
+    return out

@@ -255,3 +255,32 @@ def test_resume_refuses_a_damaged_checkpoint(
         one_sentence(
             result, out / name, f"delete {out / LAST} to resume from the checkpoint before it"
         )
+
+
+FINETUNE = ("--max-steps", 2, "--save-every", 1, "--beams", 1, *TRAIN)
+
+
+@pytest.fixture(scope="module")
+def finetune_run(pretrain: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finetune with a checkpoint at each of its 2 steps (read-only)."""
+    out = tmp_path_factory.mktemp("damaged") / "finetune"
+    result = invoke("finetune", pretrain, "--out", out, *FINETUNE)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("name", ["model.safetensors", "optimizer.bin"])
+def test_finetune_resume_refuses_a_damaged_checkpoint(
+    pretrain: Path, finetune_run: Path, tmp_path: Path, name: str, how: str
+) -> None:
+    out = tmp_path / "finetune"
+    shutil.copytree(finetune_run, out)
+    for made_last in ("manifest.json", "vidcap.json"):  # as if killed after its last checkpoint
+        (out / made_last).unlink()
+    damage(out / LAST / name, how)
+    result = invoke("finetune", pretrain, "--out", out, *FINETUNE, "--resume", "auto")
+    one_sentence(
+        result, out / LAST / name, f"delete {out / LAST} to resume from the checkpoint before it"
+    )

@@ -1,13 +1,14 @@
 """The ``hf:`` encoder family on tiny models saved to disk (the code path a hub id takes).
 
-Every model here is a 2-layer, 32-wide transformer on 32x32 inputs; each is saved with
-``save_pretrained`` next to a ``preprocessor_config.json`` written the way the hub stores them (the
-processor classes themselves need torchvision or Pillow, which vidcap does not depend on).
+Every model here is a 2-layer, 32-wide network on 32x32 inputs; each is saved with
+``save_pretrained`` next to its image processor, saved the same way. Where torchvision is installed
+the processors run on its backend (video models through their video processors), elsewhere on
+Pillow's; either way vidcap's pixels must equal the processor's own output.
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import pickle
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,11 @@ import pytest
 import torch
 
 from vidcap.encoders import EncoderOptions, build_encoder
-from vidcap.encoders.hf import (
-    IMAGE_FRAMES_PER_CLIP,
-    FrameTransform,
-    HFClipEncoder,
-    build,
-    transform_from_processor,
-)
+from vidcap.encoders.hf import IMAGE_FRAMES_PER_CLIP, HFClipEncoder, build
 from vidcap.errors import VidcapError
 
 transformers = pytest.importorskip("transformers")
+HAVE_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -50,79 +46,74 @@ TINY_TEXT = {
     "max_position_embeddings": 16,
 }
 
-# Processor configs as the hub stores them (CLIP: shortest edge + crop, bicubic; ViT: a square).
-CLIP_PROCESSOR = {
-    "image_processor_type": "CLIPImageProcessor",
-    "do_resize": True,
-    "size": {"shortest_edge": 32},
-    "resample": 3,
-    "do_center_crop": True,
-    "crop_size": {"height": 32, "width": 32},
-    "do_rescale": True,
-    "rescale_factor": 1 / 255,
-    "do_normalize": True,
-    "image_mean": CLIP_MEAN,
-    "image_std": CLIP_STD,
-}
-BIT_PROCESSOR = {
-    **CLIP_PROCESSOR,
-    "image_processor_type": "BitImageProcessor",
-    "size": {"shortest_edge": 36},
-    "image_mean": IMAGENET_MEAN,
-    "image_std": IMAGENET_STD,
-}
-VIT_PROCESSOR = {
-    "image_processor_type": "ViTImageProcessor",
-    "do_resize": True,
-    "size": {"height": 32, "width": 32},
-    "resample": 2,
-    "do_rescale": True,
-    "rescale_factor": 1 / 255,
-    "do_normalize": True,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_std": [0.5, 0.5, 0.5],
-}
-# A legacy video processor file: no do_rescale / rescale_factor (the defaults apply).
-VIDEOMAE_PROCESSOR = {
-    "feature_extractor_type": "VideoMAEFeatureExtractor",
-    "do_resize": True,
-    "size": {"shortest_edge": 32},
-    "resample": 2,
-    "do_center_crop": True,
-    "crop_size": {"height": 32, "width": 32},
-    "do_normalize": True,
-    "image_mean": IMAGENET_MEAN,
-    "image_std": IMAGENET_STD,
-}
+
+def _processors() -> dict[str, Any]:
+    """The image processors the tiny models are saved with (the hub's settings, scaled to 32 px)."""
+    t = transformers
+    clip = {"size": {"shortest_edge": 32}, "crop_size": {"height": 32, "width": 32}}
+    return {
+        # CLIP: shortest edge + centre crop, bicubic.
+        "clip": t.CLIPImageProcessor(**clip, image_mean=CLIP_MEAN, image_std=CLIP_STD),
+        # DINOv2: BiT's processor, resized past the crop (256 → 224 on the hub).
+        "bit": t.BitImageProcessor(
+            size={"shortest_edge": 36},
+            crop_size={"height": 32, "width": 32},
+            image_mean=IMAGENET_MEAN,
+            image_std=IMAGENET_STD,
+        ),
+        # ViT: a square, no crop.
+        "vit": t.ViTImageProcessor(size={"height": 32, "width": 32}),
+        # ConvNeXt: the shortest edge to size / crop_pct, then a centre crop of size.
+        "convnext": t.ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=0.875),
+        "videomae": t.VideoMAEImageProcessor(**clip),
+        # ViViT: rescaled to [-1, 1] (its processor's offset) before normalising.
+        "vivit": t.VivitImageProcessor(**clip),
+        "xclip": t.VideoMAEImageProcessor(**clip, image_mean=CLIP_MEAN, image_std=CLIP_STD),
+    }
 
 
 def _models() -> dict[str, tuple[Any, dict[str, Any]]]:
     """name → (a tiny randomly initialised model, its processor config)."""
     t = transformers
+    p = _processors()
     return {
-        "clip_vision": (t.CLIPVisionModel(t.CLIPVisionConfig(**TINY)), CLIP_PROCESSOR),
+        "clip_vision": (t.CLIPVisionModel(t.CLIPVisionConfig(**TINY)), p["clip"]),
         "clip": (
             t.CLIPModel(t.CLIPConfig(text_config=TINY_TEXT, vision_config=TINY, projection_dim=16)),
-            CLIP_PROCESSOR,
+            p["clip"],
         ),
         "dinov2": (
             t.Dinov2Model(
                 t.Dinov2Config(**{k: v for k, v in TINY.items() if k != "intermediate_size"})
             ),
-            BIT_PROCESSOR,
+            p["bit"],
         ),
         # Saved from a classifier, as google/vit-base-patch16-224 is: AutoModel finds no pooler.
         "vit_classifier": (
             t.ViTForImageClassification(t.ViTConfig(**TINY, num_labels=3)),
-            VIT_PROCESSOR,
+            p["vit"],
+        ),
+        "convnext": (
+            t.ConvNextModel(t.ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1])),
+            p["convnext"],
         ),
         "videomae": (
             t.VideoMAEModel(t.VideoMAEConfig(**TINY, num_frames=4, tubelet_size=2)),
-            VIDEOMAE_PROCESSOR,
+            p["videomae"],
         ),
         "timesformer": (
             t.TimesformerModel(t.TimesformerConfig(**TINY, num_frames=4)),
-            VIDEOMAE_PROCESSOR,
+            p["videomae"],
+        ),
+        "vivit": (
+            t.VivitModel(
+                t.VivitConfig(
+                    **{k: v for k, v in TINY.items() if k != "patch_size"},
+                    num_frames=4,
+                    tubelet_size=[2, 8, 8],
+                )
+            ),
+            p["vivit"],
         ),
         "xclip": (
             t.XCLIPModel(
@@ -141,7 +132,7 @@ def _models() -> dict[str, tuple[Any, dict[str, Any]]]:
                     prompt_attention_heads=2,
                 )
             ),
-            {**VIDEOMAE_PROCESSOR, "image_mean": CLIP_MEAN, "image_std": CLIP_STD},
+            p["xclip"],
         ),
     }
 
@@ -152,16 +143,18 @@ EXPECTED = {
     "clip": ("image", 16, IMAGE_FRAMES_PER_CLIP, "image_features"),
     "dinov2": ("image", 32, IMAGE_FRAMES_PER_CLIP, "pooler"),
     "vit_classifier": ("image", 32, IMAGE_FRAMES_PER_CLIP, "mean"),
+    "convnext": ("image", 64, IMAGE_FRAMES_PER_CLIP, "pooler"),
     "videomae": ("video", 32, 4, "mean"),
     "timesformer": ("video", 32, 4, "cls"),
+    "vivit": ("video", 32, 4, "cls"),
     "xclip": ("video", 16, 4, "video_features"),
 }
 
 
-def _save(model: Any, processor: dict[str, Any] | None, path: Path) -> Path:
+def _save(model: Any, processor: Any, path: Path) -> Path:
     model.save_pretrained(path)
     if processor is not None:
-        (path / "preprocessor_config.json").write_text(json.dumps(processor))
+        processor.save_pretrained(path)
     return path
 
 
@@ -312,13 +305,14 @@ def test_text_model_is_refused(tmp_path: Path) -> None:
 def test_model_without_processor_config_is_a_sentence(tmp_path: Path) -> None:
     model = transformers.ViTModel(transformers.ViTConfig(**TINY))
     _save(model, None, tmp_path / "vit")
-    with pytest.raises(VidcapError, match="no image processor config"):
+    with pytest.raises(VidcapError, match="no usable image processor"):
         build_encoder(f"hf:{tmp_path / 'vit'}")
 
 
 def test_processor_that_does_not_fit_the_model_is_a_sentence(tmp_path: Path) -> None:
     model = transformers.ViTModel(transformers.ViTConfig(**TINY))
-    _save(model, {**VIT_PROCESSOR, "size": {"height": 48, "width": 48}}, tmp_path / "vit")
+    processor = transformers.ViTImageProcessor(size={"height": 48, "width": 48})
+    _save(model, processor, tmp_path / "vit")
     with pytest.raises(VidcapError, match="cannot encode a clip of 4 frames at 48x48"):
         build_encoder(f"hf:{tmp_path / 'vit'}")
 
@@ -328,7 +322,7 @@ def test_checkpoint_missing_weights_is_refused(tmp_path: Path) -> None:
 
     path = _save(
         transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**TINY)),
-        CLIP_PROCESSOR,
+        _processors()["clip"],
         tmp_path / "clip",
     )
     weights = load_file(str(path / "model.safetensors"))
@@ -338,6 +332,67 @@ def test_checkpoint_missing_weights_is_refused(tmp_path: Path) -> None:
         build_encoder(f"hf:{path}")
 
 
+def _one_sentence(error: pytest.ExceptionInfo[VidcapError]) -> str:
+    text = str(error.value)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def test_folder_without_weights_is_a_sentence(tmp_path: Path) -> None:
+    path = _save(
+        transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**TINY)),
+        _processors()["clip"],
+        tmp_path / "clip",
+    )
+    (path / "model.safetensors").unlink()
+    with pytest.raises(VidcapError, match="cannot load the model's weights") as error:
+        build_encoder(f"hf:{path}")
+    assert _one_sentence(error).startswith(f"hf:{path}: ")
+
+
+def test_hub_id_that_cannot_be_reached_is_a_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    # Offline, as this machine is: the answer comes at once instead of after the hub's retries.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(VidcapError, match="cannot load a transformers model config") as error:
+        build_encoder("hf:nobody-here/no-such-model")
+    assert "neither a local model folder nor a reachable Hugging Face hub id" in _one_sentence(
+        error
+    )
+
+
+def test_torchvision_that_does_not_import_is_a_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torchvision built for another torch (PyPI's CUDA wheel beside a CPU torch) breaks every
+    transformers processor; vidcap says so before transformers tries."""
+    import importlib.abc
+    import importlib.util
+    import sys
+
+    from vidcap.encoders.hf import load_processor
+
+    class Broken(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name: str, *args: object) -> Any:
+            if name == "torchvision":
+                return importlib.util.spec_from_loader(name, self)
+            return None
+
+        def create_module(self, spec: Any) -> None:
+            return None
+
+        def exec_module(self, module: Any) -> None:
+            raise RuntimeError("operator torchvision::nms does not exist")
+
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    with pytest.raises(
+        VidcapError, match=r"torchvision is installed but does not import \(operator"
+    ) as error:
+        load_processor("some/model", video=False)
+    assert "reinstall the torchvision release built for your torch" in _one_sentence(error)
+
+
 def test_unknown_device_and_dtype_are_sentences(model_dirs: dict[str, Path]) -> None:
     with pytest.raises(VidcapError, match="dtype"):
         build_encoder(f"hf:{model_dirs['dinov2']}", EncoderOptions(dtype="float8"))
@@ -345,71 +400,65 @@ def test_unknown_device_and_dtype_are_sentences(model_dirs: dict[str, Path]) -> 
         build_encoder(f"hf:{model_dirs['dinov2']}", EncoderOptions(device="tpu"))
 
 
-# -- reading processor configs -----------------------------------------------------------------
+# -- the model's own processor -----------------------------------------------------------------
 
 
-def test_processor_config_reading() -> None:
-    clip = transform_from_processor(CLIP_PROCESSOR, None)
-    assert clip.resize == ("shortest", 32, 0) and clip.crop == (32, 32)
-    assert clip.interpolation == "bicubic" and clip.mean == tuple(CLIP_MEAN)
-    # Legacy bare-int sizes: the shortest edge when the processor crops, else a square.
-    legacy = transform_from_processor({**CLIP_PROCESSOR, "size": 224, "crop_size": 224}, None)
-    assert legacy.resize == ("shortest", 224, 0) and legacy.crop == (224, 224)
-    square = transform_from_processor({**VIT_PROCESSOR, "size": 224}, None)
-    assert square.resize == ("exact", 224, 224) and square.crop is None
-    # ViViT rescales to [-1, 1]: scale 1/127.5, offset -1 (its default).
-    vivit = transform_from_processor(
-        {
-            **VIDEOMAE_PROCESSOR,
-            "image_processor_type": "VivitImageProcessor",
-            "rescale_factor": 1 / 127.5,
-        },
-        None,
+def _processor_output(path: Path, kind: str, frames: np.ndarray) -> torch.Tensor:
+    """What transformers' own processor, loaded on its own, makes of ``frames`` in one call."""
+    if kind == "video" and HAVE_TORCHVISION:
+        processor = transformers.AutoVideoProcessor.from_pretrained(path)
+        output = processor(videos=[frames], do_sample_frames=False, return_tensors="pt")
+        return next(iter(output.values()))[0]
+    processor = transformers.AutoImageProcessor.from_pretrained(path)
+    pixels = processor(list(frames), return_tensors="pt").pixel_values
+    return pixels.reshape(-1, *pixels.shape[-3:])  # video models' image processors: [1, T, ...]
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_pixels_equal_the_models_own_processor(
+    name: str, encoders: dict[str, HFClipEncoder], model_dirs: dict[str, Path]
+) -> None:
+    encoder = encoders[name]
+    # A clip at a size and shape none of the processors produce: every step does something.
+    clip = np.random.default_rng(3).integers(0, 256, (30, 45, 80, 3), dtype=np.uint8)
+    expected = _processor_output(
+        model_dirs[name], encoder.kind, clip[encoder.frame_indices(len(clip))]
     )
-    assert vivit.offset == -1.0
-    pixels = vivit.normalize(
-        torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2).expand(3, 1, 2)
-    )
-    np.testing.assert_allclose(
-        pixels[:, 0, 0].numpy(), (-1 - np.array(IMAGENET_MEAN)) / IMAGENET_STD, rtol=1e-5
-    )
-    # A free output size is cropped to the square the shortest edge names.
-    free = transform_from_processor({**VIT_PROCESSOR, "size": {"shortest_edge": 40}}, None)
-    assert free.size == (40, 40)
-    with pytest.raises(ValueError, match="image_mean"):
-        transform_from_processor({**VIT_PROCESSOR, "image_mean": None}, None)
+    ours = encoder.pixel_values(encoder.prepare(clip)[None])[0]
+    assert ours.dtype == torch.float32 and ours.shape == expected.shape
+    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+    assert encoder.describe()["input_size"] == list(expected.shape[-2:])
 
 
-def test_resize_and_crop_keep_the_centre() -> None:
-    transform = FrameTransform(resize=("shortest", 20, 0), crop=(16, 16), scale=1.0)
-    frame = np.zeros((1, 60, 120, 3), np.uint8)
-    frame[:, 20:40, 50:70] = 255  # a white square in the middle of a wide frame
-    out = transform.resize_crop(frame)
-    assert out.shape == (1, 3, 16, 16)
-    # Resized to 20x40 then centre-cropped: the square (now ~7 px) sits in the middle.
-    assert out[0, 0, 8, 8] > 200 and out[0, 0, 1, 1] < 50
-    portrait = transform.resize_crop(np.zeros((2, 90, 30, 3), np.uint8))
-    assert portrait.shape == (2, 3, 16, 16)
-    # A crop larger than the frame pads with black instead of failing.
-    padded = FrameTransform(resize=None, crop=(8, 8)).resize_crop(
-        np.full((1, 4, 4, 3), 9, np.uint8)
-    )
-    assert padded.shape == (1, 3, 8, 8) and padded[0, 0, 0, 0] == 0 and padded[0, 0, 4, 4] == 9
+def test_convnext_crops_as_its_processor_does(encoders: dict[str, HFClipEncoder]) -> None:
+    """ConvNeXt's ``crop_pct``: the shortest edge to 32 / 0.875 = 36, then the centre 32x32.
+
+    A bar in the frame's left and right 8% survives a stretch to 32x32 but not that crop.
+    """
+    frame = np.zeros((1, 36, 72, 3), np.uint8)
+    frame[:, :, :6] = frame[:, :, -6:] = 255
+    pixels = encoders["convnext"].processor.resize_crop(frame)
+    assert pixels.shape == (1, 3, 32, 32)
+    assert int(pixels.max()) == 0
 
 
-def test_matches_transformers_processor_when_it_can_run(tmp_path: Path) -> None:
-    """With torchvision present, transformers' own processor must give the same pixels."""
-    if not transformers.utils.is_torchvision_available():
-        pytest.skip("transformers' image processors need torchvision here")
-    from vidcap.encoders.hf import _load_processor_config
+def test_frame_indices_name_what_prepare_reads(encoders: dict[str, HFClipEncoder]) -> None:
+    image, video = encoders["dinov2"], encoders["videomae"]
+    np.testing.assert_array_equal(image.frame_indices(30), [3, 11, 18, 26])
+    assert len(video.frame_indices(30)) == 4
+    # Frames outside the indices do not change what prepare gives.
+    clip = np.random.default_rng(4).integers(0, 256, (30, 40, 56, 3), dtype=np.uint8)
+    sparse = np.zeros_like(clip)
+    for encoder in (image, video):
+        keep = encoder.frame_indices(len(clip))
+        sparse[:] = 0
+        sparse[keep] = clip[keep]
+        assert torch.equal(encoder.prepare(sparse), encoder.prepare(clip))
 
-    processor = transformers.CLIPImageProcessor(
-        size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}
-    )
-    processor.save_pretrained(tmp_path)
-    transform = transform_from_processor(_load_processor_config(str(tmp_path)), None)
-    frames = np.random.default_rng(1).integers(0, 256, (3, 50, 70, 3), dtype=np.uint8)
-    expected = processor(images=list(frames), return_tensors="pt").pixel_values
-    np.testing.assert_allclose(
-        transform.normalize(transform.resize_crop(frames)), expected, atol=1e-5
-    )
+
+def test_processor_without_a_fixed_size_is_a_sentence(tmp_path: Path) -> None:
+    # The shortest edge resized and nothing cropped: a wide and a tall video would not batch.
+    processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, do_center_crop=False)
+    _save(transformers.ViTModel(transformers.ViTConfig(**TINY)), processor, tmp_path / "vit")
+    with pytest.raises(VidcapError, match="gives frames of different sizes"):
+        build_encoder(f"hf:{tmp_path / 'vit'}")

@@ -344,3 +344,125 @@ def test_every_stage_refuses_a_busy_folder(
         assert busy.exit_code == 1
         assert "being written by another vidcap run" in one_sentence_error(busy.output)
         assert sorted(p.name for p in out.iterdir()) == [".vidcap.lock"]  # nothing else written
+
+
+# --------------------------------------------------------------------------------------------------
+# caption: no stage folder; its outputs are single files (--out) and storyboards (--preview)
+
+
+@pytest.fixture(scope="module")
+def caption_bundle(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny caption bundle (1 pretrain step, 2 finetune steps, greedy decoding)."""
+    root = tmp_path_factory.mktemp("caption-bundle")
+    tiny = ("--preset", "tiny", "--eval-every", 1000)
+    assert (
+        vidcap("pretrain", words_dir, "--out", root / "p", *tiny, "--max-steps", 1).exit_code == 0
+    )
+    finetune = vidcap(
+        "finetune", root / "p", "--out", root / "m", *tiny, "--max-steps", 2, "--beams", 1
+    )
+    assert finetune.exit_code == 0, finetune.output
+    return root / "m"
+
+
+def corpus_videos(synth_corpus: Path, n: int) -> list[str]:
+    rows = [json.loads(line) for line in synth_corpus.read_text().splitlines()]
+    return [str(synth_corpus.parent / row["video"]) for row in rows[:n]]
+
+
+def caption(videos: list[str], bundle: Path, out: Path) -> list[object]:
+    return [
+        "caption", *videos, "--model", bundle, "--format", "json", "--device", "cpu",
+        "--out", out / "captions.json", "--preview", out / "previews",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_caption_and_the_rerun_finishes(
+    synth_corpus: Path, caption_bundle: Path, tmp_path: Path
+) -> None:
+    videos = corpus_videos(synth_corpus, 4)
+    reference = tmp_path / "reference"
+    assert vidcap(*caption(videos, caption_bundle, reference)).exit_code == 0
+    boards = sizes(reference / "previews", ".png")
+    with small_disk(tmp_path / "disk", sum(boards.values()) + 2**20) as disk:
+        out = disk / "captions"
+        (out / "previews").mkdir(parents=True)
+        filler = fill(disk, leave_free=sum(list(boards.values())[:2]) + 8 * 1024)
+        full = vidcap(*caption(videos, caption_bundle, out))
+        assert full.exit_code == 1
+        line = one_sentence_error(full.output)
+        assert "the disk is full" in line and "captions are made again" in line, line
+        assert not (out / "captions.json").exists()
+        assert not list(out.rglob(".tmp-*")), "a half-written file is visible"
+        drawn = sizes(out / "previews", ".png")
+        assert 1 <= len(drawn) < len(boards)
+        for name in drawn:  # what was written is whole
+            assert (out / "previews" / name).read_bytes() == (
+                reference / "previews" / name
+            ).read_bytes()
+
+        filler.unlink()
+        rerun = vidcap(*caption(videos, caption_bundle, out))
+        assert rerun.exit_code == 0, rerun.output
+        assert (out / "captions.json").read_bytes() == (reference / "captions.json").read_bytes()
+        assert sizes(out / "previews", ".png") == boards
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.slow
+def test_caption_removes_only_the_temporary_files_of_killed_runs(
+    synth_corpus: Path, caption_bundle: Path, tmp_path: Path
+) -> None:
+    """A killed caption leaves ``.tmp-<host>_<pid>_*`` files; the next caption into the same place
+    removes those of processes that are gone, and never a live run's or another host's."""
+    from vidcap.artifacts import _host
+
+    out = tmp_path / "out"
+    (out / "previews").mkdir(parents=True)
+    host = _host()
+    abandoned = [
+        out / f".tmp-{host}_{dead_pid()}_a1b2c3.json",
+        out / "previews" / f".tmp-{host}_{dead_pid()}_d4e5f6.png",
+    ]
+    kept = [
+        out / "previews" / f".tmp-{host}_{os.getpid()}_livexx.png",  # a live writer's
+        out / "previews" / f".tmp-another-host_{dead_pid()}_xyzxyz.png",  # maybe live elsewhere
+        out / ".tmp-oldstyle.json",  # whose, unknown: left alone
+    ]
+    for path in abandoned + kept:
+        path.write_bytes(b"half")
+    result = vidcap(*caption(corpus_videos(synth_corpus, 1), caption_bundle, out))
+    assert result.exit_code == 0, result.output
+    assert not any(p.exists() for p in abandoned)
+    assert all(p.exists() for p in kept)
+
+
+@pytest.mark.slow
+def test_two_captions_into_the_same_outputs_at_once_leave_one_whole_result(
+    synth_corpus: Path, caption_bundle: Path, tmp_path: Path
+) -> None:
+    """caption has no folder lock: every output file is replaced atomically, so two runs writing
+    the same --out and --preview both finish, and what is left is one run's whole output."""
+    import sys
+
+    videos = corpus_videos(synth_corpus, 3)
+    reference = tmp_path / "reference"
+    assert vidcap(*caption(videos, caption_bundle, reference)).exit_code == 0
+    out = tmp_path / "shared"
+    command = [sys.executable, "-m", "vidcap", *map(str, caption(videos, caption_bundle, out))]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in "ab"
+    ]
+    for run in runs:
+        printed = run.communicate(timeout=300)[0].decode()
+        assert run.returncode == 0, printed[-2000:]
+        assert "Traceback" not in printed and "bug" not in printed
+    assert (out / "captions.json").read_bytes() == (reference / "captions.json").read_bytes()
+    assert sizes(out / "previews", ".png") == sizes(reference / "previews", ".png")
+    assert not list(out.rglob(".tmp-*"))

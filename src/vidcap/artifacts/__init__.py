@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -40,10 +41,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     For writers that want a file name (OpenCV, safetensors, PIL). The temporary name starts with
     ``.tmp-`` so it is never mistaken for an output; on any exception it is removed. The rename is
     atomic on POSIX, so a reader (or a process killed mid-write) never sees a half-written file.
+    The name also records this host and process (``.tmp-<host>_<pid>_<random>``), so a writer
+    without a stage folder can tell a temporary file abandoned by a killed process from one that a
+    live run is writing (:func:`remove_abandoned_temp_files`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -84,6 +88,47 @@ def remove_outputs(folder: str | Path, names: tuple[str, ...]) -> None:
             shutil.rmtree(target, ignore_errors=True)
         else:
             target.unlink(missing_ok=True)
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+
+
+def _temp_prefix() -> str:
+    return f"{_TMP_PREFIX}{_host()}_{os.getpid()}_"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_abandoned_temp_files(folder: str | Path) -> int:
+    """Delete the temporary files in ``folder`` (not below it) that a process of this host left
+    when it was killed mid-write; returns how many were removed.
+
+    For outputs written outside a stage folder (``vidcap caption --out/--preview``), where no lock
+    says that nobody else writes: a file is removed only when its name says it was made on this
+    host by a process that no longer runs, so a concurrent run's file (or another machine's, on a
+    shared disk) is never touched.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for tmp in folder.glob(f"{_TMP_PREFIX}*"):
+        host, _, rest = tmp.name[len(_TMP_PREFIX) :].partition("_")
+        pid = rest.partition("_")[0]
+        if host != _host() or not pid.isdigit() or _process_alive(int(pid)) or not tmp.is_file():
+            continue
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def remove_stale_temp_files(folder: str | Path) -> int:

@@ -283,8 +283,11 @@ def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
     """What turning a raw video into visual words needs from the stage folders upstream of a words
     folder: the extract settings and the encoder (recorded in a bundle's ``vidcap.json``)."""
     features_manifest, _ = read_upstream(words_manifest["upstream"]["path"], "encode")
-    frames_manifest, _ = read_upstream(features_manifest["upstream"]["path"], "extract")
-    extract, encode = frames_manifest["config"], features_manifest["config"]
+    extract = features_manifest.get("extract")  # recorded by encode, from videos or from frames
+    if extract is None:  # an encode folder written before encode recorded them
+        frames_manifest, _ = read_upstream(features_manifest["upstream"]["path"], "extract")
+        extract = frames_manifest["config"]
+    encode = features_manifest["config"]
     return {
         "extract": {k: extract[k] for k in ("fps", "size", "crop", "clip_frames", "backend")},
         "encoder": {

@@ -2,6 +2,7 @@
 
 Errors: a :class:`~vidcap.errors.VidcapError` reaches the user as one red sentence and exit code 1;
 anything else is a bug, shown as one sentence too unless ``vidcap --debug`` asks for the traceback.
+Ctrl-C prints ``error: interrupted.`` and exits 130.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from vidcap.cli import (
     info,
     pretrain,
     quantize,
+    serve,
     synth,
 )
 from vidcap.cli.console import print_error
@@ -47,7 +49,10 @@ class _VidcapGroup(TyperGroup):
         except (typer.TyperException, typer.Exit, typer.Abort, BrokenPipeError):
             raise  # click reports its own; a closed pipe (`vidcap … | head`) it ends quietly
         except KeyboardInterrupt:
-            raise typer.Abort() from None
+            # The shell's convention for a command stopped by SIGINT; decoder children are
+            # killed on the way out (vidcap.video.worker), outputs are written atomically.
+            print_error("interrupted.")
+            raise typer.Exit(130) from None
         except Exception as e:
             if _state["debug"]:
                 raise
@@ -122,6 +127,7 @@ app.command("classify")(classify.classify_command)
 app.command("answer")(answer.answer_command)
 app.command("summarize")(answer.summarize_command)
 app.command("demo")(demo.demo_command)
+app.command("serve")(serve.serve_command)
 
 
 def main() -> None:

@@ -9,8 +9,17 @@ from typing import Annotated
 
 import typer
 
-from vidcap.cli.videos import Beams, Device, Model, Videos, for_each_video, read_video_paths
+from vidcap.cli.videos import (
+    Beams,
+    Device,
+    Model,
+    Timeout,
+    Videos,
+    for_each_video,
+    read_video_paths,
+)
 from vidcap.errors import VidcapError
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 
 def answer_command(
@@ -30,6 +39,7 @@ def answer_command(
         bool, typer.Option("--json", help="Print question/answer pairs as JSON.")
     ] = False,
     device: Device = "auto",
+    timeout: Timeout = VIDEO_TIMEOUT_S,
 ) -> None:
     """Answer questions about a video; one answer per line, in the questions' order."""
     from vidcap.inference.captioner import Captioner
@@ -42,7 +52,7 @@ def answer_command(
             asked.append(question.strip())
     if not asked:
         raise VidcapError("no questions given (stdin was empty).")
-    captioner = Captioner.load(model, device=device, task="qa")
+    captioner = Captioner.load(model, device=device, task="qa", timeout=timeout)
     answers = captioner.answer(video, asked, beams=beams)
     if as_json:
         pairs = [{"question": q, "answer": a} for q, a in zip(asked, answers, strict=True)]
@@ -59,6 +69,7 @@ def summarize_command(
         bool, typer.Option("--json", help="One JSON object per video (jsonl).")
     ] = False,
     device: Device = "auto",
+    timeout: Timeout = VIDEO_TIMEOUT_S,
 ) -> None:
     """Summarize each video in one paragraph, across its events.
 
@@ -68,7 +79,7 @@ def summarize_command(
     from vidcap.inference.captioner import Captioner
 
     paths = read_video_paths(videos)
-    captioner = Captioner.load(model, device=device, task="summary")
+    captioner = Captioner.load(model, device=device, task="summary", timeout=timeout)
 
     def summarize_one(path: str) -> str:
         summary = captioner.summarize(path, beams=beams)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from vidcap.artifacts import remove_abandoned_temp_files
 from vidcap.cli.console import stderr
 from vidcap.cli.options import positive
 from vidcap.cli.videos import (
@@ -16,15 +17,25 @@ from vidcap.cli.videos import (
     Device,
     Failure,
     Model,
+    Shard,
+    Timeout,
     Videos,
     for_each_video,
     read_video_paths,
+    select_shard,
 )
-from vidcap.errors import VidcapError
+from vidcap.distributed import current_processes
+from vidcap.errors import VidcapError, as_resource_error
 from vidcap.output.formats import Format
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 if TYPE_CHECKING:
     from vidcap.inference.captioner import CaptionedVideo
+
+
+_RERUN_CAPTION = (
+    "rerun the same command: nothing half-written was left, and the captions are made again."
+)
 
 
 def _preview_paths(preview: Path, videos: list[str]) -> list[Path]:
@@ -79,26 +90,50 @@ def caption_command(
         ),
     ] = None,
     device: Device = "auto",
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write a report folder to watch the captions in a browser (opens from file://, no network).",
+        ),
+    ] = None,
+    copy_videos: Annotated[
+        bool,
+        typer.Option(
+            "--copy-videos",
+            help="With --html: copy the videos into the report (as they are) instead of linking them.",
+        ),
+    ] = False,
+    timeout: Timeout = VIDEO_TIMEOUT_S,
+    shard: Shard = None,
 ) -> None:
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
 
     One caption per video by default; --dense gives timed captions (use --format srt or vtt for
     subtitle files). A video that cannot be read prints an error and the others go on; the exit
-    status is 1 if any failed.
+    status is 1 if any failed. Each video is decoded in a killable process: a decoder that hangs
+    past --timeout or crashes fails that video only. Ctrl-C exits 130.
+
+    Many videos: --shard K/N captions every N-th (one shard per job; concatenate the jsonl
+    outputs), or run under `torchrun` / `accelerate launch` to share them between processes,
+    which write one output in input order.
 
     A video unlike the model's training videos (its clips far from every visual word) gets a
     warning line on stderr, and an "ood" object (score, threshold, flagged) in json/jsonl output;
     it is captioned all the same.
     """
     from vidcap.inference.captioner import Captioner
+    from vidcap.inference.card import model_card
     from vidcap.inference.ood import warning as ood_warning
     from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs
+    from vidcap.output.html import ReportVideo, write_report
     from vidcap.output.storyboard import render_storyboard
 
     subtitles = fmt in SUBTITLE_FORMATS
     if subtitles:
         dense = True  # subtitles are timed captions
-    paths = read_video_paths(videos)
+    paths = select_shard(read_video_paths(videos), shard)
+    processes = current_processes()
     # Settings that cannot work are refused before any video is decoded.
     if subtitles and len(paths) > 1 and out is None:
         raise VidcapError(
@@ -113,23 +148,39 @@ def caption_command(
         and preview.suffix.lower() != ".png"
     ):
         raise VidcapError(f"--preview {preview} must be a .png file.")
+    if copy_videos and html is None:
+        raise VidcapError("--copy-videos copies the videos into an --html report; pass --html DIR.")
+    if html is not None and html.exists() and not html.is_dir():
+        raise VidcapError(f"--html {html} is a file; the report is a folder.")
     previews = _preview_paths(preview, paths) if preview is not None else []
-    captioner = Captioner.load(model, device=device, task="caption")
+    # A killed earlier run may have left its temporary files beside the outputs (no stage folder
+    # here cleans them up): remove those whose process is gone.
+    targets = [out, out.parent] if out is not None else []
+    for folder in {*targets, *(p.parent for p in previews)}:
+        remove_abandoned_temp_files(folder)
+    if processes.world_size > 1:  # each process on its own GPU, when there are GPUs
+        from vidcap.devices import resolve_device
+
+        device = str(resolve_device(device, processes.world_size, processes.rank))
+    captioner = Captioner.load(model, device=device, task="caption", timeout=timeout)
     synthetic = bool(((captioner.info.get("training") or {}).get("corpus") or {}).get("synthetic"))
-    # caption_many shares generation batches between videos; it yields one outcome per path, in
-    # order (a VidcapError for a video that cannot be read), so each call below takes the next.
+    # caption_many shares generation batches between videos; it yields one outcome per path of
+    # this process's share, in order (a VidcapError for a video that cannot be read), so each call
+    # below takes the next.
     storyboards: list[Path | None] = [*previews] if previews else [None] * len(paths)
     outcomes = zip(
-        storyboards,
+        processes.shard(storyboards),
         captioner.caption_many(
-            paths,
+            processes.shard(paths),
             dense=dense,
             segment_seconds=segment_seconds,
             beams=beams,
-            thumbnails=bool(previews),
+            thumbnails=bool(previews) or html is not None,
         ),
         strict=True,
     )
+
+    reported: list[ReportVideo] = []
 
     def caption_one(path: str) -> CaptionedVideo:
         storyboard, result = next(outcomes)
@@ -141,9 +192,12 @@ def caption_command(
                 highlight=False,
                 soft_wrap=True,
             )
+        if html is not None:
+            reported.append(ReportVideo(result, result.thumbnails))
         if storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
+        result.thumbnails = []  # drawn: not carried further (nor sent between processes)
         return result
 
     def write(results: list[CaptionedVideo], failures: list[Failure]) -> None:
@@ -157,5 +211,16 @@ def caption_command(
         for path in previews:
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
+        if html is not None:
+            index = write_report(
+                html, reported, model_card(captioner.bundle), copy_videos, failures
+            )
+            stderr.print(f"report {escape(str(index))}", highlight=False)
 
-    for_each_video(paths, "captioned", caption_one, finish=write)
+    try:
+        for_each_video(paths, "captioned", caption_one, finish=write, processes=processes)
+    except OSError as error:  # writing a storyboard or the output: a full disk, a read-only one
+        fault = as_resource_error(error, rerun=_RERUN_CAPTION)
+        if fault is None:
+            raise
+        raise fault from None

@@ -13,8 +13,16 @@ from rich.table import Table
 
 from vidcap.cli.console import stderr, stdout
 from vidcap.cli.options import AsJson
-from vidcap.cli.videos import Device, Failure, Videos, for_each_video, read_video_paths
+from vidcap.cli.videos import (
+    Device,
+    Failure,
+    Timeout,
+    Videos,
+    for_each_video,
+    read_video_paths,
+)
 from vidcap.errors import VidcapError
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 if TYPE_CHECKING:
     from vidcap.inference.zeroshot import Classification
@@ -98,6 +106,7 @@ def classify_command(
     ] = 5,
     as_json: AsJson = False,
     device: Device = "auto",
+    timeout: Timeout = VIDEO_TIMEOUT_S,
 ) -> None:
     """Fill the template's [MASK] slots from each video (zero-shot, VideoBERT's masked-LM head).
 
@@ -110,7 +119,7 @@ def classify_command(
 
     labels = read_labels(labels_file) if labels_file is not None else None
     paths = read_video_paths(videos)
-    classifier = ZeroShotClassifier.load(model, device=device)
+    classifier = ZeroShotClassifier.load(model, device=device, timeout=timeout)
     # Refuse a template or labels that cannot work before any video is decoded.
     parsed = classifier.template(template)
     if labels is not None:

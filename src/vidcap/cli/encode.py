@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidcap.cli.console import finish_stage, progress_bar, stdout
-from vidcap.cli.options import AllowFailures, AsJson, Device, RedoAll
+from vidcap.cli.options import AllowFailures, AsJson, Device, RedoAll, positive
 from vidcap.distributed import current_processes
 from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
 from vidcap.errors import VidcapError
+from vidcap.stages.extract import ExtractBackend, ExtractConfig
+from vidcap.stages.inputs import ResolvedInputs, resolve_inputs
 
 
 def _print_encoders() -> None:
@@ -35,10 +38,33 @@ def _print_encoders() -> None:
     stdout.print(table)
 
 
+def _extract_folder(inputs: list[str]) -> Path | None:
+    """The extract folder when that is the input (one folder holding a stage manifest)."""
+    if len(inputs) != 1:
+        return None
+    folder = Path(inputs[0])
+    return folder if (folder / "manifest.json").is_file() else None
+
+
+def _resolve_videos(inputs: list[str]) -> ResolvedInputs:
+    try:
+        return resolve_inputs(inputs, sys.stdin if "-" in inputs else ())
+    except VidcapError:
+        if len(inputs) == 1 and Path(inputs[0]).is_dir():
+            raise VidcapError(
+                f"{inputs[0]} has no manifest.json (it is not a `vidcap extract` folder) and holds no videos."
+            ) from None
+        raise
+
+
 def encode_command(
-    frames_dir: Annotated[
-        Path | None,
-        typer.Argument(help="A folder written by `vidcap extract`.", show_default=False),
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="A folder written by `vidcap extract`, or videos as `vidcap extract` takes them "
+            "(a corpus.jsonl, video files, folders, or - to read paths from stdin).",
+            show_default=False,
+        ),
     ] = None,
     out: Annotated[
         Path | None,
@@ -76,6 +102,69 @@ def encode_command(
         int,
         typer.Option("--loader-workers", min=0, help="Processes reading and preparing clips."),
     ] = 2,
+    fps: Annotated[
+        float | None,
+        typer.Option(
+            "--fps",
+            callback=positive,
+            help="From videos: frames per second (default: 20).",
+            rich_help_panel="From videos (as vidcap extract)",
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size",
+            min=8,
+            help="From videos: short side of the frames in pixels (default: 224).",
+            rich_help_panel="From videos (as vidcap extract)",
+        ),
+    ] = None,
+    crop: Annotated[
+        bool | None,
+        typer.Option(
+            "--crop/--no-crop",
+            help="From videos: centre-crop to SIZE x SIZE (default: no-crop).",
+            rich_help_panel="From videos (as vidcap extract)",
+            show_default=False,
+        ),
+    ] = None,
+    clip_frames: Annotated[
+        int | None,
+        typer.Option(
+            "--clip-frames",
+            min=1,
+            help="From videos: frames per clip (default: 30).",
+            rich_help_panel="From videos (as vidcap extract)",
+        ),
+    ] = None,
+    backend: Annotated[
+        ExtractBackend | None,
+        typer.Option(
+            "--backend",
+            help="From videos: the decoder (default: auto).",
+            rich_help_panel="From videos (as vidcap extract)",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            callback=positive,
+            help="From videos: seconds per video before its decoder is stopped (default: 120).",
+            rich_help_panel="From videos (as vidcap extract)",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            min=1,
+            help="From videos: videos decoded at once by each process (default: 1).",
+            rich_help_panel="From videos (as vidcap extract)",
+        ),
+    ] = None,
     force: RedoAll = False,
     allow_failures: AllowFailures = False,
     as_json: AsJson = False,
@@ -84,17 +173,21 @@ def encode_command(
         typer.Option("--list", help="List the encoders, their sizes and whether they run here."),
     ] = False,
 ) -> None:
-    """Encode every clip of an extract folder into one feature vector (one safetensors per video).
+    """Encode every clip into one feature vector (one safetensors per video).
 
-    The default `descriptor` needs no downloaded weights; `hf:` takes any transformers image or video
+    From an extract folder, or straight from videos: then each video is decoded in a killable
+    process (--timeout, as `vidcap extract`), cut into clips and encoded in one pass, and no frames
+    are stored; the features are those extract then encode would give. The default `descriptor` needs no downloaded weights; `hf:` takes any transformers image or video
     model; `torchvision:s3d` is the VideoBERT paper's encoder. Rerunning skips finished videos; run
     under `accelerate launch` or `torchrun` to share the videos between processes or GPUs.
     """
     if list_encoders:
         _print_encoders()
         return
-    if frames_dir is None or out is None:
-        raise VidcapError("give the extract folder and --out (or --list to see the encoders).")
+    if not inputs or out is None:
+        raise VidcapError(
+            "give an extract folder or videos, and --out (or --list to see the encoders)."
+        )
     from vidcap.stages.encode import EncodeConfig, VideoEncoded, run_encode
 
     config = EncodeConfig(
@@ -117,9 +210,41 @@ def encode_command(
         def on_video(done: VideoEncoded) -> None:
             progress.update(task, advance=1)
 
-        result = run_encode(
-            frames_dir, out, config, processes, force=force, on_start=on_start, on_video=on_video
-        )
+        from_videos = {
+            "fps": fps,
+            "size": size,
+            "crop": crop,
+            "clip_frames": clip_frames,
+            "backend": backend,
+            "timeout": timeout,
+            "workers": workers,
+        }
+        given = {k: v for k, v in from_videos.items() if v is not None}
+        frames_dir = _extract_folder(inputs)
+        if frames_dir is not None:
+            if given:
+                options = ", ".join("--" + k.replace("_", "-") for k in given)
+                raise VidcapError(
+                    f"{options} apply to encoding from videos; the extract folder {frames_dir} fixed them already."
+                )
+            result = run_encode(
+                frames_dir, out, config, processes, force, on_start=on_start, on_video=on_video
+            )
+        else:
+            from vidcap.stages.encode_videos import run_encode_videos
+
+            resolved = _resolve_videos(inputs)
+            result = run_encode_videos(
+                resolved,
+                out,
+                config,
+                ExtractConfig(**given),
+                processes,
+                force,
+                on_start=on_start,
+                on_video=on_video,
+                allow_failures=allow_failures,
+            )
     if not processes.is_main:
         return
     finish_stage(result, as_json, allow_failures)

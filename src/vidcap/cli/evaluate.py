@@ -13,12 +13,15 @@ from rich.table import Table
 
 from vidcap.bundle import Task
 from vidcap.cli.console import print_error, progress_bar, stderr, stdout
-from vidcap.cli.videos import Beams
+from vidcap.cli.videos import Beams, Timeout
 from vidcap.corpus import Split
+from vidcap.errors import VidcapError
 from vidcap.synth.facts import Field
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
-EvaluateTask = Literal[Task, "classify"]
-"""What ``vidcap evaluate --task`` scores: a finetuned bundle's task, or zero-shot classification."""
+EvaluateTask = Literal[Task, "classify", "dense"]
+"""What ``vidcap evaluate --task`` scores: a finetuned bundle's task, zero-shot classification, or
+dense captions (``--predictions``)."""
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 ROWS = (
@@ -101,12 +104,13 @@ def print_qa_report(report: dict) -> None:
 
 def evaluate_command(
     model: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="A bundle written by `vidcap finetune` (--task classify: a videobert pretrain folder).",
+            help="A bundle written by `vidcap finetune` (--task classify: a videobert pretrain "
+            "folder; not needed with --predictions).",
             show_default=False,
         ),
-    ],
+    ] = None,
     task: Annotated[
         EvaluateTask | None,
         typer.Option(
@@ -140,6 +144,22 @@ def evaluate_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="--task dense: score this ActivityNet prediction file (any system's) against "
+            "the corpus split's events, instead of a model.",
+        ),
+    ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write DIR/index.html: per segment the caption beside the references, wrong facts marked.",
+        ),
+    ] = None,
+    timeout: Timeout = VIDEO_TIMEOUT_S,
 ) -> None:
     """Score a model on a corpus split: caption metrics, QA exact match or zero-shot accuracy.
 
@@ -150,13 +170,34 @@ def evaluate_command(
     Each segment is captioned from its raw video with the bundle's own pipeline. The scores come
     with a nearest-neighbour retrieval floor and the leave-one-out reference-agreement ceiling, and,
     when the corpus has ground truth in meta, fact accuracy (colour, shape, action).
+
+    --task dense --predictions FILE: the ActivityNet Captions protocol (precision, recall, F1,
+    METEOR, CIDEr, BLEU-4 over tIoU 0.3/0.5/0.7/0.9) and SODA_c, as densevid_eval and SODA compute
+    them, beside a whole-video floor and a reference ceiling.
     """
+    if html is not None and (predictions is not None or task == "classify"):
+        raise typer.BadParameter(
+            "--html shows a model's captions beside their references; it does not apply here.",
+            param_hint="'--html'",
+        )
+    if predictions is not None:
+        if task not in (None, "dense"):
+            raise typer.BadParameter(
+                "a prediction file holds dense captions: use --task dense.", param_hint="'--task'"
+            )
+        _evaluate_predictions(predictions, model, corpus, split, meteor, as_json)
+        return
+    if model is None:
+        raise typer.BadParameter(
+            "give the MODEL to evaluate (or, for dense captions, --predictions FILE).",
+            param_hint="'MODEL'",
+        )
     if task == "classify":
         if not template or not field:
             raise typer.BadParameter(
                 "classify needs --template (with one [MASK]) and --field.", param_hint="'--task'"
             )
-        _evaluate_classify(model, template, field, split, corpus, as_json)
+        _evaluate_classify(model, template, field, split, corpus, as_json, timeout)
         return
     from vidcap.evaluation.evaluate import evaluate_bundle
     from vidcap.synth import facts as synth_facts
@@ -165,9 +206,10 @@ def evaluate_command(
         from vidcap.inference.captioner import Captioner
 
         Captioner.load(model, task=task)  # refuses a bundle finetuned for another task
+    card = _html_card(html, model) if html is not None else None
     with progress_bar() as progress:
         bar = progress.add_task("captioning videos", total=None)
-        report = evaluate_bundle(
+        evaluation = evaluate_bundle(
             model,
             split=split,
             corpus=corpus,
@@ -175,7 +217,14 @@ def evaluate_command(
             meteor=meteor,
             on_video=lambda _: progress.advance(bar),
             facts=synth_facts,
-        ).to_json()
+            timeout=timeout,
+        )
+    report = evaluation.to_json()
+    if html is not None and card is not None:
+        from vidcap.output.html import write_evaluation_page
+
+        index = write_evaluation_page(html, report, evaluation.rows, card)  # type: ignore[union-attr]
+        stderr.print(f"report {escape(str(index))}", highlight=False)
     card_note = _record_in_card(model, report, corpus)
     if as_json:
         stdout.print_json(json.dumps(report))
@@ -206,12 +255,99 @@ def _record_in_card(model: Path, report: dict[str, Any], corpus: Path | None) ->
     return f"model card updated: {escape(str(card))}"
 
 
+def _html_card(folder: Path, model: Path) -> dict[str, Any]:
+    """The model card for ``--html``, after checking the page can be written (before the work)."""
+    from vidcap.bundle import Bundle
+    from vidcap.inference.card import model_card
+
+    if folder.exists() and not folder.is_dir():
+        raise VidcapError(f"--html {folder} is a file; the page goes in a folder.")
+    card = model_card(Bundle.load(model, "finetune"))
+    if card["task"] == "qa":
+        raise VidcapError(
+            "--html shows captions beside their references; a qa model's answers have none (use --json)."
+        )
+    return card
+
+
+def _evaluate_predictions(
+    predictions: Path,
+    model: Path | None,
+    corpus: Path | None,
+    split: str,
+    meteor: bool,
+    as_json: bool,
+) -> None:
+    from vidcap.evaluation.dense import score_prediction_file
+
+    if corpus is None and model is not None:
+        from vidcap.bundle import Bundle
+
+        found = (Bundle.load(model, "finetune").info.get("provenance") or {}).get("corpus")
+        corpus = Path(found) if found else None
+    if corpus is None:
+        raise typer.BadParameter(
+            "give the corpus whose events the predictions are scored against.",
+            param_hint="'--corpus'",
+        )
+    with progress_bar() as progress:
+        progress.add_task("scoring dense captions", total=None)
+        report = score_prediction_file(predictions, corpus, split=split, meteor=meteor).to_json()
+    if as_json:
+        stdout.print_json(json.dumps(report))
+    else:
+        print_dense_report(report)
+
+
+DENSE_METRICS = ("Precision", "Recall", "F1", "METEOR", "CIDEr", "BLEU-4", "SODA_c")
+STORY_METRICS = ("CIDEr", "METEOR", "BLEU-4", "R@4", "R@4 references")
+
+
+def print_dense_report(report: dict[str, Any]) -> None:
+    """The dense-captioning table (one row per system, floor and ceiling) and notices on stderr."""
+    tious = "/".join(f"{t:g}" for t in report["tious"])
+    table = Table(
+        title=f"{report['split']} split: {report['events']} events in {report['videos']} videos",
+        caption=f"P, R, METEOR, CIDEr, BLEU-4: mean over tIoU {tious}; F1 of the mean P and R",
+    )
+    table.add_column("")
+    for metric in DENSE_METRICS:
+        table.add_column(metric, justify="right")
+    for key, scores in report["scores"].items():
+        table.add_row(
+            escape(report["labels"].get(key, key)),
+            *("-" if scores[m] is None else f"{scores[m]:.3f}" for m in DENSE_METRICS),
+        )
+    stderr.print(table)
+    if report.get("story"):
+        story = Table(title="story: each row's events in time order as one paragraph")
+        story.add_column("")
+        for metric in STORY_METRICS:
+            story.add_column(metric, justify="right")
+        for key, scores in report["story"].items():
+            story.add_row(
+                escape(report["labels"].get(key, key)),
+                *("-" if scores[m] is None else f"{scores[m]:.3f}" for m in STORY_METRICS),
+            )
+        stderr.print(story)
+    for notice in report.get("notices", []):
+        stderr.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
+
+
 def _evaluate_classify(
-    model: Path, template: str, field: str, split: str, corpus: Path | None, as_json: bool
+    model: Path,
+    template: str,
+    field: str,
+    split: str,
+    corpus: Path | None,
+    as_json: bool,
+    timeout: float,
 ) -> None:
     from vidcap.synth.zeroshot import evaluate_classifier
 
-    report = evaluate_classifier(model, template, field, split=split, corpus=corpus)
+    report = evaluate_classifier(
+        model, template, field, split=split, corpus=corpus, timeout=timeout
+    )
     if as_json:
         stdout.print_json(json.dumps(report))
     else:

@@ -53,8 +53,27 @@ EvalEvery = Annotated[
 Seed = Annotated[
     int, typer.Option("--seed", help="Random seed (data order, masking, initial weights).")
 ]
+
+
+def _tracker(value: str | None) -> str | None:
+    """Refuse an unknown or uninstalled tracker before any data is read (usage error, exit 2)."""
+    from vidcap.errors import VidcapError
+    from vidcap.training.loop import check_tracker
+
+    try:
+        check_tracker(value)
+    except VidcapError as error:
+        raise typer.BadParameter(str(error)) from error
+    return value
+
+
 LogWith = Annotated[
-    str | None, typer.Option("--log-with", help="An Accelerate tracker, e.g. tensorboard.")
+    str | None,
+    typer.Option(
+        "--log-with",
+        callback=_tracker,
+        help="An Accelerate tracker, e.g. tensorboard (pip install 'vidcap[tensorboard]').",
+    ),
 ]
 Resume = Annotated[
     str | None,

@@ -13,6 +13,7 @@ import typer
 
 from vidcap.cli.console import print_error, progress_bar
 from vidcap.cli.options import Device
+from vidcap.distributed import Processes
 from vidcap.errors import VidcapError
 
 __all__ = [
@@ -20,9 +21,12 @@ __all__ = [
     "Device",
     "Failure",
     "Model",
+    "Shard",
+    "Timeout",
     "Videos",
     "for_each_video",
     "read_video_paths",
+    "select_shard",
 ]
 
 T = TypeVar("T")
@@ -50,6 +54,56 @@ Beams = Annotated[
     ),
 ]
 
+Timeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.001,
+        help="Seconds a video's decoder may run before it is killed and that video fails "
+        "(a hung or crashed decoder never stops the others).",
+    ),
+]
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    k, sep, n = value.partition("/")
+    if not (sep and k.strip().isdigit() and n.strip().isdigit()):
+        raise typer.BadParameter(f"must be K/N (e.g. 0/4), got {value!r}.")
+    index, count = int(k), int(n)
+    if not 0 <= index < count:
+        raise typer.BadParameter(f"K must be in 0..N-1, got {value!r}.")
+    return index, count
+
+
+def _check_shard(value: str | None) -> str | None:
+    _parse_shard(value)  # a bad value is a usage error before any work
+    return value
+
+
+Shard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        callback=_check_shard,
+        metavar="K/N",
+        help="Take videos K, K+N, K+2N... of the list (0 <= K < N), e.g. one SLURM array task "
+        "each; concatenate the shards' jsonl outputs to merge them.",
+        show_default=False,
+    ),
+]
+
+
+def select_shard(paths: list[str], shard: str | None) -> list[str]:
+    """Every N-th path from the K-th (``--shard K/N``); all of them without ``shard``."""
+    parsed = _parse_shard(shard)
+    if parsed is None:
+        return paths
+    index, count = parsed
+    return paths[index::count]
+
+
 Failure = tuple[str, str]
 """A video that could not be processed, and why: ``(path, error sentence)``."""
 
@@ -72,6 +126,7 @@ def for_each_video(
     verb: str,
     work: Callable[[str], T],
     finish: Callable[[list[T], list[Failure]], None] | None = None,
+    processes: Processes | None = None,
 ) -> list[T]:
     """Run ``work(path)`` on each video in turn, under a progress bar, and return the results.
 
@@ -86,7 +141,14 @@ def for_each_video(
             and the end of the failure sentence.
         work: one video's work; it may print its result as soon as it has it.
         finish: called once, after the last video, with the results and the failures.
+        processes: under ``torchrun`` / ``accelerate launch``, each process runs ``work`` on
+            its share (:meth:`Processes.shard` of ``paths``, in order) and the main process
+            gathers the outcomes and reports and finishes them all, in the order of ``paths``
+            (the other processes return ``[]``). The results must pickle.
     """
+    processes = processes or Processes()
+    if processes.world_size > 1:
+        return _for_each_video_shared(paths, verb, work, finish, processes)
     results: list[T] = []
     failures: list[Failure] = []
     with progress_bar() as progress:
@@ -98,6 +160,46 @@ def for_each_video(
                 failures.append((path, str(error)))
                 print_error(str(error))
             progress.advance(task)
+    if finish is not None:
+        finish(results, failures)
+    if failures:
+        print_error(f"{len(failures)} of {len(paths)} videos could not be {verb}.")
+        raise typer.Exit(1)
+    return results
+
+
+def _for_each_video_shared(
+    paths: Sequence[str],
+    verb: str,
+    work: Callable[[str], T],
+    finish: Callable[[list[T], list[Failure]], None] | None,
+    processes: Processes,
+) -> list[T]:
+    """:func:`for_each_video` over several processes (see its ``processes``)."""
+    mine = processes.shard(list(range(len(paths))))
+    outcomes: dict[int, T | VidcapError] = {}
+    with progress_bar() as progress:
+        progress.disable = progress.disable or not processes.is_main
+        task = progress.add_task(f"{verb} (this process's share)", total=len(mine))
+        for index in mine:
+            try:
+                outcomes[index] = work(paths[index])
+            except VidcapError as error:
+                outcomes[index] = VidcapError(str(error))  # pickles whatever its subclass
+            progress.advance(task)
+    gathered = processes.gather(outcomes)
+    if not processes.is_main:
+        return []
+    merged = {index: outcome for part in gathered for index, outcome in part.items()}
+    results: list[T] = []
+    failures: list[Failure] = []
+    for index, path in enumerate(paths):
+        outcome = merged[index]
+        if isinstance(outcome, VidcapError):
+            failures.append((path, str(outcome)))
+            print_error(str(outcome))
+        else:
+            results.append(outcome)
     if finish is not None:
         finish(results, failures)
     if failures:

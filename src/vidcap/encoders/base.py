@@ -50,6 +50,15 @@ class ClipEncoder(ABC):
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         """Features ``[B, dim]`` for a batch of prepared clips (stacked ``prepare`` outputs)."""
 
+    def frame_indices(self, clip_frames: int) -> np.ndarray | None:
+        """Which frames of a ``clip_frames``-frame clip :meth:`prepare` reads (None: every one).
+
+        Decoding straight from videos converts and keeps only these (an image model reading 4 of
+        a clip's 30 frames lets the decoder skip the other 26); :meth:`prepare` must give the same
+        result whatever the other frames hold.
+        """
+        return None
+
     def describe(self) -> dict[str, Any]:
         """What a bundle must record to rebuild this encoder (name, dim, settings)."""
         return {"name": self.name, "dim": self.dim}

@@ -8,12 +8,11 @@ Two kinds of model, told apart by the model's config:
 - **video** models (VideoMAE, TimeSformer, ViViT, X-CLIP…): the clip is one input, sampled to the
   model's own ``num_frames``.
 
-Preprocessing (resize, centre crop, rescale, normalise) is read from the model's own image or video
-processor config (``preprocessor_config.json`` and friends), but carried out here with plain torch:
-transformers 5 image processors need torchvision or Pillow, neither of which vidcap depends on, and
-one implementation means the same features on every machine. It follows transformers' torchvision
-backend step for step (torch's antialiased uint8 resize, the same crop arithmetic), so its pixels
-equal that backend's on the CPU and are within a grey level or two of the Pillow backend's.
+Preprocessing is the model's own: the processor saved with it, loaded with transformers'
+``AutoVideoProcessor`` (video models) or ``AutoImageProcessor`` (its torchvision backend where
+torchvision is installed, torch tensors throughout; its Pillow backend otherwise), and called in two
+halves (:class:`Processor`): resize and crop in the DataLoader workers, rescale and normalise on the
+model's device. The pixels equal one whole call of that processor.
 
 The pooled embedding of one image (or video) is, in order of preference:
 
@@ -32,15 +31,14 @@ The two steps a benchmark may want to time separately are public: :meth:`HFClipE
 from __future__ import annotations
 
 import contextlib
-import json
+import importlib.util
+import inspect
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from vidcap.devices import resolve_device
 from vidcap.encoders.base import (
@@ -51,6 +49,7 @@ from vidcap.encoders.base import (
     sample_indices,
     torch_dtype,
 )
+from vidcap.encoders.precision import autocast
 from vidcap.errors import VidcapError
 
 # Frames sampled from each clip for an image model: four, spread evenly (one every ~0.4 s of a
@@ -71,270 +70,149 @@ _VIDEO_POOLING = {
 # Model types that have ``num_frames`` in their config but embed single frames.
 _PER_FRAME_TYPES = {"xclip_vision_model"}
 
-# PIL resampling codes as stored in processor configs → torch interpolation modes. Lanczos, box and
-# hamming have no torch kernel; bicubic is the closest (transformers makes the same substitution).
-_RESAMPLE = {
-    0: "nearest-exact",
-    1: "bicubic",
-    2: "bilinear",
-    3: "bicubic",
-    4: "bicubic",
-    5: "bicubic",
-}
-
-# Where a model keeps its preprocessing, most specific first (transformers' own file names).
-_PROCESSOR_FILES = (
-    "processor_config.json",  # a saved multimodal processor: image/video processor nested inside
-    "preprocessor_config.json",  # an image processor (and legacy video processors)
-    "video_preprocessor_config.json",  # a transformers 5 video processor
-)
+# Two frame shapes, one landscape and one portrait, that the probe sends through the processor: a
+# processor whose output size follows the input's shape cannot make batches of clips from videos
+# of different shapes.
+_PROBE_SHAPES = ((96, 128), (128, 96))
 
 
 # --------------------------------------------------------------------------------------------------
-# Helpers shared with the torchvision family (candidates for a common module).
+# The model's own processor.
 
 
-def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
-    """Mixed precision for ``dtype`` (float16 / bfloat16) on ``device``; float32 runs as is.
+class Processor:
+    """The model's transformers image or video processor, called in two halves.
 
-    The weights stay float32 (autocast casts per operation), which keeps layer norms and softmaxes
-    in float32 where reduced precision would cost accuracy.
+    The processor does everything (resize, centre crop, rescale, normalise, and model-specific steps
+    such as ConvNeXt's ``crop_pct`` or ViViT's offset); vidcap only splits its call where the
+    pixels are still 8-bit and of a fixed size:
+
+    - :meth:`resize_crop` (``do_rescale`` and ``do_normalize`` off) runs in DataLoader workers on
+      the CPU, per clip, so a batch of frames crosses process boundaries as uint8;
+    - :meth:`normalize` (``do_resize`` and ``do_center_crop`` off) runs per batch on the model's
+      device.
+
+    The two halves give exactly the pixels one whole call gives (the processors resize and crop in
+    uint8 and rescale last), which the tests check for every model family.
+
+    Attributes:
+        processor: the transformers processor (``AutoVideoProcessor`` for video models where
+            torchvision is installed, else ``AutoImageProcessor``, its torchvision backend when
+            torchvision is installed and its Pillow backend otherwise).
+        video: whether ``processor`` is a video processor (one call per clip).
     """
-    compute = torch_dtype(dtype)
-    if compute is torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=compute)
 
-
-@dataclass(frozen=True)
-class FrameTransform:
-    """Resize → centre crop → rescale → normalise, the steps every vision model's processor takes.
-
-    Split in two so the heavy part runs in DataLoader workers and the batch crosses process
-    boundaries as uint8: :meth:`resize_crop` (CPU, per clip, uint8 out) and :meth:`normalize`
-    (on the model's device, per batch, float32 out).
-    """
-
-    # ("shortest", short_edge, longest_edge_cap_or_0) or ("exact", height, width); None: no resize.
-    resize: tuple[str, int, int] | None
-    crop: tuple[int, int] | None  # (height, width); None: no crop
-    interpolation: str = "bilinear"  # a torch.nn.functional.interpolate mode
-    antialias: bool = True  # transformers and PIL antialias; torchvision's video presets do not
-    crop_round: bool = False  # torchvision rounds the crop offset; transformers truncates it
-    scale: float = 1 / 255  # x * scale + offset, before normalising
-    offset: float = 0.0  # ViViT maps to [-1, 1] with scale 2/255 and offset -1
-    mean: tuple[float, ...] | None = None  # None: no normalisation
-    std: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.crop is None and (self.resize is None or self.resize[0] != "exact"):
-            raise ValueError(
-                "a FrameTransform must end in a fixed size (an exact resize or a crop)"
-            )
+    def __init__(self, processor: Any, video: bool) -> None:
+        self.processor = processor
+        self.video = video
 
     @property
-    def size(self) -> tuple[int, int]:
-        """The (height, width) every frame comes out at, whatever size it went in at."""
-        if self.crop is not None:
-            return self.crop
-        assert self.resize is not None
-        return (self.resize[1], self.resize[2])
+    def backend(self) -> str:
+        """``torchvision`` (torch tensors, any device) or ``pil`` (numpy on the CPU)."""
+        return "torchvision" if self.video else str(getattr(self.processor, "backend", "pil"))
 
-    def _resized_size(self, height: int, width: int) -> tuple[int, int]:
-        assert self.resize is not None
-        kind, a, b = self.resize
-        if kind == "exact":
-            return (a, b)
-        # Shortest edge to ``a``, aspect ratio kept (the long edge truncated, as torchvision and
-        # transformers both do), and the long edge capped at ``b`` when one is given.
-        short, long = min(height, width), max(height, width)
-        new_short, new_long = a, int(a * long / short)
-        if b and new_long > b:
-            new_short, new_long = int(b * new_short / new_long), b
-        return (new_short, new_long) if height <= width else (new_long, new_short)
+    def _call(self, frames: torch.Tensor, **steps: bool) -> torch.Tensor:
+        """The processor on ``[N, 3, H, W]`` frames (one clip of a video processor, or N images)."""
+        if self.video:
+            output = self.processor(
+                videos=[frames], do_sample_frames=False, return_tensors="pt", **steps
+            )
+            return next(iter(output.values()))[0]
+        images: Any = frames
+        if self.backend != "torchvision":
+            # The Pillow backend reads HWC arrays on the CPU.
+            images = list(frames.permute(0, 2, 3, 1).cpu().numpy())
+        # Positional: video models' image processors (VideoMAE, ViViT) name it ``videos``, read a
+        # list of frames as one video and give [1, N, 3, h, w].
+        out = self.processor(images, return_tensors="pt", **steps).pixel_values
+        return out.reshape(-1, *out.shape[-3:])
 
     def resize_crop(self, frames: np.ndarray) -> torch.Tensor:
         """``[S, H, W, 3]`` uint8 RGB frames → ``[S, 3, h, w]`` uint8, resized and cropped."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-        if self.resize is not None:
-            size = self._resized_size(x.shape[-2], x.shape[-1])
-            if size != tuple(x.shape[-2:]):
-                x = _resize_uint8(x, size, self.interpolation, self.antialias)
-        if self.crop is not None:
-            x = _center_crop(x, self.crop, self.crop_round)
-        return x.contiguous()
+        steps = {"do_rescale": False, "do_normalize": False}
+        if "offset" in inspect.signature(self.processor.preprocess).parameters:
+            # ViViT's image processor: its [-1, 1] offset is part of rescaling and refuses to run
+            # without it; the second half applies both. (Its video processor has no such switch.)
+            steps["offset"] = False
+        out = self._call(x, **steps)
+        # Resizing and cropping keep 8-bit values; anything else would be a processor that
+        # rescales before it resizes, which the two-step split cannot follow.
+        if out.dtype != torch.uint8:
+            raise ValueError(f"its resize and crop give {out.dtype} pixels, not 8-bit ones")
+        return out.contiguous()
 
-    def normalize(self, batch: torch.Tensor, channel_dim: int = -3) -> torch.Tensor:
-        """uint8 pixels → the model's float32 input: rescale (and offset), then normalise."""
-        x = batch.float() * self.scale
-        if self.offset:
-            x = x + self.offset
-        if self.mean is not None and self.std is not None:
-            shape = [1] * x.ndim
-            shape[channel_dim] = len(self.mean)
-            mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
-            std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
-            x = (x - mean) / std
-        return x
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """``[..., 3, h, w]`` uint8 (on the model's device) → the model's float32 input there."""
+        if self.video:
+            # One call for the whole batch: each clip is a video of the batch's frames.
+            clips = batch.reshape(-1, *batch.shape[-4:])
+            output = self.processor(
+                videos=list(clips),
+                do_sample_frames=False,
+                do_resize=False,
+                do_center_crop=False,
+                return_tensors="pt",
+            )
+            out = next(iter(output.values()))
+        else:
+            flat = batch.reshape(-1, *batch.shape[-3:])
+            out = self._call(flat, do_resize=False, do_center_crop=False)
+        return out.to(batch.device).float().reshape(*batch.shape)
 
 
-def _resize_uint8(
-    x: torch.Tensor, size: tuple[int, int], mode: str, antialias: bool
-) -> torch.Tensor:
-    """Resize ``[S, 3, H, W]`` uint8 to ``size``, keeping uint8, as torchvision does on the CPU.
+def _torchvision_problem() -> str | None:
+    """None when torchvision is absent or imports; else why it is installed but does not import.
 
-    Processors resize 8-bit images and stay 8-bit, so the model sees the values it was trained on.
-    Antialiased bilinear / bicubic use torch's native uint8 kernels (torchvision's own path on the
-    CPU, within a grey level of Pillow); other modes interpolate in float and round back.
+    transformers imports torchvision whenever it is installed, so a torchvision built for another
+    torch breaks every image processor; this turns that into a sentence.
     """
-    if mode.startswith("nearest"):
-        return F.interpolate(x, size=size, mode=mode)
-    if antialias and x.device.type == "cpu":
-        # channels_last is the layout the uint8 kernels are written for (no repacking copy).
-        y = x.contiguous(memory_format=torch.channels_last)
-        return F.interpolate(y, size=size, mode=mode, antialias=True, align_corners=False)
-    y = F.interpolate(x.float(), size=size, mode=mode, antialias=antialias, align_corners=False)
-    return y.clamp_(0, 255).round_().to(torch.uint8)
+    if importlib.util.find_spec("torchvision") is None:
+        return None
+    try:
+        import torchvision.transforms.v2  # noqa: F401
+    except Exception as error:  # a torchvision built for another torch fails in many ways
+        return _first_line(error)
+    return None
 
 
-def _center_crop(x: torch.Tensor, crop: tuple[int, int], round_offset: bool) -> torch.Tensor:
-    """Centre crop of ``[..., H, W]``, zero-padding first where the crop is the larger."""
-    height, width = x.shape[-2:]
-    ch, cw = crop
-    if ch > height or cw > width:
-        pad_h, pad_w = max(ch - height, 0), max(cw - width, 0)
-        # left, right, top, bottom — the extra pixel of an odd padding goes right / bottom.
-        x = F.pad(x, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2))
-        height, width = x.shape[-2:]
-    if round_offset:
-        top, left = round((height - ch) / 2), round((width - cw) / 2)
-    else:
-        top, left = int((height - ch) / 2), int((width - cw) / 2)
-    return x[..., top : top + ch, left : left + cw]
+def load_processor(source: str, video: bool) -> Processor:
+    """The processor saved with the model at ``source`` (hub id or folder).
 
-
-# --------------------------------------------------------------------------------------------------
-# Reading a model's preprocessing.
-
-
-def _hw(value: Any, what: str) -> tuple[int, int]:
-    """A processor's ``{"height", "width"}`` (or a bare int: a square) as a tuple."""
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, dict) and "height" in value and "width" in value:
-        return (int(value["height"]), int(value["width"]))
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return (int(value[0]), int(value[1]))
-    raise ValueError(f"{what} {value!r} is not a height and width")
-
-
-def _triple(value: Any, what: str) -> tuple[float, ...]:
-    if isinstance(value, (int, float)):
-        return (float(value),) * 3
-    if isinstance(value, (list, tuple)) and len(value) in (1, 3):
-        values = tuple(float(v) for v in value)
-        return values * 3 if len(values) == 1 else values
-    raise ValueError(f"{what} {value!r} is not one value or three")
-
-
-def transform_from_processor(config: dict[str, Any], image_size: int | None) -> FrameTransform:
-    """The :class:`FrameTransform` a saved image/video processor config describes.
-
-    Keys a config leaves out take the defaults transformers' base processors use; ``image_size``
-    (from the model config) sizes the output when the processor does not fix one.
+    Video models take their ``AutoVideoProcessor`` (torchvision-backed) where torchvision is
+    installed; image models, and video models without torchvision, their ``AutoImageProcessor``
+    with the torchvision backend, or the Pillow one where torchvision is missing.
 
     Raises:
-        ValueError: a config vidcap cannot follow (the caller turns it into a sentence).
+        VidcapError: no processor config, or a torchvision that does not import.
     """
-    crop = None
-    if config.get("do_center_crop", config.get("crop_size") is not None):
-        if config.get("crop_size") is None:
-            raise ValueError("do_center_crop is set but crop_size is missing")
-        crop = _hw(config["crop_size"], "crop_size")
+    problem = _torchvision_problem()
+    if problem is not None:
+        raise VidcapError(
+            f"hf:{source}: torchvision is installed but does not import ({problem}), and "
+            "transformers' image processors import it; reinstall the torchvision release built "
+            f"for your torch {torch.__version__} (see https://pytorch.org/get-started/locally/), "
+            "or uninstall it to use the Pillow processors."
+        )
+    from transformers import AutoImageProcessor, AutoVideoProcessor
 
-    resize = None
-    if config.get("do_resize", True):
-        size = config.get("size")
-        if size is None and image_size is None:
-            raise ValueError(
-                "do_resize is set but neither size nor the model's image_size is given"
-            )
-        if size is None:
-            size = {"height": image_size, "width": image_size}
-        if isinstance(size, int):
-            # Old configs store a bare int; processors that centre crop read it as the shortest
-            # edge (CLIP, VideoMAE, BiT…), the others as a square (ViT, SigLIP…).
-            size = {"shortest_edge": size} if crop is not None else {"height": size, "width": size}
-        if isinstance(size, dict) and size.get("shortest_edge"):
-            resize = ("shortest", int(size["shortest_edge"]), int(size.get("longest_edge") or 0))
-        else:
-            resize = ("exact", *_hw(size, "size"))
-
-    if crop is None and (resize is None or resize[0] != "exact"):
-        # Nothing fixes the output size, but a batch needs one: crop the centre square the model's
-        # shortest edge (or its image_size) describes.
-        side = resize[1] if resize is not None else image_size
-        if side is None:
-            raise ValueError("the processor leaves the image size free and the model sets none")
-        crop = (side, side)
-
-    resample = config.get("resample", 2)
-    interpolation = _RESAMPLE.get(resample if isinstance(resample, int) else -1)
-    if interpolation is None:
-        raise ValueError(f"unknown resample {resample!r}")
-
-    scale, offset = 1.0, 0.0
-    if config.get("do_rescale", True):
-        scale = float(config.get("rescale_factor", 1 / 255))
-        # ViViT's processors rescale to [-1, 1] ("offset"), and default to doing so.
-        default_offset = str(config.get("image_processor_type", "")).startswith("Vivit") or str(
-            config.get("video_processor_type", "")
-        ).startswith("Vivit")
-        if config.get("offset", default_offset):
-            offset = -1.0
-
-    mean = std = None
-    if config.get("do_normalize", True):
-        if config.get("image_mean") is None or config.get("image_std") is None:
-            raise ValueError("do_normalize is set but image_mean / image_std are missing")
-        mean = _triple(config["image_mean"], "image_mean")
-        std = _triple(config["image_std"], "image_std")
-
-    return FrameTransform(
-        resize=resize,
-        crop=crop,
-        interpolation=interpolation,
-        antialias=True,
-        crop_round=False,
-        scale=scale,
-        offset=offset,
-        mean=mean,
-        std=std,
-    )
-
-
-def _load_processor_config(source: str) -> dict[str, Any]:
-    """The model's image or video processor settings, from the first processor file it has."""
-    from transformers.utils import cached_file
-
-    for filename in _PROCESSOR_FILES:
+    errors: list[BaseException] = []
+    with _quiet_transformers():
+        if video and importlib.util.find_spec("torchvision") is not None:
+            try:
+                return Processor(AutoVideoProcessor.from_pretrained(source), video=True)
+            except (OSError, ValueError, KeyError, ImportError) as error:
+                errors.append(error)  # an image processor may still describe the frames
         try:
-            path = cached_file(source, filename, _raise_exceptions_for_missing_entries=False)
-        except OSError:
-            path = None
-        if path is None:
-            continue
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-        if filename == "processor_config.json":
-            data = data.get("image_processor") or data.get("video_processor")
-            if not isinstance(data, dict):
-                continue
-        return data
+            return Processor(
+                AutoImageProcessor.from_pretrained(source, backend="torchvision"), video=False
+            )
+        except (OSError, ValueError, KeyError, ImportError) as error:
+            errors.append(error)
     raise VidcapError(
-        f"hf:{source} has no image processor config ({', '.join(_PROCESSOR_FILES)}); vidcap reads "
-        "the model's resizing and normalisation from it. Save the model's image processor next to "
-        "it (`processor.save_pretrained(path)`)."
+        f"hf:{source} has no usable image processor ({_first_line(errors[-1])}); vidcap "
+        "preprocesses frames with the model's own processor. Save it next to the model "
+        "(`AutoImageProcessor.from_pretrained(model_id).save_pretrained(path)`)."
     )
 
 
@@ -354,16 +232,6 @@ def _looks_like_path(source: str) -> bool:
         or source.count("/") > 1
         or Path(source).is_absolute()
     )
-
-
-def _image_size(config: Any) -> int | None:
-    for cfg in (config, getattr(config, "vision_config", None)):
-        size = getattr(cfg, "image_size", None)
-        if isinstance(size, int):
-            return size
-        if isinstance(size, (list, tuple)) and size:
-            return int(size[0])
-    return None
 
 
 @contextlib.contextmanager
@@ -386,17 +254,9 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _dtype_argument() -> str:
-    """``from_pretrained``'s dtype keyword: ``dtype`` since transformers 4.56, ``torch_dtype`` before."""
-    import transformers
-    from packaging.version import Version
-
-    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-
-
 def _pooled(output: Any) -> torch.Tensor:
-    """A ``get_*_features`` result: a tensor (transformers 4) or an output whose pooler holds it (5)."""
-    return output if isinstance(output, torch.Tensor) else output.pooler_output
+    """A ``get_*_features`` result: an output whose ``pooler_output`` holds the embedding."""
+    return output.pooler_output
 
 
 class HFClipEncoder(LazyModelEncoder):
@@ -406,7 +266,8 @@ class HFClipEncoder(LazyModelEncoder):
         kind: ``"image"`` (frames embedded one by one, then averaged) or ``"video"`` (one input).
         frames: frames sampled from each clip.
         pooling: how one input's embedding is read from the model (see :meth:`forward_features`).
-        transform: the model's preprocessing.
+        processor: the model's own preprocessing (see :class:`Processor`).
+        input_size: ``(height, width)`` of the frames the processor gives the model.
     """
 
     def __init__(self, source: str, options: EncoderOptions, frames: int | None = None) -> None:
@@ -446,14 +307,8 @@ class HFClipEncoder(LazyModelEncoder):
         self.revision: str | None = getattr(config, "_commit_hash", None)
         self.kind, self.frames, self.pooling = self._plan(config, frames)
 
-        try:
-            self.transform = transform_from_processor(
-                _load_processor_config(source), _image_size(config)
-            )
-        except ValueError as error:
-            raise VidcapError(
-                f"hf:{source}: its processor config cannot be followed: {error}."
-            ) from error
+        self.processor = load_processor(source, video=self.kind == "video")
+        self.input_size = self._input_size()
 
         self._model: torch.nn.Module | None = None
         self._pooler_missing = False
@@ -494,15 +349,48 @@ class HFClipEncoder(LazyModelEncoder):
         return "image", n, "auto"
 
     def _model_class(self, config: Any) -> type:
-        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+        """The class ``AutoModel`` builds for ``config``, found before any weights are read.
+
+        The model is built on the meta device: no memory, no download, and a text model (or any
+        other that cannot encode frames) is refused before its weights are fetched.
+        """
+        from transformers import AutoModel
 
         try:
-            return MODEL_MAPPING[type(config)]
-        except (KeyError, ValueError) as error:
+            with torch.device("meta"), _quiet_transformers():
+                return type(AutoModel.from_config(config))
+        except (ValueError, KeyError) as error:
             raise VidcapError(
                 f"hf:{self.source} is a {config.model_type} model, which transformers' AutoModel "
-                "cannot load; the hf encoder needs an image or video model."
+                "cannot build; the hf encoder needs an image or video model."
             ) from error
+
+    def _input_size(self) -> tuple[int, int]:
+        """The fixed ``(height, width)`` the processor gives frames of any shape.
+
+        Raises:
+            VidcapError: a processor whose output follows the frame's shape (clips from videos of
+                different shapes could not share a batch), or one vidcap cannot split.
+        """
+        sizes = set()
+        try:
+            for shape in _PROBE_SHAPES:
+                frames = self.processor.resize_crop(np.zeros((1, *shape, 3), np.uint8))
+                sizes.add(tuple(frames.shape[-2:]))
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise VidcapError(
+                f"hf:{self.source}: its processor cannot prepare frames: "
+                f"{_first_line(error).rstrip('.')}."
+            ) from error
+        if len(sizes) != 1:
+            raise VidcapError(
+                f"hf:{self.source}: its processor gives frames of different sizes "
+                f"({', '.join(f'{h}x{w}' for h, w in sorted(sizes))}) for frames of different "
+                "shapes; vidcap batches clips from videos of any shape and needs a processor that "
+                "ends in a fixed size (a centre crop or an exact resize)."
+            )
+        (size,) = sizes
+        return (int(size[0]), int(size[1]))
 
     # -- the model -----------------------------------------------------------------------------
 
@@ -513,7 +401,7 @@ class HFClipEncoder(LazyModelEncoder):
             # float32 weights whatever the checkpoint stores: autocast supplies reduced precision.
             with _quiet_transformers():
                 model, info = AutoModel.from_pretrained(
-                    self.source, output_loading_info=True, **{_dtype_argument(): torch.float32}
+                    self.source, output_loading_info=True, dtype=torch.float32
                 )
         except (OSError, ValueError, RuntimeError) as error:
             raise VidcapError(
@@ -540,7 +428,7 @@ class HFClipEncoder(LazyModelEncoder):
         Doing this once here turns a model whose input size does not fit its processor into one
         sentence now, instead of the same failure for every video later.
         """
-        h, w = self.transform.size
+        h, w = self.input_size
         blank = np.zeros((self.frames, h, w, 3), np.uint8)
         batch = self.prepare(blank)[None]
         try:
@@ -554,7 +442,7 @@ class HFClipEncoder(LazyModelEncoder):
         except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as error:
             raise VidcapError(
                 f"hf:{self.source} cannot encode a clip of {self.frames} frames at {h}x{w}, the "
-                f"size its processor config produces: {_first_line(error)}"
+                f"size its processor produces: {_first_line(error)}"
             ) from error
         if features.ndim != 2 or features.shape[0] != 1:
             raise VidcapError(
@@ -565,14 +453,23 @@ class HFClipEncoder(LazyModelEncoder):
 
     # -- the ClipEncoder interface ------------------------------------------------------------
 
+    def frame_indices(self, clip_frames: int) -> np.ndarray | None:
+        """Which frames of a ``clip_frames``-frame clip :meth:`prepare` reads (None: every one).
+
+        Decoding straight from videos converts and keeps only these (an image model reading 4 of
+        a clip's 30 frames lets the decoder skip the other 26); :meth:`prepare` must give the same
+        result whatever the other frames hold.
+        """
+        return sample_indices(clip_frames, self.frames)
+
     def prepare(self, clip: np.ndarray) -> torch.Tensor:
         """Sample the clip's frames and resize / crop them: ``[frames, 3, h, w]`` uint8."""
-        frames = clip[sample_indices(len(clip), self.frames)]
-        return self.transform.resize_crop(frames)
+        frames = clip[self.frame_indices(len(clip))]
+        return self.processor.resize_crop(frames)
 
     def pixel_values(self, batch: torch.Tensor) -> torch.Tensor:
         """Stacked ``prepare`` outputs → normalised float32 ``[B, frames, 3, h, w]`` on the device."""
-        return self.transform.normalize(batch.to(self.device, non_blocking=True))
+        return self.processor.normalize(batch.to(self.device, non_blocking=True))
 
     def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The model call and pooling alone: ``[B, frames, 3, h, w]`` → ``[B, dim]``.
@@ -622,7 +519,7 @@ class HFClipEncoder(LazyModelEncoder):
             "frames": self.frames,
             "pooling": self.pooling,
             "model_type": self.model_type,
-            "input_size": list(self.transform.size),
+            "input_size": list(self.input_size),
             "dtype": self.options.dtype,
         }
         if self.revision:
@@ -652,11 +549,4 @@ def build(argument: str | None, options: EncoderOptions) -> ClipEncoder:
     return HFClipEncoder(argument, options)
 
 
-__all__ = [
-    "IMAGE_FRAMES_PER_CLIP",
-    "FrameTransform",
-    "HFClipEncoder",
-    "autocast",
-    "build",
-    "transform_from_processor",
-]
+__all__ = ["IMAGE_FRAMES_PER_CLIP", "HFClipEncoder", "Processor", "build", "load_processor"]

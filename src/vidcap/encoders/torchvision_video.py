@@ -15,9 +15,11 @@ Weights (``EncoderOptions.weights``):
 torchvision is an optional dependency: it is imported only when this family is built, and
 :func:`unavailable` says how to install it when it is missing.
 
-Preprocessing follows each model's published ``weights.transforms()`` (resize without antialiasing,
-centre crop, the model's mean / std), written out in :data:`MODELS` so workers never need
-torchvision and the random-weight and local-file paths preprocess exactly like the published one.
+Preprocessing is each model's published ``weights.transforms()`` (resize without antialiasing,
+centre crop, the model's mean / std), carried out with the same torchvision functions, split where
+the pixels are still 8-bit: resize and crop in the DataLoader workers, normalisation on the model's
+device. Its numbers are written out in :data:`MODELS` (a test checks them against the presets), so
+the random-weight and local-file paths preprocess exactly like the published weights.
 
 For benchmarks, :meth:`TorchvisionVideoEncoder.pixel_values` (uint8 batch → normalised input on the
 device) and :meth:`TorchvisionVideoEncoder.forward_features` (the bare model call) are public;
@@ -43,7 +45,7 @@ from vidcap.encoders.base import (
     sample_indices,
     torch_dtype,
 )
-from vidcap.encoders.hf import FrameTransform, autocast
+from vidcap.encoders.precision import autocast
 from vidcap.errors import VidcapError
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -66,23 +68,27 @@ class VideoModelSpec:
     std: tuple[float, float, float]
     head: str  # the classifier attribute replaced by an identity
 
-    def transform(self) -> FrameTransform:
-        """The preprocessing ``weights.transforms()`` performs, as a :class:`FrameTransform`."""
-        resize = (
-            ("exact", self.resize[0], self.resize[1])
-            if len(self.resize) == 2
-            else ("shortest", self.resize[0], 0)
+    def resize_crop(self, frames: np.ndarray) -> torch.Tensor:
+        """``[T, H, W, 3]`` uint8 RGB → ``[T, 3, crop, crop]`` uint8: the preset's first half.
+
+        The same calls ``weights.transforms()`` makes (bilinear, no antialiasing), which keep uint8
+        frames uint8.
+        """
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        x = TF.resize(
+            x, list(self.resize), interpolation=InterpolationMode.BILINEAR, antialias=False
         )
-        return FrameTransform(
-            resize=resize,
-            crop=(self.crop, self.crop),
-            interpolation="bilinear",
-            antialias=False,  # torchvision's video presets resize without antialiasing
-            crop_round=True,  # torchvision's center_crop rounds the offset
-            scale=1 / 255,
-            mean=self.mean,
-            std=self.std,
-        )
+        return TF.center_crop(x, [self.crop, self.crop]).contiguous()
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, T, h, w]`` uint8 → float32 in [0, 1], normalised: the preset's second half."""
+        from torchvision.transforms import functional as TF
+
+        x = TF.convert_image_dtype(batch.transpose(1, 2), torch.float)  # [B, T, 3, h, w]
+        return TF.normalize(x, mean=list(self.mean), std=list(self.std)).transpose(1, 2)
 
 
 # Numbers from each model's ``<Model>_Weights.KINETICS400_V1.transforms()`` (torchvision 0.28) and,
@@ -194,7 +200,6 @@ class TorchvisionVideoEncoder(LazyModelEncoder):
         weights = options.weights or "default"
         self.weights = weights.lower() if weights.lower() in ("default", "none") else weights
         self.frames = self.spec.frames
-        self.transform = self.spec.transform()
         self.weights_id: str | None = None  # which published weights, or the file's sha256
         self._model: torch.nn.Module | None = None
         self.dim = 0
@@ -261,14 +266,26 @@ class TorchvisionVideoEncoder(LazyModelEncoder):
 
     # -- the ClipEncoder interface ------------------------------------------------------------
 
+    def frame_indices(self, clip_frames: int) -> np.ndarray | None:
+        """Which frames of a ``clip_frames``-frame clip :meth:`prepare` reads (None: every one).
+
+        Decoding straight from videos converts and keeps only these (an image model reading 4 of
+        a clip's 30 frames lets the decoder skip the other 26); :meth:`prepare` must give the same
+        result whatever the other frames hold.
+        """
+        if clip_frames == self.frames:
+            return None  # S3D on the paper's 30-frame clips reads them all
+        return sample_indices(clip_frames, self.frames)
+
     def prepare(self, clip: np.ndarray) -> torch.Tensor:
         """Sample ``frames`` frames, resize and crop them: ``[3, frames, h, w]`` uint8."""
-        frames = clip[sample_indices(len(clip), self.frames)]
-        return self.transform.resize_crop(frames).permute(1, 0, 2, 3).contiguous()
+        indices = self.frame_indices(len(clip))
+        frames = clip if indices is None else clip[indices]
+        return self.spec.resize_crop(frames).permute(1, 0, 2, 3).contiguous()
 
     def pixel_values(self, batch: torch.Tensor) -> torch.Tensor:
         """Stacked ``prepare`` outputs → normalised float32 ``[B, 3, T, h, w]`` on the device."""
-        return self.transform.normalize(batch.to(self.device, non_blocking=True), channel_dim=1)
+        return self.spec.normalize(batch.to(self.device, non_blocking=True))
 
     def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The model call alone: ``[B, 3, T, h, w]`` → ``[B, dim]`` (caller sets grad / autocast)."""
@@ -287,7 +304,7 @@ class TorchvisionVideoEncoder(LazyModelEncoder):
             "dim": self.dim,
             "kind": "video",
             "frames": self.frames,
-            "input_size": list(self.transform.size),
+            "input_size": [self.spec.crop, self.spec.crop],
             "weights": self.weights,
             "weights_id": self.weights_id,
             "dtype": self.options.dtype,

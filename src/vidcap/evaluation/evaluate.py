@@ -32,6 +32,7 @@ from vidcap.metrics.captions import (
 from vidcap.models.inputs import segment_inputs
 from vidcap.models.seq2seq import generate_captions
 from vidcap.training.tasks import ITEM_NAMES, TaskItem, task_items
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 
 class FactChecker(Protocol):
@@ -60,6 +61,9 @@ class EvaluationReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)
     task: str = "caption"
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    """Every segment: its video, times, the caption, the references and, where the corpus has
+    ground truth, its facts and the ones the caption got wrong (for ``--html``; not in JSON)."""
 
     def to_json(self) -> dict[str, Any]:
         """Everything, JSON-ready (``--json``)."""
@@ -119,13 +123,15 @@ def evaluate_bundle(
     on_video: Callable[[str], None] | None = None,
     n_examples: int = 5,
     facts: FactChecker | None = None,
+    timeout: float | None = VIDEO_TIMEOUT_S,
 ) -> EvaluationReport | QAReport:
     """Evaluate a finetuned bundle on ``split`` of ``corpus`` (default: the corpus it was trained on).
 
     With ``facts``, captions are also scored on the ground truth the corpus carries (the CLI
     passes the synthetic world's, ``vidcap.synth.facts``, which finds none in other corpora).
+    ``timeout``: seconds each video's decoder may take (a video past it is one failed video).
     """
-    captioner = Captioner.load(model_dir)
+    captioner = Captioner.load(model_dir, timeout=timeout)
     corpus_path = corpus or (captioner.info.get("provenance") or {}).get("corpus")
     if corpus_path is None or not Path(corpus_path).is_file():
         raise VidcapError(
@@ -213,6 +219,7 @@ def evaluate_bundle(
             if nn_hypotheses:
                 fact_table["nearest_neighbour"] = facts.fact_accuracy(nn_hypotheses, truth)
 
+    rows = _segment_rows(segments, kept, hypotheses, facts if task == "caption" else None)
     examples = [
         {
             "segment": s.key,
@@ -235,7 +242,39 @@ def evaluate_bundle(
         notices=notices,
         failed=failed,
         examples=examples,
+        rows=rows,
     )
+
+
+def _segment_rows(
+    segments: list[TaskItem],
+    records: list[VideoRecord],
+    hypotheses: dict[str, str],
+    facts: FactChecker | None,
+) -> list[dict[str, Any]]:
+    """One row per segment (see :attr:`EvaluationReport.rows`)."""
+    by_id = {r.id: r for r in records}
+    rows = []
+    for s in segments:
+        record = by_id[s.video_id]
+        row: dict[str, Any] = {
+            "segment": s.key,
+            "video": str(record.video),
+            "start": s.start,
+            "end": s.end,
+            "caption": hypotheses[s.key],
+            "references": list(s.captions),
+            "facts": None,
+            "wrong": [],
+        }
+        truth = facts.segment_facts(record, record.segments[s.index]) if facts else None
+        if truth is not None and facts is not None:
+            # The same check as the fact accuracy table, one caption at a time.
+            right = facts.fact_accuracy({s.key: hypotheses[s.key]}, {s.key: truth})
+            row["facts"] = dict(vars(truth))  # e.g. colour, shape, action
+            row["wrong"] = [k for k in row["facts"] if not right.get(k)]
+        rows.append(row)
+    return rows
 
 
 @dataclass

@@ -28,6 +28,7 @@ from vidcap.inference.segments import change_segments, fixed_segments
 from vidcap.models.inputs import InputConfig, segment_inputs
 from vidcap.models.seq2seq import CaptionModel, generate_captions
 from vidcap.output.formats import TimedCaption, VideoCaptions
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 
 @dataclass
@@ -48,16 +49,28 @@ class CaptionedVideo(VideoCaptions):
 class Captioner(BundleModel):
     """A finetuned bundle ready to caption videos (see the module docstring)."""
 
-    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
-        super().__init__(bundle, device)
+    def __init__(
+        self, bundle: Bundle, device: str = "auto", timeout: float | None = VIDEO_TIMEOUT_S
+    ) -> None:
+        super().__init__(bundle, device, timeout)
         self.model = CaptionModel.load(bundle.folder, bundle.arch).to(self.device)
         self.inputs = InputConfig(**bundle.info["inputs"])
         # A bundle from before the out-of-domain profile captions as before, unscored.
         self.ood = OODProfile.load(bundle.folder / OOD_PROFILE, bundle.remedy)
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "auto", task: str | None = None) -> Captioner:
-        """Load a bundle written by ``vidcap finetune`` (checking it was trained for ``task``)."""
+    def load(
+        cls,
+        folder: str | Path,
+        device: str = "auto",
+        task: str | None = None,
+        timeout: float | None = VIDEO_TIMEOUT_S,
+    ) -> Captioner:
+        """Load a bundle written by ``vidcap finetune`` (checking it was trained for ``task``).
+
+        ``timeout``: seconds each video's decoder may take before it is killed and the video fails
+        with :class:`~vidcap.video.errors.DecodeTimeoutError` (None: no limit).
+        """
         bundle = Bundle.load(folder, "finetune")
         if bundle.stage != "finetune":
             raise VidcapError(
@@ -67,7 +80,7 @@ class Captioner(BundleModel):
             raise VidcapError(
                 f"{folder} was finetuned with --task {bundle.task}; use it with `{TASK_COMMANDS[bundle.task]}`, or finetune a model with --task {task}."
             )
-        return cls(bundle, device)
+        return cls(bundle, device, timeout)
 
     @property
     def task(self) -> str:

@@ -3,13 +3,15 @@
 Used by ``vidcap caption`` / ``evaluate`` (finetuned bundles) and by ``vidcap classify``
 (a pretrain's ``final/``): both record in ``vidcap.json`` the extract settings, the encoder and the
 codebook, so a video is turned into exactly the kind of visual words the model was trained on.
-Frames are decoded in chunks and cut into clips as they come, so memory stays bounded by a chunk
-(plus, when asked, one small thumbnail per clip) whatever the video's length.
+Frames are decoded in a killable child process with a time limit per video, handed back in chunks
+and cut into clips as they come, so memory stays bounded by a chunk (plus, when asked, one small
+thumbnail per clip) whatever the video's length; only the frames the encoder reads are converted.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ from vidcap.artifacts.readers import ClipTrack
 from vidcap.bundle import Bundle
 from vidcap.devices import resolve_device
 from vidcap.errors import VidcapError
-from vidcap.video.clips import Clip
+from vidcap.video import DecodeWorker
+from vidcap.video.clips import ClipCutter, clip_frame_mask
+from vidcap.video.errors import DecodeError
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 THUMB_SIDE = 160  # short side of the storyboard thumbnails kept per clip
 ENCODE_BATCH = 16  # clips encoded at once
@@ -36,9 +41,20 @@ class VideoClips(ClipTrack):
 
 
 class VideoPipeline:
-    """Extract → encode → quantize for one video at a time, as a bundle's ``vidcap.json`` says."""
+    """Extract → encode → quantize for one video at a time, as a bundle's ``vidcap.json`` says.
 
-    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
+    Decoding runs in a killable child process (:class:`~vidcap.video.DecodeWorker`) with a time
+    limit per video (``timeout`` seconds of waiting for the decoder): a decoder that hangs or
+    crashes fails that video with a :class:`~vidcap.video.errors.DecodeError`
+    (:class:`~vidcap.video.errors.DecodeTimeoutError`, :class:`~vidcap.video.errors.DecoderCrashedError`)
+    and the next video gets a fresh child. The frames come back in chunks and are encoded here,
+    where the model lives. Call :meth:`close` (or use ``with``) to stop the child early; it also
+    ends with this process.
+    """
+
+    def __init__(
+        self, bundle: Bundle, device: str = "auto", timeout: float | None = VIDEO_TIMEOUT_S
+    ) -> None:
         from vidcap.encoders import EncoderOptions, build_encoder
 
         info = bundle.info
@@ -46,6 +62,8 @@ class VideoPipeline:
             raise VidcapError(
                 f"{bundle.folder}/vidcap.json does not record the extract and encode settings (written by an older vidcap?); re-run the stage that wrote it."
             )
+        if timeout is not None and not timeout > 0:
+            raise VidcapError(f"--timeout must be > 0 seconds, got {timeout}.")
         self.device = resolve_device(device)
         self.tree = bundle.codebook()
         spec = info["encoder"]
@@ -59,16 +77,52 @@ class VideoPipeline:
                 f"the encoder {spec['spec']!r} here differs from the one the model was trained with (its settings or weights changed); its visual words would be wrong."
             )
         self.extract = info["extract"]
+        self.timeout = timeout
+        # One decoder process per thread that decodes (a server may caption from several).
+        self._local = threading.local()
+        self._workers: list[DecodeWorker] = []
+        self._lock = threading.Lock()
+
+    @property
+    def worker(self) -> DecodeWorker:
+        """This thread's decode worker (its process starts with the first video)."""
+        worker = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = DecodeWorker()
+            with self._lock:
+                self._workers.append(worker)
+        return worker
+
+    def close(self) -> None:
+        """Stop the decoder processes (a later video starts a new one). Call it when no other
+        thread is decoding with this pipeline."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> VideoPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def clips(self, video: str | Path, thumbnails: bool = False) -> VideoClips:
         """Decode, cut and encode one video with the bundle's settings; assign its visual words.
 
         With ``thumbnails``, a small copy of each clip's middle frame is kept (for storyboards).
-        """
-        from vidcap.video import DecodeError, clip_array, clip_windows, decode_frames
 
+        Raises:
+            DecodeError: the video cannot be decoded, its decoder hung past the time limit
+                (:class:`DecodeTimeoutError`) or crashed (:class:`DecoderCrashedError`).
+            VidcapError: the video is too short to give one clip.
+        """
         fps, clip_frames = float(self.extract["fps"]), int(self.extract["clip_frames"])
-        pending: list[np.ndarray] = []  # decoded frames not yet in a clip
+        indices = self.encoder.frame_indices(clip_frames)
+        if thumbnails and indices is not None:
+            indices = np.append(indices, clip_frames // 2)
+        cutter = ClipCutter(fps, clip_frames)
         waiting: list[np.ndarray] = []  # clips not yet encoded
         features: list[np.ndarray] = []
         kept: list[np.ndarray] = []
@@ -79,34 +133,38 @@ class VideoPipeline:
             features.extend(self.encoder.encode(waiting))
             waiting.clear()
 
-        total = 0
+        chunks = self.worker.stream(
+            video,
+            timeout=self.timeout,
+            backend=self.extract.get("backend", "auto"),
+            fps=fps,
+            size=self.extract["size"],
+            crop=bool(self.extract.get("crop", False)),
+            keep=clip_frame_mask(indices, clip_frames),
+        ).__iter__()
         try:
-            for chunk in decode_frames(
-                video,
-                fps,
-                self.extract["size"],
-                bool(self.extract.get("crop", False)),
-                self.extract.get("backend", "auto"),
-            ):
-                pending.extend(chunk.frames)
-                total += len(chunk)
-                while len(pending) >= clip_frames:
-                    waiting.append(np.stack(pending[:clip_frames]))
-                    del pending[:clip_frames]
+            for chunk in chunks:
+                if chunk.start == 0 and cutter.n_frames:  # another backend started over
+                    cutter.reset()
+                    waiting.clear()
+                    features.clear()
+                    kept.clear()
+                for clip in cutter.push(chunk.frames):
+                    waiting.append(clip)
                     if len(waiting) == ENCODE_BATCH:
                         encode_waiting()
         except DecodeError as error:
-            raise VidcapError(f"{video}: {error}") from None
-        windows = clip_windows(total, fps, clip_frames)
-        if len(windows) > len(features) + len(waiting):  # the rule kept a partial last clip
-            last = windows[-1]
-            waiting.append(
-                clip_array(np.stack(pending), Clip(0, 0, last.n_real, 0, 0), clip_frames)
-            )
+            if str(video) in str(error):
+                raise
+            raise type(error)(f"{video}: {error}", partial=error.partial) from None
+        finally:
+            chunks.close()  # stopped early (Ctrl-C, an encoder error): the decoder is killed now
+        waiting.extend(cutter.finish())
         if waiting:
             encode_waiting()
         if not features:
             raise VidcapError(f"{video}: too short to caption (not one clip of frames decoded).")
+        windows = cutter.windows()
         stacked = np.stack(features).astype(np.float32)
         return VideoClips(
             start_s=np.array([w.start_s for w in windows]),
@@ -114,7 +172,7 @@ class VideoPipeline:
             features=stacked,
             words=self.tree.assign(stacked),
             thumbnails=kept,
-            duration=total / fps,
+            duration=cutter.n_frames / fps,
         )
 
 
@@ -136,10 +194,16 @@ class BundleModel:
     """What every model that reads raw videos shares: its bundle, the pipeline that turns a video
     into the bundle's visual words, the device, and the vocabulary."""
 
-    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
+    def __init__(
+        self, bundle: Bundle, device: str = "auto", timeout: float | None = VIDEO_TIMEOUT_S
+    ) -> None:
         self.bundle = bundle
         self.folder = bundle.folder
         self.info = bundle.info
-        self.pipeline = VideoPipeline(bundle, device)
+        self.pipeline = VideoPipeline(bundle, device, timeout)
         self.device = self.pipeline.device
         self.vocab = bundle.vocabulary()
+
+    def close(self) -> None:
+        """Stop the decoder process (see :class:`VideoPipeline`)."""
+        self.pipeline.close()

@@ -41,6 +41,7 @@ from vidcap.bundle import Bundle, reading_model
 from vidcap.errors import VidcapError
 from vidcap.inference.pipeline import BundleModel
 from vidcap.text import JointVocabulary
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 MASK_MARKER = re.compile(r"\[MASK\]", re.IGNORECASE)
 """How a slot is written in a template (any case: ``[mask]`` too)."""
@@ -150,10 +151,12 @@ class Classification:
 class ZeroShotClassifier(BundleModel):
     """A VideoBERT pretrain ready to fill template slots from videos (see the module docstring)."""
 
-    def __init__(self, bundle: Bundle, device: str = "auto") -> None:
+    def __init__(
+        self, bundle: Bundle, device: str = "auto", timeout: float | None = VIDEO_TIMEOUT_S
+    ) -> None:
         import transformers
 
-        super().__init__(bundle, device)
+        super().__init__(bundle, device, timeout)
         with reading_model(bundle.folder, bundle.remedy):
             model = transformers.BertForPreTraining.from_pretrained(bundle.folder)
         self.model = model.to(self.device).eval()
@@ -171,8 +174,11 @@ class ZeroShotClassifier(BundleModel):
         self._column[text_ids] = np.arange(len(text_ids))
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto") -> ZeroShotClassifier:
-        """Load a ``vidcap pretrain --arch videobert`` folder (or its ``final/``).
+    def load(
+        cls, model_dir: str | Path, device: str = "auto", timeout: float | None = VIDEO_TIMEOUT_S
+    ) -> ZeroShotClassifier:
+        """Load a ``vidcap pretrain --arch videobert`` folder (or its ``final/``); ``timeout``:
+        seconds each video's decoder may take (see :class:`~vidcap.inference.pipeline.VideoPipeline`).
 
         Raises:
             VidcapError: not a pretrain (no ``vidcap.json``, or a finetuned caption bundle), or a
@@ -187,7 +193,7 @@ class ZeroShotClassifier(BundleModel):
             raise VidcapError(
                 f"{model_dir} is a {bundle.info.get('arch')} pretrain; zero-shot classification fills [MASK] slots with VideoBERT's masked-LM head, so it needs `vidcap pretrain --arch videobert`."
             )
-        return cls(bundle, device)
+        return cls(bundle, device, timeout)
 
     # -- inputs --------------------------------------------------------------------------------
     def template(self, template: str) -> Template:

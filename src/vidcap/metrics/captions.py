@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
@@ -35,7 +36,11 @@ __all__ = [
     "CaptionScores",
     "caption_scores",
     "java_available",
+    "meteor_compute",
+    "meteor_process",
+    "quiet",
     "reference_ceiling",
+    "tokenize",
 ]
 
 
@@ -160,8 +165,10 @@ def _fallback_tokenize(texts: list[str]) -> list[str]:
     return tokenized
 
 
-def _tokenize(texts: list[str], notices: list[str]) -> list[str]:
-    """PTB-tokenize ``texts`` in one Java run, or approximate it in Python (with a notice)."""
+def tokenize(texts: list[str], notices: list[str]) -> list[str]:
+    """PTB-tokenize ``texts`` in one Java run as coco-caption does (lowercase, punctuation dropped),
+    or approximate it in Python when Java is missing or fails; the reason is appended to
+    ``notices``."""
     if java_available():
         try:
             return _ptb_tokenize(texts)
@@ -183,37 +190,71 @@ def _tokenize(texts: list[str], notices: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Swallow what the scorers print (BLEU's ``{'testlen': ...}`` and the like)."""
     with contextlib.redirect_stdout(io.StringIO()):
         yield
 
 
+# The scorer of the outermost open meteor_process() block, which nested blocks reuse.
+_open_meteor: list[Meteor] = []
+
+
+@contextlib.contextmanager
+def meteor_process() -> Iterator[Meteor]:
+    """A METEOR Java process for any number of :func:`meteor_compute` calls, stopped at the end.
+
+    Starting Java and loading METEOR's paraphrase table takes seconds, so a block nested inside
+    another reuses the outer block's process, and only the outermost block stops it.
+
+    Raises:
+        OSError: Java could not be started.
+    """
+    if _open_meteor:
+        yield _open_meteor[-1]
+        return
+    scorer = Meteor()
+    _open_meteor.append(scorer)
+    try:
+        yield scorer
+    finally:
+        _open_meteor.pop()
+        # Stop Java now rather than whenever the scorer is garbage collected: it holds a 2 GB heap.
+        process = scorer.meteor_p
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        process.kill()
+        process.wait()
+
+
+def meteor_compute(
+    scorer: Meteor, gts: dict[Any, list[str]], res: dict[Any, list[str]]
+) -> tuple[float, list[float]]:
+    """pycocoevalcap's ``Meteor.compute_score`` on tokenized captions: the METEOR of the whole set
+    (statistics pooled over its items) and each item's own score, in ``gts``'s key order.
+
+    Raises:
+        OSError, ValueError: Java failed (e.g. it died or ran out of memory).
+    """
+    try:
+        with quiet():
+            score, scores = scorer.compute_score(gts, res)
+    finally:
+        # compute_score keeps its lock when it raises, and the next call (or Meteor.__del__) takes
+        # that lock first: release it, or they would hang.
+        if scorer.lock.locked():
+            scorer.lock.release()
+    return float(score), [float(s) for s in scores]
+
+
 def _meteor_score(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
-    """Corpus METEOR from one METEOR Java process, which is stopped afterwards.
+    """Corpus METEOR from a METEOR Java process (see :func:`meteor_process`).
 
     Raises:
         OSError, ValueError: Java failed (e.g. it could not start or ran out of memory).
     """
-    scorer = None
-    try:
-        scorer = Meteor()
-        with _quiet():
-            score, _ = scorer.compute_score(gts, res)
-        return float(score)
-    finally:
-        if scorer is not None:
-            # compute_score keeps its lock when it raises, and Meteor.__del__ takes that lock
-            # before stopping Java: release it, or garbage collection would hang.
-            if scorer.lock.locked():
-                scorer.lock.release()
-            # Stop Java now rather than whenever the scorer is garbage collected: it holds a
-            # 2 GB heap.
-            process = scorer.meteor_p
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-            process.kill()
-            process.wait()
+    with meteor_process() as scorer:
+        return meteor_compute(scorer, gts, res)[0]
 
 
 def _validate(hypotheses: dict[str, str], references: dict[str, list[str]]) -> None:
@@ -265,11 +306,11 @@ def caption_scores(
 
     # One tokenizer run for every caption: each Java start costs about half a second.
     texts = [hypotheses[k] for k in keys] + [ref for k in keys for ref in references[k]]
-    tokens = iter(_tokenize(texts, notices))
+    tokens = iter(tokenize(texts, notices))
     res = {k: [next(tokens)] for k in keys}
     gts = {k: [next(tokens) for _ in references[k]] for k in keys}
 
-    with _quiet():
+    with quiet():
         bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
         rouge_l, _ = Rouge().compute_score(gts, res)
         cider, _ = Cider().compute_score(gts, res)

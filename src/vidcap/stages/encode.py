@@ -29,6 +29,9 @@ from vidcap.stages.base import StageResult, result_from_index
 from vidcap.video.clips import Clip, clip_array
 
 STAGE = "encode"
+EXTRACT_KEYS = ("fps", "size", "crop", "clip_frames", "backend")
+"""The extract settings every encode manifest records (``extract``): what turning a raw video into
+the same clips needs (a bundle's ``vidcap.json`` copies them)."""
 SAVE_DTYPES = {name: np.dtype(name) for name in get_args(SaveDtype)}
 
 
@@ -69,7 +72,7 @@ class EncodeConfig:
 
 
 @dataclass(frozen=True)
-class _Video:
+class VideoToEncode:
     """One upstream video to encode: where its frames are and its clip windows."""
 
     index: int
@@ -82,7 +85,7 @@ class _Video:
 class _ClipDataset(IterableDataset):
     """Yields ``(video index, clip index, prepared clip | problem)``; workers split videos."""
 
-    def __init__(self, videos: list[_Video], encoder: ClipEncoder) -> None:
+    def __init__(self, videos: list[VideoToEncode], encoder: ClipEncoder) -> None:
         self.videos = videos
         self.encoder = encoder
 
@@ -153,7 +156,7 @@ def run_encode(
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
 
     if not force and stage.is_complete(stage_fp):
-        return result_from_index(stage, started, _details(description), up_to_date=True)
+        return result_from_index(stage, started, encode_details(description), up_to_date=True)
     with stage.locked():
         processes.barrier()
         if processes.is_main:
@@ -163,7 +166,7 @@ def run_encode(
         done = stage.done_ids_matching(item_fps)
         frames_root = Path(frames_dir)
         todo = [
-            _Video(
+            VideoToEncode(
                 index=n,
                 id=item.id,
                 frames_path=str(frames_root / item.outputs["frames"]),
@@ -190,15 +193,19 @@ def run_encode(
                 },
                 wall_time_s=time.perf_counter() - started,
                 skipped=skipped,
-                extra={"encoder": description, "corpus": upstream_manifest.get("corpus")},
+                extra={
+                    "encoder": description,
+                    "corpus": upstream_manifest.get("corpus"),
+                    "extract": {k: upstream_manifest["config"][k] for k in EXTRACT_KEYS},
+                },
             )
     processes.barrier()
-    return result_from_index(stage, started, _details(description), skipped=skipped)
+    return result_from_index(stage, started, encode_details(description), skipped=skipped)
 
 
 def _encode_videos(
     stage: StageDir,
-    videos: list[_Video],
+    videos: list[VideoToEncode],
     encoder: ClipEncoder,
     config: EncodeConfig,
     upstream_items: dict[str, ItemRecord],
@@ -217,12 +224,12 @@ def _encode_videos(
         collate_fn=_collate,
     )
 
-    def finish(video: _Video, features: np.ndarray | None, error: str | None) -> None:
+    def finish(video: VideoToEncode, features: np.ndarray | None, error: str | None) -> None:
         upstream = upstream_items[video.id]
         info = {"split": upstream.info.get("split"), "video": upstream.info.get("video")}
         if error is None and features is not None:
             try:
-                record = _write_features(stage, video, features, config, info, item_fps[video.id])
+                record = write_features(stage, video, features, config, info, item_fps[video.id])
             except OSError as e:
                 raise (as_resource_error(e, stage.path) or e) from None
         else:
@@ -254,9 +261,9 @@ def _encode_videos(
                     finish(video, np.stack([got[c.index] for c in video.clips]), None)
 
 
-def _write_features(
+def write_features(
     stage: StageDir,
-    video: _Video,
+    video: VideoToEncode,
     features: np.ndarray,
     config: EncodeConfig,
     info: dict[str, Any],
@@ -286,7 +293,7 @@ def _write_features(
     )
 
 
-def _details(description: dict[str, Any]) -> Callable[[list[ItemRecord]], dict[str, Any]]:
+def encode_details(description: dict[str, Any]) -> Callable[[list[ItemRecord]], dict[str, Any]]:
     def details(ok: list[ItemRecord]) -> dict[str, Any]:
         clips = sum(int(r.info.get("n_clips", 0)) for r in ok)
         return {"encoder": description["name"], "dim": description["dim"], "clips": clips}

@@ -28,6 +28,7 @@ from vidcap.video.errors import (
     DecodeError,
     DecoderCrashedError,
 )
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 STAGE = "extract"
 ExtractBackend = Literal["auto", BuiltinBackend]
@@ -44,7 +45,7 @@ class ExtractConfig:
     crop: bool = False  # centre-crop to a size-by-size square
     clip_frames: int = 30
     backend: ExtractBackend = "auto"
-    timeout: float = 120.0  # seconds per video before its decoder is killed
+    timeout: float = VIDEO_TIMEOUT_S  # seconds per video before its decoder is killed
     workers: int = 1  # videos decoded at once by this process
 
     def __post_init__(self) -> None:
@@ -77,7 +78,7 @@ class VideoDone:
     n_frames: int
 
 
-def _video_fingerprint(settings: dict[str, Any], video: VideoInput) -> str:
+def video_fingerprint(settings: dict[str, Any], video: VideoInput) -> str:
     """Changes when the settings or the file (path, size, modification time) change."""
     try:
         stat = video.path.stat()
@@ -111,7 +112,7 @@ def run_extract(
     settings = config.output_settings()
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     videos = sorted(inputs.videos, key=lambda v: v.id)
-    item_fps = {v.id: _video_fingerprint(settings, v) for v in videos}
+    item_fps = {v.id: video_fingerprint(settings, v) for v in videos}
     stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
 
     if not force and stage.is_complete(stage_fp, allow_failures):

@@ -214,7 +214,11 @@ def inspect_words(
     features_dir = Path(manifest["upstream"]["path"])
     features_manifest, feature_items = read_upstream(features_dir, "encode")
     if frames_dir is None:
-        frames_dir = features_manifest["upstream"]["path"]
+        frames_dir = features_manifest["upstream"].get("path")
+        if frames_dir is None:
+            raise VidcapError(
+                f"{features_dir} was encoded straight from videos, so there are no frames to draw; pass --frames, the folder of a `vidcap extract` with the same settings."
+            )
     _, frame_items = read_upstream(frames_dir, "extract")
     tree = HierarchicalKMeans.load(Path(words_dir) / CODEBOOK)
 

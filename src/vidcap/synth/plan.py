@@ -33,6 +33,7 @@ __all__ = [
     "SceneObject",
     "SynthConfig",
     "VideoPlan",
+    "assign_kinds",
     "assign_splits",
     "held_out_combos",
     "plan_corpus",
@@ -40,6 +41,13 @@ __all__ = [
 ]
 
 DURATION_RANGE_S = (3.0, 12.0)
+# Untrimmed videos (dense captioning): minutes long, several events with still gaps between them.
+UNTRIMMED_DURATION_S = (30.0, 180.0)
+UNTRIMMED_EVENTS = (3, 10)  # inclusive
+MAX_UNTRIMMED_EVENT_S = 30.0
+BUSY_RANGE = (0.5, 0.9)  # the share of an untrimmed video its events fill, at most
+NO_GAP_CHANCE = 0.3  # each gap (before, between or after events) is left out with this chance
+MIN_UNTRIMMED_S = 8.0  # room for the fewest events (each over 2 s) and some gaps
 FPS_RANGE = (20, 30)  # inclusive
 FRAME_SIDES = tuple(range(128, 257, 16))  # width and height are drawn from these
 MIN_EVENT_S = 2.0
@@ -57,7 +65,7 @@ _MARGIN_PX = 2.0
 
 # Random stream keys: (VIDEO_STREAM, index, stream) per video, stream being _PLAN, TEXT_STREAM or
 # RENDER_STREAM; the others are corpus-wide.
-VIDEO_STREAM, _SPLITS, _HELD_OUT = 0, 1, 2
+VIDEO_STREAM, _SPLITS, _HELD_OUT, _KINDS = 0, 1, 2, 3
 _PLAN, TEXT_STREAM, RENDER_STREAM = 0, 1, 2
 
 
@@ -88,6 +96,9 @@ class SynthConfig:
         held_out_combos: number of (colour, shape, action) combinations kept out of the train
             split; each appears in at least one val and one test video.
         workers: processes that render videos; the result does not depend on it.
+        untrimmed: the share of videos (0 to 1) that are untrimmed, for dense captioning: minutes
+            long, 3 to 10 events with still gaps between them. In each split that share is.
+        untrimmed_duration: (shortest, longest) untrimmed video, in seconds.
     """
 
     videos: int = 200
@@ -95,6 +106,8 @@ class SynthConfig:
     noise: bool = False
     held_out_combos: int = 0
     workers: int = 1
+    untrimmed: float = 0.0
+    untrimmed_duration: tuple[float, float] = UNTRIMMED_DURATION_S
 
     def __post_init__(self) -> None:
         for name in ("videos", "seed", "held_out_combos", "workers"):
@@ -115,6 +128,17 @@ class SynthConfig:
             raise VidcapError(
                 f"held_out_combos={self.held_out_combos} is too many: at most {MAX_HELD_OUT} "
                 "(colour, shape, action) combinations can be held out."
+            )
+        if not 0.0 <= self.untrimmed <= 1.0:
+            raise VidcapError(
+                f"the untrimmed share must be between 0 and 1, got untrimmed={self.untrimmed}."
+            )
+        shortest, longest = self.untrimmed_duration
+        if not MIN_UNTRIMMED_S <= shortest <= longest:
+            raise VidcapError(
+                f"untrimmed videos need a duration range of at least {MIN_UNTRIMMED_S:g} s (room "
+                f"for {UNTRIMMED_EVENTS[0]} events) with the shortest first, got "
+                f"{shortest:g} to {longest:g} s."
             )
         _, val, test = split_sizes(self.videos)
         if self.held_out_combos > min(val, test):
@@ -154,6 +178,19 @@ def held_out_combos(config: SynthConfig) -> list[Combo]:
     rng = random_stream(config.seed, _HELD_OUT)
     chosen = rng.choice(len(candidates), size=config.held_out_combos, replace=False)
     return sorted(candidates[int(i)] for i in chosen)
+
+
+def assign_kinds(config: SynthConfig, splits: list[str]) -> list[bool]:
+    """Whether each video is untrimmed: ``config.untrimmed`` of each split's videos (halves round
+    up), chosen by a seeded shuffle, so train, val and test all hold both kinds in a mixed
+    corpus."""
+    untrimmed = [False] * config.videos
+    order = random_stream(config.seed, _KINDS).permutation(config.videos)
+    for split in ("train", "val", "test"):
+        members = [int(i) for i in order if splits[int(i)] == split]
+        for index in members[: int(config.untrimmed * len(members) + 0.5)]:
+            untrimmed[index] = True
+    return untrimmed
 
 
 def assign_splits(config: SynthConfig) -> list[str]:
@@ -244,6 +281,7 @@ class VideoPlan:
     noise_sigma: float  # 0 when the corpus has no noise
     objects: tuple[SceneObject, ...]
     events: tuple[EventPlan, ...]
+    untrimmed: bool = False  # events with still gaps between them (frames no event covers)
 
     @property
     def duration(self) -> float:
@@ -267,6 +305,37 @@ def _event_bounds(rng: np.random.Generator, frames: int, events: int, min_frames
     cuts = np.sort(rng.integers(0, spare + 1, size=events - 1))
     lengths = np.diff(np.concatenate([[0], cuts, [spare]])) + min_frames
     return [0, *(int(b) for b in np.cumsum(lengths))]
+
+
+def _untrimmed_bounds(rng: np.random.Generator, frames: int, fps: int) -> list[tuple[int, int]]:
+    """Event spans ``[start, end)`` of an untrimmed video: 3 to 10 events of ~2 to 30 s each, in
+    order, with gaps of varying length between them (and before the first and after the last),
+    some of them none.
+
+    Events fill a drawn share of the video (:data:`BUSY_RANGE`), each starting at its minimum
+    length plus a Dirichlet share of the rest, so lengths vary widely; what they leave is cut
+    into gaps the same way, each gap dropped with :data:`NO_GAP_CHANCE` (so events sometimes
+    follow each other directly).
+    """
+    min_frames = int(MIN_EVENT_S * fps) + 1  # over 2 s even after rounding times to the ms
+    max_frames = int(MAX_UNTRIMMED_EVENT_S * fps)
+    busy = int(rng.uniform(*BUSY_RANGE) * frames)
+    most = min(UNTRIMMED_EVENTS[1], busy // min_frames)
+    count = int(rng.integers(UNTRIMMED_EVENTS[0], max(UNTRIMMED_EVENTS[0], most) + 1))
+    spare = max(0, busy - count * min_frames)
+    extra = np.floor(rng.dirichlet(np.full(count, 0.7)) * spare).astype(int)
+    lengths = np.minimum(min_frames + extra, max(max_frames, min_frames))
+    gap_total = frames - int(lengths.sum())
+    weights = rng.exponential(1.0, size=count + 1) * (rng.random(count + 1) >= NO_GAP_CHANCE)
+    if not weights.any():
+        weights[int(rng.integers(count + 1))] = 1.0
+    gaps = np.floor(weights / weights.sum() * gap_total).astype(int)
+    gaps[int(np.argmax(weights))] += gap_total - int(gaps.sum())  # rounding: still every frame
+    spans, cursor = [], int(gaps[0])
+    for length, gap in zip(lengths, gaps[1:], strict=True):
+        spans.append((cursor, cursor + int(length)))
+        cursor += int(length) + int(gap)
+    return spans
 
 
 def _pick_objects(
@@ -295,8 +364,10 @@ def _pick_roles(
     events: int,
     banned: frozenset[Combo],
     forced: Combo | None,
+    actions: tuple[str, ...] = ACTIONS,
 ) -> list[tuple[int, str]]:
-    """(actor, action) per event: never a banned combo, never the same twice in a row."""
+    """(actor, action) per event, among ``actions``: never a banned combo, never the same twice
+    in a row."""
     roles: list[tuple[int, str] | None] = [None] * events
     if forced is not None:
         roles[int(rng.integers(events))] = (0, forced.action)  # object 0 is the forced one
@@ -309,7 +380,7 @@ def _pick_roles(
             obj = objects[actor]
             options = [
                 a
-                for a in ACTIONS
+                for a in actions
                 if _allowed(obj.shape, a)
                 and Combo(obj.colour, obj.shape, a) not in banned
                 and (actor, a) not in neighbours
@@ -485,6 +556,7 @@ def plan_video(
     split: str,
     banned: frozenset[Combo] = frozenset(),
     forced: Combo | None = None,
+    untrimmed: bool = False,
 ) -> VideoPlan:
     """Draw one video's ground truth from its own random stream.
 
@@ -494,27 +566,34 @@ def plan_video(
         split: the video's split, recorded in the plan.
         banned: combinations no event may show (the held-out ones, for train videos).
         forced: a combination one event must show (a held-out one, for some val/test videos).
+        untrimmed: an untrimmed video (see :func:`_untrimmed_bounds`) instead of a short one.
     """
     rng = random_stream(config.seed, VIDEO_STREAM, index, _PLAN)
     fps = int(rng.integers(FPS_RANGE[0], FPS_RANGE[1] + 1))
     width = int(FRAME_SIDES[int(rng.integers(len(FRAME_SIDES)))])
     height = int(FRAME_SIDES[int(rng.integers(len(FRAME_SIDES)))])
-    frames = round(rng.uniform(*DURATION_RANGE_S) * fps)
-    # One frame more than 2 s, so events stay >= 2 s after times are rounded to milliseconds.
-    min_frames = int(MIN_EVENT_S * fps) + 1
-    n_events = int(rng.integers(1, min(MAX_EVENTS, frames // min_frames) + 1))
-    bounds = _event_bounds(rng, frames, n_events, min_frames)
+    if untrimmed:
+        frames = round(rng.uniform(*config.untrimmed_duration) * fps)
+        spans = _untrimmed_bounds(rng, frames, fps)
+    else:
+        frames = round(rng.uniform(*DURATION_RANGE_S) * fps)
+        # One frame more than 2 s, so events stay >= 2 s after times are rounded to milliseconds.
+        min_frames = int(MIN_EVENT_S * fps) + 1
+        n_events = int(rng.integers(1, min(MAX_EVENTS, frames // min_frames) + 1))
+        spans = list(itertools.pairwise(_event_bounds(rng, frames, n_events, min_frames)))
     background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     # Drawn either way, so turning noise on or off changes the pixels and nothing else.
     noise_sigma = float(rng.uniform(*NOISE_SIGMA_RANGE))
     if not config.noise:
         noise_sigma = 0.0
     objects = _pick_objects(rng, int(rng.integers(1, MAX_OBJECTS + 1)), forced)
-    roles = _pick_roles(rng, objects, n_events, banned, forced)
+    # In an untrimmed video stillness is what the gaps show, so no event is "stays still".
+    actions = tuple(a for a in ACTIONS if a != "stay") if untrimmed else ACTIONS
+    roles = _pick_roles(rng, objects, len(spans), banned, forced, actions)
 
     events = []
     poses: list[Pose | None] = [None] * len(objects)
-    for (start_f, end_f), (actor, action) in zip(itertools.pairwise(bounds), roles, strict=True):
+    for (start_f, end_f), (actor, action) in zip(spans, roles, strict=True):
         seconds = (end_f - start_f) / fps
         shape = objects[actor].shape
         first, last, bounce_height, bounces = _sample_motion(
@@ -551,6 +630,7 @@ def plan_video(
         noise_sigma=noise_sigma,
         objects=objects,
         events=tuple(events),
+        untrimmed=untrimmed,
     )
 
 
@@ -562,6 +642,7 @@ def plan_corpus(config: SynthConfig) -> list[VideoPlan]:
     """
     held = held_out_combos(config)
     splits = assign_splits(config)
+    untrimmed = assign_kinds(config, splits)
     forced: dict[int, Combo] = {}
     for split in ("val", "test"):
         members = [i for i, s in enumerate(splits) if s == split]
@@ -576,6 +657,7 @@ def plan_corpus(config: SynthConfig) -> list[VideoPlan]:
             splits[i],
             banned=banned if splits[i] == "train" else frozenset(),
             forced=forced.get(i),
+            untrimmed=untrimmed[i],
         )
         for i in range(config.videos)
     ]

@@ -71,9 +71,10 @@ def _transcript(
             continue
         about = plan.events[int(rng.choice(neighbours))] if roll < 0.35 and neighbours else event
         text = narration_line(rng, plan.facts(about))
-        start = max(
-            frame_seconds(event.start_frame, plan.fps) + rng.uniform(-0.5, 1.0), free_from, 0.0
-        )
+        # Speech in an untrimmed video wanders further from its event, as narrators do when they
+        # have time: some lines start in the gap before it.
+        lead = (-2.5, 1.5) if plan.untrimmed else (-0.5, 1.0)
+        start = max(frame_seconds(event.start_frame, plan.fps) + rng.uniform(*lead), free_from, 0.0)
         if start > duration - 0.5:
             spoken.append(None)
             continue
@@ -108,8 +109,10 @@ def _meta(plan: VideoPlan, held: frozenset[Combo]) -> dict[str, Any]:
             entry["bounce_height"] = round(event.bounce_height, 1)
             entry["bounces"] = event.bounces
         events.append(entry)
+    kind = {"untrimmed": True} if plan.untrimmed else {}  # short videos' meta is unchanged
     return {
         "generator": SYNTH_GENERATOR,  # how general code (the model card) knows this world
+        **kind,
         "objects": [
             {"colour": o.colour, "shape": o.shape, "bgr": list(o.bgr)} for o in plan.objects
         ],

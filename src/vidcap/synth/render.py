@@ -21,6 +21,7 @@ from vidcap.errors import VidcapError
 from vidcap.synth.plan import (
     RENDER_STREAM,
     VIDEO_STREAM,
+    EventPlan,
     Pose,
     SceneObject,
     VideoPlan,
@@ -127,20 +128,40 @@ class _Camera:
 
 
 def _frames(plan: VideoPlan) -> Iterator[np.ndarray]:
-    """Yield the video's frames (BGR uint8) in order."""
+    """Yield the video's frames (BGR uint8) in order.
+
+    Frames no event covers (an untrimmed video's gaps) show every object still, where the
+    previous event left it (before the first event: where the first event starts).
+    """
     rng = random_stream(plan.seed, VIDEO_STREAM, plan.index, RENDER_STREAM)
     background = _background(rng, plan.background, plan.width, plan.height)
     camera = _Camera(rng, plan.noise_sigma, plan.width, plan.height) if plan.noise_sigma else None
+
+    def still(event: EventPlan, p: float, order: list[int], frames: int) -> Iterator[np.ndarray]:
+        frame = background.copy()  # drawn once: nothing moves
+        for i in order:
+            _draw(frame, plan.objects[i], event.pose(i, p))
+        for _ in range(frames):
+            yield camera(frame) if camera is not None else frame
+
+    cursor = 0
+    previous: EventPlan | None = None
     for event in plan.events:
         length = event.end_frame - event.start_frame
         # Idle objects first: the actor is drawn on top, so its action is never hidden.
         order = [i for i in range(len(plan.objects)) if i != event.actor] + [event.actor]
+        if event.start_frame > cursor:
+            held, p = (event, 0.0) if previous is None else (previous, 1.0)
+            yield from still(held, p, order, event.start_frame - cursor)
         for f in range(length):
             p = f / (length - 1)
             frame = background.copy()
             for i in order:
                 _draw(frame, plan.objects[i], event.pose(i, p))
             yield camera(frame) if camera is not None else frame
+        cursor, previous = event.end_frame, event
+    if previous is not None and plan.frames > cursor:
+        yield from still(previous, 1.0, order, plan.frames - cursor)
 
 
 def render_video(plan: VideoPlan, path: Path) -> None:

@@ -21,6 +21,7 @@ from vidcap.corpus import read_corpus
 from vidcap.errors import VidcapError
 from vidcap.inference.zeroshot import ZeroShotClassifier, clip_range
 from vidcap.synth.facts import FIELDS, normal_label, segment_facts, truth_text
+from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 TOP = 5
 N_EXAMPLES = 5
@@ -45,6 +46,7 @@ def evaluate_classifier(
     *,
     device: str = "auto",
     on_video: Callable[[str], None] | None = None,
+    timeout: float | None = VIDEO_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Top-1 / top-5 accuracy of zero-shot classification of ``field`` (colour, shape or action)
     over the segments of ``split`` (see the module docstring); a JSON-ready report.
@@ -59,7 +61,7 @@ def evaluate_classifier(
     """
     if field not in FIELDS:
         raise VidcapError(f"--field must be one of {', '.join(FIELDS)}, got {field!r}.")
-    classifier = ZeroShotClassifier.load(model_dir, device=device)
+    classifier = ZeroShotClassifier.load(model_dir, device=device, timeout=timeout)
     slots = classifier.template(template).slots
     if slots != 1:
         raise VidcapError(

@@ -185,6 +185,35 @@ def _ratios(totals: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: round(float(v[0] / v[1]), 6) for k, v in totals.items() if float(v[1]) > 0}
 
 
+# Trackers whose package an extra of vidcap installs (pip install "vidcap[EXTRA]").
+_TRACKER_EXTRAS = {"tensorboard": "tensorboard"}
+
+
+def check_tracker(log_with: str | None) -> None:
+    """Refuse a ``--log-with`` tracker that is unknown or not installed, with a sentence.
+
+    Accelerate itself drops a tracker whose package is missing without a word (the run would log
+    nothing), and an unknown name is a ValueError.
+
+    Raises:
+        VidcapError: naming the trackers there are, or what to install.
+    """
+    if log_with is None:
+        return
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    if log_with not in LoggerType.list():
+        raise VidcapError(
+            f"the tracker {log_with!r} is unknown to Accelerate; use one of "
+            f"{', '.join(t for t in LoggerType.list() if t != 'all')}."
+        )
+    if log_with != "all" and LoggerType(log_with) not in get_available_trackers():
+        extra = _TRACKER_EXTRAS.get(log_with)
+        how = f"pip install 'vidcap[{extra}]'" if extra else f"pip install {log_with}"
+        raise VidcapError(f"the {log_with} tracker needs the {log_with} package: {how}.")
+
+
 def train(
     objective: nn.Module,
     train_set: Dataset,
@@ -209,6 +238,7 @@ def train(
     from accelerate.utils import GradientAccumulationPlugin, set_seed
     from transformers import get_linear_schedule_with_warmup
 
+    check_tracker(config.log_with)
     out_dir = Path(out_dir)
     accelerator = Accelerator(
         # The schedule counts optimizer steps: stepped by hand once per step (Accelerate would

@@ -74,6 +74,16 @@ def clip_windows(
     return clips
 
 
+def clip_frame_mask(indices: np.ndarray | None, clip_frames: int) -> np.ndarray | None:
+    """A boolean mask over a clip's frames from the indices an encoder reads (None: all of them),
+    for :func:`vidcap.video.decode.open_frames`'s ``keep``."""
+    if indices is None:
+        return None
+    mask = np.zeros(clip_frames, dtype=bool)
+    mask[np.asarray(indices, dtype=np.int64)] = True
+    return None if mask.all() else mask
+
+
 def clip_array(
     frames: np.ndarray, clip: Clip, clip_frames: int = DEFAULT_CLIP_FRAMES
 ) -> np.ndarray:
@@ -88,3 +98,51 @@ def clip_array(
         return real[:clip_frames]
     pad = np.repeat(real[-1:], clip_frames - len(real), axis=0)
     return np.concatenate([real, pad])
+
+
+class ClipCutter:
+    """Cuts frames that arrive in chunks into the clips of :func:`clip_windows`, as they complete.
+
+    Memory holds less than one clip of frames plus the chunk being cut. The clips are those
+    ``clip_array(all_frames, clip, clip_frames)`` gives for each window, in order.
+    """
+
+    def __init__(
+        self, fps: float, clip_frames: int = DEFAULT_CLIP_FRAMES,
+        min_fraction: float = DEFAULT_MIN_FRACTION,
+    ) -> None:  # fmt: skip
+        self.fps = fps
+        self.clip_frames = clip_frames
+        self.min_fraction = min_fraction
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every frame (decoding starts over)."""
+        self.n_frames = 0
+        self.n_clips = 0
+        self._pending: list[np.ndarray] = []  # frames not yet in a clip
+
+    def push(self, frames: np.ndarray) -> list[np.ndarray]:
+        """Add the next frames ``[n, H, W, 3]``; returns the full clips they complete."""
+        self._pending.extend(frames)
+        self.n_frames += len(frames)
+        done = []
+        while len(self._pending) >= self.clip_frames:
+            done.append(np.stack(self._pending[: self.clip_frames]))
+            del self._pending[: self.clip_frames]
+        self.n_clips += len(done)
+        return done
+
+    def finish(self) -> list[np.ndarray]:
+        """After the last frame: the partial last clip, padded, if the clip rule keeps it."""
+        windows = self.windows()
+        if len(windows) <= self.n_clips:
+            return []
+        last = windows[-1]
+        self.n_clips += 1
+        clip = Clip(0, 0, last.n_real, 0.0, 0.0)
+        return [clip_array(np.stack(self._pending), clip, self.clip_frames)]
+
+    def windows(self) -> list[Clip]:
+        """The clip windows of the frames pushed so far (all of them once :meth:`finish` ran)."""
+        return clip_windows(self.n_frames, self.fps, self.clip_frames, self.min_fraction)

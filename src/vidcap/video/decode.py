@@ -85,9 +85,10 @@ class FrameStream:
     failed: dict[str, str] = field(default_factory=dict)
     n_frames: int = 0  # frames handed out so far
     _reader: Reader | None = field(default=None, repr=False)
-    _frames: Iterator[tuple[float, np.ndarray]] | None = field(default=None, repr=False)
-    _pending: tuple[float, np.ndarray] | None = field(default=None, repr=False)
+    _frames: Iterator[tuple[float, np.ndarray | None]] | None = field(default=None, repr=False)
+    _pending: tuple[float, np.ndarray | None] | None = field(default=None, repr=False)
     _on_attempt: Callable[[str], None] | None = field(default=None, repr=False)
+    _keep: np.ndarray | None = field(default=None, repr=False)
     _warnings: list[str] = field(default_factory=list, repr=False)
     _started: bool = field(default=False, repr=False)
 
@@ -107,8 +108,10 @@ class FrameStream:
             raise RuntimeError("a FrameStream can only be iterated once")
         self._started = True
         w, h = self.frame_size
+        # Rows of frames nobody will read stay zeros (their frames were never converted).
+        allocate = np.empty if self._keep is None else np.zeros
         while True:
-            buffer = np.empty((self.chunk_frames, h, w, 3), dtype=np.uint8)
+            buffer = allocate((self.chunk_frames, h, w, 3), dtype=np.uint8)
             times = np.empty(self.chunk_frames, dtype=np.float64)
             n = 0
             try:
@@ -117,7 +120,8 @@ class FrameStream:
                     if item is None:
                         break
                     times[n] = item[0]
-                    buffer[n] = self.geometry.crop(item[1])
+                    if item[1] is not None:
+                        buffer[n] = self.geometry.crop(item[1])
                     n += 1
             except Exception as e:
                 if self.n_frames == 0 and self.remaining_backends:
@@ -134,7 +138,7 @@ class FrameStream:
                 self._check_length()
                 return
 
-    def _next_frame(self) -> tuple[float, np.ndarray] | None:
+    def _next_frame(self) -> tuple[float, np.ndarray | None] | None:
         if self._pending is not None:
             item, self._pending = self._pending, None
             return item
@@ -147,7 +151,7 @@ class FrameStream:
         self._warnings = []  # they were about the backend given up
         candidates, self.remaining_backends = self.remaining_backends, []
         opened = _open_first(
-            self.path, candidates, self.fps, self.size, self.crop, self._on_attempt
+            self.path, candidates, self.fps, self.size, self.crop, self._on_attempt, self._keep
         )
         self.failed.update(opened.failed)
         self._adopt(opened)
@@ -204,6 +208,7 @@ def open_frames(
     backend: BackendChoice = "auto",
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     on_attempt: Callable[[str], None] | None = None,
+    keep: np.ndarray | None = None,
 ) -> FrameStream:
     """Open ``path`` for decoding at ``fps`` frames per second, short side ``size`` (optional crop).
 
@@ -219,6 +224,9 @@ def open_frames(
         chunk_frames: frames per chunk; memory use is about ``chunk_frames`` output frames plus one
             decoder, whatever the video's length or resolution.
         on_attempt: called with each backend's name before it is tried (progress reporting).
+        keep: a boolean mask, repeating: output frame ``k`` is read only if ``keep[k % len(keep)]``
+            (the frames of each clip an encoder consumes). The others are never converted or
+            resized (nor decoded, by backends that seek) and their rows in a chunk are zeros.
 
     Raises:
         DecodeError: the file is missing, empty, not a video, has no video stream, or no backend
@@ -231,7 +239,11 @@ def open_frames(
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
     video = check_video_file(path)
     candidates = resolve_backends(backend)
-    stream = _open_first(video, candidates, fps, size, crop, on_attempt)
+    if keep is not None:
+        keep = np.asarray(keep, dtype=bool)
+        if keep.ndim != 1 or len(keep) == 0:
+            raise ValueError("keep must be a non-empty 1-d boolean mask")
+    stream = _open_first(video, candidates, fps, size, crop, on_attempt, keep)
     stream.chunk_frames = chunk_frames
     return stream
 
@@ -281,6 +293,7 @@ def _open_first(
     size: int | None,
     crop: bool,
     on_attempt: Callable[[str], None] | None,
+    keep: np.ndarray | None = None,
 ) -> FrameStream:
     """Open with the first candidate that decodes a frame; explain the failure if none does."""
     failed: dict[str, str] = {}
@@ -298,6 +311,8 @@ def _open_first(
         reader: Reader | None = None
         try:
             reader = open_reader(name, path)
+            if keep is not None:
+                reader.wanted = lambda k: bool(keep[k % len(keep)])
             geometry = output_geometry(*reader.info.display_size, size=size, crop=crop)
             frames = reader.frames(fps, geometry.resize)
             first = next(frames, None)
@@ -322,8 +337,9 @@ def _open_first(
             failed=failed,
             _reader=reader,
             _frames=frames,
-            _pending=(first[0], first[1].copy()),
+            _pending=(first[0], None if first[1] is None else first[1].copy()),
             _on_attempt=on_attempt,
+            _keep=keep,
         )
     raise _explain_failure(path, failed, errors)
 

@@ -25,19 +25,32 @@ import pickle
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from vidcap.errors import VidcapError
-from vidcap.video.decode import BackendChoice, resolve_backends
+from vidcap.video.decode import (
+    DEFAULT_CHUNK_FRAMES,
+    DEFAULT_FPS,
+    DEFAULT_SIZE,
+    BackendChoice,
+    FrameChunk,
+    FrameStream,
+    open_frames,
+    resolve_backends,
+)
 from vidcap.video.errors import DecodeError, DecoderCrashedError, DecodeTimeoutError
 from vidcap.video.extract import extract_frames
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 600.0
+VIDEO_TIMEOUT_S = 120.0
+"""The time limit per video of the commands that decode user videos (``--timeout``'s default)."""
 
 # Set in the child: the pipe to the parent, for progress messages sent while a call runs.
 _CHILD_CONN: Connection | None = None
@@ -84,7 +97,7 @@ def _portable(error: BaseException) -> tuple[BaseException, str]:
     return error, text
 
 
-def send_event(kind: str, value: str) -> None:
+def send_event(kind: str, value: Any) -> None:
     """From code running in a worker child: tell the parent something (no-op elsewhere)."""
     if _CHILD_CONN is not None:
         _CHILD_CONN.send(("event", (kind, value)))
@@ -149,6 +162,15 @@ class DecodeWorker:
             self._conn = None
         return code
 
+    def interrupt(self) -> None:
+        """Kill the child now; safe from another thread (the one that stops a run). The call
+        running in the worker's own thread then ends with :class:`DecoderCrashedError`, and that
+        thread reaps the child."""
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(ValueError, OSError):  # closed or gone meanwhile
+                proc.kill()
+
     def close(self) -> None:
         """Stop the child (politely, then by force)."""
         if self._proc is not None and self._conn is not None:
@@ -170,7 +192,7 @@ class DecodeWorker:
         *args: Any,
         timeout: float | None,
         what: str | None = None,
-        on_event: Callable[[str, str], None] | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
         **kwargs: Any,
     ) -> T:
         """Run ``fn(*args, **kwargs)`` in the child and return its result.
@@ -186,25 +208,56 @@ class DecodeWorker:
             Whatever ``fn`` raised (a ``VidcapError`` as it is; any other exception with the
             child's traceback attached as a note).
         """
+        exchange = self._exchange(fn, args, kwargs, timeout, what, on_event)
+        try:
+            while True:
+                try:
+                    kind, value = next(exchange)
+                except StopIteration as done:
+                    return done.value
+                if on_event is not None:
+                    on_event(kind, value)
+        finally:
+            exchange.close()  # an exception in on_event (Ctrl-C) kills the child
+
+    def _exchange(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None,
+        what: str | None,
+        on_late_event: Callable[[str, Any], None] | None = None,
+    ) -> Generator[tuple[str, Any], None, T]:
+        """Run ``fn`` in the child; yield its events as they come, return its result.
+
+        The time limit counts only the time spent waiting for the child, not the time the caller
+        spends between two events (encoding the frames it was sent, say): the limit is the
+        decoder's. Closing the generator early kills the child (it may be blocked sending).
+        ``on_late_event`` gets the events still in the pipe when the child is killed.
+        """
         what = what or f"{getattr(fn, '__name__', 'the call')}()"
         conn = self._ensure_child()
         self._tasks += 1
-        deadline = None if timeout is None else time.monotonic() + timeout
+        budget = timeout
         try:
             conn.send((fn, args, kwargs))
             while True:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    self._kill(on_event)
+                if budget is not None and budget <= 0:
+                    self._kill(on_late_event)
                     raise DecodeTimeoutError(
                         f"{what} took longer than the {timeout:g} s time limit and was stopped."
                     )
-                if not conn.poll(remaining):
-                    continue  # the deadline check above fires next
-                kind, payload = conn.recv()
+                waited = time.monotonic()
+                ready = conn.poll(budget)
+                message = conn.recv() if ready else None
+                if budget is not None:
+                    budget -= time.monotonic() - waited
+                if message is None:
+                    continue  # the budget check above fires next
+                kind, payload = message
                 if kind == "event":
-                    if on_event is not None:
-                        on_event(*payload)
+                    yield payload
                     continue
                 if kind == "ok":
                     return payload
@@ -213,12 +266,13 @@ class DecodeWorker:
                     error.add_note(f"In the decode worker process:\n{child_traceback}")
                 raise error
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            self.last_exit_reason = _exit_reason(self._kill(on_event))
+            self.last_exit_reason = _exit_reason(self._kill(on_late_event))
             raise DecoderCrashedError(
                 f"the decoder process crashed ({self.last_exit_reason}) during {what}."
             ) from None
         except BaseException as e:
-            if not isinstance(e, Exception):  # Ctrl-C, SystemExit: never leave a child running
+            # Ctrl-C, SystemExit, a caller that stopped reading: never leave a child running.
+            if not isinstance(e, Exception):
                 self._kill()
             raise
 
@@ -275,6 +329,200 @@ class DecodeWorker:
                 continue
             meta["failed_backends"] = {**crashed, **meta["failed_backends"]}
             return meta
+
+    def stream(
+        self,
+        path: str | Path,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        backend: BackendChoice = "auto",
+        **options: Any,
+    ) -> StreamedVideo:
+        """Decode ``path`` in the child and hand its frames over chunk by chunk.
+
+        ``options`` are those of :func:`~vidcap.video.decode.open_frames` (``fps``, ``size``,
+        ``crop``, ``chunk_frames``, ``keep``). With ``keep`` (the frames of each clip an encoder
+        reads), the frames it leaves out are never converted nor sent: their rows are zeros.
+
+        Backend fallback is extract's: a backend that fails or crashes is replaced by the next one
+        (in a fresh child after a crash) while time is left. When that happens after chunks were
+        handed out, decoding starts over and the next chunk has ``start == 0`` again: the consumer
+        drops what it had. ``timeout`` counts the time spent waiting for the decoder, not the time
+        the consumer spends on each chunk; the child cannot run ahead more than one chunk (the pipe
+        blocks it), so memory stays flat.
+
+        Raises:
+            DecodeError: as :func:`open_frames`, plus :class:`DecodeTimeoutError` and
+                :class:`DecoderCrashedError`.
+        """
+        return self.stream_items(path, _frames_in_child, timeout, backend, _unpack, **options)
+
+    def stream_items(
+        self,
+        path: str | Path,
+        child: Callable[..., dict[str, Any]],
+        timeout: float | None = DEFAULT_TIMEOUT_S,
+        backend: BackendChoice = "auto",
+        unpack: Callable[[Any], Any] | None = None,
+        **options: Any,
+    ) -> StreamedVideo:
+        """Like :meth:`stream`, for any module-level ``child(path, backend=[names], **options)``
+        that decodes with :func:`decode_with_restarts` and sends its items with
+        ``send_event("item", payload)``: they are yielded here (through ``unpack``), and the
+        dict it returns becomes ``meta``. A restart (another backend) yields the first item again.
+        """
+        return StreamedVideo(self, Path(path), child, timeout, backend, unpack, options)
+
+
+class StreamedVideo:
+    """What a child sends while it decodes one video (see :meth:`DecodeWorker.stream`).
+
+    Iterate it once; afterwards ``meta`` holds what the child returned (for frames: ``backend``,
+    ``n_frames``, ``height``, ``width``, ``source``, ``warnings``, ``failed_backends``).
+    """
+
+    def __init__(
+        self,
+        worker: DecodeWorker,
+        path: Path,
+        child: Callable[..., dict[str, Any]],
+        timeout: float | None,
+        backend: BackendChoice,
+        unpack: Callable[[Any], Any] | None,
+        options: dict[str, Any],
+    ) -> None:
+        self.worker = worker
+        self.path = path
+        self.child = child
+        self.timeout = timeout
+        self.candidates = resolve_backends(backend)
+        self.unpack = unpack
+        self.options = options
+        self.meta: dict[str, Any] = {}
+
+    def __iter__(self) -> Iterator[Any]:
+        candidates = self.candidates
+        crashed: dict[str, str] = {}
+        budget = self.timeout
+        while True:
+            attempts: list[str] = []
+            started = time.monotonic()
+            exchange = self.worker._exchange(
+                self.child,
+                (self.path,),
+                {"backend": candidates, **self.options},
+                budget,
+                f"decoding {self.path}",
+            )
+            try:
+                while True:
+                    try:
+                        kind, value = next(exchange)
+                    except StopIteration as done:
+                        self.meta = {**done.value}
+                        failed = self.meta.get("failed_backends", {})
+                        self.meta["failed_backends"] = {**crashed, **failed}
+                        return
+                    if kind == "attempt":
+                        attempts.append(value)
+                    elif kind == "item":
+                        yield value if self.unpack is None else self.unpack(value)
+            except DecoderCrashedError as e:
+                if not attempts:
+                    raise
+                name = attempts[-1]
+                rest = candidates[candidates.index(name) + 1 :]
+                crashed[name] = str(e)
+                if budget is not None:
+                    budget -= time.monotonic() - started
+                if not rest or (budget is not None and budget <= 0):
+                    raise DecoderCrashedError(
+                        f"the {name} decoder crashed while reading {self.path} "
+                        f"({self.worker.last_exit_reason})."
+                    ) from None
+                candidates = rest
+            finally:
+                exchange.close()
+
+
+def decode_with_restarts(
+    path: Path,
+    backend: list[str],
+    consume: Callable[[FrameStream], None],
+    fps: float = DEFAULT_FPS,
+    size: int | None = DEFAULT_SIZE,
+    crop: bool = False,
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    keep: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """In a worker child: open ``path`` and give the stream to ``consume``; when a backend fails
+    after output started, ``consume`` gets a new stream from the remaining backends (it must start
+    over: so does its parent). Returns the decoding metadata (as :meth:`StreamedVideo.meta`)."""
+    candidates = backend
+    failed: dict[str, str] = {}
+    while True:
+        stream = open_frames(
+            path,
+            fps,
+            size,
+            crop,
+            candidates,
+            chunk_frames,
+            on_attempt=lambda name: send_event("attempt", name),
+            keep=keep,
+        )
+        try:
+            consume(stream)
+            break
+        except DecodeError as e:
+            if not (e.partial and stream.remaining_backends):
+                raise
+            failed.update(stream.failed)
+            failed[stream.backend] = str(e)
+            candidates = stream.remaining_backends
+        finally:
+            stream.close()
+    failed.update(stream.failed)
+    width, height = stream.frame_size
+    return {
+        "backend": stream.backend,
+        "fps": float(fps),
+        "n_frames": stream.n_frames,
+        "height": height,
+        "width": width,
+        "duration_s": round(stream.n_frames / fps, 6),
+        "source": stream.info.to_dict(),
+        "warnings": stream.warnings,
+        "failed_backends": failed,
+    }
+
+
+def _frames_in_child(path: Path, backend: list[str], **options: Any) -> dict[str, Any]:
+    keep = options.get("keep")
+
+    def consume(stream: FrameStream) -> None:
+        for chunk in stream:
+            send_event("item", _pack(chunk, keep))
+
+    return decode_with_restarts(path, backend, consume, **options)
+
+
+def _pack(chunk: FrameChunk, keep: np.ndarray | None) -> tuple[Any, ...]:
+    """A chunk for the pipe: only the rows ``keep`` wants (the others are zeros anyway), and its
+    last row, which may be the video's last frame (always converted: it pads a partial clip)."""
+    if keep is None:
+        return chunk.start, chunk.fps, chunk.source_times, None, chunk.frames
+    rows = np.asarray(keep, dtype=bool)[(chunk.start + np.arange(len(chunk))) % len(keep)]
+    rows[-1] = True
+    return chunk.start, chunk.fps, chunk.source_times, rows, chunk.frames[rows]
+
+
+def _unpack(packed: tuple[Any, ...]) -> FrameChunk:
+    start, fps, source_times, rows, frames = packed
+    if rows is not None:
+        full = np.zeros((len(rows), *frames.shape[1:]), dtype=np.uint8)
+        full[rows] = frames
+        frames = full
+    return FrameChunk(frames, start, fps, source_times)
 
 
 def _extract_in_child(path: str | Path, out_path: str | Path, **options: Any) -> dict[str, Any]:

@@ -72,15 +72,21 @@ class Reader(abc.ABC):
         self.info: VideoInfo = VideoInfo(width=1, height=1)
         # Non-fatal problems met while decoding (skipped packets, early end): one sentence each.
         self.warnings: list[str] = []
+        # Which output frames (by index k) the caller will read; the others come out as None,
+        # never converted (nor decoded, where the backend can seek). None: every frame.
+        self.wanted: Callable[[int], bool] | None = None
 
     @abc.abstractmethod
-    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+    def frames(
+        self, fps: float, resize: tuple[int, int]
+    ) -> Iterator[tuple[float, np.ndarray | None]]:
         """Stream ``(source_time, frame)``: one frame for each output time ``k / fps``, in order.
 
         ``source_time`` is the timestamp (seconds from the first frame) of the source frame chosen;
         ``frame`` is upright RGB uint8 ``[h, w, 3]`` with ``(w, h) == resize``. The frame may be a view
         into a buffer that is reused: copy it before asking for the next one. Decoding runs until the
-        stream ends, whatever frame count the container reports.
+        stream ends, whatever frame count the container reports. An output that ``self.wanted``
+        refuses comes out as ``(source_time, None)``.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook
@@ -155,13 +161,18 @@ def convert_selected(
     selected: list[tuple[int, float, Any]],
     convert: Callable[[Any], np.ndarray],
     memo: list[Any],
-) -> Iterator[tuple[float, np.ndarray]]:
+    wanted: Callable[[int], bool] | None = None,
+) -> Iterator[tuple[float, np.ndarray | None]]:
     """Convert the frames a :class:`~vidcap.video.resample.Resampler` selected, each only once.
 
     A source frame selected for several consecutive outputs (a rate above the source's) is converted
-    once; ``memo`` is a 2-item list ``[handle, array]`` the caller keeps between calls.
+    once; ``memo`` is a 2-item list ``[handle, array]`` the caller keeps between calls. Outputs
+    ``wanted`` refuses are not converted: they come out as None.
     """
-    for _, source_time, handle in selected:
+    for k, source_time, handle in selected:
+        if wanted is not None and not wanted(k):
+            yield source_time, None
+            continue
         if memo[0] is not handle:
             memo[0], memo[1] = handle, convert(handle)
         yield source_time, memo[1]

@@ -80,7 +80,9 @@ class DecordReader(Reader):
         err_turned = float(np.abs(turned - reference).mean())
         return 0 if err_as_is <= err_turned else self.info.rotation
 
-    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+    def frames(
+        self, fps: float, resize: tuple[int, int]
+    ) -> Iterator[tuple[float, np.ndarray | None]]:
         w, h = resize
         if self._turn in (90, 270):  # decord scales the coded picture; we turn it afterwards
             w, h = h, w
@@ -95,11 +97,21 @@ class DecordReader(Reader):
         source_times = starts[chosen] - starts[0]
         step = max(1, min(_BATCH_FRAMES, _BATCH_BYTES // (w * h * 3)))
         k = self._turn // 90
+        # decord seeks: source frames that no wanted output shows are never decoded.
+        keep = (
+            np.ones(len(chosen), dtype=bool)
+            if self.wanted is None
+            else np.array([self.wanted(i) for i in range(len(chosen))], dtype=bool)
+        )
+        keep[chosen == chosen[-1]] = True  # the last frame pads a partial last clip
         for lo, hi in _groups(chosen, step):
             wanted = chosen[lo:hi]
-            unique = np.unique(wanted)
-            batch = vr.get_batch(unique.tolist()).asnumpy()
+            unique = np.unique(wanted[keep[lo:hi]])
+            batch = vr.get_batch(unique.tolist()).asnumpy() if len(unique) else None
             for out_i, pos in enumerate(np.searchsorted(unique, wanted)):
+                if batch is None or not keep[lo + out_i]:
+                    yield float(source_times[lo + out_i]), None
+                    continue
                 frame = batch[pos]
                 yield float(source_times[lo + out_i]), (np.rot90(frame, k=k) if k else frame)
             del batch

@@ -77,7 +77,9 @@ class OpenCVReader(Reader):
             codec=None,
         )
 
-    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+    def frames(
+        self, fps: float, resize: tuple[int, int]
+    ) -> Iterator[tuple[float, np.ndarray | None]]:
         cv2 = self._cv2
         if self._first is None:
             raise RuntimeError("OpenCVReader.frames() can only be iterated once")
@@ -97,7 +99,7 @@ class OpenCVReader(Reader):
         frame, self._first = self._first, None
         t: float | None = self._first_time
         while True:
-            yield from convert_selected(resampler.push(t, frame), convert, memo)
+            yield from convert_selected(resampler.push(t, frame), convert, memo, self.wanted)
             if not self._cap.grab():
                 break
             t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -108,6 +110,7 @@ class OpenCVReader(Reader):
                 )
                 break
         # The last frame lasts the typical interval (1 / reported fps for a single frame).
+        # The last frame is always converted: a partial last clip is padded with it.
         yield from convert_selected(resampler.finish(None), convert, memo)
 
     def close(self) -> None:

@@ -80,7 +80,9 @@ class PyAVReader(Reader):
                 "skipped (the file may be corrupt or truncated)."
             )
 
-    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+    def frames(
+        self, fps: float, resize: tuple[int, int]
+    ) -> Iterator[tuple[float, np.ndarray | None]]:
         rotation = self.info.rotation
         w, h = resize
         if rotation in (90, 270):  # scale the coded picture, then turn it
@@ -101,10 +103,13 @@ class PyAVReader(Reader):
             raise RuntimeError("PyAVReader.frames() can only be iterated once")
         for frame in _chain(first, frames):
             last = frame
-            yield from convert_selected(resampler.push(_seconds(frame), frame), convert, memo)
+            yield from convert_selected(
+                resampler.push(_seconds(frame), frame), convert, memo, self.wanted
+            )
         duration = None
         if last is not None and last.duration and last.time_base is not None:
             duration = float(last.duration * last.time_base)
+        # The last frame is always converted: a partial last clip is padded with it.
         yield from convert_selected(resampler.finish(duration), convert, memo)
 
     def close(self) -> None:

@@ -1,0 +1,154 @@
+"""Benchmark `vidcap encode` straight from videos against `vidcap extract` then `vidcap encode`.
+
+On the same synthetic corpus and settings, in interleaved repeats (from videos, then extract →
+encode, then again...), each timed from the command's start to its manifest:
+
+- ``from videos``: ``run_encode_videos`` (decode + cut + prepare in the decode child, model here);
+- ``extract``, ``encode`` and their sum: ``run_extract`` then ``run_encode`` on its folder;
+- ``decode alone``: the same decode workers streaming every frame and dropping it;
+- ``decode 4 of 30``: the same, converting and sending only 4 evenly spread frames of each clip
+  (what an image model declaring ``frame_indices`` gets).
+
+Reported: the median of each, the ratio from-videos / (extract + encode) per repeat and its median,
+from-videos / max(decode alone, encode alone), and the bytes each way writes to disk.
+Encoders: the built-in descriptor and a small random-weights CLIP ViT (``--hf``).
+
+    python benchmarks/bench_encode_videos.py [--videos 6] [--repeats 3] [--size 224] [--hf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_encode import save_vit
+
+from vidcap.encoders.base import sample_indices
+from vidcap.stages.encode import EncodeConfig, run_encode
+from vidcap.stages.encode_videos import run_encode_videos
+from vidcap.stages.extract import ExtractConfig, run_extract
+from vidcap.stages.inputs import ResolvedInputs, resolve_inputs
+from vidcap.video import DecodeWorker
+from vidcap.video.clips import clip_frame_mask
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig, keep: Any = None) -> float:
+    """Every frame (or the ``keep`` ones) streamed back from the decode workers and dropped."""
+    todo = list(inputs.videos)
+    lock = threading.Lock()
+
+    def run() -> None:
+        with DecodeWorker() as worker:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    video = todo.pop()
+                for _ in worker.stream(
+                    video.path, timeout=extract.timeout, backend=extract.backend,
+                    fps=extract.fps, size=extract.size, crop=extract.crop, keep=keep,
+                ):  # fmt: skip
+                    pass
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=run) for _ in range(extract.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def one_round(tmp: Path, n: int, inputs: ResolvedInputs, encode: EncodeConfig,
+              extract: ExtractConfig) -> dict[str, float]:  # fmt: skip
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    result = run_encode_videos(inputs, tmp / f"direct{n}", encode, extract)
+    times["from videos"] = time.perf_counter() - started
+    assert result.ok, result.failures
+    started = time.perf_counter()
+    assert run_extract(inputs, tmp / f"frames{n}", extract).ok
+    times["extract"] = time.perf_counter() - started
+    started = time.perf_counter()
+    assert run_encode(tmp / f"frames{n}", tmp / f"features{n}", encode).ok
+    times["encode"] = time.perf_counter() - started
+    times["extract + encode"] = times["extract"] + times["encode"]
+    times["decode alone"] = decode_alone(inputs, extract)
+    # What an image model reading 4 frames per clip lets the decoder skip (frame_indices).
+    four = clip_frame_mask(sample_indices(extract.clip_frames, 4), extract.clip_frames)
+    times["decode 4 of 30"] = decode_alone(inputs, extract, four)
+    times["bytes from videos"] = folder_bytes(tmp / f"direct{n}")
+    times["bytes extract + encode"] = folder_bytes(tmp / f"frames{n}") + folder_bytes(
+        tmp / f"features{n}"
+    )
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--workers", type=int, default=1, help="decode workers (both ways)")
+    parser.add_argument("--loader-workers", type=int, default=2)
+    parser.add_argument("--hf", action="store_true", help="also a small CLIP ViT (hf:)")
+    args = parser.parse_args()
+
+    from vidcap.synth.plan import SynthConfig
+    from vidcap.synth.records import generate_corpus
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        generate_corpus(tmp / "synth", SynthConfig(videos=args.videos, seed=0, workers=2))
+        inputs = resolve_inputs([str(tmp / "synth" / "corpus.jsonl")])
+        extract = ExtractConfig(size=args.size, workers=args.workers)
+        encoders = {"descriptor": "descriptor"}
+        if args.hf:
+            encoders["hf: CLIP ViT 384x6"] = f"hf:{save_vit(tmp / 'vit', 384, 6, 224)}"
+        print(
+            f"{args.videos} synthetic videos, short side {args.size}, {args.workers} decode "
+            f"worker(s), {args.loader_workers} loader workers; {args.repeats} interleaved repeats"
+        )
+        for label, spec in encoders.items():
+            encode = EncodeConfig(encoder=spec, loader_workers=args.loader_workers)
+            rounds = [
+                one_round(tmp / f"{label[:2]}{n}", n, inputs, encode, extract)
+                for n in range(args.repeats)
+            ]
+            print(f"{label}:")
+            keys = ("from videos", "extract", "encode", "extract + encode", "decode alone")
+            for key in (*keys, "decode 4 of 30"):
+                values = [r[key] for r in rounds]
+                shown = " ".join(f"{v:.2f}" for v in values)
+                print(f"  {key:<20} median {statistics.median(values):7.2f} s  ({shown})")
+            ratios = [r["from videos"] / r["extract + encode"] for r in rounds]
+            print(
+                f"  from videos / (extract + encode): median {statistics.median(ratios):.2f} "
+                f"({' '.join(f'{r:.2f}' for r in ratios)})"
+            )
+            bound = [r["from videos"] / max(r["decode alone"], r["encode"]) for r in rounds]
+            print(
+                f"  from videos / max(decode alone, encode alone): median "
+                f"{statistics.median(bound):.2f} ({' '.join(f'{r:.2f}' for r in bound)})"
+            )
+            direct, staged = rounds[0]["bytes from videos"], rounds[0]["bytes extract + encode"]
+            print(
+                f"  disk written: from videos {direct / 1e6:.2f} MB, extract + encode "
+                f"{staged / 1e6:.1f} MB ({staged / direct:.0f}x)"
+            )
+
+
+if __name__ == "__main__":
+    main()

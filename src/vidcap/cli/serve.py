@@ -1,0 +1,81 @@
+"""``vidcap serve``: a finetuned model loaded once and served over HTTP (see docs/serve.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vidcap.cli.console import stderr
+from vidcap.cli.videos import Device, Model
+from vidcap.errors import VidcapError
+
+
+def serve_command(
+    model: Model,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on; 127.0.0.1 answers this machine only, 0.0.0.0 every network.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    max_upload_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-upload-mb", min=0.001, help="Largest video accepted, in MB (2^20 bytes)."
+        ),
+    ] = 500,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0.1, help="Seconds a video may take to decode before it is a 504."
+        ),
+    ] = 120,
+    allow_paths: Annotated[
+        Path | None,
+        typer.Option(
+            "--allow-paths",
+            help="Also accept a 'path' field naming a video on the server, only inside this folder.",
+        ),
+    ] = None,
+    queue: Annotated[
+        int,
+        typer.Option(
+            "--queue", min=1, help="Requests that may wait for the model; more get a 503."
+        ),
+    ] = 16,
+    device: Device = "auto",
+) -> None:
+    """Serve a finetuned model over HTTP: an API, its docs at /docs, a page to caption videos.
+
+    POST /v1/caption (or /v1/answer, /v1/summarize, as the model's task is), GET /v1/model,
+    /healthz, and a page at / to drop a video and watch it with its captions.
+
+    The model is loaded once; requests are run one at a time, in order. Errors are JSON with one
+    sentence. Stop with Ctrl-C.
+    """
+    try:
+        import uvicorn
+
+        from vidcap.serve.app import ServeConfig, create_app
+        from vidcap.serve.model import load_model
+    except ImportError as error:
+        raise VidcapError(
+            f"vidcap serve needs the 'serve' extra ({error.name} is missing): pip install 'vidcap[serve]'."
+        ) from None
+
+    if allow_paths is not None and not allow_paths.is_dir():
+        raise VidcapError(f"--allow-paths {allow_paths} is not a folder.")
+    captioner = load_model(model, device=device, timeout=timeout)
+    config = ServeConfig(
+        max_upload_bytes=round(max_upload_mb * 2**20), allow_paths=allow_paths, queue=queue
+    )
+    app = create_app(captioner, config)
+    stderr.print(
+        f"serving {model} (task {captioner.task}) on http://{host}:{port}/ (API docs at /docs)",
+        highlight=False,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")

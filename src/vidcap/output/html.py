@@ -1,0 +1,387 @@
+"""Pages to watch captions: a report folder that opens from ``file://`` with no network.
+
+``vidcap caption VIDEO... --html report/`` writes::
+
+    report/index.html         the videos, their captions and the model that made them
+    report/<stem>.html        a player: the video with its captions as a WebVTT track shown by
+                              default, the timed captions beside it (click one to seek there; the
+                              current one is highlighted), the storyboard, the model card
+    report/<stem>.vtt|.png    the captions as WebVTT and the storyboard, for use elsewhere
+    report/videos/            the videos, with --copy-videos (else the pages link them in place)
+    report/player.js|.css     the hand-written player (shared with ``vidcap serve``'s page)
+
+Videos are never re-encoded: a codec the browser cannot play (MPEG-4 part 2, say) shows a line
+saying so under the player. A track loaded from a ``.vtt`` file would be refused from ``file://``
+(browsers treat every local file as its own origin), so each page carries its track as a
+``data:`` URL; the ``.vtt`` file beside it is the same text.
+
+``vidcap evaluate --html DIR`` writes ``DIR/index.html``: per segment, the model's caption beside
+the references, the facts it got wrong marked (:func:`write_evaluation_page`).
+
+Every file is written atomically; ``index.html`` last, so a folder with one is complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from vidcap.artifacts import atomic_path, atomic_write_text
+from vidcap.output.formats import (
+    EMPTY_CUE_TEXT,
+    EN_DASH,
+    VideoCaptions,
+    file_stems,
+    format_clock,
+    to_vtt,
+)
+from vidcap.output.storyboard import render_storyboard
+
+STATIC_FILES = ("player.css", "player.js", "upload.js")
+"""The page assets, package data in ``vidcap/output/static`` (``upload.js``: the service page's)."""
+REPORT_FILES = ("player.css", "player.js")
+
+
+def static_text(name: str) -> str:
+    """One of :data:`STATIC_FILES` (also served by ``vidcap serve`` under ``/static/``)."""
+    return resources.files("vidcap.output").joinpath("static", name).read_text(encoding="utf-8")
+
+
+@dataclass
+class ReportVideo:
+    """One captioned video for the report, with a thumbnail per caption for its storyboard
+    (none: no storyboard)."""
+
+    result: VideoCaptions
+    thumbnails: list[np.ndarray] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pieces of pages
+
+
+def page(title: str, body: str, script: bool = True) -> str:
+    """A whole HTML document with the local stylesheet (and player script)."""
+    tail = '<script src="player.js"></script>\n' if script else ""
+    return (
+        "<!doctype html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n"
+        '<link rel="stylesheet" href="player.css">\n</head>\n'
+        f"<body>\n{body}\n{tail}</body>\n</html>\n"
+    )
+
+
+def _header(title: str, meta: str, back: bool) -> str:
+    link = '<a href="index.html">&larr; All videos</a>\n' if back else ""
+    return (
+        f'<header class="top">\n{link}<h1>{escape(title)}</h1>\n'
+        f'<div class="meta">{escape(meta)}</div>\n</header>'
+    )
+
+
+def vtt_data_url(result: VideoCaptions) -> str:
+    """The captions as WebVTT in a ``data:`` URL (a ``<track>`` that loads from ``file://``)."""
+    data = base64.b64encode(to_vtt(result.captions).encode("utf-8")).decode("ascii")
+    return f"data:text/vtt;charset=utf-8;base64,{data}"
+
+
+def player(video_src: str, result: VideoCaptions) -> str:
+    """The player: ``<video>`` with its captions as a default ``<track>``, and the caption list
+    (wired by ``player.js``; the list is readable without it)."""
+    items = []
+    for c in result.captions:
+        text = c.text.strip() or EMPTY_CUE_TEXT
+        items.append(
+            f'<li><button type="button" data-start="{c.start:.3f}" data-end="{c.end:.3f}">'
+            f'<span class="time">{format_clock(c.start)}{EN_DASH}{format_clock(c.end)}</span>'
+            f'<span class="text">{escape(text)}</span></button></li>'
+        )
+    src = escape(video_src, quote=True)
+    return (
+        '<div class="player" data-ready>\n<div>\n'
+        f'<video controls preload="metadata" src="{src}">\n'
+        f'<track default kind="captions" srclang="en" label="vidcap" src="{vtt_data_url(result)}">\n'
+        "</video>\n"
+        '<p class="video-error" hidden>This browser cannot play this video\'s codec (vidcap '
+        f'never re-encodes videos). <a href="{src}">Open the file</a> in a video player.</p>\n'
+        "</div>\n"
+        f'<ol class="captions" aria-label="Captions">\n{"".join(items)}\n</ol>\n</div>'
+    )
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "\u2014"}[value]
+    return str(value)
+
+
+def _flatten(card: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for key, value in card.items():
+        name = f"{prefix}{key}".replace("_", " ")
+        if isinstance(value, Mapping):
+            rows += _flatten(value, f"{prefix}{key} ")
+        else:
+            rows.append((name, _value(value)))
+    return rows
+
+
+def card_html(card: Mapping[str, Any]) -> str:
+    """A model card (:func:`vidcap.inference.card.model_card`) as a definition list."""
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>\n" for k, v in _flatten(card))
+    return f'<dl class="card">\n{rows}</dl>'
+
+
+# --------------------------------------------------------------------------------------------------
+# The report folder
+
+
+def _video_src(video: Path, out: Path, copy_to: Path | None) -> str:
+    """The video's URL relative to the report folder: the copy, or the original in place."""
+    target = copy_to if copy_to is not None else video.resolve()
+    try:
+        relative = os.path.relpath(target, out.resolve())
+    except ValueError:  # another drive (Windows): no relative path
+        return target.as_uri()
+    return quote(Path(relative).as_posix())
+
+
+def _copy_video(video: Path, target: Path) -> None:
+    """Copy a video into the report as it is (atomically: a half copy never has the real name)."""
+    if target.is_file() and target.stat().st_size == video.stat().st_size:
+        return  # copied by an earlier run of the same report
+    with atomic_path(target) as tmp:
+        shutil.copyfile(video, tmp)
+
+
+def _duration(result: VideoCaptions) -> str:
+    return format_clock(result.duration) if result.duration is not None else "\u2014"
+
+
+def write_report(
+    out: str | Path,
+    videos: Sequence[ReportVideo],
+    card: Mapping[str, Any],
+    copy_videos: bool = False,
+    failures: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write the report folder (see the module docstring); returns its ``index.html``.
+
+    Args:
+        out: the folder (created if needed; files of an earlier report there are replaced).
+        videos: the captioned videos, in the order listed.
+        card: the model card shown on every page.
+        copy_videos: copy each video into ``out/videos/`` (else pages link the original).
+        failures: ``(video, error sentence)`` of videos that could not be captioned, listed on the
+            index page.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:
+        atomic_write_text(out / name, static_text(name))
+    model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
+    rows = []
+    stems = file_stems([v.result.video for v in videos])
+    for item, stem in zip(videos, stems, strict=True):
+        result, source = item.result, Path(item.result.video)
+        copy_to = out / "videos" / f"{stem}{source.suffix}" if copy_videos else None
+        if copy_to is not None:
+            _copy_video(source, copy_to)
+        atomic_write_text(out / f"{stem}.vtt", to_vtt(result.captions))
+        storyboard = ""
+        if item.thumbnails:
+            title = f"{source.name} ({_duration(result)})"
+            render_storyboard(item.thumbnails, result.captions, out / f"{stem}.png", title=title)
+            storyboard = (
+                "<section>\n<h2>Storyboard</h2>\n"
+                f'<img class="storyboard" src="{quote(stem)}.png" '
+                f'alt="A thumbnail of each captioned segment of {escape(source.name)}">\n</section>'
+            )
+        count = f"{len(result.captions)} caption{'s' if len(result.captions) != 1 else ''}"
+        body = (
+            _header(source.name, f"{_duration(result)} \u00b7 {count} \u00b7 {model}", back=True)
+            + "\n<main>\n"
+            + player(_video_src(source, out, copy_to), result)
+            + f"\n{storyboard}\n"
+            + f"<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n"
+            + f'<p class="muted"><a href="{quote(stem)}.vtt">{escape(stem)}.vtt</a> \u00b7 '
+            + f"source: {escape(str(source))}</p>\n</main>"
+        )
+        atomic_write_text(out / f"{stem}.html", page(f"{source.name} \u2014 vidcap", body))
+        rows.append(
+            f'<tr><td><a href="{quote(stem)}.html">{escape(source.name)}</a></td>'
+            f'<td class="num">{_duration(result)}</td><td class="num">{len(result.captions)}</td>'
+            f"<td>{escape(result.caption)}</td></tr>"
+        )
+    failed = "".join(
+        f'<tr class="failed"><td>{escape(Path(v).name)}</td><td colspan="3">{escape(e)}</td></tr>'
+        for v, e in failures
+    )
+    table = (
+        '<table class="list">\n<tr><th>Video</th><th>Length</th><th>Captions</th><th>Caption</th></tr>\n'
+        + "\n".join(rows)
+        + failed
+        + "\n</table>"
+    )
+    meta = f"{len(videos)} video{'s' if len(videos) != 1 else ''} captioned by {model}"
+    body = (
+        _header("Captions", meta, back=False)
+        + f"\n<main>\n{table}\n"
+        + f"<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n</main>"
+    )
+    index = out / "index.html"
+    atomic_write_text(index, page("Captions \u2014 vidcap", body, script=False))
+    return index
+
+
+# --------------------------------------------------------------------------------------------------
+# The service page (``vidcap serve``, GET /)
+
+
+def service_page(card: Mapping[str, Any], endpoint: str) -> str:
+    """The page ``vidcap serve`` shows at ``/``: drop a video, see the upload's progress, then
+    watch it with its captions in the report's player (``endpoint`` is where the model's task is
+    served; the page captions only, other tasks point to ``/docs``)."""
+    model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
+    if card.get("task") != "caption":
+        form = (
+            f"<p>This model is finetuned for {escape(str(card.get('task')))}: call "
+            f'<code>POST {escape(endpoint)}</code> (see <a href="docs">the API docs</a>).</p>'
+        )
+    else:
+        form = """<form id="upload" action="v1/caption" method="post" enctype="multipart/form-data">
+<label class="drop" id="drop">
+<input type="file" name="video" accept="video/*" id="file">
+<strong>Drop a video here</strong> or click to choose one
+</label>
+<p class="options"><label><input type="checkbox" id="dense" checked> Timed captions</label>
+<label>cut every <input type="number" id="seconds" min="0.5" step="0.5" placeholder="auto">
+seconds (empty: where the picture changes)</label></p>
+<progress id="progress" value="0" max="1" hidden></progress>
+<div class="status" id="status" role="status"></div>
+</form>
+<section id="result" hidden>
+<h2 id="result-name"></h2>
+<div class="player" id="player">
+<div><video controls preload="metadata"></video>
+<p class="video-error" hidden>This browser cannot play this video's codec; the captions are
+listed beside.</p></div>
+<ol class="captions" aria-label="Captions"></ol>
+</div>
+</section>"""
+    body = (
+        _header("vidcap", f"Captions from {model}", back=False)
+        + f"\n<main>\n{form}\n"
+        + f"<section>\n<h2>Model</h2>\n{card_html(card)}\n"
+        + '<p class="muted"><a href="docs">API docs</a> \u00b7 '
+        + '<a href="v1/model">model as JSON</a></p>\n</section>\n</main>\n'
+        + '<script src="player.js"></script>\n<script src="upload.js"></script>'
+    )
+    return page("vidcap", body, script=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# An evaluation (``vidcap evaluate --html DIR``)
+
+
+def _score(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else _value(value)
+
+
+def _scores_table(report: Mapping[str, Any]) -> str:
+    scores = {k: v for k, v in (report.get("scores") or {}).items() if v}
+    if not scores:
+        return ""
+    metrics = list(next(iter(scores.values())))
+    head = "".join(f"<th>{escape(m)}</th>" for m in metrics)
+    rows = "".join(
+        f"<tr><td>{escape(name.replace('_', ' '))}</td>"
+        + "".join(f'<td class="num">{_score(values.get(m))}</td>' for m in metrics)
+        + "</tr>\n"
+        for name, values in scores.items()
+    )
+    return f'<table class="list">\n<tr><th></th>{head}</tr>\n{rows}</table>'
+
+
+def _facts_cell(row: Mapping[str, Any]) -> str:
+    facts = row.get("facts")
+    if not facts:
+        return '<span class="muted">\u2014</span>'
+    wrong = set(row.get("wrong", ()))
+    return ", ".join(
+        f'<span class="fact-{"wrong" if k in wrong else "right"}" data-fact="{escape(k)}" '
+        f'title="{escape(k)}: {"not in" if k in wrong else "named by"} the caption">'
+        f"{chr(0x2717) if k in wrong else chr(0x2713)} {escape(str(v))}</span>"
+        for k, v in facts.items()
+    )
+
+
+def write_evaluation_page(
+    out: str | Path,
+    report: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    card: Mapping[str, Any],
+) -> Path:
+    """``out/index.html``: the scores, then per segment the model's caption beside the references,
+    the true facts it got wrong marked, and a link that plays the segment (a media fragment
+    ``#t=start,end`` on the video, linked in place). Returns the page's path.
+
+    Args:
+        out: the folder (created if needed).
+        report: ``EvaluationReport.to_json()``.
+        rows: ``EvaluationReport.rows``.
+        card: the model card.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "player.css", static_text("player.css"))
+    lines = []
+    for row in rows:
+        video = Path(row["video"])
+        src = f"{_video_src(video, out, None)}#t={row['start']:.2f},{row['end']:.2f}"
+        refs = "".join(f"<li>{escape(r)}</li>" for r in row["references"])
+        marked = ' class="failed"' if row.get("wrong") else ""
+        lines.append(
+            f'<tr><td><a href="{escape(src, quote=True)}">{escape(video.name)}</a><br>'
+            f'<span class="muted">{format_clock(row["start"])}{EN_DASH}{format_clock(row["end"])}</span></td>'
+            f"<td{marked}>{escape(row['caption'] or EMPTY_CUE_TEXT)}</td>"
+            f'<td><ul class="refs">{refs}</ul></td><td>{_facts_cell(row)}</td></tr>'
+        )
+    facts = report.get("fact_accuracy", {}).get("captioner")
+    fact_line = (
+        "<p>Facts named right: "
+        + ", ".join(f"{k} {100 * v:.0f}%" for k, v in facts.items() if k != "count")
+        + f" (of {facts.get('count')} captions).</p>"
+        if facts
+        else ""
+    )
+    notices = "".join(f"<li>{escape(n)}</li>" for n in report.get("notices", []))
+    model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
+    meta = f"split {report.get('split')} \u00b7 {report.get('segments')} segments of {report.get('videos')} videos \u00b7 {model}"
+    body = (
+        _header("Evaluation", meta, back=False)
+        + f"\n<main>\n<section>\n<h2>Scores</h2>\n{_scores_table(report)}\n{fact_line}\n"
+        + (f'<ul class="muted">{notices}</ul>\n' if notices else "")
+        + "</section>\n<section>\n<h2>Segments</h2>\n"
+        + '<table class="list">\n<tr><th>Video</th><th>Caption</th><th>References</th>'
+        + "<th>Facts (\u2717 not in the caption)</th></tr>\n"
+        + "\n".join(lines)
+        + f"\n</table>\n</section>\n<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n</main>"
+    )
+    index = out / "index.html"
+    atomic_write_text(index, page("Evaluation \u2014 vidcap", body, script=False))
+    return index

@@ -1,0 +1,17 @@
+"""Loading the service's model: the one call that says how its videos are decoded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vidcap.inference.captioner import Captioner
+
+
+def load_model(folder: str | Path, device: str = "auto", timeout: float | None = None) -> Captioner:
+    """The bundle, for whatever task it was finetuned for, with each video decoded in a killable
+    worker (:mod:`vidcap.video.worker`) and its decode limited to ``timeout`` seconds (a
+    :class:`~vidcap.video.errors.DecodeTimeoutError`, answered 504); None keeps the default limit.
+    """
+    if timeout is None:
+        return Captioner.load(folder, device=device)
+    return Captioner.load(folder, device=device, timeout=timeout)

@@ -1,0 +1,381 @@
+"""``vidcap encode`` straight from videos: decode, cut into clips and encode in one streaming pass.
+
+No frames are stored: each video is decoded in a killable child process
+(:class:`~vidcap.video.DecodeWorker`: time limit, crash isolation, backend fallback, exactly as
+``vidcap extract``), which also cuts the clips and runs the encoder's CPU step
+(:meth:`~vidcap.encoders.ClipEncoder.prepare`) on them, converting only the frames the encoder
+reads (:meth:`~vidcap.encoders.ClipEncoder.frame_indices`). ``workers`` threads each drive one
+child and hand the prepared clips over a bounded queue to the main thread, which runs the model on
+batches that span videos, so decoding and encoding overlap. The output is an encode folder like
+the one made from an extract folder (same features files, index and manifest, plus the extract
+settings in the manifest), and the features are the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcap.artifacts import ItemRecord, StageDir, fingerprint
+from vidcap.devices import resolve_device
+from vidcap.distributed import Processes
+from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
+from vidcap.errors import ResourceError, as_resource_error
+from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.encode import (
+    EXTRACT_KEYS,
+    STAGE,
+    EncodeConfig,
+    VideoEncoded,
+    VideoToEncode,
+    encode_details,
+    write_features,
+)
+from vidcap.stages.extract import ExtractConfig, video_fingerprint
+from vidcap.stages.inputs import ResolvedInputs, VideoInput
+from vidcap.video import DecodeWorker
+from vidcap.video.clips import Clip, ClipCutter, clip_frame_mask, clip_windows
+from vidcap.video.decode import FrameStream
+from vidcap.video.errors import TRANSIENT_DECODE_ERRORS, DecodeError, DecoderCrashedError
+from vidcap.video.worker import decode_with_restarts, send_event
+
+
+def run_encode_videos(
+    inputs: ResolvedInputs,
+    out_dir: str | Path,
+    config: EncodeConfig,
+    extract: ExtractConfig,
+    processes: Processes | None = None,
+    force: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_video: Callable[[VideoEncoded], None] | None = None,
+    allow_failures: bool = False,
+) -> StageResult:
+    """Encode every clip of every input video into ``out_dir`` without storing frames.
+
+    Resumes and shards as the stages do: finished videos (same file, same settings) are skipped,
+    failed ones retried; under ``accelerate launch`` / ``torchrun`` every process takes every
+    ``world_size``-th remaining video and the main process writes the one index and manifest.
+    ``extract.workers`` videos are decoded at once by each process.
+    """
+    processes = processes or Processes()
+    started = time.perf_counter()
+    device = str(resolve_device(config.device, processes.world_size, processes.rank))
+    encoder = build_encoder(
+        config.encoder, EncoderOptions(device=device, dtype=config.dtype, weights=config.weights)
+    )
+    description = encoder.describe()
+    extract_settings = extract.output_settings()
+    settings = {
+        **config.output_settings(),
+        "encoder_description": description,
+        "extract": extract_settings,
+    }
+    videos = sorted(inputs.videos, key=lambda v: v.id)
+    item_fps = {
+        v.id: fingerprint(STAGE, settings, video_fingerprint(extract_settings, v)) for v in videos
+    }
+    stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
+    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
+    details = encode_details(description)
+
+    if not force and stage.is_complete(stage_fp, allow_failures):
+        return result_from_index(stage, started, details, up_to_date=True)
+    with stage.locked():
+        processes.barrier()
+        if processes.is_main:
+            stage.prepare(force=force)
+        processes.barrier()
+
+        done = stage.done_ids_matching(item_fps)
+        todo = processes.shard([v for v in videos if v.id not in done])
+        skipped = len(done) if processes.is_main else 0
+        if on_start is not None:
+            on_start(len(todo), skipped)
+        _Streams(stage, encoder, config, extract, item_fps, on_video).run(todo)
+
+        processes.barrier()
+        if processes.is_main:
+            corpus = str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None
+            stage.finalize(
+                config=asdict(config),
+                stage_fingerprint=stage_fp,
+                upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},
+                wall_time_s=time.perf_counter() - started,
+                skipped=skipped,
+                extra={
+                    "encoder": description,
+                    "corpus": corpus,
+                    "extract": {k: extract_settings[k] for k in EXTRACT_KEYS},
+                    "decode": {"timeout": extract.timeout, "workers": extract.workers},
+                },
+            )
+    processes.barrier()
+    return result_from_index(stage, started, details, skipped=skipped)
+
+
+def _clips_in_child(
+    path: Path,
+    backend: list[str],
+    encoder: ClipEncoder,
+    clip_frames: int,
+    **options: Any,
+) -> dict[str, Any]:
+    """In the decode child: decode, cut into clips, prepare each; send ``(index, array)``."""
+
+    def consume(stream: FrameStream) -> None:
+        cutter = ClipCutter(stream.fps, clip_frames)
+        n = 0
+        for chunk in stream:
+            for clip in cutter.push(chunk.frames):
+                send_event("item", (n, encoder.prepare(clip).numpy()))
+                n += 1
+        for clip in cutter.finish():
+            send_event("item", (n, encoder.prepare(clip).numpy()))
+
+    meta = decode_with_restarts(path, backend, consume, **options)
+    meta["clips"] = [c.to_dict() for c in clip_windows(meta["n_frames"], meta["fps"], clip_frames)]
+    return meta
+
+
+@dataclass(eq=False)  # compared and hashed by identity
+class _Progress:
+    """One video being encoded: its features so far and, once decoded, its clips and metadata."""
+
+    video: VideoInput
+    index: int
+    generation: int = 0  # bumped when decoding starts over with another backend
+    features: dict[int, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] | None = None  # set when decoding finished
+
+
+_DONE = object()  # a decode thread has no more videos
+
+
+class _Streams:
+    """Decode threads (each with its child) feeding prepared clips to the model in this thread."""
+
+    def __init__(
+        self,
+        stage: StageDir,
+        encoder: ClipEncoder,
+        config: EncodeConfig,
+        extract: ExtractConfig,
+        item_fps: dict[str, str],
+        on_video: Callable[[VideoEncoded], None] | None,
+    ) -> None:
+        self.stage = stage
+        self.encoder = encoder
+        self.config = config
+        self.extract = extract
+        self.item_fps = item_fps
+        self.on_video = on_video
+        self.keep = clip_frame_mask(encoder.frame_indices(extract.clip_frames), extract.clip_frames)
+        # Bounded: decoders wait for the model rather than fill memory with prepared clips.
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=4 * config.batch_size)
+        self.stop = threading.Event()
+        self.workers: list[DecodeWorker] = []  # the decode threads' workers, to stop them
+        self.lock = threading.Lock()
+
+    # -- the decode threads ---------------------------------------------------------------------
+    def _put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def _decode_all(self, videos: queue.SimpleQueue[_Progress]) -> None:
+        worker = DecodeWorker()
+        with self.lock:
+            self.workers.append(worker)
+        try:
+            while not self.stop.is_set():
+                try:
+                    progress = videos.get_nowait()
+                except queue.Empty:
+                    break
+                self._decode_one(worker, progress)
+        except _Stopped:
+            pass
+        except BaseException as e:  # a bug here must reach the main thread, not vanish
+            self._put_quietly(("error", e))
+        finally:
+            worker.close()
+            self._put_quietly(_DONE)
+
+    def _put_quietly(self, item: Any) -> None:
+        with contextlib.suppress(_Stopped):
+            self._put(item)
+
+    def _decode_one(self, worker: DecodeWorker, progress: _Progress) -> None:
+        x = self.extract
+        stream = worker.stream_items(
+            progress.video.path,
+            _clips_in_child,
+            timeout=x.timeout,
+            backend=x.backend,
+            encoder=self.encoder,
+            clip_frames=x.clip_frames,
+            fps=x.fps,
+            size=x.size,
+            crop=x.crop,
+            keep=self.keep,
+        )
+        chunks = iter(stream)
+        try:
+            for clip_index, array in chunks:
+                self._put(("clip", progress, clip_index, array))
+        except DecodeError as e:
+            if isinstance(e, DecoderCrashedError) and "SIGKILL" in (worker.last_exit_reason or ""):
+                error: Any = ResourceError(
+                    f"the decoder process for {progress.video.path} was killed (SIGKILL), most likely by the out-of-memory killer; lower --workers or --size and rerun the same command: what finished is kept and the rest is done."
+                )
+                self._put(("error", error))
+                return
+            self._put(("failed", progress, str(e), not isinstance(e, TRANSIENT_DECODE_ERRORS)))
+            return
+        except _Stopped:
+            raise
+        except Exception as e:
+            fault = as_resource_error(e, progress.video.path)
+            if fault is not None:
+                self._put(("error", fault))
+                return
+            message = f"unexpected {type(e).__name__} while decoding {progress.video.path}: {e}"
+            self._put(("failed", progress, message, False))
+            return
+        finally:
+            chunks.close()  # kills the child if we stopped early
+        self._put(("decoded", progress, stream.meta))
+
+    # -- the model, in this thread --------------------------------------------------------------
+    def run(self, videos: list[VideoInput]) -> None:
+        """Encode ``videos``; returns when every one is recorded (ok or failed)."""
+        if not videos:
+            return
+        todo: queue.SimpleQueue[_Progress] = queue.SimpleQueue()
+        for n, video in enumerate(videos):
+            todo.put(_Progress(video, n))
+        threads = [
+            threading.Thread(target=self._decode_all, args=(todo,), daemon=True, name="decode")
+            for _ in range(min(self.extract.workers, len(videos)))
+        ]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        batch: list[tuple[_Progress, int, int, np.ndarray]] = []
+        try:
+            with torch.inference_mode():
+                while running:
+                    item = self.queue.get()
+                    if item is _DONE:
+                        running -= 1
+                    else:
+                        self._take(item, batch)
+                    # A full batch runs now; a partial one when no clip is waiting (the decoders
+                    # are the bottleneck then, and a video may be waiting for its last clips).
+                    if len(batch) >= self.config.batch_size or (batch and self.queue.empty()):
+                        self._embed(batch)
+                if batch:
+                    self._embed(batch)
+        finally:
+            # On an error or Ctrl-C: stop the threads, and their decoders now (a thread waiting on
+            # a slow video would not notice), so Ctrl-C is immediate and no child outlives us.
+            self.stop.set()
+            with self.lock:
+                for worker in self.workers:
+                    worker.interrupt()
+            for thread in threads:
+                thread.join(timeout=10)
+
+    def _take(
+        self, item: tuple[Any, ...], batch: list[tuple[_Progress, int, int, np.ndarray]]
+    ) -> None:
+        kind = item[0]
+        if kind == "error":
+            raise item[1]
+        if kind == "clip":
+            _, progress, clip_index, array = item
+            if clip_index == 0 and (progress.features or any(b[0] is progress for b in batch)):
+                progress.generation += 1  # decoding started over: forget what came before
+                progress.features.clear()
+            batch.append((progress, progress.generation, clip_index, array))
+        elif kind == "failed":
+            _, progress, error, sticky = item
+            self._fail(progress, error, sticky)
+        elif kind == "decoded":
+            _, progress, meta = item
+            progress.meta = meta
+            self._finish_if_complete(progress)
+
+    def _embed(self, batch: list[tuple[_Progress, int, int, np.ndarray]]) -> None:
+        tensors = torch.stack([torch.from_numpy(array) for *_, array in batch])
+        features = self.encoder.embed(tensors).float().cpu().numpy()
+        touched = []
+        for (progress, generation, clip_index, _), row in zip(batch, features, strict=True):
+            if generation == progress.generation:
+                progress.features[clip_index] = row
+                touched.append(progress)
+        batch.clear()
+        for progress in dict.fromkeys(touched):
+            self._finish_if_complete(progress)
+
+    def _finish_if_complete(self, progress: _Progress) -> None:
+        meta = progress.meta
+        if meta is None or len(progress.features) < len(meta["clips"]):
+            return
+        video = progress.video
+        info = self._info(video)
+        clips = [Clip(**c) for c in meta["clips"]]
+        if not clips:
+            self._fail(progress, f"{video.path} gave no frames.", False)
+            return
+        target = VideoToEncode(
+            progress.index, video.id, str(video.path), clips, self.extract.clip_frames
+        )
+        features = np.stack([progress.features[c.index] for c in clips])
+        decoded = {k: meta[k] for k in ("backend", "n_frames", "duration_s", "height", "width")}
+        info = {**info, **decoded, "source": meta["source"], "warnings": meta["warnings"]}
+        try:
+            record = write_features(
+                self.stage, target, features, self.config, info, self.item_fps[video.id]
+            )
+        except OSError as e:
+            raise (as_resource_error(e, self.stage.path) or e) from None
+        self._record(record, len(clips))
+
+    def _fail(self, progress: _Progress, error: str, sticky: bool) -> None:
+        video = progress.video
+        record = ItemRecord(
+            video.id,
+            "failed",
+            error=error,
+            info=self._info(video),
+            fingerprint=self.item_fps[video.id],
+            sticky=sticky,
+        )
+        self._record(record, 0)
+
+    def _info(self, video: VideoInput) -> dict[str, Any]:
+        return {"split": video.split, "video": str(video.path)}
+
+    def _record(self, record: ItemRecord, n_clips: int) -> None:
+        self.stage.record(record)
+        if self.on_video is not None:
+            self.on_video(VideoEncoded(record.id, record.status == "ok", n_clips))
+
+
+class _Stopped(Exception):
+    """The main thread stopped the run (an error, Ctrl-C): a decode thread ends quietly."""

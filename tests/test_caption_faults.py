@@ -1,0 +1,216 @@
+"""Captioning that cannot hang: a decoder that hangs or crashes fails its video (one sentence, the
+time limit's cost) and the others go on; Ctrl-C exits 130 with one line and kills the decoder."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests import test_finetune_caption as captioning
+from tests.test_decode_stream import HangingReader, _crashing_reader
+from tests.test_finetune_caption import Run, Video, bart_bundle, invoke
+from tests.videos import FFMPEG, ffmpeg
+
+from vidcap.inference import pipeline
+from vidcap.inference.captioner import Captioner
+from vidcap.video import DecodeWorker
+from vidcap.video.backends import Reader, register_backend, unregister_backend
+from vidcap.video.backends.pyav_backend import PyAVReader
+from vidcap.video.errors import DecoderCrashedError, DecodeTimeoutError
+
+bart = captioning.bart  # the module's fixtures: a tiny BART bundle, the synthetic videos
+videos = captioning.videos
+
+fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to carry test backends")
+
+
+def _trap_reader(path: Path) -> Reader:
+    """PyAV, except for files named hang* (the decoder hangs) and crash* (it segfaults)."""
+    if path.name.startswith("hang"):
+        return HangingReader(path)
+    if path.name.startswith("crash"):
+        return _crashing_reader(path)
+    return PyAVReader(path)
+
+
+@pytest.fixture
+def trap_bundle(bart: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The bundle, decoding with the trap backend in forked workers (which inherit it)."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bart_bundle(bart), bundle)
+    info = json.loads((bundle / "vidcap.json").read_text())
+    info["extract"]["backend"] = "trap"
+    (bundle / "vidcap.json").write_text(json.dumps(info))
+    register_backend("trap", "av", _trap_reader)
+    monkeypatch.setattr(pipeline, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
+    yield bundle
+    unregister_backend("trap")
+
+
+def _copies(videos: dict[str, Video], tmp_path: Path) -> list[Path]:
+    good = videos["synth-00000"].path
+    paths = [good]
+    for name in ("hang.mp4", "crash.mp4"):
+        shutil.copy(good, tmp_path / name)
+        paths.append(tmp_path / name)
+    return [*paths, videos["synth-00001"].path]
+
+
+@fork_only
+@pytest.mark.slow
+def test_hung_and_crashed_decoders_fail_their_videos_only(
+    trap_bundle: Path, videos: dict[str, Video], tmp_path: Path
+) -> None:
+    paths = _copies(videos, tmp_path)
+    captioner = Captioner.load(trap_bundle, timeout=2.0)
+    start = time.monotonic()
+    results = list(captioner.caption_many(paths))
+    elapsed = time.monotonic() - start
+    captioner.close()
+    assert [type(r).__name__ for r in results] == [
+        "CaptionedVideo",
+        "DecodeTimeoutError",
+        "DecoderCrashedError",
+        "CaptionedVideo",
+    ]
+    timeout, crash = results[1], results[2]
+    assert isinstance(timeout, DecodeTimeoutError) and isinstance(crash, DecoderCrashedError)
+    assert (
+        str(timeout) == f"decoding {paths[1]} took longer than the 2 s time limit and was stopped."
+    )
+    assert "crash.mp4" in str(crash) and "SIGSEGV" in str(crash)
+    assert elapsed < 30  # the hang cost its 2 s, not an hour
+
+
+@fork_only
+@pytest.mark.slow
+def test_caption_cli_reports_hang_and_crash_and_goes_on(
+    trap_bundle: Path, videos: dict[str, Video], tmp_path: Path
+) -> None:
+    paths = _copies(videos, tmp_path)
+    run = invoke("caption", *paths, "--model", trap_bundle, "--format", "jsonl", "--timeout", "2")
+    assert run.exit_code == 1
+    done = [json.loads(line)["video"] for line in run.stdout.splitlines()]
+    assert done == [str(paths[0]), str(paths[3])]
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3, run.stderr
+    assert "hang.mp4 took longer than the 2 s time limit" in errors[0]
+    assert "crash.mp4" in errors[1] and "crashed" in errors[1]
+    assert errors[2] == "error: 2 of 4 videos could not be captioned."
+
+
+def _decoder_children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(FFMPEG is None or not Path("/proc").is_dir(), reason="needs ffmpeg and /proc")
+def test_ctrl_c_exits_130_with_one_line_and_kills_the_decoder(bart: Run, tmp_path: Path) -> None:
+    long = tmp_path / "long.mp4"  # 10 minutes: still decoding when the interrupt comes
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
+    out = tmp_path / "captions.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidcap", "caption", str(long), "--model", str(bart_bundle(bart)),
+         "--format", "jsonl", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        children: list[int] = []
+        while not children and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            children = _decoder_children(proc.pid)
+        assert children, "the decoder child never started"
+        time.sleep(1.0)  # decoding under way
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted."
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    for child in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Many videos: shards and processes
+
+
+def _three(videos: dict[str, Video]) -> list[str]:
+    return [str(videos[f"synth-0000{i}"].path) for i in range(3)]
+
+
+@pytest.mark.slow
+def test_shards_take_every_nth_video_and_concatenate(
+    bart: Run, videos: dict[str, Video], tmp_path: Path
+) -> None:
+    bundle, paths = bart_bundle(bart), _three(videos)
+    whole = tmp_path / "all.jsonl"
+    assert invoke("caption", *paths, "-m", bundle, "-f", "jsonl", "-o", whole).exit_code == 0
+    parts = []
+    for k in range(2):
+        part = tmp_path / f"part{k}.jsonl"
+        run = invoke("caption", "-", "-m", bundle, "-f", "jsonl", "-o", part, "--shard", f"{k}/2",
+                     input="\n".join(paths) + "\n")  # fmt: skip
+        assert run.exit_code == 0, run.output
+        parts.append(part.read_text().splitlines())
+    assert [json.loads(line)["video"] for line in parts[0]] == [paths[0], paths[2]]
+    assert [json.loads(line)["video"] for line in parts[1]] == [paths[1]]
+    assert sorted(parts[0] + parts[1]) == sorted(whole.read_text().splitlines())
+    for bad in ("2/2", "1", "a/b"):
+        refused = invoke("caption", *paths, "-m", bundle, "--shard", bad)
+        assert refused.exit_code == 2 and "--shard" in refused.output
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_one_process_output(
+    bart: Run, videos: dict[str, Video], tmp_path: Path
+) -> None:
+    from stage_helpers import free_port
+
+    bundle, paths = bart_bundle(bart), _three(videos)
+    paths.insert(1, str(tmp_path / "missing.mp4"))  # a failure in the middle, reported in order
+    one = tmp_path / "one.jsonl"
+    single = invoke("caption", *paths, "-m", bundle, "-f", "jsonl", "-o", one)
+    assert single.exit_code == 1
+    two = tmp_path / "two.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(free_port()), "-m", "vidcap", "caption", *paths, "-m", str(bundle),
+         "-f", "jsonl", "-o", str(two)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode != 0  # the missing video: exit 1, as with one process
+    assert two.read_text() == one.read_text(), result.stderr[-3000:]
+    assert "missing.mp4 does not exist" in result.stderr
+    assert "1 of 4 videos could not be captioned." in result.stderr
+
+
+@pytest.mark.slow
+def test_threads_decode_in_their_own_processes(bart: Run, videos: dict[str, Video]) -> None:
+    """A server captioning from several threads: one decode worker per thread, same captions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = _three(videos)[:2]
+    captioner = Captioner.load(bart_bundle(bart))
+    try:
+        alone = [captioner.caption(p).captions for p in paths]
+        with ThreadPoolExecutor(2) as pool:
+            together = [r.captions for r in pool.map(captioner.caption, paths)]
+        assert together == alone
+        assert len(captioner.pipeline._workers) >= 2
+    finally:
+        captioner.close()
+    assert captioner.pipeline._workers == []

@@ -1,0 +1,147 @@
+"""Frames streamed from the killable decode worker: equal to in-process decoding, only the frames an
+encoder reads, a time limit on the decoder's time only, hangs and crashes as one video's error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.videos import coded_frames, read_codes, write_cv2
+
+from vidcap.video import DecodeWorker, available_backends, decode_frames, open_frames
+from vidcap.video.backends import Reader, register_backend, unregister_backend
+from vidcap.video.backends.pyav_backend import PyAVReader
+from vidcap.video.clips import ClipCutter, clip_array, clip_frame_mask, clip_windows
+from vidcap.video.errors import DecoderCrashedError, DecodeTimeoutError
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """100 coded frames at 30 fps: 67 frames at 20 fps, two clips of 30 and a partial one of 7."""
+    path = tmp_path_factory.mktemp("stream") / "coded.avi"
+    return write_cv2(path, coded_frames(100, 64, 96), 30, "MJPG")
+
+
+def _all(chunks) -> np.ndarray:
+    return np.concatenate([c.frames for c in chunks])
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_keep_mask_converts_only_the_frames_read_and_the_last(coded: Path, backend: str) -> None:
+    # size 64: the native height (decord cannot scale this MJPEG file: a known decord limit)
+    full = _all(decode_frames(coded, size=64, backend=backend, chunk_frames=7))
+    keep = clip_frame_mask(np.array([3, 11, 18, 26]), 30)
+    assert keep is not None and keep.sum() == 4
+    with open_frames(coded, size=64, backend=backend, chunk_frames=7, keep=keep) as stream:
+        sparse = _all(stream)
+    assert sparse.shape == full.shape
+    rows = keep[np.arange(len(full)) % 30]
+    rows[-1] = True  # the last frame always comes: it pads a partial last clip
+    np.testing.assert_array_equal(sparse[rows], full[rows])
+    assert not sparse[~rows].any()  # never converted: zeros
+    assert read_codes(full[~rows]) != [0] * int((~rows).sum())  # (they would not be zeros)
+
+
+def test_clip_cutter_gives_the_clips_of_clip_array(coded: Path) -> None:
+    frames = _all(decode_frames(coded, size=32, chunk_frames=7))
+    cutter = ClipCutter(20.0, 30, min_fraction=0.2)
+    clips = []
+    for start in range(0, len(frames), 13):
+        clips += cutter.push(frames[start : start + 13])
+    clips += cutter.finish()
+    windows = clip_windows(len(frames), 20.0, 30, 0.2)
+    assert cutter.windows() == windows and len(windows) == 3
+    for clip, window in zip(clips, windows, strict=True):
+        np.testing.assert_array_equal(clip, clip_array(frames, window, 30))
+
+
+@pytest.mark.slow
+def test_worker_stream_equals_in_process_decoding(coded: Path) -> None:
+    full = _all(decode_frames(coded, size=32, backend="pyav", chunk_frames=7))
+    keep = clip_frame_mask(np.array([0, 15]), 30)
+    with DecodeWorker() as worker:
+        stream = worker.stream(coded, timeout=60, backend="pyav", size=32, chunk_frames=7)
+        np.testing.assert_array_equal(_all(stream), full)
+        assert stream.meta["backend"] == "pyav" and stream.meta["n_frames"] == len(full)
+        sparse = _all(worker.stream(coded, timeout=60, size=32, chunk_frames=7, keep=keep))
+    kept = keep[np.arange(len(full)) % 30]
+    kept[-1] = True  # the last frame pads a partial last clip: it comes too
+    np.testing.assert_array_equal(sparse[kept], full[kept])
+    assert not sparse[~kept].any()
+
+
+@pytest.mark.slow
+def test_time_limit_counts_the_decoder_not_the_consumer(coded: Path) -> None:
+    """A consumer slower than the limit (a big model encoding each chunk) is not a timeout."""
+    with DecodeWorker() as worker:
+        n = 0
+        for chunk in worker.stream(coded, timeout=1.5, backend="pyav", size=32, chunk_frames=16):
+            time.sleep(0.6)  # 5 chunks: 3 s of consumer time, twice the limit
+            n += len(chunk)
+    assert n == 67
+
+
+class HangingReader(Reader):
+    """Hangs while decoding (like decord deadlocking on a bad frame count)."""
+
+    name = "hanging"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.info = PyAVReader(path).info
+
+    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+        time.sleep(3600)
+        yield 0.0, np.zeros((resize[1], resize[0], 3), np.uint8)
+
+
+def _crashing_reader(path: Path) -> Reader:
+    os.kill(os.getpid(), signal.SIGSEGV)
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def fake_backends() -> Iterator[None]:
+    register_backend("hanging", "av", HangingReader)
+    register_backend("crashing", "av", _crashing_reader)
+    yield
+    unregister_backend("hanging")
+    unregister_backend("crashing")
+
+
+fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to carry test backends")
+
+
+@fork_only
+@pytest.mark.slow
+def test_stream_hang_is_a_timeout_and_crash_falls_back(coded: Path, fake_backends: None) -> None:
+    # fork: the child inherits the test-only backends registered in this process.
+    with DecodeWorker(start_method="fork") as worker:
+        start = time.monotonic()
+        with pytest.raises(DecodeTimeoutError, match=r"coded\.avi took longer than the 1\.5 s"):
+            list(worker.stream(coded, timeout=1.5, backend="hanging", size=32))
+        assert time.monotonic() - start < 20
+        stream = worker.stream(coded, timeout=60, backend=["crashing", "pyav"], size=32)
+        assert len(_all(stream)) == 67
+        assert stream.meta["backend"] == "pyav"
+        assert "SIGSEGV" in stream.meta["failed_backends"]["crashing"]
+        with pytest.raises(DecoderCrashedError, match=r"crashing decoder crashed .*SIGSEGV"):
+            list(worker.stream(coded, timeout=60, backend="crashing", size=32))
+
+
+@pytest.mark.slow
+def test_stopping_early_kills_the_decoder(coded: Path) -> None:
+    with DecodeWorker() as worker:
+        chunks = iter(worker.stream(coded, timeout=60, size=32, chunk_frames=4))
+        next(chunks)
+        assert worker._proc is not None and worker._proc.is_alive()
+        pid = worker._proc.pid
+        chunks.close()  # what Ctrl-C or an encoder error does to the loop
+        assert worker._proc is None
+        with pytest.raises(ProcessLookupError):  # killed and reaped
+            os.kill(pid, 0)

@@ -1,0 +1,210 @@
+"""`vidcap encode` straight from videos: the features of extract → encode without storing frames,
+resumable, sharded over processes, only the frames an encoder reads, and the downstream stages
+finding the extract settings in the encode manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stage_helpers import free_port, index_of
+from vidcap.artifacts import read_upstream
+from vidcap.artifacts.readers import load_features, pipeline_settings
+from vidcap.cli import app
+from vidcap.encoders import ClipEncoder, EncoderOptions, register
+from vidcap.stages.encode import EncodeConfig, run_encode
+from vidcap.stages.encode_videos import run_encode_videos
+from vidcap.stages.extract import ExtractConfig
+from vidcap.stages.inputs import resolve_inputs
+from vidcap.stages.quantize import QuantizeConfig, run_quantize
+
+runner = CliRunner()
+IDS = ("synth-00000", "synth-00001", "synth-00002")
+
+
+def encode(*args: object):
+    return runner.invoke(app, ["encode", *[str(a) for a in args]])
+
+
+def video_files(synth_corpus: Path, ids=IDS) -> list[Path]:
+    return [synth_corpus.parent / "videos" / f"{i}.mp4" for i in ids]
+
+
+def assert_same_features(a_dir: Path, b_dir: Path, ids) -> None:
+    a_index, b_index = index_of(a_dir), index_of(b_dir)
+    for video_id in ids:
+        a = load_features(a_dir / a_index[video_id]["outputs"]["features"])
+        b = load_features(b_dir / b_index[video_id]["outputs"]["features"])
+        assert a.keys() == b.keys()
+        for name in a:
+            assert a[name].dtype == b[name].dtype
+            assert np.array_equal(a[name], b[name]), (video_id, name)
+
+
+@pytest.mark.slow
+def test_from_videos_equals_extract_then_encode(
+    synth_corpus: Path, features_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "features"
+    run = encode(*video_files(synth_corpus), "--out", out, "--size", "64", "--json")
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["counts"] == {"ok": 3, "failed": 0, "skipped": 0}
+    assert_same_features(features_dir, out, IDS)
+    assert not list(out.rglob("*.npy"))  # features only
+    ours, theirs = (json.loads((d / "manifest.json").read_text()) for d in (out, features_dir))
+    assert ours["extract"] == theirs["extract"] == {
+        "fps": 20.0, "size": 64, "crop": False, "clip_frames": 30, "backend": "auto",
+    }  # fmt: skip
+    assert ours["encoder"] == theirs["encoder"]
+    item = index_of(out)["synth-00000"]
+    assert item["n_clips"] == len(load_features(out / item["outputs"]["features"])["features"])
+    assert item["backend"] and item["n_frames"] > 0
+
+    # Downstream: quantize reads it as any encode folder; finetune/pretrain find the settings.
+    words = tmp_path / "words"
+    assert run_quantize(out, words, QuantizeConfig(k=2, depth=1)).ok
+    settings = pipeline_settings(read_upstream(words, "quantize")[0])
+    assert settings["extract"] == ours["extract"]
+    assert settings["encoder"]["spec"] == "descriptor"
+    figure = runner.invoke(
+        app, ["quantize", "inspect", str(words), "--out", str(tmp_path / "w.png")]
+    )
+    assert figure.exit_code == 1 and "encoded straight from videos" in figure.output
+
+
+@pytest.mark.slow
+def test_resume_skips_done_videos_and_retries_failed_ones(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    files = video_files(synth_corpus)
+    late = tmp_path / "late.mp4"  # missing at first: a failed item, retried by the rerun
+    out = tmp_path / "features"
+    first = encode(files[0], files[1], late, "--out", out, "--size", "48", "--json")
+    assert first.exit_code == 1
+    summary = json.loads(first.stdout)
+    assert summary["counts"] == {"ok": 2, "failed": 1, "skipped": 0}
+    assert "late.mp4 does not exist" in summary["failures"][0]["error"]
+    shutil.copy(files[2], late)
+    second = encode(files[0], files[1], late, "--out", out, "--size", "48", "--json")
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["counts"] == {"ok": 3, "failed": 0, "skipped": 2}
+    again = encode(files[0], files[1], late, "--out", out, "--size", "48", "--json")
+    assert json.loads(again.stdout)["up_to_date"] is True
+    changed = encode(files[0], files[1], late, "--out", out, "--size", "32", "--json")
+    assert json.loads(changed.stdout)["counts"] == {"ok": 3, "failed": 0, "skipped": 0}
+
+
+def test_extract_options_with_a_frames_folder_are_refused(frames_dir: Path, tmp_path: Path) -> None:
+    run = encode(frames_dir, "--out", tmp_path / "f", "--fps", "10", "--timeout", "5")
+    assert run.exit_code == 1
+    assert "--fps, --timeout apply to encoding from videos" in run.output
+
+
+class PickTwo(ClipEncoder):
+    """Reads frames 7 and 22 of each clip only (as an image model sampling a clip would)."""
+
+    name = "picktwo"
+    dim = 6
+
+    def frame_indices(self, clip_frames: int) -> np.ndarray:
+        return np.array([7, 22])
+
+    def prepare(self, clip: np.ndarray) -> torch.Tensor:
+        picked = clip[[7, 22]].astype(np.float32)
+        return torch.from_numpy(picked.mean(axis=(1, 2)).reshape(-1))
+
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch
+
+
+@register("picktwo", "test: two frames per clip", ("picktwo",), "6")
+def _build(argument: str | None, options: EncoderOptions) -> ClipEncoder:
+    return PickTwo()
+
+
+@pytest.mark.slow
+def test_an_encoder_reading_two_frames_gets_the_same_features(
+    synth_corpus: Path, frames_dir: Path, tmp_path: Path
+) -> None:
+    """Only frames 7 and 22 of each clip (and the last frame) are converted and sent back."""
+    config = EncodeConfig(encoder="picktwo", loader_workers=0, save_dtype="float32")
+    assert run_encode(frames_dir, tmp_path / "a", config).ok
+    inputs = resolve_inputs([str(p) for p in video_files(synth_corpus)])
+    result = run_encode_videos(inputs, tmp_path / "b", config, ExtractConfig(size=64))
+    assert result.ok, result.failures
+    assert_same_features(tmp_path / "a", tmp_path / "b", IDS)
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(synth_corpus: Path, tmp_path: Path) -> None:
+    files = [str(p) for p in video_files(synth_corpus)]
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert encode(*files, "--out", single, "--size", "32").exit_code == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", str(free_port()), "-m", "vidcap", "encode", *files, "--out", str(double),
+         "--size", "32"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(index_of(double)) == set(IDS)
+    assert not list(double.glob("index.part*"))
+    assert_same_features(single, double, IDS)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("ffmpeg") is None or not Path("/proc").is_dir(), reason="ffmpeg, /proc"
+)
+def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from tests.videos import ffmpeg
+
+    long = tmp_path / "zlong.mp4"  # 10 minutes: still decoding when the interrupt comes
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
+    out = tmp_path / "features"
+    first = video_files(synth_corpus)[0]  # "zlong" sorts after "synth-…": this is done first
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidcap", "encode", str(first), str(long), "--out", str(out),
+         "--size", "32"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if (out / "index.jsonl").is_file() and "synth-00000" in (
+                out / "index.jsonl"
+            ).read_text():
+                break
+        # started by the decode threads: listed under their tasks, not the main thread's
+        tasks = Path(f"/proc/{proc.pid}/task").glob("*/children")
+        children = [c for task in tasks for c in task.read_text().split()]
+        # (not multiprocessing's resource tracker, which ends after its parent, unreaped here)
+        children = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        assert children, "no decoder child"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted."
+    for child in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(child), 0)
+    assert set(index_of(out)) == {"synth-00000"}  # the finished video is kept; nothing half-written
+    assert not list(out.rglob(".tmp-*"))
