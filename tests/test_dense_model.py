@@ -83,3 +83,92 @@ def test_videobert_dense_bundle(words_dir: Path, tmp_path: Path) -> None:
     config = json.loads((out / "config.json").read_text())
     n_vocab = json.loads((out / "vidcap_vocabulary.json").read_text())["vocab_size"]
     assert config["encoder"]["vocab_size"] == config["decoder"]["vocab_size"] == n_vocab
+
+
+@pytest.mark.slow
+def test_caption_with_a_dense_model_in_json_srt_and_anet(
+    bart_dense: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    from vidcap.output.formats import parse_srt
+
+    video = first_video(synth_corpus, "train")
+    result = invoke("caption", video, "--model", bart_dense, "--format", "json")
+    assert result.exit_code == 0, result.output
+    [doc] = json.loads(result.stdout)
+    events = doc["captions"]
+    assert events, "the trained tiny model finds at least one event"
+    starts = [(e["start"], e["end"]) for e in events]
+    assert starts == sorted(starts)
+    assert all(0 <= e["start"] < e["end"] <= doc["duration"] + 0.2 for e in events)
+
+    srt = tmp_path / "events.srt"
+    assert invoke("caption", video, "--model", bart_dense, "-f", "srt", "-o", srt).exit_code == 0
+    cues = parse_srt(srt.read_text())
+    assert [(c.start, c.end) for c in cues] == [(e["start"], e["end"]) for e in events]
+
+    result = invoke("caption", video, "--model", bart_dense, "--format", "anet")
+    assert result.exit_code == 0, result.output
+    anet = json.loads(result.stdout)
+    assert anet["version"] == "VERSION 1.0" and anet["external_data"] == {"used": False}
+    assert anet["results"] == {
+        video.stem: [{"timestamp": [e["start"], e["end"]], "sentence": e["text"]} for e in events]
+    }
+    text = invoke("caption", video, "--model", bart_dense).stdout
+    assert text.startswith("[0:") and len(text.splitlines()) == len(events)  # timed lines
+
+
+@pytest.mark.slow
+def test_a_dense_model_refuses_segment_seconds(bart_dense: Path, synth_corpus: Path) -> None:
+    video = first_video(synth_corpus)
+    result = invoke("caption", video, "--model", bart_dense, "--segment-seconds", "2")
+    assert result.exit_code == 1 and "finds the events itself" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_a_caption_bundle_still_captions_as_before(
+    caption_bundle: Path, synth_corpus: Path
+) -> None:
+    video = first_video(synth_corpus, "train")
+    plain = json.loads(invoke("caption", video, "--model", caption_bundle, "-f", "json").stdout)
+    [doc] = plain
+    assert len(doc["captions"]) == 1 and doc["captions"][0]["start"] == 0.0  # the whole video
+    result = invoke(
+        "caption", video, "--model", caption_bundle, "--segment-seconds", "2", "-f", "json"
+    )
+    assert result.exit_code == 0, result.output
+    [windows] = json.loads(result.stdout)
+    assert len(windows["captions"]) > 1
+    assert all(c["end"] - c["start"] <= 2.0 + 1e-6 for c in windows["captions"])
+    # --format anet works for a caption model's cuts too
+    anet = json.loads(
+        invoke("caption", video, "--model", caption_bundle, "--dense", "-f", "anet").stdout
+    )
+    assert list(anet["results"]) == [video.stem]
+
+
+def test_anet_document_shape_and_duplicate_ids() -> None:
+    from vidcap.errors import VidcapError
+    from vidcap.output.anet import anet_document
+    from vidcap.output.formats import TimedCaption, VideoCaptions, render
+
+    videos = [
+        VideoCaptions("a/v_one.mp4", [TimedCaption(0.12345, 3.5, "a red circle moves up")]),
+        VideoCaptions("b/v_two.webm", [], timed=True),
+    ]
+    doc = anet_document(videos)
+    assert doc == {
+        "version": "VERSION 1.0",
+        "results": {
+            "v_one": [{"timestamp": [0.123, 3.5], "sentence": "a red circle moves up"}],
+            "v_two": [],
+        },
+        "external_data": {"used": False},
+    }
+    assert json.loads(render(videos, "anet")) == doc
+    with pytest.raises(VidcapError, match="two videos have the id 'v_one'"):
+        anet_document([videos[0], VideoCaptions("c/v_one.mkv", [])])
+    # a dense model's events show their times even when there is only one
+    assert render([VideoCaptions("v.mp4", [TimedCaption(1, 2, "x")], timed=True)], "text") == (
+        "[0:01.0\u20130:02.0] x\n"
+    )

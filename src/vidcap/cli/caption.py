@@ -44,14 +44,16 @@ def caption_command(
     fmt: Annotated[
         Format,
         typer.Option(
-            "--format", "-f", help="Output format; srt and vtt are timed subtitles (--dense)."
+            "--format",
+            "-f",
+            help="Output format; srt and vtt are timed subtitles (--dense); anet is the ActivityNet Captions prediction JSON.",
         ),
     ] = "text",
     dense: Annotated[
         bool,
         typer.Option(
             "--dense",
-            help="Timed captions over segments (cut where the visual features change, or every --segment-seconds).",
+            help="Timed captions over segments (cut where the visual features change, or every --segment-seconds); a dense model (--task dense) always gives its events.",
         ),
     ] = False,
     segment_seconds: Annotated[
@@ -83,7 +85,8 @@ def caption_command(
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
 
     One caption per video by default; --dense gives timed captions (use --format srt or vtt for
-    subtitle files). A video that cannot be read prints an error and the others go on; the exit
+    subtitle files). A dense model (`vidcap finetune --task dense`) gives each video's events with
+    their times, in every format. A video that cannot be read prints an error and the others go on; the exit
     status is 1 if any failed.
     """
     from vidcap.inference.captioner import Captioner
@@ -109,7 +112,11 @@ def caption_command(
     ):
         raise VidcapError(f"--preview {preview} must be a .png file.")
     previews = _preview_paths(preview, paths) if preview is not None else []
-    captioner = Captioner.load(model, device=device, task="caption")
+    captioner = Captioner.load(model, device=device, task=("caption", "dense"))
+    if captioner.is_dense and segment_seconds is not None:
+        raise VidcapError(
+            f"{model} is a dense model: it finds the events itself, so --segment-seconds does not apply."
+        )
     # caption_many shares generation batches between videos; it yields one outcome per path, in
     # order (a VidcapError for a video that cannot be read), so each call below takes the next.
     storyboards: list[Path | None] = [*previews] if previews else [None] * len(paths)
