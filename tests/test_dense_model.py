@@ -172,3 +172,58 @@ def test_anet_document_shape_and_duplicate_ids() -> None:
     assert render([VideoCaptions("v.mp4", [TimedCaption(1, 2, "x")], timed=True)], "text") == (
         "[0:01.0\u20130:02.0] x\n"
     )
+
+
+def test_story_merges_repeats_and_joins_moments_in_order() -> None:
+    from vidcap.output.formats import TimedCaption as T
+    from vidcap.output.story import tell_story
+
+    story = tell_story(
+        [
+            T(20.0, 30.0, "a green star slides left"),
+            T(0.0, 5.0, "a red circle moves up"),
+            T(4.0, 9.0, "A red circle moves up."),  # the same moment told twice: merged
+            T(10.0, 18.0, "the blue square spins"),
+            T(11.0, 17.0, "the yellow hexagon grows"),  # during the one before
+            T(40.0, 45.0, "a red circle moves up"),  # said before, later: "again"
+            T(50.0, 51.0, "   "),  # no text: not a moment
+        ]
+    )
+    assert [(m.start, m.end, m.text) for m in story.moments] == [
+        (0.0, 9.0, "a red circle moves up"),
+        (10.0, 18.0, "the blue square spins"),
+        (11.0, 17.0, "the yellow hexagon grows"),
+        (20.0, 30.0, "a green star slides left"),
+        (40.0, 45.0, "a red circle moves up"),
+    ]
+    assert story.paragraph == (
+        "A red circle moves up. Then the blue square spins. Meanwhile, the yellow hexagon grows. "
+        "Then a green star slides left. Finally, a red circle moves up again."
+    )
+    assert story.to_json()["summary"] == story.paragraph
+    assert story.to_text().startswith(
+        "Key moments:\n  [0:00.0\u20130:09.0] a red circle moves up\n"
+    )
+    two = tell_story([T(0, 1, "a red circle moves up"), T(2, 3, "a green star slides left")])
+    assert two.paragraph == "A red circle moves up. Then a green star slides left."
+    assert tell_story([]).paragraph == "" and "(none found)" in tell_story([]).to_text()
+
+
+@pytest.mark.slow
+def test_summarize_with_a_dense_model(bart_dense: Path, synth_corpus: Path) -> None:
+    video = first_video(synth_corpus, "train")
+    result = invoke("summarize", video, "--model", bart_dense, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["video"] == str(video) and doc["moments"]
+    assert all(0 <= m["start"] < m["end"] <= doc["duration"] + 0.2 for m in doc["moments"])
+    first = doc["moments"][0]["text"]
+    assert doc["summary"].startswith(first[:1].upper() + first[1:])
+    text = invoke("summarize", video, "--model", bart_dense).stdout
+    assert text.startswith("Key moments:\n  [0:") and f"\nStory: {doc['summary']}\n" in text
+
+
+@pytest.mark.slow
+def test_summarize_refuses_a_caption_bundle(caption_bundle: Path, synth_corpus: Path) -> None:
+    result = invoke("summarize", first_video(synth_corpus), "--model", caption_bundle)
+    assert result.exit_code == 1 and "--task summary or dense" in result.output

@@ -1,16 +1,20 @@
 """``vidcap answer`` and ``vidcap summarize``: question answering and paragraph summaries for raw
-videos, from bundles finetuned with ``--task qa`` / ``--task summary``."""
+videos, from bundles finetuned with ``--task qa`` / ``--task summary`` (or ``--task dense``: the
+key moments with their times, and the story that tells them, :mod:`vidcap.output.story`)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vidcap.cli.videos import Beams, Device, Model, Videos, for_each_video, read_video_paths
 from vidcap.errors import VidcapError
+
+if TYPE_CHECKING:
+    from vidcap.inference.captioner import Captioner
 
 
 def answer_command(
@@ -64,11 +68,18 @@ def summarize_command(
 
     A video that cannot be read prints an error and the others go on; the exit status is 1 if any
     failed. With several videos each line is `video<TAB>summary`.
+
+    With a dense model (`vidcap finetune --task dense`): the key moments, each with its time, then
+    the story, a paragraph telling them in order (repeats merged, joined by "Then", "Meanwhile,",
+    "Finally,"); --json adds `moments` to each object.
     """
     from vidcap.inference.captioner import Captioner
 
     paths = read_video_paths(videos)
-    captioner = Captioner.load(model, device=device, task="summary")
+    captioner = Captioner.load(model, device=device, task=("summary", "dense"))
+    if captioner.is_dense:
+        _tell_stories(captioner, paths, beams, as_json)
+        return
 
     def summarize_one(path: str) -> str:
         summary = captioner.summarize(path, beams=beams)
@@ -81,3 +92,23 @@ def summarize_command(
         return summary
 
     for_each_video(paths, "summarized", summarize_one)
+
+
+def _tell_stories(captioner: Captioner, paths: list[str], beams: int | None, as_json: bool) -> None:
+    """``vidcap summarize`` with a dense model: each video's key moments and story."""
+    from vidcap.output.story import tell_story
+
+    def tell_one(path: str) -> str:
+        result = captioner.caption(path, beams=beams)
+        story = tell_story(result.captions)
+        if as_json:
+            obj = {"video": path, "duration": round(result.duration * 1000) / 1000}
+            text = json.dumps({**obj, **story.to_json()}, ensure_ascii=False) + "\n"
+        else:
+            text = (f"{path}\n" if len(paths) > 1 else "") + story.to_text()
+            text += "\n" if len(paths) > 1 else ""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return story.paragraph
+
+    for_each_video(paths, "summarized", tell_one)
