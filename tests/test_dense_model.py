@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidcap.cli import app
+from vidcap.errors import VidcapError
 
 runner = CliRunner()
 
@@ -219,3 +220,62 @@ def test_summarize_with_a_dense_model(bart_dense: Path, synth_corpus: Path) -> N
 def test_summarize_refuses_a_caption_bundle(caption_bundle: Path, synth_corpus: Path) -> None:
     result = invoke("summarize", first_video(synth_corpus), "--model", caption_bundle)
     assert result.exit_code == 1 and "--task summary or dense" in result.output
+
+
+def _records(synth_corpus: Path, n: int = 3):
+    from vidcap.corpus import read_corpus
+
+    return [r for r in read_corpus(synth_corpus) if len(r.segments) > 1][:n]
+
+
+@pytest.mark.slow
+def test_dense_predictions_of_a_dense_model(bart_dense: Path, synth_corpus: Path) -> None:
+    from dataclasses import replace
+
+    from vidcap.evaluation.predictions import dense_predictions
+    from vidcap.inference.captioner import Captioner
+
+    captioner = Captioner.load(bart_dense, task="dense")
+    records = _records(synth_corpus)
+    gone = replace(records[0], id="gone", video=synth_corpus.parent / "missing.mp4")
+    failed: list[tuple[str, str]] = []
+    seen: list[str] = []
+    found = dense_predictions(captioner, [gone, *records], failed=failed, on_video=seen.append)
+    assert list(found) == [r.id for r in records] and seen == ["gone", *found]
+    assert [video for video, _ in failed] == ["gone"] and "missing.mp4" in failed[0][1]
+    for record in records:
+        events = found[record.id]
+        assert [(e.start, e.end) for e in events] == sorted((e.start, e.end) for e in events)
+        assert all(0 <= e.start < e.end <= record.duration + 1.0 for e in events)
+    with pytest.raises(VidcapError, match="cuts its own events"):
+        dense_predictions(captioner, records, cuts="whole")
+
+
+@pytest.mark.slow
+def test_dense_predictions_of_a_caption_bundle(caption_bundle: Path, synth_corpus: Path) -> None:
+    from vidcap.evaluation.predictions import dense_predictions
+    from vidcap.inference.captioner import Captioner
+
+    captioner = Captioner.load(caption_bundle)
+    records = _records(synth_corpus, 2)
+    oracle = dense_predictions(captioner, records, cuts="oracle")
+    for record in records:
+        truth = sorted((s.start, s.end) for s in record.segments)
+        assert [(e.start, e.end) for e in oracle[record.id]] == truth
+        assert all(e.text for e in oracle[record.id])
+    whole = dense_predictions(captioner, records, cuts="whole")
+    assert all(len(events) == 1 and events[0].start == 0.0 for events in whole.values())
+    fixed = dense_predictions(captioner, records, cuts="fixed", segment_seconds=2.0)
+    assert all(e.end - e.start <= 2.0 + 1e-6 for events in fixed.values() for e in events)
+    assert set(dense_predictions(captioner, records, cuts="change")) == {r.id for r in records}
+    with pytest.raises(VidcapError, match="say how to cut the events"):
+        dense_predictions(captioner, records)
+
+
+@pytest.mark.slow
+def test_evaluate_a_dense_model_is_a_sentence_until_the_scores_are_wired(
+    bart_dense: Path,
+) -> None:
+    result = invoke("evaluate", bart_dense, "--task", "dense")
+    assert result.exit_code == 1 and "dense model" in result.output
+    assert "Traceback" not in result.output
