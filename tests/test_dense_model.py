@@ -279,3 +279,50 @@ def test_evaluate_a_dense_model_is_a_sentence_until_the_scores_are_wired(
     result = invoke("evaluate", bart_dense, "--task", "dense")
     assert result.exit_code == 1 and "dense model" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_dense_finetune_on_an_imported_activitynet_corpus(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    """Imported segments are the events as they are: overlapping, one reaching past the end."""
+    import shutil
+
+    from vidcap.stages.encode import EncodeConfig, run_encode
+    from vidcap.stages.extract import ExtractConfig, run_extract
+    from vidcap.stages.inputs import resolve_inputs
+    from vidcap.stages.quantize import QuantizeConfig, run_quantize
+
+    records = [json.loads(line) for line in synth_corpus.read_text().splitlines()][:4]
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    annotations: dict[str, dict] = {"train": {}, "val_1": {}}
+    for i, record in enumerate(records):
+        shutil.copy(synth_corpus.parent / record["video"], videos / f"v_clip{i}.mp4")
+        d = record["duration"]
+        annotations["train" if i < 3 else "val_1"][f"v_clip{i}"] = {
+            "duration": d,
+            "timestamps": [[0.0, d * 0.6], [d * 0.4, d + 3.0]],  # overlapping; past the end
+            "sentences": [record["segments"][0]["captions"][0], "then it stops."],
+        }
+    files = []
+    for name, content in annotations.items():
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(content))
+    corpus = tmp_path / "corpus.jsonl"
+    result = invoke("data", "import", "activitynet", *files, "--videos", videos, "--out", corpus)
+    assert result.exit_code == 0, result.output
+    frames, features, words = tmp_path / "frames", tmp_path / "features", tmp_path / "words"
+    assert run_extract(resolve_inputs([str(corpus)]), frames, ExtractConfig(size=64)).ok
+    assert run_encode(frames, features, EncodeConfig(loader_workers=0)).ok
+    assert run_quantize(features, words, QuantizeConfig(k=4, depth=2)).ok
+    out = tmp_path / "dense"
+    result = invoke(
+        "finetune", words, "--from-scratch", "--arch", "bart", "--task", "dense",
+        "--out", out, *TINY, "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "vidcap.json").read_text())["task"] == "dense"
+    result = invoke("caption", videos / "v_clip3.mp4", "--model", out, "-f", "anet")
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.stdout)["results"]) == ["v_clip3"]
