@@ -326,3 +326,41 @@ def test_dense_finetune_on_an_imported_activitynet_corpus(
     result = invoke("caption", videos / "v_clip3.mp4", "--model", out, "-f", "anet")
     assert result.exit_code == 0, result.output
     assert list(json.loads(result.stdout)["results"]) == ["v_clip3"]
+
+
+def _recall_iou(truth: list[tuple[float, float]], found: list[tuple[float, float]]) -> float:
+    """Mean over true events of the best temporal IoU of a found one."""
+
+    def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+        inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+        return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+    return sum(max((iou(t, f) for f in found), default=0.0) for t in truth) / len(truth)
+
+
+@pytest.mark.slow
+def test_a_tiny_dense_model_learns_to_place_events(
+    words_dir: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    """Memorising its training videos, a tiny model places their events far better than one
+    event over the whole video does: targets, time tokens and parsing agree end to end."""
+    from vidcap.evaluation.predictions import dense_predictions
+    from vidcap.inference.captioner import Captioner
+
+    out = tmp_path / "dense"
+    result = invoke(
+        "finetune", words_dir, "--from-scratch", "--arch", "bart", "--preset", "tiny",
+        "--task", "dense", "--with-features", "--out", out, "--max-steps", "300",
+        "--lr", "3e-3", "--eval-every", "1000", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [r for r in _records(synth_corpus, 8) if r.split == "train"]
+    assert len(records) >= 3
+    model = dense_predictions(Captioner.load(out), records, beams=1)
+    learned, whole = [], []
+    for record in records:
+        truth = [(s.start, s.end) for s in record.segments]
+        learned.append(_recall_iou(truth, [(e.start, e.end) for e in model[record.id]]))
+        whole.append(_recall_iou(truth, [(0.0, record.duration)]))
+    learned_mean, whole_mean = sum(learned) / len(learned), sum(whole) / len(whole)
+    assert learned_mean >= 0.8 and learned_mean > whole_mean + 0.3, (learned, whole)

@@ -36,8 +36,8 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="A bundle written by `vidcap finetune` (--task caption for `caption`, qa for `answer`, "
-        "summary for `summarize`).",
+        help="A bundle written by `vidcap finetune` (--task caption or dense for `caption`, qa for "
+        "`answer`, summary or dense for `summarize`).",
         show_default=False,
     ),
 ]

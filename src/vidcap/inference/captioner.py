@@ -259,9 +259,11 @@ class Captioner(BundleModel):
 
 
 def video_duration(clips: ClipTrack) -> float:
-    """How long a video lasts for a dense model: until its last clip ends, in training
-    (:func:`vidcap.training.tasks.dense_item`) and captioning alike."""
-    return float(clips.end_s[-1])
+    """How long a video lasts for a dense model: its decoded length (the end of its last clip when
+    that is not known), as training takes the corpus's ``duration``
+    (:func:`vidcap.training.tasks.dense_item`): the tail shorter than a clip counts too."""
+    decoded = float(getattr(clips, "duration", 0.0) or 0.0)
+    return max(decoded, float(clips.end_s[-1]))
 
 
 def _middle_clip(clips: ClipTrack, event: TimedCaption) -> int:

@@ -162,8 +162,10 @@ def dense_item(record: VideoRecord, track: ClipTrack) -> TaskItem:
     its transcript lines, and as ``captions`` the reference paragraphs (paragraph ``k`` tells each
     event by its ``k``-th reference, the event's last one when it has fewer).
 
-    The video lasts until its last clip ends, in training and in captioning alike, so a time bin
-    means the same stretch of video in both.
+    The video's duration (the scale of its time bins) is the corpus's ``duration``, or where the
+    corpus gives none the end of its last clip; captioning uses the decoded video's length
+    (:func:`vidcap.inference.captioner.video_duration`). Both are the whole video, so a bin means
+    the same stretch of it, up to the tail shorter than a clip that no clip covers.
     """
     events = tuple(
         sorted((s for s in record.segments if s.captions), key=lambda s: (s.start, s.end))
@@ -178,7 +180,7 @@ def dense_item(record: VideoRecord, track: ClipTrack) -> TaskItem:
         index=0,
         split=record.split,
         start=0.0,
-        end=float(track.end_s[-1]),
+        end=float(record.duration) if record.duration else float(track.end_s[-1]),
         clips=np.arange(len(track.words)),
         narration="",
         captions=paragraphs,
