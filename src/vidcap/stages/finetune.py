@@ -294,7 +294,8 @@ def run_finetune(
             inputs = replace(
                 inputs,
                 max_source=model.max_positions,
-                max_target=min(inputs.max_target, model.max_positions),
+                # generation holds the decoder's start token as well as max_target new ones
+                max_target=min(inputs.max_target, model.max_positions - 1),
             )
         if model.features is not None and not src.bundle:  # a bundle keeps its statistics
             model.features.fit_statistics(
