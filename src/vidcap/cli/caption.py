@@ -86,8 +86,8 @@ def caption_command(
 
     One caption per video by default; --dense gives timed captions (use --format srt or vtt for
     subtitle files). A dense model (`vidcap finetune --task dense`) gives each video's events with
-    their times, in every format. A video that cannot be read prints an error and the others go on; the exit
-    status is 1 if any failed.
+    their times, in every format. A video that cannot be read prints an error and the others go
+    on; the exit status is 1 if any failed.
     """
     from vidcap.inference.captioner import Captioner
     from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs

@@ -88,8 +88,8 @@ def finetune_command(
     """Finetune a captioner (or, with --task, a question answerer or summariser) into a bundle.
 
     Each reference caption of a training segment is one target (--task qa / summary: each answer
-    or summary; --task dense: each video, its events in order); --out becomes a bundle that
-    `vidcap caption` (`answer`, `summarize`) uses. SOURCE
+    or summary; --task dense: each video's events in order, each with its time tokens); --out
+    becomes a bundle that `vidcap caption` (`answer`, `summarize`) uses. SOURCE
     may also be a finetuned bundle, trained further. metrics.jsonl records train and val loss and
     val CIDEr. Run alone, or under `accelerate launch` / `torchrun`.
     """
