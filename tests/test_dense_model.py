@@ -364,3 +364,20 @@ def test_a_tiny_dense_model_learns_to_place_events(
         whole.append(_recall_iou(truth, [(0.0, record.duration)]))
     learned_mean, whole_mean = sum(learned) / len(learned), sum(whole) / len(whole)
     assert learned_mean >= 0.8 and learned_mean > whole_mean + 0.3, (learned, whole)
+
+
+@pytest.mark.slow
+def test_a_video_where_the_model_finds_no_event(
+    bart_dense: Path, synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vidcap.inference.captioner import Captioner
+
+    monkeypatch.setattr(Captioner, "events", lambda self, tracks, *a, **k: [[] for _ in tracks])
+    video = first_video(synth_corpus)
+    preview = tmp_path / "board.png"
+    result = invoke("caption", video, "--model", bart_dense, "-f", "json", "--preview", preview)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["captions"] == [] and not preview.exists()
+    assert "no events found" in result.stderr
+    result = invoke("summarize", video, "--model", bart_dense)
+    assert result.exit_code == 0 and "(none found)" in result.stdout

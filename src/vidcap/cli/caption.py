@@ -136,7 +136,11 @@ def caption_command(
         storyboard, result = next(outcomes)
         if isinstance(result, VidcapError):
             raise result
-        if storyboard is not None:
+        if storyboard is not None and not result.captions:  # a dense model that found no event
+            stderr.print(
+                f"no events found in {escape(path)}; no storyboard for it", highlight=False
+            )
+        elif storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
         return result
