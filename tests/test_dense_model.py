@@ -381,3 +381,40 @@ def test_a_video_where_the_model_finds_no_event(
     assert "no events found" in result.stderr
     result = invoke("summarize", video, "--model", bart_dense)
     assert result.exit_code == 0 and "(none found)" in result.stdout
+
+
+@pytest.mark.slow
+def test_transcript_option_feeds_a_dense_model_that_reads_one(
+    bart_dense: Path, caption_bundle: Path, synth_corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from vidcap.inference.captioner import Captioner
+
+    seen: list = []
+    real_events = Captioner.events
+
+    def spy(self, tracks, transcripts=None, beams=None):
+        seen.append(transcripts)
+        return real_events(self, tracks, transcripts, beams)
+
+    monkeypatch.setattr(Captioner, "events", spy)
+    video = first_video(synth_corpus)
+    srt = tmp_path / "speech.srt"
+    srt.write_text("1\n00:00:00,500 --> 00:00:02,000\nnow it moves up\n")
+    result = invoke("caption", video, "--model", bart_dense, "--transcript", srt, "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert seen[-1] == [[(0.5, 2.0, "now it moves up")]]
+    vtt = tmp_path / "speech.vtt"
+    vtt.write_text("WEBVTT\n\n00:00.500 --> 00:02.000\nnow it spins\n")
+    result = invoke("summarize", video, "--model", bart_dense, "--transcript", vtt, "--json")
+    assert result.exit_code == 0, result.output
+    assert seen[-1] == [[(0.5, 2.0, "now it spins")]]
+    # refusals are sentences: several videos, a model that reads none, a file that is not SRT
+    two = invoke("caption", video, video, "--model", bart_dense, "--transcript", srt)
+    assert two.exit_code == 1 and "belongs to one video" in two.output
+    plain = invoke("caption", video, "--model", caption_bundle, "--transcript", srt)
+    assert plain.exit_code == 1 and "reads no transcript" in plain.output
+    bad = tmp_path / "bad.srt"
+    bad.write_text("not a subtitle\n")
+    broken = invoke("caption", video, "--model", bart_dense, "--transcript", bad)
+    assert broken.exit_code == 1 and f"--transcript {bad}: SRT line 1" in broken.output
+    assert "Traceback" not in broken.output

@@ -10,11 +10,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vidcap.cli.videos import Beams, Device, Model, Videos, for_each_video, read_video_paths
+from vidcap.cli.videos import (
+    Beams,
+    Device,
+    Model,
+    Transcript,
+    Videos,
+    for_each_video,
+    read_transcript,
+    read_video_paths,
+)
 from vidcap.errors import VidcapError
 
 if TYPE_CHECKING:
     from vidcap.inference.captioner import Captioner
+    from vidcap.output.formats import TimedCaption
 
 
 def answer_command(
@@ -62,6 +72,7 @@ def summarize_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per video (jsonl).")
     ] = False,
+    transcript: Transcript = None,
     device: Device = "auto",
 ) -> None:
     """Summarize each video in one paragraph, across its events.
@@ -77,12 +88,15 @@ def summarize_command(
 
     paths = read_video_paths(videos)
     captioner = Captioner.load(model, device=device, task=("summary", "dense"))
+    speech: list[TimedCaption] = []
+    if transcript is not None:
+        speech = read_transcript(transcript, model, captioner.inputs.with_transcript, len(paths))
     if captioner.is_dense:
-        _tell_stories(captioner, paths, beams, as_json)
+        _tell_stories(captioner, paths, beams, as_json, speech)
         return
 
     def summarize_one(path: str) -> str:
-        summary = captioner.summarize(path, beams=beams)
+        summary = captioner.summarize(path, " ".join(t.text for t in speech), beams=beams)
         if as_json:
             line = json.dumps({"video": path, "summary": summary}, ensure_ascii=False)
         else:
@@ -94,12 +108,18 @@ def summarize_command(
     for_each_video(paths, "summarized", summarize_one)
 
 
-def _tell_stories(captioner: Captioner, paths: list[str], beams: int | None, as_json: bool) -> None:
+def _tell_stories(
+    captioner: Captioner,
+    paths: list[str],
+    beams: int | None,
+    as_json: bool,
+    speech: list[TimedCaption],
+) -> None:
     """``vidcap summarize`` with a dense model: each video's key moments and story."""
     from vidcap.output.story import tell_story
 
     def tell_one(path: str) -> str:
-        result = captioner.caption(path, beams=beams)
+        result = captioner.caption(path, beams=beams, transcript=speech)
         story = tell_story(result.captions)
         if as_json:
             obj = {"video": path, "duration": round(result.duration * 1000) / 1000}

@@ -16,8 +16,10 @@ from vidcap.cli.videos import (
     Device,
     Failure,
     Model,
+    Transcript,
     Videos,
     for_each_video,
+    read_transcript,
     read_video_paths,
 )
 from vidcap.errors import VidcapError
@@ -80,6 +82,7 @@ def caption_command(
             help="Storyboard PNG: a thumbnail per segment with its times and caption (a folder for several videos).",
         ),
     ] = None,
+    transcript: Transcript = None,
     device: Device = "auto",
 ) -> None:
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
@@ -117,6 +120,10 @@ def caption_command(
         raise VidcapError(
             f"{model} is a dense model: it finds the events itself, so --segment-seconds does not apply."
         )
+    speech = None
+    if transcript is not None:  # a dense model's ASR input, as Vid2Seq's
+        reads = captioner.is_dense and captioner.inputs.with_transcript
+        speech = [read_transcript(transcript, model, reads, len(paths))]
     # caption_many shares generation batches between videos; it yields one outcome per path, in
     # order (a VidcapError for a video that cannot be read), so each call below takes the next.
     storyboards: list[Path | None] = [*previews] if previews else [None] * len(paths)
@@ -128,6 +135,7 @@ def caption_command(
             segment_seconds=segment_seconds,
             beams=beams,
             thumbnails=bool(previews),
+            transcripts=speech,
         ),
         strict=True,
     )

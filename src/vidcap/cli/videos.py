@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -15,13 +15,18 @@ from vidcap.cli.console import print_error, progress_bar
 from vidcap.cli.options import Device
 from vidcap.errors import VidcapError
 
+if TYPE_CHECKING:
+    from vidcap.output.formats import TimedCaption
+
 __all__ = [
     "Beams",
     "Device",
     "Failure",
     "Model",
+    "Transcript",
     "Videos",
     "for_each_video",
+    "read_transcript",
     "read_video_paths",
 ]
 
@@ -47,6 +52,16 @@ Beams = Annotated[
         "--beams",
         min=1,
         help="Beam width (default: the bundle's, set by `vidcap finetune --beams`).",
+    ),
+]
+
+Transcript = Annotated[
+    Path | None,
+    typer.Option(
+        "--transcript",
+        help="The video's speech as SRT or WebVTT (.vtt), for a model trained --with-transcript "
+        "(one video).",
+        show_default=False,
     ),
 ]
 
@@ -104,3 +119,35 @@ def for_each_video(
         print_error(f"{len(failures)} of {len(paths)} videos could not be {verb}.")
         raise typer.Exit(1)
     return results
+
+
+def read_transcript(
+    path: Path, model: str | Path, reads_transcripts: bool, n_videos: int
+) -> list[TimedCaption]:
+    """The timed lines of ``--transcript`` (SRT, or WebVTT for a ``.vtt`` file), as
+    :class:`~vidcap.output.formats.TimedCaption` s.
+
+    Raises:
+        VidcapError: several videos, a model that reads no transcript, or a file that is missing,
+            not text or not a subtitle file (the parser's sentence, after the file's name).
+    """
+    from vidcap.output.formats import parse_srt, parse_vtt
+
+    if n_videos != 1:
+        raise VidcapError(f"--transcript belongs to one video, but {n_videos} were given.")
+    if not reads_transcripts:
+        raise VidcapError(
+            f"{model} was finetuned without --with-transcript; it reads no transcript."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VidcapError(f"--transcript {path}: no such file.") from None
+    except UnicodeDecodeError:
+        raise VidcapError(f"--transcript {path} is not UTF-8 text (SRT or WebVTT).") from None
+    except OSError as e:
+        raise VidcapError(f"--transcript {path} cannot be read ({e.strerror or e}).") from None
+    try:
+        return parse_vtt(text) if path.suffix.lower() == ".vtt" else parse_srt(text)
+    except VidcapError as e:
+        raise VidcapError(f"--transcript {path}: {e}") from None

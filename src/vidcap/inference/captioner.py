@@ -159,12 +159,19 @@ class Captioner(BundleModel):
         segment_seconds: float | None = None,
         beams: int | None = None,
         thumbnails: bool = False,
+        transcript: Sequence[TimedCaption] = (),
     ) -> CaptionedVideo:
         """Caption one video (see the module docstring); ``segment_seconds`` implies ``dense``.
 
-        With ``thumbnails``, the result has one thumbnail per caption (for storyboards).
+        With ``thumbnails``, the result has one thumbnail per caption (for storyboards). A dense
+        model that reads transcripts is given ``transcript``'s timed lines.
         """
-        result = next(self.caption_many([video], dense, segment_seconds, beams, thumbnails))
+        transcripts = [transcript] if transcript else None
+        result = next(
+            self.caption_many(
+                [video], dense, segment_seconds, beams, thumbnails, transcripts=transcripts
+            )
+        )
         if isinstance(result, Exception):
             raise result
         return result
@@ -177,12 +184,14 @@ class Captioner(BundleModel):
         beams: int | None = None,
         thumbnails: bool = False,
         group: int = 8,
+        transcripts: Sequence[Sequence[TimedCaption]] | None = None,
     ) -> Iterator[CaptionedVideo | VidcapError]:
         """Caption videos in order; segments of up to ``group`` videos share generation batches.
 
         A video that cannot be read yields a :class:`VidcapError` instead of stopping the others.
         A dense model gives its own events (``dense`` changes nothing; ``segment_seconds`` is
-        refused: it finds the events itself).
+        refused: it finds the events itself), reading each video's ``transcripts`` lines when it
+        was trained with them; other models read no transcript here.
         """
         beams = beams or int(self.info["generation"]["beams"])
         if self.is_dense:
@@ -190,7 +199,7 @@ class Captioner(BundleModel):
                 raise VidcapError(
                     f"{self.folder} is a dense model: it finds the events itself, so --segment-seconds does not apply."
                 )
-            yield from self._dense_many(videos, beams, thumbnails, group)
+            yield from self._dense_many(videos, beams, thumbnails, group, transcripts)
             return
         for first in range(0, len(videos), group):
             done: list[tuple[str, VideoClips, list[tuple[int, int]]] | VidcapError] = []
@@ -229,23 +238,29 @@ class Captioner(BundleModel):
                 )
 
     def _dense_many(
-        self, videos: Sequence[str | Path], beams: int, thumbnails: bool, group: int
+        self,
+        videos: Sequence[str | Path],
+        beams: int,
+        thumbnails: bool,
+        group: int,
+        transcripts: Sequence[Sequence[TimedCaption]] | None,
     ) -> Iterator[CaptionedVideo | VidcapError]:
         """:meth:`caption_many` for a dense model."""
         for first in range(0, len(videos), group):
-            done: list[tuple[str, VideoClips] | VidcapError] = []
-            for video in videos[first : first + group]:
+            done: list[tuple[str, VideoClips, list[tuple[float, float, str]]] | VidcapError] = []
+            for i, video in enumerate(videos[first : first + group], start=first):
+                lines = [(t.start, t.end, t.text) for t in transcripts[i]] if transcripts else []
                 try:
-                    done.append((str(video), self.clips(video, thumbnails)))
+                    done.append((str(video), self.clips(video, thumbnails), lines))
                 except VidcapError as error:
                     done.append(error)
             read = [item for item in done if not isinstance(item, VidcapError)]
-            found = iter(self.events([clips for _, clips in read], beams=beams))
+            found = iter(self.events([c for _, c, _ in read], [t for _, _, t in read], beams=beams))
             for item in done:
                 if isinstance(item, VidcapError):
                     yield item
                     continue
-                video, clips = item
+                video, clips, _ = item
                 events = next(found)
                 yield CaptionedVideo(
                     video,
