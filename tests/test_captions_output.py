@@ -283,7 +283,7 @@ def test_render_subtitles_for_one_video_only(fmt: str, parse) -> None:
 
 
 def test_unknown_format() -> None:
-    assert FORMATS == ("text", "json", "jsonl", "srt", "vtt")
+    assert FORMATS == ("text", "json", "jsonl", "srt", "vtt", "anet")
     with pytest.raises(VidcapError, match="choose one of text, json"):
         render(_results(), "csv")
 

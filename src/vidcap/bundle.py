@@ -35,10 +35,16 @@ if TYPE_CHECKING:
     from vidcap.quantize.kmeans import HierarchicalKMeans
     from vidcap.text import JointVocabulary
 
-Task = Literal["caption", "qa", "summary"]
+Task = Literal["caption", "qa", "summary", "dense"]
 TASKS: tuple[str, ...] = get_args(Task)
-"""What a finetuned bundle does: one caption per segment, answers to questions, or a summary."""
-TASK_COMMANDS = {"caption": "vidcap caption", "qa": "vidcap answer", "summary": "vidcap summarize"}
+"""What a finetuned bundle does: one caption per segment, answers to questions, a summary, or
+the timed events of an untrimmed video (dense captioning, Vid2Seq's time tokens)."""
+TASK_COMMANDS = {
+    "caption": "vidcap caption",
+    "qa": "vidcap answer",
+    "summary": "vidcap summarize",
+    "dense": "vidcap caption",
+}
 """The command that uses a bundle of each task."""
 
 BUNDLE_INFO = "vidcap.json"
@@ -126,7 +132,7 @@ class Bundle:
 
     @property
     def task(self) -> str:
-        """What a finetuned bundle was trained for: caption, qa or summary."""
+        """What a finetuned bundle was trained for: caption, qa, summary or dense."""
         return str(self.info.get("task", "caption"))
 
     @property

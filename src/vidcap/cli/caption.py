@@ -19,8 +19,10 @@ from vidcap.cli.videos import (
     Model,
     Shard,
     Timeout,
+    Transcript,
     Videos,
     for_each_video,
+    read_transcript,
     read_video_paths,
     select_shard,
 )
@@ -55,14 +57,16 @@ def caption_command(
     fmt: Annotated[
         Format,
         typer.Option(
-            "--format", "-f", help="Output format; srt and vtt are timed subtitles (--dense)."
+            "--format",
+            "-f",
+            help="Output format; srt and vtt are timed subtitles (--dense); anet is the ActivityNet Captions prediction JSON.",
         ),
     ] = "text",
     dense: Annotated[
         bool,
         typer.Option(
             "--dense",
-            help="Timed captions over segments (cut where the visual features change, or every --segment-seconds).",
+            help="Timed captions over segments (cut where the visual features change, or every --segment-seconds); a dense model (--task dense) always gives its events.",
         ),
     ] = False,
     segment_seconds: Annotated[
@@ -89,6 +93,7 @@ def caption_command(
             help="Storyboard PNG: a thumbnail per segment with its times and caption (a folder for several videos).",
         ),
     ] = None,
+    transcript: Transcript = None,
     device: Device = "auto",
     html: Annotated[
         Path | None,
@@ -110,9 +115,10 @@ def caption_command(
     """Caption videos: extract → encode → quantize → generate in memory, with the bundle's settings.
 
     One caption per video by default; --dense gives timed captions (use --format srt or vtt for
-    subtitle files). A video that cannot be read prints an error and the others go on; the exit
-    status is 1 if any failed. Each video is decoded in a killable process: a decoder that hangs
-    past --timeout or crashes fails that video only. Ctrl-C exits 130.
+    subtitle files). A dense model (`vidcap finetune --task dense`) gives each video's events with
+    their times, in every format. A video that cannot be read prints an error and the others go
+    on; the exit status is 1 if any failed. Each video is decoded in a killable process: a decoder
+    that hangs past --timeout or crashes fails that video only. Ctrl-C exits 130.
 
     Many videos: --shard K/N captions every N-th (one shard per job; concatenate the jsonl
     outputs), or run under `torchrun` / `accelerate launch` to share them between processes,
@@ -162,7 +168,15 @@ def caption_command(
         from vidcap.devices import resolve_device
 
         device = str(resolve_device(device, processes.world_size, processes.rank))
-    captioner = Captioner.load(model, device=device, task="caption", timeout=timeout)
+    captioner = Captioner.load(model, device=device, task=("caption", "dense"), timeout=timeout)
+    if captioner.is_dense and segment_seconds is not None:
+        raise VidcapError(
+            f"{model} is a dense model: it finds the events itself, so --segment-seconds does not apply."
+        )
+    speech = None
+    if transcript is not None:  # a dense model's ASR input, as Vid2Seq's
+        reads = captioner.is_dense and captioner.inputs.with_transcript
+        speech = processes.shard([read_transcript(transcript, model, reads, len(paths))])
     synthetic = bool(((captioner.info.get("training") or {}).get("corpus") or {}).get("synthetic"))
     # caption_many shares generation batches between videos; it yields one outcome per path of
     # this process's share, in order (a VidcapError for a video that cannot be read), so each call
@@ -176,6 +190,7 @@ def caption_command(
             segment_seconds=segment_seconds,
             beams=beams,
             thumbnails=bool(previews) or html is not None,
+            transcripts=speech,
         ),
         strict=True,
     )
@@ -194,7 +209,11 @@ def caption_command(
             )
         if html is not None:
             reported.append(ReportVideo(result, result.thumbnails))
-        if storyboard is not None:
+        if storyboard is not None and not result.captions:  # a dense model that found no event
+            stderr.print(
+                f"no events found in {escape(path)}; no storyboard for it", highlight=False
+            )
+        elif storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
         result.thumbnails = []  # drawn: not carried further (nor sent between processes)

@@ -31,7 +31,7 @@ def finetune_command(
         Task,
         typer.Option(
             "--task",
-            help="caption (segment captions), qa (question + video → answer) or summary (video → paragraph).",
+            help="caption (segment captions), qa (question + video → answer), summary (video → paragraph) or dense (video → timed events, Vid2Seq's time tokens).",
         ),
     ] = "caption",
     from_scratch: Annotated[
@@ -66,13 +66,30 @@ def finetune_command(
     beams: Annotated[
         int, typer.Option("--beams", min=1, help="Beam width the bundle captions with.")
     ] = 4,
+    time_bins: Annotated[
+        int,
+        typer.Option(
+            "--time-bins",
+            min=2,
+            help="--task dense: relative time bins, one time token each (Vid2Seq: 100).",
+        ),
+    ] = 100,
+    max_clips: Annotated[
+        int,
+        typer.Option(
+            "--max-clips",
+            min=1,
+            help="--task dense: clips of a video read at most; longer videos are subsampled evenly.",
+        ),
+    ] = 100,
     *,
     run: TrainingRun,
 ) -> None:
     """Finetune a captioner (or, with --task, a question answerer or summariser) into a bundle.
 
     Each reference caption of a training segment is one target (--task qa / summary: each answer
-    or summary); --out becomes a bundle that `vidcap caption` (`answer`, `summarize`) uses. SOURCE
+    or summary; --task dense: each video's events in order, each with its time tokens); --out
+    becomes a bundle that `vidcap caption` (`answer`, `summarize`) uses. SOURCE
     may also be a finetuned bundle, trained further. metrics.jsonl records train and val loss and
     val CIDEr. Run alone, or under `accelerate launch` / `torchrun`.
     """
@@ -86,6 +103,8 @@ def finetune_command(
         with_features=with_features,
         with_transcript=with_transcript,
         beams=beams,
+        time_bins=time_bins,
+        max_clips=max_clips,
         **run.overrides,
     )
     run.train(

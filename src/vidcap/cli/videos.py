@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -16,6 +16,9 @@ from vidcap.cli.options import Device
 from vidcap.distributed import Processes
 from vidcap.errors import VidcapError
 
+if TYPE_CHECKING:
+    from vidcap.output.formats import TimedCaption
+
 __all__ = [
     "Beams",
     "Device",
@@ -23,8 +26,10 @@ __all__ = [
     "Model",
     "Shard",
     "Timeout",
+    "Transcript",
     "Videos",
     "for_each_video",
+    "read_transcript",
     "read_video_paths",
     "select_shard",
 ]
@@ -40,8 +45,8 @@ Model = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="A bundle written by `vidcap finetune` (--task caption for `caption`, qa for `answer`, "
-        "summary for `summarize`).",
+        help="A bundle written by `vidcap finetune` (--task caption or dense for `caption`, qa for "
+        "`answer`, summary or dense for `summarize`).",
         show_default=False,
     ),
 ]
@@ -90,6 +95,16 @@ Shard = Annotated[
         metavar="K/N",
         help="Take videos K, K+N, K+2N... of the list (0 <= K < N), e.g. one SLURM array task "
         "each; concatenate the shards' jsonl outputs to merge them.",
+        show_default=False,
+    ),
+]
+
+Transcript = Annotated[
+    Path | None,
+    typer.Option(
+        "--transcript",
+        help="The video's speech as SRT or WebVTT (.vtt), for a model trained --with-transcript "
+        "(one video).",
         show_default=False,
     ),
 ]
@@ -206,3 +221,35 @@ def _for_each_video_shared(
         print_error(f"{len(failures)} of {len(paths)} videos could not be {verb}.")
         raise typer.Exit(1)
     return results
+
+
+def read_transcript(
+    path: Path, model: str | Path, reads_transcripts: bool, n_videos: int
+) -> list[TimedCaption]:
+    """The timed lines of ``--transcript`` (SRT, or WebVTT for a ``.vtt`` file), as
+    :class:`~vidcap.output.formats.TimedCaption` s.
+
+    Raises:
+        VidcapError: several videos, a model that reads no transcript, or a file that is missing,
+            not text or not a subtitle file (the parser's sentence, after the file's name).
+    """
+    from vidcap.output.formats import parse_srt, parse_vtt
+
+    if n_videos != 1:
+        raise VidcapError(f"--transcript belongs to one video, but {n_videos} were given.")
+    if not reads_transcripts:
+        raise VidcapError(
+            f"{model} was finetuned without --with-transcript; it reads no transcript."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VidcapError(f"--transcript {path}: no such file.") from None
+    except UnicodeDecodeError:
+        raise VidcapError(f"--transcript {path} is not UTF-8 text (SRT or WebVTT).") from None
+    except OSError as e:
+        raise VidcapError(f"--transcript {path} cannot be read ({e.strerror or e}).") from None
+    try:
+        return parse_vtt(text) if path.suffix.lower() == ".vtt" else parse_srt(text)
+    except VidcapError as e:
+        raise VidcapError(f"--transcript {path}: {e}") from None

@@ -138,6 +138,10 @@ def evaluate_bundle(
             f"the corpus the bundle was trained on ({corpus_path}) is not here; pass --corpus corpus.jsonl."
         )
     task = captioner.task
+    if task == "dense":  # events, not segment captions: scored by the dense protocols
+        raise VidcapError(
+            f"{model_dir} is a dense model; scoring it needs vidcap.evaluation.dense (densevid_eval and SODA_c), which this build lacks: write its predictions with `vidcap caption --format anet` for an ActivityNet evaluator."
+        )
     has_targets = {"caption": "segments", "qa": "qa", "summary": "summary"}[task]
     records = [r for r in read_corpus(corpus_path) if r.split == split and getattr(r, has_targets)]
     if not records:

@@ -8,7 +8,8 @@
         print(c.start, c.end, c.text)
 
 Dense segments are fixed windows (``segment_seconds``) or cuts where the visual features change
-(:mod:`vidcap.inference.segments`).
+(:mod:`vidcap.inference.segments`). A dense model (``vidcap finetune --task dense``) finds the
+events itself: the whole video goes in and its events, each with its times, come out.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from vidcap.artifacts.readers import ClipTrack
 from vidcap.bundle import OOD_PROFILE, TASK_COMMANDS, Bundle
 from vidcap.errors import VidcapError
 from vidcap.inference.ood import OODProfile, OODResult
 from vidcap.inference.pipeline import BundleModel, VideoClips
 from vidcap.inference.segments import change_segments, fixed_segments
-from vidcap.models.inputs import InputConfig, segment_inputs
-from vidcap.models.seq2seq import CaptionModel, generate_captions
+from vidcap.models.inputs import InputConfig, segment_inputs, video_inputs
+from vidcap.models.seq2seq import CaptionModel, generate_captions, generate_events
 from vidcap.output.formats import TimedCaption, VideoCaptions
 from vidcap.video.worker import VIDEO_TIMEOUT_S
 
@@ -63,10 +65,11 @@ class Captioner(BundleModel):
         cls,
         folder: str | Path,
         device: str = "auto",
-        task: str | None = None,
+        task: str | tuple[str, ...] | None = None,
         timeout: float | None = VIDEO_TIMEOUT_S,
     ) -> Captioner:
-        """Load a bundle written by ``vidcap finetune`` (checking it was trained for ``task``).
+        """Load a bundle written by ``vidcap finetune`` (checking it was trained for ``task``, or
+        for one of the tasks of a tuple).
 
         ``timeout``: seconds each video's decoder may take before it is killed and the video fails
         with :class:`~vidcap.video.errors.DecodeTimeoutError` (None: no limit).
@@ -76,16 +79,55 @@ class Captioner(BundleModel):
             raise VidcapError(
                 f"{folder} is a {bundle.stage} folder, not a finetuned caption model; run `vidcap finetune` on it first."
             )
-        if task is not None and bundle.task != task:
+        tasks = (task,) if isinstance(task, str) else task
+        if tasks is not None and bundle.task not in tasks:
+            command = TASK_COMMANDS.get(bundle.task, "vidcap evaluate")
             raise VidcapError(
-                f"{folder} was finetuned with --task {bundle.task}; use it with `{TASK_COMMANDS[bundle.task]}`, or finetune a model with --task {task}."
+                f"{folder} was finetuned with --task {bundle.task}; use it with `{command}`, or finetune a model with --task {' or '.join(tasks)}."
             )
         return cls(bundle, device, timeout)
 
     @property
     def task(self) -> str:
-        """What the bundle was finetuned for: caption, qa or summary."""
+        """What the bundle was finetuned for: caption, qa, summary or dense."""
         return self.bundle.task
+
+    @property
+    def is_dense(self) -> bool:
+        """A dense model: it finds a video's events and their times itself."""
+        return self.task == "dense"
+
+    def events(
+        self,
+        tracks: Sequence[VideoClips],
+        transcripts: Sequence[Sequence[tuple[float, float, str]]] | None = None,
+        beams: int | None = None,
+    ) -> list[list[TimedCaption]]:
+        """A dense model's events of each decoded video (generated in shared batches), with
+        ``(start, end, text)`` transcript lines for a model that reads them.
+
+        Raises:
+            VidcapError: the bundle is not a dense model.
+        """
+        if not self.is_dense:
+            raise VidcapError(
+                f"{self.folder} is a --task {self.task} model; events come from a --task dense one."
+            )
+        durations = [video_duration(clips) for clips in tracks]
+        lines = transcripts or [()] * len(tracks)
+        inputs = [
+            video_inputs(self.vocab, c.words, c.features, t, d, self.inputs)
+            for c, t, d in zip(tracks, lines, durations, strict=True)
+        ]
+        generation = self.info["generation"]
+        return generate_events(
+            self.model,
+            self.vocab,
+            inputs,
+            durations,
+            beams=beams or int(generation["beams"]),
+            max_new_tokens=int(generation["max_new_tokens"]),
+        )
 
     def _generate(self, inputs: list[dict[str, np.ndarray]], beams: int | None) -> list[str]:
         generation = self.info["generation"]
@@ -144,12 +186,19 @@ class Captioner(BundleModel):
         segment_seconds: float | None = None,
         beams: int | None = None,
         thumbnails: bool = False,
+        transcript: Sequence[TimedCaption] = (),
     ) -> CaptionedVideo:
         """Caption one video (see the module docstring); ``segment_seconds`` implies ``dense``.
 
-        With ``thumbnails``, the result has one thumbnail per caption (for storyboards).
+        With ``thumbnails``, the result has one thumbnail per caption (for storyboards). A dense
+        model that reads transcripts is given ``transcript``'s timed lines.
         """
-        result = next(self.caption_many([video], dense, segment_seconds, beams, thumbnails))
+        transcripts = [transcript] if transcript else None
+        result = next(
+            self.caption_many(
+                [video], dense, segment_seconds, beams, thumbnails, transcripts=transcripts
+            )
+        )
         if isinstance(result, Exception):
             raise result
         return result
@@ -162,12 +211,23 @@ class Captioner(BundleModel):
         beams: int | None = None,
         thumbnails: bool = False,
         group: int = 8,
+        transcripts: Sequence[Sequence[TimedCaption]] | None = None,
     ) -> Iterator[CaptionedVideo | VidcapError]:
         """Caption videos in order; segments of up to ``group`` videos share generation batches.
 
         A video that cannot be read yields a :class:`VidcapError` instead of stopping the others.
+        A dense model gives its own events (``dense`` changes nothing; ``segment_seconds`` is
+        refused: it finds the events itself), reading each video's ``transcripts`` lines when it
+        was trained with them; other models read no transcript here.
         """
         beams = beams or int(self.info["generation"]["beams"])
+        if self.is_dense:
+            if segment_seconds is not None:
+                raise VidcapError(
+                    f"{self.folder} is a dense model: it finds the events itself, so --segment-seconds does not apply."
+                )
+            yield from self._dense_many(videos, beams, thumbnails, group, transcripts)
+            return
         for first in range(0, len(videos), group):
             done: list[tuple[str, VideoClips, list[tuple[int, int]]] | VidcapError] = []
             inputs: list[dict[str, np.ndarray]] = []
@@ -204,3 +264,52 @@ class Captioner(BundleModel):
                     if thumbnails
                     else [],
                 )
+
+    def _dense_many(
+        self,
+        videos: Sequence[str | Path],
+        beams: int,
+        thumbnails: bool,
+        group: int,
+        transcripts: Sequence[Sequence[TimedCaption]] | None,
+    ) -> Iterator[CaptionedVideo | VidcapError]:
+        """:meth:`caption_many` for a dense model."""
+        for first in range(0, len(videos), group):
+            done: list[tuple[str, VideoClips, list[tuple[float, float, str]]] | VidcapError] = []
+            for i, video in enumerate(videos[first : first + group], start=first):
+                lines = [(t.start, t.end, t.text) for t in transcripts[i]] if transcripts else []
+                try:
+                    done.append((str(video), self.clips(video, thumbnails), lines))
+                except VidcapError as error:
+                    done.append(error)
+            read = [item for item in done if not isinstance(item, VidcapError)]
+            found = iter(self.events([c for _, c, _ in read], [t for _, _, t in read], beams=beams))
+            for item in done:
+                if isinstance(item, VidcapError):
+                    yield item
+                    continue
+                video, clips, _ = item
+                events = next(found)
+                yield CaptionedVideo(
+                    video,
+                    events,
+                    duration=clips.duration,
+                    timed=True,
+                    thumbnails=[clips.thumbnails[_middle_clip(clips, e)] for e in events]
+                    if thumbnails
+                    else [],
+                )
+
+
+def video_duration(clips: ClipTrack) -> float:
+    """How long a video lasts for a dense model: its decoded length (the end of its last clip when
+    that is not known), as training takes the corpus's ``duration``
+    (:func:`vidcap.training.tasks.dense_item`): the tail shorter than a clip counts too."""
+    decoded = float(getattr(clips, "duration", 0.0) or 0.0)
+    return max(decoded, float(clips.end_s[-1]))
+
+
+def _middle_clip(clips: ClipTrack, event: TimedCaption) -> int:
+    """The clip nearest the middle of ``event`` (its thumbnail shows the event)."""
+    middle = (event.start + event.end) / 2
+    return int(np.argmin(np.abs((clips.start_s + clips.end_s) / 2 - middle)))

@@ -10,6 +10,10 @@ a projection of continuous clip features added to the visual-word embeddings.
 training set's mean and spread, passed through a small MLP and added to the embedding of the visual
 word of the same clip. The projection is saved beside the Hugging Face checkpoint in
 ``feature_projection.safetensors``.
+
+A dense model (``--task dense``) is the same model over a vocabulary with time tokens: a pretrain's
+embeddings grow by those rows (:meth:`CaptionModel.fit_vocabulary`), and what it generates is read
+back into timed events by :func:`generate_events`.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from vidcap.models.presets import ARCHS, ModelSize
 from vidcap.models.stats import count_stat
 from vidcap.models.videobert import bert_config
 from vidcap.models.visual_embeddings import init_visual_rows
+from vidcap.output.formats import TimedCaption
 from vidcap.text import JointVocabulary
+from vidcap.text.timing import parse_events
 
 
 class FeatureProjection(nn.Module):
@@ -78,6 +84,38 @@ class CaptionModel(nn.Module):
         config = self.seq2seq.config
         return config.d_model if self.arch == "bart" else config.encoder.hidden_size
 
+    @property
+    def max_positions(self) -> int:
+        """The longest sequence its encoder and decoder take (their position embeddings)."""
+        config = self.seq2seq.config
+        if self.arch == "bart":
+            return int(config.max_position_embeddings)
+        return int(
+            min(config.encoder.max_position_embeddings, config.decoder.max_position_embeddings)
+        )
+
+    def fit_vocabulary(self, vocab: JointVocabulary) -> None:
+        """Grow the token embeddings (and output layer) by the time tokens that ``vocab`` has and
+        the model lacks; new rows start as transformers initialises them (the old rows' mean and
+        spread). A model of any other size does not fit.
+
+        Raises:
+            VidcapError: the model's vocabulary size is not ``len(vocab)``, nor that less its time
+                tokens.
+        """
+        have = self.seq2seq.get_input_embeddings().num_embeddings
+        if have == len(vocab):
+            return
+        if not vocab.n_time or have != len(vocab) - vocab.n_time:
+            raise VidcapError(
+                f"the pretrained model has {have} token embeddings but its vocabulary has {len(vocab)}."
+            )
+        if self.arch == "bart":
+            self.seq2seq.resize_token_embeddings(len(vocab))
+        else:  # EncoderDecoderModel resizes neither part itself
+            self.seq2seq.encoder.resize_token_embeddings(len(vocab))
+            self.seq2seq.decoder.resize_token_embeddings(len(vocab))
+
     def encode(self, batch: dict[str, torch.Tensor]) -> BaseModelOutput:
         """Encoder states for a batch of segment inputs (see :mod:`vidcap.models.inputs`)."""
         encoder = self.seq2seq.get_encoder()
@@ -118,12 +156,14 @@ class CaptionModel(nn.Module):
         num_beams: int = 4,
         max_new_tokens: int = 40,
         suppress_ids: Sequence[int] = (),
+        no_repeat_ngram_size: int = 3,
     ) -> torch.Tensor:
         """Caption token ids ``[batch, length]`` (start token included) by beam search.
 
         ``suppress_ids`` are never generated (``JointVocabulary.non_text_ids``), and ``eos`` is
         held back until one other token has been: a caption is never empty, even from a model
-        whose most likely first token is the end.
+        whose most likely first token is the end. No n-gram of ``no_repeat_ngram_size`` tokens
+        is repeated (0: no such rule).
         """
         config = self.seq2seq.config
         return self.seq2seq.generate(
@@ -136,7 +176,7 @@ class CaptionModel(nn.Module):
             decoder_start_token_id=config.decoder_start_token_id,
             eos_token_id=config.eos_token_id,
             pad_token_id=config.pad_token_id,
-            no_repeat_ngram_size=3,
+            no_repeat_ngram_size=no_repeat_ngram_size,
             do_sample=False,
         )
 
@@ -232,12 +272,10 @@ def build_caption_model(
         seq2seq = transformers.EncoderDecoderModel(encoder=encoder, decoder=decoder)
     else:
         raise VidcapError(f"--arch must be bart or videobert, got {arch!r}.")
-    if len(vocab) != seq2seq.get_input_embeddings().num_embeddings:
-        raise VidcapError(
-            f"the pretrained model has {seq2seq.get_input_embeddings().num_embeddings} token embeddings but its vocabulary has {len(vocab)}."
-        )
+    model = CaptionModel(seq2seq, arch, feature_dim)
+    model.fit_vocabulary(vocab)
     _configure_tokens(seq2seq, vocab)
-    return CaptionModel(seq2seq, arch, feature_dim)
+    return model
 
 
 def describe(model: CaptionModel) -> dict[str, Any]:
@@ -247,6 +285,36 @@ def describe(model: CaptionModel) -> dict[str, Any]:
         "parameters": sum(p.numel() for p in model.parameters()),
         "feature_dim": None if model.features is None else int(model.features.mean.numel()),
     }
+
+
+def generate_sequences(
+    model: CaptionModel,
+    vocab: JointVocabulary,
+    inputs: Sequence[dict[str, np.ndarray]],
+    beams: int = 4,
+    max_new_tokens: int = 40,
+    batch_size: int = 32,
+    dense: bool = False,
+) -> list[np.ndarray]:
+    """Generated token ids for encoder inputs, in order, in batches of ``batch_size``: text only,
+    or (``dense``) text and time tokens, with no rule against repeated n-grams (two events may
+    well share "a red circle")."""
+    model.eval()
+    device = next(model.parameters()).device
+    rows: list[np.ndarray] = []
+    suppress_ids = vocab.non_dense_ids() if dense else vocab.non_text_ids()
+    for i in range(0, len(inputs), batch_size):
+        batch = collate_inputs(list(inputs[i : i + batch_size]), vocab.pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        ids = model.generate(
+            batch,
+            num_beams=beams,
+            max_new_tokens=max_new_tokens,
+            suppress_ids=suppress_ids,
+            no_repeat_ngram_size=0 if dense else 3,
+        )
+        rows += list(ids.cpu().numpy())
+    return rows
 
 
 def generate_captions(
@@ -259,15 +327,23 @@ def generate_captions(
 ) -> list[str]:
     """Texts for encoder inputs built by :func:`vidcap.models.inputs.segment_inputs`, in order,
     generated in batches of ``batch_size``."""
-    model.eval()
-    device = next(model.parameters()).device
-    texts: list[str] = []
-    suppress_ids = vocab.non_text_ids()
-    for i in range(0, len(inputs), batch_size):
-        batch = collate_inputs(list(inputs[i : i + batch_size]), vocab.pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        ids = model.generate(
-            batch, num_beams=beams, max_new_tokens=max_new_tokens, suppress_ids=suppress_ids
-        )
-        texts += [vocab.decode_text(row).strip() for row in ids.cpu()]
-    return texts
+    rows = generate_sequences(model, vocab, inputs, beams, max_new_tokens, batch_size)
+    return [vocab.decode_text(row).strip() for row in rows]
+
+
+def generate_events(
+    model: CaptionModel,
+    vocab: JointVocabulary,
+    inputs: Sequence[dict[str, np.ndarray]],
+    durations: Sequence[float],
+    beams: int = 4,
+    max_new_tokens: int = 256,
+    batch_size: int = 32,
+) -> list[list[TimedCaption]]:
+    """A dense model's events for whole-video inputs built by
+    :func:`vidcap.models.inputs.video_inputs`, one list per video of ``durations`` seconds."""
+    rows = generate_sequences(model, vocab, inputs, beams, max_new_tokens, batch_size, dense=True)
+    return [
+        parse_events(vocab, row[1:], duration)  # [1:]: the decoder's start token
+        for row, duration in zip(rows, durations, strict=True)
+    ]

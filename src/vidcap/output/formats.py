@@ -10,6 +10,8 @@ the whole video for a plain caption, several for dense captioning. Formats:
   for one video, so scripts read every run the same way. Times in seconds, rounded to the millisecond.
 - ``jsonl``: the same objects, one per line.
 - ``srt`` / ``vtt``: subtitle files, one video each (several videos need ``--out DIR``).
+- ``anet``: the ActivityNet Captions challenge's prediction JSON, every video in one document,
+  keyed by file stem (:mod:`vidcap.output.anet`), for anyone's dense-captioning evaluator.
 
 Subtitle cue text is normalised (see :func:`cue_text`): a blank line ends a cue in both formats, so
 lines are stripped and blank ones dropped, and a cue left with no text gets :data:`EMPTY_CUE_TEXT`.
@@ -28,7 +30,7 @@ from typing import Any, Literal, get_args
 from vidcap.artifacts import atomic_write_text
 from vidcap.errors import VidcapError
 
-Format = Literal["text", "json", "jsonl", "srt", "vtt"]
+Format = Literal["text", "json", "jsonl", "srt", "vtt", "anet"]
 """An output format (``vidcap caption --format``)."""
 FORMATS: tuple[str, ...] = get_args(Format)
 SUBTITLE_FORMATS = ("srt", "vtt")
@@ -56,11 +58,13 @@ class VideoCaptions:
     video: str
     captions: list[TimedCaption]
     duration: float | None = None
+    timed: bool = False  # events of a dense model: shown with their times even when one or none
 
     @property
     def dense(self) -> bool:
-        """True for dense captioning: several timed captions instead of one for the whole video."""
-        return len(self.captions) > 1
+        """True for dense captioning: several timed captions instead of one for the whole video
+        (or the events a dense model found, however many)."""
+        return self.timed or len(self.captions) > 1
 
     @property
     def caption(self) -> str:
@@ -342,6 +346,10 @@ def render(results: list[VideoCaptions], fmt: str) -> str:
         return json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False) + "\n"
     if fmt == "jsonl":
         return "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in results)
+    if fmt == "anet":
+        from vidcap.output.anet import anet_document  # it reads this module's results
+
+        return json.dumps(anet_document(results), indent=2, ensure_ascii=False) + "\n"
     return _render_text(results)
 
 
@@ -366,7 +374,7 @@ def write_outputs(results: list[VideoCaptions], fmt: str, out: Path | None) -> l
     """Write the results to ``out`` in format ``fmt``; returns the files written, in result order.
 
     - ``out`` None: nothing is written and ``[]`` returned (the caller prints :func:`render`).
-    - ``text``/``json``/``jsonl``: ``out`` is the file.
+    - ``text``/``json``/``jsonl``/``anet``: ``out`` is the file.
     - ``srt``/``vtt``, one video: ``out`` is the file, or, when it is an existing folder,
       ``out/<video stem>.<fmt>``.
     - ``srt``/``vtt``, several videos: ``out`` is a folder (created if needed) that gets one

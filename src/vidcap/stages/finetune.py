@@ -5,13 +5,18 @@
 to caption a raw video (encoder spec, fps, frame size, clip length, what the model reads). It also
 holds ``checkpoints/``, ``metrics.jsonl`` and the stage's manifest, which captioning ignores.
 ``vidcap.json`` is written last: a folder without it is not a bundle.
+
+``--task dense`` trains Vid2Seq's recipe on the same model: the vocabulary gains ``--time-bins``
+time tokens (the model's embeddings grow to match), each video is one input (its clips, at most
+``--max-clips``) and its events in order are the target; ``vidcap.json`` records both numbers in
+``inputs``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,12 +43,20 @@ from vidcap.errors import VidcapError
 from vidcap.inference.ood import fit_profile
 from vidcap.metrics.captions import caption_scores
 from vidcap.metrics.qa import exact_match
-from vidcap.models.inputs import InputConfig
+from vidcap.models.inputs import DENSE_MAX_CLIPS, InputConfig
 from vidcap.models.presets import ARCHS, PRESETS, Arch, Preset, model_size
-from vidcap.models.seq2seq import CaptionModel, build_caption_model, describe, generate_captions
+from vidcap.models.seq2seq import (
+    CaptionModel,
+    build_caption_model,
+    describe,
+    generate_captions,
+    generate_events,
+)
+from vidcap.output.formats import TimedCaption
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.base import StageResult, result_from_index, training_details
 from vidcap.text import VOCABULARY_FILE, JointVocabulary, train_vocabulary
+from vidcap.text.timing import DEFAULT_TIME_BINS
 from vidcap.training.loop import StepReport, resolve_resume, train
 from vidcap.training.settings import Phase, TrainingOverrides, training_fingerprint
 from vidcap.training.tasks import (
@@ -73,6 +86,17 @@ class FinetuneConfig(TrainingOverrides):
     with_features: bool = False
     with_transcript: bool = False
     beams: int = 4
+    time_bins: int = DEFAULT_TIME_BINS  # dense: relative time bins (Vid2Seq's 100)
+    max_clips: int = DENSE_MAX_CLIPS  # dense: clips of a video read at most (subsampled evenly)
+
+    def weight_settings(self) -> dict[str, Any]:
+        """As :class:`TrainingOverrides`'; the dense settings count only for a dense model (so
+        other tasks' fingerprints are what they were before dense models existed)."""
+        settings = super().weight_settings()
+        if self.task != "dense":
+            settings.pop("time_bins")
+            settings.pop("max_clips")
+        return settings
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -83,6 +107,10 @@ class FinetuneConfig(TrainingOverrides):
             raise VidcapError(f"unknown preset {self.preset!r}; use one of {', '.join(PRESETS)}.")
         if self.beams < 1:
             raise VidcapError(f"--beams must be >= 1, got {self.beams}.")
+        if self.time_bins < 2:
+            raise VidcapError(f"--time-bins must be >= 2, got {self.time_bins}.")
+        if self.max_clips < 1:
+            raise VidcapError(f"--max-clips must be >= 1, got {self.max_clips}.")
 
 
 @dataclass(frozen=True)
@@ -234,14 +262,24 @@ def run_finetune(
         tree = HierarchicalKMeans.load(src.words_dir / CODEBOOK)
         vocab_dir = out_dir / VOCABULARY
         if processes.is_main and not (vocab_dir / VOCABULARY_FILE).is_file():
-            _vocabulary(src, segments, tree.vocab_size).save(vocab_dir)
+            built = _vocabulary(src, segments, tree.vocab_size)
+            if config.task == "dense":
+                built = built.with_time_tokens(config.time_bins)
+            built.save(vocab_dir)
         processes.barrier()
         vocab = JointVocabulary.load(vocab_dir)
-        inputs = InputConfig.for_task(config.task, config.with_features, config.with_transcript)
+        inputs = InputConfig.for_task(
+            config.task,
+            config.with_features,
+            config.with_transcript,
+            time_bins=vocab.n_time if config.task == "dense" else 0,
+            max_clips=config.max_clips,
+        )
         feature_dim = _feature_dim(tracks) if config.with_features else None
         torch.manual_seed(config.seed)
         if src.bundle:
             model = CaptionModel.load(src.pretrained, src.arch).train()
+            model.fit_vocabulary(vocab)  # a caption bundle trained further as a dense one
             if model.features is not None and model.features.mean.numel() != feature_dim:
                 raise VidcapError(
                     f"{src.pretrained} reads {model.features.mean.numel()}-dim clip features but {src.words_dir}'s are {feature_dim}-dim."
@@ -254,6 +292,13 @@ def run_finetune(
                 None if src.pretrained else model_size(src.preset, src.arch),
                 tree.leaf_centroids,
                 feature_dim,
+            )
+        if config.task == "dense":  # a whole video and all its events: as long as the model takes
+            inputs = replace(
+                inputs,
+                max_source=model.max_positions,
+                # generation holds the decoder's start token as well as max_target new ones
+                max_target=min(inputs.max_target, model.max_positions - 1),
             )
         if model.features is not None and not src.bundle:  # a bundle keeps its statistics
             model.features.fit_statistics(
@@ -268,15 +313,24 @@ def run_finetune(
         val_set = CaptionExamples(val_segments, tracks, vocab, inputs) if val_segments else None
 
         def val_captions(objective: torch.nn.Module, step: int) -> dict[str, float]:
-            """Val CIDEr and BLEU-4 (qa: exact match) with greedy decoding (beam search at the end)."""
+            """Val CIDEr and BLEU-4 (qa: exact match; dense: paragraph CIDEr and event recall)
+            with greedy decoding (beam search at the end)."""
             if not val_segments:
                 return {}
+            beams = 1 if step < train_config.max_steps else config.beams
+            if config.task == "dense":
+                found = generate_events(
+                    objective,
+                    vocab,
+                    val_set.inputs,
+                    [s.end for s in val_segments],
+                    beams=beams,
+                    max_new_tokens=inputs.max_target,
+                )
+                objective.train()
+                return _dense_val(val_segments, found)
             hypotheses = generate_captions(
-                objective,
-                vocab,
-                val_set.inputs,
-                beams=1 if step < train_config.max_steps else config.beams,
-                max_new_tokens=inputs.max_target,
+                objective, vocab, val_set.inputs, beams=beams, max_new_tokens=inputs.max_target
             )
             objective.train()
             if config.task == "qa":
@@ -336,6 +390,34 @@ def run_finetune(
             )
     processes.barrier()
     return result_from_index(stage, started, training_details)
+
+
+def _dense_val(items: list[TaskItem], found: list[list[TimedCaption]]) -> dict[str, float]:
+    """A dense model's val scores while it trains: CIDEr of its events' captions told in order
+    against the reference paragraphs, and event recall, the mean over true events of the best
+    temporal IoU of a found event (the full densevid and SODA scores are ``vidcap evaluate``'s)."""
+    scores = caption_scores(
+        {s.key: " ".join(e.text for e in events) for s, events in zip(items, found, strict=True)},
+        {s.key: list(s.captions) for s in items},
+        meteor=False,
+    )
+    best = [
+        max((_tiou((t.start, t.end), (e.start, e.end)) for e in events), default=0.0)
+        for s, events in zip(items, found, strict=True)
+        for t in s.events
+    ]
+    return {
+        "cider": round(scores.cider, 4),
+        "event_recall_iou": round(float(np.mean(best)), 4) if best else 0.0,
+        "events_per_video": round(sum(map(len, found)) / len(found), 2),
+    }
+
+
+def _tiou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Temporal IoU of two ``(start, end)`` intervals."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
 
 
 def _feature_dim(tracks: dict[str, ClipTrack]) -> int:

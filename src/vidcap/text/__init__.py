@@ -6,6 +6,7 @@ from vidcap.text.vocabulary import (
     VOCABULARY_FILE,
     JointVocabulary,
     extend_pretrained,
+    time_token,
     train_vocabulary,
     visual_token,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "VOCABULARY_FILE",
     "JointVocabulary",
     "extend_pretrained",
+    "time_token",
     "train_vocabulary",
     "visual_token",
 ]

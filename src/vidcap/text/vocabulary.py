@@ -18,6 +18,12 @@ Two ways to get one:
 Either way the visual words form one contiguous id range, ``visual_offset + word``, so mapping words
 to ids (and back) is a vectorised add, never a dictionary lookup per clip.
 
+A dense-captioning model (Vid2Seq) also needs time tokens ``[T0] … [T{n-1}]``, one per relative
+time bin: :meth:`JointVocabulary.with_time_tokens` appends them after every other id, so the ids
+that were there keep their meaning and a pretrain's embeddings only grow by ``n`` rows.
+``vidcap_vocabulary.json`` records them (``n_time``, ``time_offset``); a vocabulary saved before
+they existed loads with none.
+
 transformers is imported lazily: ``import vidcap.text`` stays cheap for commands that never build a
 tokenizer.
 """
@@ -54,6 +60,11 @@ def visual_token(word: int) -> str:
     return f"[V{int(word)}]"
 
 
+def time_token(bin_index: int) -> str:
+    """The token string of relative time bin ``bin_index``: ``time_token(7) == "[T7]"``."""
+    return f"[T{int(bin_index)}]"
+
+
 def _check_n_visual(n_visual: int) -> int:
     if isinstance(n_visual, bool) or not isinstance(n_visual, (int, np.integer)) or n_visual < 1:
         raise VidcapError(
@@ -83,6 +94,8 @@ class JointVocabulary:
             vocabulary; ``<s>``/``</s>`` for an extended BART tokenizer).
         text_id_range: ``[lo, hi)`` ids that are ordinary text pieces, for BERT's random replacement.
         kind: ``"trained"`` or ``"extended"``; base: the pretrained tokenizer it extends, if any.
+        n_time, time_offset: how many time tokens (0 for a vocabulary without) and the id of
+            ``[T0]``; bin ``b`` is token ``time_offset + b``.
     """
 
     def __init__(
@@ -94,6 +107,8 @@ class JointVocabulary:
         *,
         kind: str,
         base: str | None = None,
+        n_time: int = 0,
+        time_offset: int | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.n_visual = _check_n_visual(n_visual)
@@ -116,6 +131,9 @@ class JointVocabulary:
         self._size = len(tokenizer)
         self._special_array = np.fromiter(sorted(self.special_ids), dtype=np.int64)
         self._check_visual_range()
+        self.n_time = int(n_time)
+        self.time_offset = self._size if time_offset is None else int(time_offset)
+        self._check_time_range()
 
     # -- construction helpers ------------------------------------------------------------------
     def _token_id(self, token: str) -> int:
@@ -151,7 +169,81 @@ class JointVocabulary:
                 f"{VOCABULARY_FILE} says; rebuild the vocabulary."
             )
 
+    def _check_time_range(self) -> None:
+        """The time tokens must sit where the offset says, if there are any."""
+        if not self.n_time:
+            return
+        first, last = self.time_range
+        got = self.tokenizer.convert_tokens_to_ids([time_token(0), time_token(self.n_time - 1)])
+        if got != [first, last - 1] or last > self._size:
+            raise VidcapError(
+                f"the tokenizer's time tokens are not at ids {first}..{last - 1} as its "
+                f"{VOCABULARY_FILE} says; rebuild the vocabulary."
+            )
+
+    def with_time_tokens(self, n_time: int) -> JointVocabulary:
+        """This vocabulary plus ``n_time`` time tokens ``[T0] … [T{n-1}]`` after every other id
+        (a copy: this one is left as it is). One that already has exactly ``n_time`` is returned.
+
+        Raises:
+            VidcapError: ``n_time`` < 2, or the vocabulary already has a different number.
+        """
+        import copy
+
+        from tokenizers import AddedToken
+
+        if isinstance(n_time, bool) or not isinstance(n_time, (int, np.integer)) or n_time < 2:
+            raise VidcapError(f"the number of time bins must be at least 2, not {n_time!r}.")
+        if self.n_time == n_time:
+            return self
+        if self.n_time:
+            raise VidcapError(
+                f"this vocabulary already has {self.n_time} time tokens, not {n_time}; "
+                f"finetune with --time-bins {self.n_time}, or from a model without time tokens."
+            )
+        tokenizer = copy.deepcopy(self.tokenizer)
+        offset = len(tokenizer)
+        # normalized=False as for visual words: an uncased tokenizer must not lowercase "[T5]".
+        tokenizer.add_tokens(
+            [AddedToken(time_token(b), special=True, normalized=False) for b in range(n_time)],
+            special_tokens=True,
+        )
+        return JointVocabulary(
+            tokenizer,
+            self.n_visual,
+            self.visual_offset,
+            self.text_id_range,
+            kind=self.kind,
+            base=self.base,
+            n_time=int(n_time),
+            time_offset=offset,
+        )
+
     # -- ids -----------------------------------------------------------------------------------
+    @property
+    def time_range(self) -> tuple[int, int]:
+        """``[lo, hi)`` token ids of the time tokens (empty when there are none)."""
+        return self.time_offset, self.time_offset + self.n_time
+
+    def time_ids(self, bins: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Token ids (int64) of time bins ``bins``.
+
+        Raises:
+            VidcapError: the vocabulary has no time tokens, or a bin is outside ``0 … n_time-1``.
+        """
+        bins = _as_numpy(bins)
+        if not self.n_time:
+            raise VidcapError("this vocabulary has no time tokens (it is not a dense model's).")
+        if bins.size and (bins.min() < 0 or bins.max() >= self.n_time):
+            raise VidcapError(f"time bins must be in 0..{self.n_time - 1}, got {bins.tolist()}.")
+        return bins + self.time_offset
+
+    def bins_from_ids(self, ids: np.ndarray | Sequence[int] | torch.Tensor) -> np.ndarray:
+        """Time bin of each token id (int64, same shape), ``-1`` where the id is not a time token."""
+        ids = _as_numpy(ids)
+        lo, hi = self.time_range
+        return np.where((ids >= lo) & (ids < hi), ids - lo, -1)
+
     @property
     def visual_range(self) -> tuple[int, int]:
         """``[lo, hi)`` token ids of the visual words."""
@@ -173,7 +265,13 @@ class JointVocabulary:
         """
         lo, hi = self.visual_range
         specials = sorted(self.special_ids - {self.eos_id})
-        return specials + list(range(lo, hi))
+        return specials + list(range(lo, hi)) + list(range(*self.time_range))
+
+    def non_dense_ids(self) -> list[int]:
+        """Ids a generated dense sequence may never hold: :meth:`non_text_ids` but the time
+        tokens, which a dense sequence interleaves with its captions."""
+        lo, hi = self.visual_range
+        return sorted(self.special_ids - {self.eos_id}) + list(range(lo, hi))
 
     def __len__(self) -> int:
         """Total vocabulary size: the number of embedding rows a model needs."""
@@ -230,10 +328,11 @@ class JointVocabulary:
         return [list(e.ids) for e in encodings]
 
     def decode_text(self, ids: np.ndarray | Sequence[int] | torch.Tensor) -> str:
-        """The text of ``ids``, leaving out special tokens and visual words."""
+        """The text of ``ids``, leaving out special tokens, visual words and time tokens."""
         ids = _as_numpy(ids).reshape(-1)
         lo, hi = self.visual_range
         keep = (ids >= 0) & (ids < self._size) & ~((ids >= lo) & (ids < hi))
+        keep &= self.bins_from_ids(ids) < 0
         keep &= ~np.isin(ids, self._special_array)
         return self.tokenizer.decode(ids[keep].tolist(), skip_special_tokens=True).strip()
 
@@ -249,6 +348,9 @@ class JointVocabulary:
             "visual_token_format": "[V{word}]",
             "join_token": JOIN_TOKEN,
             "text_id_range": list(self.text_id_range),
+            "n_time": self.n_time,
+            "time_offset": self.time_offset if self.n_time else None,
+            "time_token_format": "[T{bin}]",
             "vocab_size": len(self),
             "ids": {
                 "pad": self.pad_id,
@@ -291,6 +393,8 @@ class JointVocabulary:
             n_visual, offset = int(meta["n_visual"]), int(meta["visual_offset"])
             text_range = (int(meta["text_id_range"][0]), int(meta["text_id_range"][1]))
             kind = str(meta["kind"])
+            n_time = int(meta.get("n_time") or 0)  # absent: saved before time tokens existed
+            time_offset = int(meta["time_offset"]) if n_time else None
             newer = int(meta.get("format", 0)) > VOCABULARY_FORMAT
         if newer:
             raise VidcapError(
@@ -304,12 +408,21 @@ class JointVocabulary:
         if (path / CONFIG).exists():
             read_json(path / CONFIG, remedy)
         tokenizer = _load_fast_tokenizer(str(path))
-        return cls(tokenizer, n_visual, offset, text_range, kind=kind, base=meta.get("base"))
+        return cls(
+            tokenizer,
+            n_visual,
+            offset,
+            text_range,
+            kind=kind,
+            base=meta.get("base"),
+            n_time=n_time,
+            time_offset=time_offset,
+        )
 
     def __repr__(self) -> str:
         return (
             f"JointVocabulary(kind={self.kind!r}, size={len(self)}, n_visual={self.n_visual}, "
-            f"visual_offset={self.visual_offset})"
+            f"visual_offset={self.visual_offset}, n_time={self.n_time})"
         )
 
 

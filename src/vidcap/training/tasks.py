@@ -1,8 +1,10 @@
 """Finetuning data per task: the items of a task (caption: each corpus segment; qa: each question;
-summary: each video) and their training examples, one per reference target.
+summary and dense: each video) and their training examples, one per reference target.
 
-An item's encoder input is built by :func:`vidcap.models.inputs.segment_inputs`, the same function
-captioning and evaluation use; its target is the reference's word pieces then ``[EOS]``.
+An item's encoder input is built by :func:`vidcap.models.inputs.segment_inputs` (dense:
+:func:`~vidcap.models.inputs.video_inputs`), the same functions captioning and evaluation use; its
+target is the reference's word pieces then ``[EOS]`` (dense: every event's time tokens and caption,
+:func:`vidcap.text.timing.event_target`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from torch.utils.data import Dataset
 
 from vidcap.artifacts.readers import ClipTrack
 from vidcap.bundle import TASKS
-from vidcap.corpus import VideoRecord, read_corpus
+from vidcap.corpus import Segment, VideoRecord, read_corpus
 from vidcap.errors import VidcapError
-from vidcap.models.inputs import InputConfig, collate_inputs, segment_inputs
+from vidcap.models.inputs import InputConfig, collate_inputs, segment_inputs, video_inputs
 from vidcap.models.padding import as_tensors, decoder_targets
 from vidcap.text import JointVocabulary
+from vidcap.text.timing import event_target, ordered
 
 
 @dataclass
@@ -39,6 +42,8 @@ class TaskItem:
     captions: tuple[str, ...]  # the targets: reference captions, the answer, or the summaries
     kind: str | None = None  # the question type (qa)
     prefix: str = ""  # "q" for questions, "" for segments and whole videos
+    events: tuple[Segment, ...] = ()  # dense: the video's segments, in order of start
+    transcript: tuple[tuple[float, float, str], ...] = ()  # dense: (start, end, text) lines
 
     @property
     def key(self) -> str:
@@ -84,7 +89,12 @@ def captioned_segments(
     return segments
 
 
-ITEM_NAMES = {"caption": "captioned segments", "qa": "questions", "summary": "summaries"}
+ITEM_NAMES = {
+    "caption": "captioned segments",
+    "qa": "questions",
+    "summary": "summaries",
+    "dense": "videos with captioned segments",
+}
 """What a task's items are called in messages."""
 
 
@@ -95,7 +105,8 @@ def task_items(
 
     - ``caption``: each corpus segment, its reference captions the targets;
     - ``qa``: each question of a video (over the whole video), its answer the target;
-    - ``summary``: each video (its whole transcript as narration), its summaries the targets.
+    - ``summary``: each video (its whole transcript as narration), its summaries the targets;
+    - ``dense``: each video with captioned segments (its events), as :func:`dense_item` makes it.
     """
     if task == "caption":
         return captioned_segments(records, tracks)
@@ -123,6 +134,9 @@ def task_items(
                 for i, qa in enumerate(record.qa)
                 if qa.question.strip() and qa.answer.strip()
             ]
+        elif task == "dense":
+            if any(segment.captions for segment in record.segments):
+                items.append(dense_item(record, track))
         elif task == "summary":
             if record.summary:
                 narration = " ".join(t.text for t in record.transcript)
@@ -141,6 +155,62 @@ def task_items(
         else:
             raise VidcapError(f"--task must be one of {', '.join(TASKS)}, got {task!r}.")
     return items
+
+
+def dense_item(record: VideoRecord, track: ClipTrack) -> TaskItem:
+    """A video as a dense item: all its clips, its captioned segments in order as the events,
+    its transcript lines, and as ``captions`` the reference paragraphs (paragraph ``k`` tells each
+    event by its ``k``-th reference, the event's last one when it has fewer).
+
+    The video's duration (the scale of its time bins) is the corpus's ``duration``, or where the
+    corpus gives none the end of its last clip; captioning uses the decoded video's length
+    (:func:`vidcap.inference.captioner.video_duration`). Both are the whole video, so a bin means
+    the same stretch of it, up to the tail shorter than a clip that no clip covers.
+    """
+    events = tuple(
+        sorted((s for s in record.segments if s.captions), key=lambda s: (s.start, s.end))
+    )
+    n_paragraphs = max(len(e.captions) for e in events)
+    paragraphs = tuple(
+        " ".join(e.captions[min(k, len(e.captions) - 1)] for e in events)
+        for k in range(n_paragraphs)
+    )
+    return TaskItem(
+        video_id=record.id,
+        index=0,
+        split=record.split,
+        start=0.0,
+        end=float(record.duration) if record.duration else float(track.end_s[-1]),
+        clips=np.arange(len(track.words)),
+        narration="",
+        captions=paragraphs,
+        events=events,
+        transcript=tuple(ordered([(t.start, t.end, t.text) for t in record.transcript])),
+    )
+
+
+def dense_targets(vocab: JointVocabulary, item: TaskItem, max_target: int) -> list[np.ndarray]:
+    """A dense item's decoder targets, one per reference paragraph (see :func:`dense_item`)."""
+    return [
+        event_target(
+            vocab,
+            [(e.start, e.end, e.captions[min(k, len(e.captions) - 1)]) for e in item.events],
+            item.end,
+            max_target,
+        )
+        for k in range(len(item.captions))
+    ]
+
+
+def item_inputs(
+    vocab: JointVocabulary, item: TaskItem, track: ClipTrack, config: InputConfig
+) -> dict[str, np.ndarray]:
+    """The encoder input of an item: its segment's clips and narration, or (a dense model's
+    config) the whole video and its timed transcript."""
+    words, features = track.words[item.clips], _features(track, item.clips)
+    if config.time_bins:
+        return video_inputs(vocab, words, features, item.transcript, item.end, config)
+    return segment_inputs(vocab, words, features, item.narration, config)
 
 
 def corpus_records(manifest: dict[str, Any], words_dir: str | Path) -> list[VideoRecord]:
@@ -178,18 +248,12 @@ class CaptionExamples(Dataset):
         self.entries = [
             (s, c) for s, segment in enumerate(segments) for c in range(len(segment.captions))
         ]
-        self.inputs = [
-            segment_inputs(
-                vocab,
-                tracks[seg.video_id].words[seg.clips],
-                _features(tracks[seg.video_id], seg.clips),
-                seg.narration,
-                config,
-            )
-            for seg in segments
-        ]
+        self.inputs = [item_inputs(vocab, seg, tracks[seg.video_id], config) for seg in segments]
         self.targets = [
-            [caption_target(vocab, c, config.max_target) for c in seg.captions] for seg in segments
+            dense_targets(vocab, seg, config.max_target)
+            if config.time_bins
+            else [caption_target(vocab, c, config.max_target) for c in seg.captions]
+            for seg in segments
         ]
 
     def __len__(self) -> int:

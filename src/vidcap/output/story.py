@@ -1,0 +1,107 @@
+"""A video's story from a dense model's events: its key moments, each with its time, and one
+paragraph that tells them in order (``vidcap summarize`` with a ``--task dense`` model).
+
+How the story is built, so that a reader knows what the paragraph is and is not:
+
+- **key moments**: the events in order of start; an event that says the same thing (the same
+  words, compared case- and punctuation-blind) as the moment before it and overlaps or touches it
+  in time is the same moment told twice, and is merged into it (the union of their times);
+- **the paragraph**: one sentence per moment, capitalised and ending in a full stop, in order,
+  joined by connectives that follow the times: "Meanwhile," for a moment that starts before the
+  one before it ends (by more than half of the shorter), "Then" for the next one in sequence, and
+  "Finally," for the last of three or more; a sentence already told earlier gets "again" instead of
+  being repeated as if new.
+
+Nothing is generated here: every word of the paragraph but the connectives is the model's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from vidcap.output.formats import EN_DASH, TimedCaption, format_clock
+
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+@dataclass(frozen=True)
+class Story:
+    """The key moments of a video and the paragraph that tells them."""
+
+    moments: list[TimedCaption]
+    paragraph: str
+
+    def to_json(self) -> dict[str, Any]:
+        """``moments`` (start, end, text; times to the ms) and ``summary`` (the paragraph)."""
+        return {
+            "moments": [
+                {
+                    "start": round(m.start * 1000) / 1000,
+                    "end": round(m.end * 1000) / 1000,
+                    "text": m.text,
+                }
+                for m in self.moments
+            ],
+            "summary": self.paragraph,
+        }
+
+    def to_text(self) -> str:
+        """``Key moments:`` with one timed line each, a blank line, then ``Story:`` and the
+        paragraph."""
+        lines = ["Key moments:"]
+        lines += [
+            f"  [{format_clock(m.start)}{EN_DASH}{format_clock(m.end)}] {m.text}"
+            for m in self.moments
+        ]
+        if not self.moments:
+            lines.append("  (none found)")
+        return "\n".join(lines) + f"\n\nStory: {self.paragraph}\n"
+
+
+def _key(text: str) -> str:
+    return " ".join(_NOT_WORD.sub(" ", text.casefold()).split())
+
+
+def key_moments(events: list[TimedCaption]) -> list[TimedCaption]:
+    """The events in order, each one that repeats the moment before it merged into it (see the
+    module docstring)."""
+    moments: list[TimedCaption] = []
+    for event in sorted(events, key=lambda e: (e.start, e.end)):
+        if not _key(event.text):
+            continue
+        last = moments[-1] if moments else None
+        if last is not None and _key(last.text) == _key(event.text) and event.start <= last.end:
+            moments[-1] = TimedCaption(last.start, max(last.end, event.end), last.text)
+        else:
+            moments.append(TimedCaption(event.start, event.end, " ".join(event.text.split())))
+    return moments
+
+
+def _overlaps(before: TimedCaption, moment: TimedCaption) -> bool:
+    shorter = min(before.end - before.start, moment.end - moment.start)
+    return before.end - moment.start > shorter / 2
+
+
+def tell_story(events: list[TimedCaption]) -> Story:
+    """The story of a dense model's events (see the module docstring)."""
+    moments = key_moments(events)
+    told: set[str] = set()
+    sentences = []
+    for i, moment in enumerate(moments):
+        body = moment.text.strip().rstrip(".!?;,")
+        if _key(body) in told:
+            body += " again"
+        told.add(_key(moment.text))
+        if i == 0:
+            sentences.append(f"{body[:1].upper()}{body[1:]}.")
+            continue
+        if _overlaps(moments[i - 1], moment):
+            connective = "Meanwhile,"
+        elif i == len(moments) - 1 and len(moments) >= 3:
+            connective = "Finally,"
+        else:
+            connective = "Then"
+        sentences.append(f"{connective} {body}.")
+    return Story(moments, " ".join(sentences))
