@@ -29,7 +29,7 @@ from typing import Any
 from vidcap._version import __version__
 from vidcap.artifacts import atomic_write_json, atomic_write_text
 from vidcap.artifacts.readers import read_tracks
-from vidcap.bundle import CARD, EVALUATION
+from vidcap.bundle import CARD, EVALUATION, Bundle
 from vidcap.corpus import VideoRecord, read_corpus
 from vidcap.errors import VidcapError
 from vidcap.text import VOCABULARY_FILE
@@ -128,6 +128,60 @@ def training_facts(words_dir: str | Path, steps: int, metrics_path: str | Path) 
         "steps": int(steps),
         "final": final_losses(metrics_path),
         "vidcap_version": __version__,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# The same facts as data: for the report pages and ``GET /v1/model``
+
+
+def _run_settings(folder: Path) -> dict[str, Any]:
+    """Steps, learning rate, batch size and wall time from the bundle's ``manifest.json``; {}
+    when the bundle was copied without it (the card describes, it does not check)."""
+    try:
+        data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    train = (data.get("config") or {}).get("train") or {}
+    figures = {key: train[key] for key in ("max_steps", "lr", "batch_size") if key in train}
+    if "wall_time_s" in data:
+        figures["wall_time_s"] = data["wall_time_s"]
+    return figures
+
+
+def model_card(bundle: Bundle) -> dict[str, Any]:
+    """The model card as a JSON-ready dict: the bundle's name, task, architecture, encoder,
+    vocabulary size, extract and generation settings, and training figures (the last validation
+    row). Shown by the report pages (``vidcap caption --html``) and ``vidcap serve`` at
+    ``GET /v1/model``, from the same records as ``README.md``, so both say the same."""
+    info = bundle.info
+    folder = Path(bundle.folder)
+    extract = info.get("extract", {})
+    clip_s = float(extract["clip_frames"]) / float(extract["fps"]) if extract else None
+    training = _run_settings(folder)
+    recorded = (info.get("training") or {}).get("final")
+    validation = (recorded or final_losses(folder / "metrics.jsonl")).get("val")
+    if validation:
+        training["validation"] = validation
+    return {
+        "name": folder.resolve().name,
+        "path": str(folder.resolve()),
+        "task": info.get("task", "caption"),
+        "arch": info.get("arch"),
+        "preset": info.get("preset"),
+        "parameters": (info.get("model") or {}).get("parameters"),
+        "encoder": (info.get("encoder") or {}).get("spec"),
+        "vocabulary_size": len(bundle.vocabulary()),
+        "visual_words": info.get("n_visual"),
+        "extract": {
+            "fps": extract.get("fps"),
+            "clip_frames": extract.get("clip_frames"),
+            "clip_seconds": clip_s,
+            "frame_size": extract.get("size"),
+        },
+        "inputs": info.get("inputs", {}),
+        "generation": info.get("generation", {}),
+        "training": training,
     }
 
 

@@ -128,8 +128,8 @@ def caption_command(
     warning line on stderr, and an "ood" object (score, threshold, flagged) in json/jsonl output;
     it is captioned all the same.
     """
+    from vidcap.card import model_card
     from vidcap.inference.captioner import Captioner
-    from vidcap.inference.card import model_card
     from vidcap.inference.ood import warning as ood_warning
     from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs
     from vidcap.output.html import ReportVideo, write_report

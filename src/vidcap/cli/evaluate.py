@@ -258,7 +258,7 @@ def _record_in_card(model: Path, report: dict[str, Any], corpus: Path | None) ->
 def _html_card(folder: Path, model: Path) -> dict[str, Any]:
     """The model card for ``--html``, after checking the page can be written (before the work)."""
     from vidcap.bundle import Bundle
-    from vidcap.inference.card import model_card
+    from vidcap.card import model_card
 
     if folder.exists() and not folder.is_dir():
         raise VidcapError(f"--html {folder} is a file; the page goes in a folder.")

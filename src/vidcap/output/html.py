@@ -141,7 +141,7 @@ def _flatten(card: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]
 
 
 def card_html(card: Mapping[str, Any]) -> str:
-    """A model card (:func:`vidcap.inference.card.model_card`) as a definition list."""
+    """A model card (:func:`vidcap.card.model_card`) as a definition list."""
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>\n" for k, v in _flatten(card))
     return f'<dl class="card">\n{rows}</dl>'
 

@@ -30,8 +30,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         f"vidcap serve needs the 'serve' extra ({error.name} is missing): pip install 'vidcap[serve]'."
     ) from None
 
+from vidcap.card import model_card
 from vidcap.inference.captioner import Captioner
-from vidcap.inference.card import model_card
 from vidcap.output.formats import render
 from vidcap.output.html import STATIC_FILES, service_page, static_text
 from vidcap.serve.errors import RequestError, status_of
