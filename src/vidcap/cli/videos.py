@@ -175,10 +175,21 @@ def for_each_video(
                 failures.append((path, str(error)))
                 print_error(str(error))
             progress.advance(task)
+    return _finish(len(paths), verb, results, failures, finish)
+
+
+def _finish(
+    n_videos: int,
+    verb: str,
+    results: list[T],
+    failures: list[Failure],
+    finish: Callable[[list[T], list[Failure]], None] | None,
+) -> list[T]:
+    """After the last video: ``finish``, then the failure count and exit 1 if any failed."""
     if finish is not None:
         finish(results, failures)
     if failures:
-        print_error(f"{len(failures)} of {len(paths)} videos could not be {verb}.")
+        print_error(f"{len(failures)} of {n_videos} videos could not be {verb}.")
         raise typer.Exit(1)
     return results
 
@@ -215,12 +226,7 @@ def _for_each_video_shared(
             print_error(str(outcome))
         else:
             results.append(outcome)
-    if finish is not None:
-        finish(results, failures)
-    if failures:
-        print_error(f"{len(failures)} of {len(paths)} videos could not be {verb}.")
-        raise typer.Exit(1)
-    return results
+    return _finish(len(paths), verb, results, failures, finish)
 
 
 def read_transcript(

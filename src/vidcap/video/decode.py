@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -246,6 +247,59 @@ def open_frames(
     stream = _open_first(video, candidates, fps, size, crop, on_attempt, keep)
     stream.chunk_frames = chunk_frames
     return stream
+
+
+def decode_with_fallback(
+    path: str | Path,
+    consume: Callable[[FrameStream], None],
+    fps: float = DEFAULT_FPS,
+    size: int | None = DEFAULT_SIZE,
+    crop: bool = False,
+    backend: BackendChoice = "auto",
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+    on_attempt: Callable[[str], None] | None = None,
+    keep: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Open ``path`` (as :func:`open_frames`) and give the stream to ``consume``. When a backend
+    fails after output started, ``consume`` is called again with a stream from the remaining
+    backends, and must start over (throw away what it made of the first).
+
+    Returns:
+        The decoding metadata (JSON-ready): ``backend``, ``fps``, ``n_frames``, ``height``,
+        ``width``, ``duration_s`` (``n_frames / fps``), ``source`` (the container's reported
+        settings), ``warnings`` (sentences) and ``failed_backends`` (backend -> why it was given up).
+
+    Raises:
+        DecodeError: no backend could decode the video (one readable sentence).
+    """
+    candidates: BackendChoice = backend
+    failed: dict[str, str] = {}
+    while True:
+        stream = open_frames(path, fps, size, crop, candidates, chunk_frames, on_attempt, keep)
+        try:
+            consume(stream)
+            break
+        except DecodeError as e:
+            if not (e.partial and stream.remaining_backends):
+                raise
+            failed.update(stream.failed)
+            failed[stream.backend] = str(e)
+            candidates = stream.remaining_backends
+        finally:
+            stream.close()
+    failed.update(stream.failed)
+    width, height = stream.frame_size
+    return {
+        "backend": stream.backend,
+        "fps": float(fps),
+        "n_frames": stream.n_frames,
+        "height": height,
+        "width": width,
+        "duration_s": round(stream.n_frames / fps, 6),
+        "source": stream.info.to_dict(),
+        "warnings": stream.warnings,
+        "failed_backends": failed,
+    }
 
 
 def decode_frames(

@@ -23,10 +23,9 @@ from vidcap.video.decode import (
     DEFAULT_SIZE,
     BackendChoice,
     FrameStream,
-    open_frames,
+    decode_with_fallback,
     resolve_backends,
 )
-from vidcap.video.errors import DecodeError
 
 # Room reserved for the .npy header: magic, version, length and the dict, padded. 128 bytes holds
 # any 4-d uint8 shape (the dict is < 100 characters) and keeps the data 64-byte aligned.
@@ -112,42 +111,23 @@ def extract_frames(
     Raises:
         DecodeError: no backend could decode the video (one readable sentence).
     """
-    candidates = resolve_backends(backend)
-    failed: dict[str, str] = {}
     with atomic_path(out_path) as tmp:
         if on_temp is not None:
             on_temp(tmp)
-        while True:
-            stream = open_frames(path, fps, size, crop, candidates, chunk_frames, on_attempt)
-            try:
-                _write_all(stream, tmp)
-                break
-            except DecodeError as e:
-                if not (e.partial and stream.remaining_backends):
-                    raise
-                # Output already started: start over, in the same temp file, with what is left.
-                failed.update(stream.failed)
-                failed[stream.backend] = str(e)
-                candidates = stream.remaining_backends
-            finally:
-                stream.close()
-    failed.update(stream.failed)
-    width, height = stream.frame_size
-    n = stream.n_frames
-    clips = clip_windows(n, fps, clip_frames, min_clip_fraction)
-    return {
-        "backend": stream.backend,
-        "fps": float(fps),
-        "n_frames": n,
-        "height": height,
-        "width": width,
-        "duration_s": round(n / fps, 6),
-        "source": stream.info.to_dict(),
-        "clip_frames": clip_frames,
-        "clips": [c.to_dict() for c in clips],
-        "warnings": stream.warnings,
-        "failed_backends": failed,
-    }
+        # A backend failing after frames were written starts over in the same temp file.
+        meta = decode_with_fallback(
+            path,
+            lambda stream: _write_all(stream, tmp),
+            fps,
+            size,
+            crop,
+            resolve_backends(backend),
+            chunk_frames,
+            on_attempt,
+        )
+    clips = clip_windows(meta["n_frames"], fps, clip_frames, min_clip_fraction)
+    tail = {k: meta.pop(k) for k in ("warnings", "failed_backends")}  # the clips go before these
+    return {**meta, "clip_frames": clip_frames, "clips": [c.to_dict() for c in clips], **tail}
 
 
 def _write_all(stream: FrameStream, tmp: Path) -> None:

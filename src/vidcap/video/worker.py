@@ -40,7 +40,7 @@ from vidcap.video.decode import (
     BackendChoice,
     FrameChunk,
     FrameStream,
-    open_frames,
+    decode_with_fallback,
     resolve_backends,
 )
 from vidcap.video.errors import DecodeError, DecoderCrashedError, DecodeTimeoutError
@@ -454,46 +454,20 @@ def decode_with_restarts(
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     keep: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """In a worker child: open ``path`` and give the stream to ``consume``; when a backend fails
-    after output started, ``consume`` gets a new stream from the remaining backends (it must start
-    over: so does its parent). Returns the decoding metadata (as :meth:`StreamedVideo.meta`)."""
-    candidates = backend
-    failed: dict[str, str] = {}
-    while True:
-        stream = open_frames(
-            path,
-            fps,
-            size,
-            crop,
-            candidates,
-            chunk_frames,
-            on_attempt=lambda name: send_event("attempt", name),
-            keep=keep,
-        )
-        try:
-            consume(stream)
-            break
-        except DecodeError as e:
-            if not (e.partial and stream.remaining_backends):
-                raise
-            failed.update(stream.failed)
-            failed[stream.backend] = str(e)
-            candidates = stream.remaining_backends
-        finally:
-            stream.close()
-    failed.update(stream.failed)
-    width, height = stream.frame_size
-    return {
-        "backend": stream.backend,
-        "fps": float(fps),
-        "n_frames": stream.n_frames,
-        "height": height,
-        "width": width,
-        "duration_s": round(stream.n_frames / fps, 6),
-        "source": stream.info.to_dict(),
-        "warnings": stream.warnings,
-        "failed_backends": failed,
-    }
+    """In a worker child: :func:`~vidcap.video.decode.decode_with_fallback`, each backend's
+    attempt reported to the parent (its parent must start over too when ``consume`` does).
+    Returns the decoding metadata (as :meth:`StreamedVideo.meta`)."""
+    return decode_with_fallback(
+        path,
+        consume,
+        fps,
+        size,
+        crop,
+        backend,
+        chunk_frames,
+        on_attempt=lambda name: send_event("attempt", name),
+        keep=keep,
+    )
 
 
 def _frames_in_child(path: Path, backend: list[str], **options: Any) -> dict[str, Any]:
