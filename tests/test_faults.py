@@ -144,12 +144,15 @@ def test_a_full_disk_stops_encode_and_the_rerun_finishes(
             assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
 
 
-def test_failures_a_rerun_may_cure_are_retried(synth_corpus: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stage", ["extract", "encode"])  # encode: straight from the videos
+def test_failures_a_rerun_may_cure_are_retried(
+    stage: str, synth_corpus: Path, tmp_path: Path
+) -> None:
     """Every video times out; the same command with time enough retries them all (the time limit
     is not part of the output, so this is the same run), instead of calling itself up to date."""
-    out = tmp_path / "frames"
+    out = tmp_path / stage
     timed_out = vidcap(
-        "extract", synth_corpus, "--out", out, "--size", 32, "--timeout", "0.001", "--json"
+        stage, synth_corpus, "--out", out, "--size", 32, "--timeout", "0.001", "--json"
     )
     assert timed_out.exit_code == 1
     first = json.loads(timed_out.stdout)
@@ -158,9 +161,7 @@ def test_failures_a_rerun_may_cure_are_retried(synth_corpus: Path, tmp_path: Pat
     assert not any(row.get("sticky") for row in index(out).values())
 
     # The same command (with time enough), even with --allow-failures: not up to date, all retried.
-    rerun = vidcap(
-        "extract", synth_corpus, "--out", out, "--size", 32, "--json", "--allow-failures"
-    )
+    rerun = vidcap(stage, synth_corpus, "--out", out, "--size", 32, "--json", "--allow-failures")
     assert rerun.exit_code == 0, rerun.output
     report = json.loads(rerun.stdout)
     assert not report["up_to_date"]
@@ -168,8 +169,9 @@ def test_failures_a_rerun_may_cure_are_retried(synth_corpus: Path, tmp_path: Pat
     assert all(row["status"] == "ok" for row in index(out).values())
 
 
+@pytest.mark.parametrize("stage", ["extract", "encode"])  # encode: straight from the videos
 def test_a_file_that_is_not_a_video_stays_failed_only_when_allowed(
-    synth_corpus: Path, tmp_path: Path
+    stage: str, synth_corpus: Path, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "corpus.jsonl"
     lines = synth_corpus.read_text().splitlines()[:2]
@@ -180,16 +182,16 @@ def test_a_file_that_is_not_a_video_stays_failed_only_when_allowed(
     not_video.write_text("these are my notes, not a video\n")
     rows.append({**rows[0], "id": "notes", "video": str(not_video)})
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tmp_path / "frames"
+    out = tmp_path / stage
 
-    first = vidcap("extract", corpus, "--out", out, "--size", 32, "--json")
+    first = vidcap(stage, corpus, "--out", out, "--size", 32, "--json")
     assert first.exit_code == 1
     assert index(out)["notes"]["status"] == "failed" and index(out)["notes"]["sticky"] is True
     # Without --allow-failures a rerun tries it again (and it fails again: exit 1) ...
-    again = vidcap("extract", corpus, "--out", out, "--size", 32, "--json")
+    again = vidcap(stage, corpus, "--out", out, "--size", 32, "--json")
     assert again.exit_code == 1 and not json.loads(again.stdout)["up_to_date"]
     # ... with it, a finished run whose only failures are such files is up to date.
-    allowed = vidcap("extract", corpus, "--out", out, "--size", 32, "--json", "--allow-failures")
+    allowed = vidcap(stage, corpus, "--out", out, "--size", 32, "--json", "--allow-failures")
     assert allowed.exit_code == 0
     assert json.loads(allowed.stdout)["up_to_date"]
 
