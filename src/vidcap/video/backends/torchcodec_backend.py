@@ -22,7 +22,7 @@ from vidcap.video.backends import Reader, VideoInfo, normalize_rotation
 from vidcap.video.errors import DecodeError, NoVideoStreamError
 from vidcap.video.resample import TIME_EPS
 
-# Source frames per get_frames_in_range call, and the most bytes one batch may hold.
+# Output frames per get_frames_played_at call, and the most bytes one batch may hold.
 _BATCH_FRAMES = 32
 _BATCH_BYTES = 64 * 1024 * 1024
 
@@ -71,7 +71,8 @@ class TorchCodecReader(Reader):
         decoder = self._open(resize)
         w, h = resize
         step = max(1, min(_BATCH_FRAMES, _BATCH_BYTES // (w * h * 3)))
-        for start in range(0, len(times := self._output_times(decoder.metadata, fps)), step):
+        times = self._output_times(decoder.metadata, fps)
+        for start in range(0, len(times), step):
             batches, error = _decode_at(decoder, times[start : start + step])
             for batch in batches:
                 pts = (batch.pts_seconds - self._begin).tolist()
