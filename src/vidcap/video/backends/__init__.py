@@ -21,9 +21,9 @@ import numpy as np
 BuiltinBackend = Literal["decord", "pyav", "torchcodec", "opencv"]
 """The backends vidcap registers itself (others can be registered at run time)."""
 # The order ``backend="auto"`` tries them in: decord is the fastest (it resizes inside the decoder),
-# PyAV is the most tolerant of damaged files and about as fast at 1080p; torchcodec (system FFmpeg, exact
-# timestamps) measured 0.44-0.75x PyAV's speed at 1080p H.264/VP9 but ahead of OpenCV (0.38-0.59x),
-# which stays the last resort (benchmarks/bench_decode_backends.py, docs/extract.md).
+# PyAV is the most tolerant of damaged files and about as fast at 1080p; torchcodec (the system's
+# FFmpeg, exact timestamps) measured 0.44-0.75x PyAV's speed at 1080p H.264/VP9, ahead of OpenCV
+# (0.38-0.59x), which stays the last resort (benchmarks/bench_decode_backends.py, docs/extract.md).
 AUTO_ORDER: tuple[str, ...] = get_args(BuiltinBackend)
 
 
