@@ -43,6 +43,7 @@ def test_info_json_reports_libraries() -> None:
     assert info["cuda_available"] is False or info["cuda_devices"]
     for key in ("python", "transformers", "accelerate", "decord", "pyav", "opencv", "java"):
         assert key in info
+    assert "torchcodec" in info  # None where it is missing or built for another torch
 
 
 def test_info_table() -> None:

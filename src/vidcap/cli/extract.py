@@ -45,7 +45,9 @@ def extract_command(
     ] = 30,
     backend: Annotated[
         ExtractBackend,
-        typer.Option("--backend", help="The decoder; auto tries decord, then PyAV, then OpenCV."),
+        typer.Option(
+            "--backend", help="The decoder; auto tries decord, then PyAV, torchcodec, OpenCV."
+        ),
     ] = "auto",
     timeout: Annotated[
         float,

@@ -55,6 +55,8 @@ def collect_info() -> dict[str, Any]:
         "decord": _version("decord") if _importable("decord") else None,
         "pyav": _version("av") if _importable("av") else None,
         "opencv": _version("opencv-python-headless") or _version("opencv-python"),
+        # None also where it is installed but built for another torch (it does not import then).
+        "torchcodec": _version("torchcodec") if _importable("torchcodec.decoders") else None,
         "cuda_available": bool(cuda_devices),
         "cuda_devices": cuda_devices,
         "java": shutil.which("java"),

@@ -32,7 +32,7 @@ from vidcap.video.worker import VIDEO_TIMEOUT_S
 
 STAGE = "extract"
 ExtractBackend = Literal["auto", BuiltinBackend]
-"""``vidcap extract --backend``: auto (decord, then PyAV, then OpenCV) or one of them."""
+"""``vidcap extract --backend``: auto (decord, then PyAV, torchcodec, OpenCV) or one of them."""
 BACKENDS: tuple[str, ...] = get_args(ExtractBackend)
 
 

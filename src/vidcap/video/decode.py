@@ -5,7 +5,7 @@
     ...         consume(chunk.frames)
     ...     stream.backend, stream.warnings
 
-Fallback (``backend="auto"``: decord, then PyAV, then OpenCV): a backend that is missing, cannot
+Fallback (``backend="auto"``: decord, then PyAV, torchcodec, OpenCV): a backend that is missing, cannot
 open the file or fails before the first chunk has been handed out is replaced by the next one,
 invisibly. Files over ``DECORD_MAX_BYTES`` skip decord when another backend follows it (memory). A failure after output has started cannot be undone by an iterator: it raises
 :class:`DecodeError` with ``partial=True`` and ``stream.remaining_backends`` says what is left to try.
@@ -429,8 +429,8 @@ def resolve_backends(backend: BackendChoice) -> list[str]:
     if not any(get_backend(n).available() for n in names):
         if backend == "auto":
             raise BackendUnavailableError(
-                "no video decoding library is installed: install decord, av (PyAV) or "
-                "opencv-python-headless."
+                "no video decoding library is installed: install decord, av (PyAV), "
+                "torchcodec or opencv-python-headless."
             )
         needed = ", ".join(get_backend(n).module for n in names)
         raise BackendUnavailableError(

@@ -1,4 +1,4 @@
-"""Decoding backends: decord, PyAV and OpenCV behind one small interface.
+"""Decoding backends: decord, PyAV, torchcodec and OpenCV behind one small interface.
 
 Each backend lives in its own module and imports its library only when a video is opened, so vidcap
 works with any subset installed. A backend opens a video into a :class:`Reader`, which knows the
@@ -18,10 +18,12 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-BuiltinBackend = Literal["decord", "pyav", "opencv"]
+BuiltinBackend = Literal["decord", "pyav", "torchcodec", "opencv"]
 """The backends vidcap registers itself (others can be registered at run time)."""
 # The order ``backend="auto"`` tries them in: decord is the fastest (it resizes inside the decoder),
-# PyAV is the most tolerant of damaged files, OpenCV is a last resort.
+# PyAV is the most tolerant of damaged files and about as fast at 1080p; torchcodec (the system's
+# FFmpeg, exact timestamps) measured 0.44-0.75x PyAV's speed at 1080p H.264/VP9, ahead of OpenCV
+# (0.38-0.59x), which stays the last resort (benchmarks/bench_decode_backends.py, docs/extract.md).
 AUTO_ORDER: tuple[str, ...] = get_args(BuiltinBackend)
 
 
@@ -196,8 +198,15 @@ def _open_opencv(path: Path) -> Reader:
     return OpenCVReader(path)
 
 
+def _open_torchcodec(path: Path) -> Reader:
+    from vidcap.video.backends.torchcodec_backend import TorchCodecReader
+
+    return TorchCodecReader(path)
+
+
 register_backend("decord", "decord", _open_decord)
 register_backend("pyav", "av", _open_pyav)
+register_backend("torchcodec", "torchcodec.decoders", _open_torchcodec)
 register_backend("opencv", "cv2", _open_opencv)
 
 __all__ = [

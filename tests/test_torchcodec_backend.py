@@ -1,0 +1,52 @@
+"""The torchcodec backend beside PyAV on natural content (the shared cases run in test_video_decode).
+
+torchcodec needs a torch build it was compiled for (PyPI's 0.17.0 wheel links the CUDA torch); where
+it does not import, these tests skip with that reason and ``auto`` never tries it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidcap.video import open_frames
+from vidcap.video.backends import AUTO_ORDER, get_backend
+from videos import ffmpeg, ffmpeg_encoders
+
+pytestmark = [
+    pytest.mark.skipif(
+        not get_backend("torchcodec").available(),
+        reason="torchcodec does not import here (not installed, or built for another torch)",
+    ),
+    pytest.mark.skipif("libx264" not in ffmpeg_encoders(), reason="ffmpeg has no libx264"),
+]
+
+
+def _decode(path: Path, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    with open_frames(path, fps=20, size=96, crop=False, backend=backend) as stream:
+        chunks = list(stream)
+    return np.concatenate([c.frames for c in chunks]), np.concatenate(
+        [c.source_times for c in chunks]
+    )
+
+
+@pytest.mark.parametrize("rate", ["30", "24000/1001"])
+def test_frames_and_times_match_pyav(tmp_path: Path, rate: str) -> None:
+    """Same source frames at the same times; pixels within the scalers' difference."""
+    path = tmp_path / "testsrc2.mp4"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=320x180:rate={rate}:duration=2",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    ours, our_times = _decode(path, "torchcodec")
+    theirs, their_times = _decode(path, "pyav")
+    assert ours.shape == theirs.shape
+    assert ours.shape[1:] == (96, 171, 3) and len(ours) in (40, 41)
+    np.testing.assert_array_equal(our_times, their_times)
+    diff = np.abs(ours.astype(np.int16) - theirs.astype(np.int16))
+    # Bilinear+antialias (torchcodec) against area averaging (PyAV): a few grey levels on average.
+    assert diff.mean() < 6.0, diff.mean()
+
+
+def test_torchcodec_is_in_the_auto_order() -> None:
+    assert "torchcodec" in AUTO_ORDER
