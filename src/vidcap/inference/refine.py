@@ -20,8 +20,10 @@ from vidcap.artifacts.readers import ClipTrack
 from vidcap.inference.segments import feature_changes
 from vidcap.output.formats import TimedCaption
 
-DEFAULT_REFINE_SECONDS = 0.0
-"""How far a boundary may move by default (0: refinement off); a bundle records its own."""
+DEFAULT_REFINE_SECONDS = 1.0
+"""How far a boundary may move by default (0: refinement off); a bundle records its own. On the
+untrimmed synthetic test split 1 s raised localisation F1 by 0.026 with 0.5 s clips (docs/dense.md,
+"What each design choice bought")."""
 
 REFINE_MADS = 2.0
 """A change counts as strong above median + this many robust standard deviations."""
