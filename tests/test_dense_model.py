@@ -64,6 +64,8 @@ def test_bart_dense_bundle_records_task_and_time_bins(bart_dense: Path) -> None:
     inputs = info["inputs"]
     assert inputs["time_bins"] == 50 and inputs["max_clips"] == 100
     assert inputs["with_features"] and inputs["with_transcript"]
+    generation = info["generation"]  # how it decodes: recorded, so it can be changed there
+    assert generation["event_no_repeat_ngram"] == 3 and "refine_seconds" in generation
     vocabulary = json.loads((bart_dense / "vidcap_vocabulary.json").read_text())
     assert vocabulary["n_time"] == 50
     config = json.loads((bart_dense / "config.json").read_text())

@@ -26,7 +26,9 @@ from vidcap.bundle import OOD_PROFILE, TASK_COMMANDS, Bundle
 from vidcap.errors import VidcapError
 from vidcap.inference.ood import OODProfile, OODResult
 from vidcap.inference.pipeline import BundleModel, VideoClips
+from vidcap.inference.refine import DEFAULT_REFINE_SECONDS, refine_events
 from vidcap.inference.segments import change_segments, fixed_segments
+from vidcap.models.decoding import DEFAULT_EVENT_NO_REPEAT_NGRAM
 from vidcap.models.inputs import InputConfig, segment_inputs, video_inputs
 from vidcap.models.seq2seq import CaptionModel, generate_captions, generate_events
 from vidcap.output.formats import TimedCaption, VideoCaptions
@@ -120,14 +122,19 @@ class Captioner(BundleModel):
             for c, t, d in zip(tracks, lines, durations, strict=True)
         ]
         generation = self.info["generation"]
-        return generate_events(
+        found = generate_events(
             self.model,
             self.vocab,
             inputs,
             durations,
             beams=beams or int(generation["beams"]),
             max_new_tokens=int(generation["max_new_tokens"]),
+            event_no_repeat_ngram=int(
+                generation.get("event_no_repeat_ngram", DEFAULT_EVENT_NO_REPEAT_NGRAM)
+            ),
         )
+        window = float(generation.get("refine_seconds", DEFAULT_REFINE_SECONDS))
+        return [refine_events(e, c, window) for e, c in zip(found, tracks, strict=True)]
 
     def _generate(self, inputs: list[dict[str, np.ndarray]], beams: int | None) -> list[str]:
         generation = self.info["generation"]

@@ -30,16 +30,25 @@ def fixed_segments(clips: ClipTrack, seconds: float) -> list[tuple[int, int]]:
     return bounds
 
 
+def feature_changes(features: np.ndarray, mads: float = 4.0) -> tuple[np.ndarray, float]:
+    """Cosine distances between consecutive clips' features (``distance[i]``: clip ``i`` to
+    ``i + 1``) and the video's threshold for a strong change: median + ``mads`` robust standard
+    deviations (1.4826 MAD) of those distances."""
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-8)
+    distance = 1.0 - np.sum(unit[1:] * unit[:-1], axis=1)
+    if len(distance) == 0:
+        return distance, 0.0
+    median = float(np.median(distance))
+    mad = float(np.median(np.abs(distance - median))) or 1e-6
+    return distance, median + mads * 1.4826 * mad
+
+
 def change_segments(features: np.ndarray, min_segment_clips: int = 2) -> list[tuple[int, int]]:
     """Clip ranges ``[a, b)`` cut where the visual features change (see the module docstring)."""
     n = len(features)
     if n < 2 * min_segment_clips:
         return [(0, n)]
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-8)
-    distance = 1.0 - np.sum(unit[1:] * unit[:-1], axis=1)  # distance[i]: between clip i and i+1
-    median = float(np.median(distance))
-    mad = float(np.median(np.abs(distance - median))) or 1e-6
-    threshold = median + 4.0 * 1.4826 * mad
+    distance, threshold = feature_changes(features)
     cuts: list[int] = []
     for i in np.argsort(-distance):  # strongest changes first
         cut = int(i) + 1

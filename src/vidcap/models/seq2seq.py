@@ -32,6 +32,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from vidcap.artifacts.readers import reading
 from vidcap.bundle import FEATURE_PROJECTION, Bundle, model_remedy, reading_model
 from vidcap.errors import VidcapError
+from vidcap.models.decoding import DEFAULT_EVENT_NO_REPEAT_NGRAM, EventNoRepeatNGram
 from vidcap.models.inputs import collate_inputs
 from vidcap.models.presets import ARCHS, ModelSize
 from vidcap.models.stats import count_stat
@@ -157,13 +158,14 @@ class CaptionModel(nn.Module):
         max_new_tokens: int = 40,
         suppress_ids: Sequence[int] = (),
         no_repeat_ngram_size: int = 3,
+        logits_processor: Sequence[transformers.LogitsProcessor] = (),
     ) -> torch.Tensor:
         """Caption token ids ``[batch, length]`` (start token included) by beam search.
 
         ``suppress_ids`` are never generated (``JointVocabulary.non_text_ids``), and ``eos`` is
         held back until one other token has been: a caption is never empty, even from a model
         whose most likely first token is the end. No n-gram of ``no_repeat_ngram_size`` tokens
-        is repeated (0: no such rule).
+        is repeated (0: no such rule); ``logits_processor`` adds rules of the caller's.
         """
         config = self.seq2seq.config
         return self.seq2seq.generate(
@@ -177,6 +179,7 @@ class CaptionModel(nn.Module):
             eos_token_id=config.eos_token_id,
             pad_token_id=config.pad_token_id,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            logits_processor=transformers.LogitsProcessorList(logits_processor),
             do_sample=False,
         )
 
@@ -295,14 +298,21 @@ def generate_sequences(
     max_new_tokens: int = 40,
     batch_size: int = 32,
     dense: bool = False,
+    event_no_repeat_ngram: int = DEFAULT_EVENT_NO_REPEAT_NGRAM,
 ) -> list[np.ndarray]:
-    """Generated token ids for encoder inputs, in order, in batches of ``batch_size``: text only,
-    or (``dense``) text and time tokens, with no rule against repeated n-grams (two events may
-    well share "a red circle")."""
+    """Generated token ids for encoder inputs, in order, in batches of ``batch_size``: text only
+    (no repeated 3-gram), or (``dense``) text and time tokens, where no ``event_no_repeat_ngram``
+    -gram repeats within one event's caption (0: no rule) but two events may well share "a red
+    circle" (:class:`~vidcap.models.decoding.EventNoRepeatNGram`)."""
     model.eval()
     device = next(model.parameters()).device
     rows: list[np.ndarray] = []
     suppress_ids = vocab.non_dense_ids() if dense else vocab.non_text_ids()
+    guard = (
+        [EventNoRepeatNGram(event_no_repeat_ngram, vocab.time_range)]
+        if dense and event_no_repeat_ngram
+        else []
+    )
     for i in range(0, len(inputs), batch_size):
         batch = collate_inputs(list(inputs[i : i + batch_size]), vocab.pad_id)
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -312,6 +322,7 @@ def generate_sequences(
             max_new_tokens=max_new_tokens,
             suppress_ids=suppress_ids,
             no_repeat_ngram_size=0 if dense else 3,
+            logits_processor=guard,
         )
         rows += list(ids.cpu().numpy())
     return rows
@@ -339,10 +350,14 @@ def generate_events(
     beams: int = 4,
     max_new_tokens: int = 256,
     batch_size: int = 32,
+    event_no_repeat_ngram: int = DEFAULT_EVENT_NO_REPEAT_NGRAM,
 ) -> list[list[TimedCaption]]:
     """A dense model's events for whole-video inputs built by
-    :func:`vidcap.models.inputs.video_inputs`, one list per video of ``durations`` seconds."""
-    rows = generate_sequences(model, vocab, inputs, beams, max_new_tokens, batch_size, dense=True)
+    :func:`vidcap.models.inputs.video_inputs`, one list per video of ``durations`` seconds
+    (``event_no_repeat_ngram``: see :func:`generate_sequences`)."""
+    rows = generate_sequences(
+        model, vocab, inputs, beams, max_new_tokens, batch_size, True, event_no_repeat_ngram
+    )
     return [
         parse_events(vocab, row[1:], duration)  # [1:]: the decoder's start token
         for row, duration in zip(rows, durations, strict=True)

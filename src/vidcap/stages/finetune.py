@@ -41,8 +41,10 @@ from vidcap.card import training_facts
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.inference.ood import fit_profile
+from vidcap.inference.refine import DEFAULT_REFINE_SECONDS
 from vidcap.metrics.captions import caption_scores
 from vidcap.metrics.qa import exact_match
+from vidcap.models.decoding import DEFAULT_EVENT_NO_REPEAT_NGRAM
 from vidcap.models.inputs import DENSE_MAX_CLIPS, InputConfig
 from vidcap.models.presets import ARCHS, PRESETS, Arch, Preset, model_size
 from vidcap.models.seq2seq import (
@@ -69,6 +71,13 @@ from vidcap.training.tasks import (
 )
 
 STAGE = "finetune"
+DENSE_DECODING = {
+    "event_no_repeat_ngram": DEFAULT_EVENT_NO_REPEAT_NGRAM,
+    "refine_seconds": DEFAULT_REFINE_SECONDS,
+}
+"""How a dense bundle decodes, recorded under ``generation`` in vidcap.json (edit it there): no
+n-gram of this size repeats within one event's caption (0: no guard), and boundaries move onto
+feature changes up to this many seconds away (0: not moved)."""
 TEXT_VOCAB_SIZE = 4000  # word pieces of a vocabulary trained here (as pretrain's default)
 
 
@@ -453,7 +462,11 @@ def _write_bundle(
             "model": describe(model),
             "pretrained": str(src.pretrained.resolve()) if src.pretrained else None,
             "inputs": asdict(inputs),
-            "generation": {"beams": config.beams, "max_new_tokens": inputs.max_target},
+            "generation": {
+                "beams": config.beams,
+                "max_new_tokens": inputs.max_target,
+                **(DENSE_DECODING if config.task == "dense" else {}),
+            },
             "codebook": CODEBOOK,
             "n_visual": vocab.n_visual,
             "quantize": words_manifest.get("tree"),
