@@ -366,6 +366,32 @@ def test_answer_and_summarize_endpoints(
         check_clean(client)
 
 
+@pytest.mark.slow
+def test_a_dense_model_captions_with_events_in_json_and_anet(
+    caption_bundle: Path, webm_video: Path, tmp_path: Path
+) -> None:
+    bundle = finetune_task(caption_bundle, tmp_path / "dense", "dense")
+    model = load_model(bundle, device="cpu")
+    with TestClient(create_app(model, ServeConfig(max_upload_bytes=LIMIT))) as client:
+        assert client.get("/v1/model").json()["task"] == "dense"
+        got = client.post("/v1/caption", files=upload(webm_video))
+        assert got.status_code == 200, got.text
+        expected = model.caption(webm_video)
+        expected.video = webm_video.name
+        assert got.json() == json.loads(json.dumps(expected.to_json()))
+        anet = client.post("/v1/caption", files=upload(webm_video), data={"format": "anet"})
+        assert anet.status_code == 200 and anet.headers["content-type"] == "application/json"
+        events = anet.json()["results"][webm_video.stem]
+        assert [e["sentence"] for e in events] == [c.text for c in expected.captions]
+        check_error(
+            client.post("/v1/caption", files=upload(webm_video), data={"segment_seconds": "2"}),
+            422,
+            "dense model",
+        )
+        check_error(client.post("/v1/summarize", files=upload(webm_video)), 409, "/v1/caption")
+        check_clean(client)
+
+
 # --------------------------------------------------------------------------------------------------
 # The command
 

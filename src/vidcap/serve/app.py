@@ -38,8 +38,18 @@ from vidcap.serve.errors import RequestError, status_of
 from vidcap.serve.uploads import FILE_FIELD, Form, allowed_path, make_root, read_form
 from vidcap.serve.worker import ModelWorker
 
-RESPONSE_FORMATS = {"json": None, "vtt": "text/vtt", "srt": "application/x-subrip"}
-ENDPOINTS = {"caption": "/v1/caption", "qa": "/v1/answer", "summary": "/v1/summarize"}
+RESPONSE_FORMATS = {
+    "json": None,
+    "vtt": "text/vtt",
+    "srt": "application/x-subrip",
+    "anet": "application/json",  # the ActivityNet Captions prediction JSON (dense events)
+}
+ENDPOINTS = {
+    "caption": "/v1/caption",
+    "dense": "/v1/caption",
+    "qa": "/v1/answer",
+    "summary": "/v1/summarize",
+}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -162,11 +172,11 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}."}, 422)
 
-    def require_task(task: str) -> None:
-        if captioner.task != task:
+    def require_task(*tasks: str) -> None:
+        if captioner.task not in tasks:
             raise RequestError(
                 409,
-                f"this server's model was finetuned for {captioner.task}, not {task}; "
+                f"this server's model was finetuned for {captioner.task}, not {' or '.join(tasks)}; "
                 f"use POST {ENDPOINTS[captioner.task]}.",
             )
 
@@ -227,7 +237,7 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
     )
     async def caption(request: Request) -> Response:
         """Caption a video: one caption, or timed captions with `dense` (or `segment_seconds`)."""
-        require_task("caption")
+        require_task("caption", "dense")
 
         def prepare(video: Path, name: str, form: Form) -> Callable[[], Response]:
             fmt = form.get("format") or "json"
@@ -236,6 +246,12 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
                 raise RequestError(422, f"format must be one of {choices}, not {fmt!r}.")
             dense = _bool(form, "dense") or fmt != "json"  # subtitles are timed captions
             seconds = _number(form, "segment_seconds", float, 0.001)
+            if seconds is not None and captioner.task == "dense":
+                raise RequestError(
+                    422,
+                    "this server's model is a dense model: it finds the events itself, so "
+                    "segment_seconds does not apply.",
+                )
             beams = _number(form, "beams", int, 1)
 
             def job() -> Response:
