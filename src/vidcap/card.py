@@ -39,6 +39,8 @@ SYNTH_GENERATOR = "vidcap.synth"
 carry it is the synthetic shapes world, whatever its files are called."""
 
 _METRICS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+_DENSE_ROWS = ("model", "predictions", "captioner_whole", "captioner_fixed", "captioner_change")
+_DENSE_ROWS += ("captioner_oracle", "whole_video", "reference_ceiling")
 _DENSE_METRICS = ("Precision", "Recall", "F1", "METEOR", "CIDEr", "BLEU-4", "SODA_c")
 _ROWS = (
     ("captioner", "captioner"),
@@ -306,6 +308,8 @@ def _evaluation_section(evaluations: list[dict[str, Any]]) -> str:
                     )
                     text += " |\n"
         parts.append(text)
+    if all(e["report"].get("task") == "dense" for e in evaluations):
+        return "\n".join(parts)
     return "\n".join(parts) + (
         "\nThe floor captions each segment with the caption of the most similar training segment "
         "(mean clip feature); the ceiling scores each reference caption against the others.\n"
@@ -322,7 +326,10 @@ def _dense_table(report: dict[str, Any]) -> str:
     )
     text += "| | " + " | ".join(_DENSE_METRICS) + " | story CIDEr | story R@4 |\n"
     text += "|---" * (len(_DENSE_METRICS) + 3) + "|\n"
-    for key, scores in report["scores"].items():
+    # The evaluation file is written with sorted keys: put the rows back in display order.
+    order = [k for k in _DENSE_ROWS if k in report["scores"]]
+    for key in order + sorted(k for k in report["scores"] if k not in _DENSE_ROWS):
+        scores = report["scores"][key]
         story = (report.get("story") or {}).get(key) or {}
         cells = [_number(scores.get(m)) for m in _DENSE_METRICS]
         cells += [_number(story.get("CIDEr")), _number(story.get("R@4"))]
@@ -341,7 +348,7 @@ def _model_index(info: dict[str, Any], evaluations: list[dict[str, Any]]) -> lis
                 for v in [report["exact_match"]["exact_match"]]
             ]
         elif report.get("task") == "dense":
-            scores = next(iter(report["scores"].values()))  # the system row comes first
+            scores = report["scores"].get("model") or next(iter(report["scores"].values()))
             metrics = [
                 {"type": m.lower(), "name": m, "value": round(float(scores[m]), 4)}
                 for m in _DENSE_METRICS
