@@ -39,6 +39,9 @@ SYNTH_GENERATOR = "vidcap.synth"
 carry it is the synthetic shapes world, whatever its files are called."""
 
 _METRICS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+_DENSE_ROWS = ("model", "predictions", "captioner_whole", "captioner_fixed", "captioner_change")
+_DENSE_ROWS += ("captioner_oracle", "whole_video", "reference_ceiling")
+_DENSE_METRICS = ("Precision", "Recall", "F1", "METEOR", "CIDEr", "BLEU-4", "SODA_c")
 _ROWS = (
     ("captioner", "captioner"),
     ("nearest_neighbour", "nearest-neighbour floor"),
@@ -336,6 +339,9 @@ def _evaluation_section(evaluations: list[dict[str, Any]]) -> str:
                 f"{head}{report['questions']} questions about {report['videos']} videos.\n\n{table}"
             )
             continue
+        if report.get("task") == "dense":
+            parts.append(head + _dense_table(report))
+            continue
         table = "| | " + " | ".join(_METRICS) + " |\n|---" + "|---" * len(_METRICS) + "|\n"
         for key, label in _ROWS:
             scores = report["scores"].get(key)
@@ -356,10 +362,33 @@ def _evaluation_section(evaluations: list[dict[str, Any]]) -> str:
                     )
                     text += " |\n"
         parts.append(text)
+    if all(e["report"].get("task") == "dense" for e in evaluations):
+        return "\n".join(parts)
     return "\n".join(parts) + (
         "\nThe floor captions each segment with the caption of the most similar training segment "
         "(mean clip feature); the ceiling scores each reference caption against the others.\n"
     )
+
+
+def _dense_table(report: dict[str, Any]) -> str:
+    """A dense evaluation: every row's localisation and caption scores, and its story's."""
+    tious = "/".join(f"{t:g}" for t in report["tious"])
+    text = (
+        f"{report['events']} events in {report['videos']} videos; P, R, METEOR, CIDEr, BLEU-4 "
+        f"averaged over tIoU {tious} (densevid_eval), F1 of the averages, SODA_c; story CIDEr and "
+        "4-gram repetition (R@4) of each row's captions told in order.\n\n"
+    )
+    text += "| | " + " | ".join(_DENSE_METRICS) + " | story CIDEr | story R@4 |\n"
+    text += "|---" * (len(_DENSE_METRICS) + 3) + "|\n"
+    # The evaluation file is written with sorted keys: put the rows back in display order.
+    order = [k for k in _DENSE_ROWS if k in report["scores"]]
+    for key in order + sorted(k for k in report["scores"] if k not in _DENSE_ROWS):
+        scores = report["scores"][key]
+        story = (report.get("story") or {}).get(key) or {}
+        cells = [_number(scores.get(m)) for m in _DENSE_METRICS]
+        cells += [_number(story.get("CIDEr")), _number(story.get("R@4"))]
+        text += f"| {report['labels'].get(key, key)} | " + " | ".join(cells) + " |\n"
+    return text
 
 
 def _model_index(info: dict[str, Any], evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -371,6 +400,13 @@ def _model_index(info: dict[str, Any], evaluations: list[dict[str, Any]]) -> lis
             metrics = [
                 {"type": "exact_match", "name": "exact match", "value": v}
                 for v in [report["exact_match"]["exact_match"]]
+            ]
+        elif report.get("task") == "dense":
+            scores = report["scores"].get("model") or next(iter(report["scores"].values()))
+            metrics = [
+                {"type": m.lower(), "name": m, "value": round(float(scores[m]), 4)}
+                for m in _DENSE_METRICS
+                if scores.get(m) is not None
             ]
         else:
             scores = report["scores"]["captioner"]

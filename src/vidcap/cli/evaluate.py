@@ -160,6 +160,22 @@ def evaluate_command(
         ),
     ] = None,
     timeout: Timeout = VIDEO_TIMEOUT_S,
+    captioner: Annotated[
+        Path | None,
+        typer.Option(
+            "--captioner",
+            help="--task dense: a --task caption bundle whose rows go beside the dense model's on "
+            "the same videos: whole video, fixed windows, change-point cuts, oracle (true events).",
+        ),
+    ] = None,
+    segment_seconds: Annotated[
+        float,
+        typer.Option(
+            "--segment-seconds",
+            min=0.5,
+            help="--task dense --captioner: the fixed windows' length.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Score a model on a corpus split: caption metrics, QA exact match or zero-shot accuracy.
 
@@ -173,8 +189,15 @@ def evaluate_command(
 
     --task dense --predictions FILE: the ActivityNet Captions protocol (precision, recall, F1,
     METEOR, CIDEr, BLEU-4 over tIoU 0.3/0.5/0.7/0.9) and SODA_c, as densevid_eval and SODA compute
-    them, beside a whole-video floor and a reference ceiling.
+    them, beside a whole-video floor and a reference ceiling. A dense MODEL (--task dense) is run
+    on the split's videos and scored the same way; --captioner BUNDLE adds that caption bundle's
+    rows on the same videos.
     """
+    if (captioner is not None or segment_seconds != 10.0) and predictions is not None:
+        raise typer.BadParameter(
+            "--captioner and --segment-seconds add rows beside a dense MODEL; a prediction file is scored alone.",
+            param_hint="'--captioner'",
+        )
     if html is not None and (predictions is not None or task == "classify"):
         raise typer.BadParameter(
             "--html shows a model's captions beside their references; it does not apply here.",
@@ -199,6 +222,28 @@ def evaluate_command(
             )
         _evaluate_classify(model, template, field, split, corpus, as_json, timeout)
         return
+    from vidcap.bundle import Bundle
+
+    bundle_task = Bundle.load(model, "finetune").task
+    if bundle_task == "dense" and task not in (None, "dense"):
+        raise VidcapError(
+            f"{model} is a dense model (events with times): evaluate it with --task dense."
+        )
+    if task == "dense" or (task is None and bundle_task == "dense"):
+        if html is not None:
+            raise typer.BadParameter(
+                "--html shows a segment captioner's captions beside their references; for a dense model use --json.",
+                param_hint="'--html'",
+            )
+        _evaluate_dense(
+            model, split, corpus, captioner, segment_seconds, beams, meteor, as_json, timeout
+        )
+        return
+    if captioner is not None or segment_seconds != 10.0:
+        raise typer.BadParameter(
+            "--captioner and --segment-seconds add rows beside a dense model (--task dense).",
+            param_hint="'--captioner'",
+        )
     from vidcap.evaluation.evaluate import evaluate_bundle
     from vidcap.synth import facts as synth_facts
 
@@ -237,6 +282,48 @@ def evaluate_command(
         print_error(
             f"{len(report['failed'])} videos could not be captioned; the scores leave them out."
         )
+        raise typer.Exit(1)
+
+
+def _evaluate_dense(
+    model: Path,
+    split: str,
+    corpus: Path | None,
+    captioner: Path | None,
+    segment_seconds: float,
+    beams: int | None,
+    meteor: bool,
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Run a dense model (and ``captioner``'s rows) on the split's videos, score, print, record."""
+    from vidcap.evaluation.dense_bundle import evaluate_dense_bundle
+
+    with progress_bar() as progress:
+        bar = progress.add_task("reading videos", total=None)
+        evaluation = evaluate_dense_bundle(
+            model,
+            split=split,
+            corpus=corpus,
+            captioner_dir=captioner,
+            segment_seconds=segment_seconds,
+            beams=beams,
+            meteor=meteor,
+            on_video=lambda _: progress.advance(bar),
+            timeout=timeout,
+        )
+    report = evaluation.to_json()
+    card_note = _record_in_card(model, report, corpus)
+    if as_json:
+        stdout.print_json(json.dumps(report))
+    else:
+        print_dense_report(report)
+    stderr.print(card_note, highlight=False, soft_wrap=True)
+    for failure in report["failed"]:
+        print_error(f"{failure['video']}: {failure['error']}")
+    if report["failed"]:
+        gone = len({f["video"] for f in report["failed"]})
+        print_error(f"{gone} videos could not be read; every row leaves them out.")
         raise typer.Exit(1)
 
 

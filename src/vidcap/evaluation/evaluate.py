@@ -22,6 +22,7 @@ import numpy as np
 from vidcap.artifacts.readers import ClipTrack, read_tracks
 from vidcap.corpus import Segment, VideoRecord, read_corpus
 from vidcap.errors import VidcapError
+from vidcap.evaluation.dense_bundle import DenseEvaluation, evaluate_dense_bundle
 from vidcap.inference.captioner import Captioner
 from vidcap.inference.pipeline import VideoClips
 from vidcap.metrics.captions import (
@@ -124,7 +125,7 @@ def evaluate_bundle(
     n_examples: int = 5,
     facts: FactChecker | None = None,
     timeout: float | None = VIDEO_TIMEOUT_S,
-) -> EvaluationReport | QAReport:
+) -> EvaluationReport | QAReport | DenseEvaluation:
     """Evaluate a finetuned bundle on ``split`` of ``corpus`` (default: the corpus it was trained on).
 
     With ``facts``, captions are also scored on the ground truth the corpus carries (the CLI
@@ -139,8 +140,8 @@ def evaluate_bundle(
         )
     task = captioner.task
     if task == "dense":  # events, not segment captions: scored by the dense protocols
-        raise VidcapError(
-            f"{model_dir} is a dense model; scoring it needs vidcap.evaluation.dense (densevid_eval and SODA_c), which this build lacks: write its predictions with `vidcap caption --format anet` for an ActivityNet evaluator."
+        return evaluate_dense_bundle(
+            model_dir, split, corpus, beams=beams, meteor=meteor, on_video=on_video, timeout=timeout
         )
     has_targets = {"caption": "segments", "qa": "qa", "summary": "summary"}[task]
     records = [r for r in read_corpus(corpus_path) if r.split == split and getattr(r, has_targets)]

@@ -64,6 +64,44 @@ def dense_predictions(
         raise VidcapError(
             f"{captioner.folder} is a --task {captioner.task} model; say how to cut the events ({', '.join(CUTS)}), or give a dense model."
         )
+    read = _read(captioner, records, on_video, failed)
+    if captioner.is_dense:
+        transcripts = [[(t.start, t.end, t.text) for t in r.transcript] for r, _ in read]
+        found = captioner.events([clips for _, clips in read], transcripts, beams=beams)
+        return {record.id: events for (record, _), events in zip(read, found, strict=True)}
+    return _cut_and_caption(captioner, read, cuts, segment_seconds, beams)
+
+
+def cut_predictions(
+    captioner: Captioner,
+    records: Sequence[VideoRecord],
+    cuts: Sequence[Cuts],
+    segment_seconds: float = 10.0,
+    beams: int | None = None,
+    on_video: Callable[[str], None] | None = None,
+    failed: list[tuple[str, str]] | None = None,
+) -> dict[str, dict[str, list[TimedCaption]]]:
+    """A caption bundle's events cut each of several ways (cut -> video id -> events), every
+    video decoded once for all of them; arguments as :func:`dense_predictions`.
+
+    Raises:
+        VidcapError: a dense model, or an unknown cut.
+    """
+    if captioner.is_dense or not all(c in CUTS for c in cuts):
+        raise VidcapError(
+            f"cuts ({', '.join(CUTS)}) are for a caption bundle; {captioner.folder} is a --task {captioner.task} model."
+        )
+    read = _read(captioner, records, on_video, failed)
+    return {cut: _cut_and_caption(captioner, read, cut, segment_seconds, beams) for cut in cuts}
+
+
+def _read(
+    captioner: Captioner,
+    records: Sequence[VideoRecord],
+    on_video: Callable[[str], None] | None,
+    failed: list[tuple[str, str]] | None,
+) -> list[tuple[VideoRecord, VideoClips]]:
+    """Each readable record with its clips, through the bundle's own pipeline."""
     read: list[tuple[VideoRecord, VideoClips]] = []
     for record in records:
         try:
@@ -73,11 +111,7 @@ def dense_predictions(
                 failed.append((record.id, str(error)))
         if on_video is not None:
             on_video(record.id)
-    if captioner.is_dense:
-        transcripts = [[(t.start, t.end, t.text) for t in r.transcript] for r, _ in read]
-        found = captioner.events([clips for _, clips in read], transcripts, beams=beams)
-        return {record.id: events for (record, _), events in zip(read, found, strict=True)}
-    return _cut_and_caption(captioner, read, cuts, segment_seconds, beams)
+    return read
 
 
 def _spans(
