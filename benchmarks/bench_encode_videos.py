@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="decode workers (both ways)")
     parser.add_argument("--loader-workers", type=int, default=2)
     parser.add_argument("--hf", action="store_true", help="also a small CLIP ViT (hf:)")
+    parser.add_argument("--hf-only", action="store_true", help="only the small CLIP ViT")
     args = parser.parse_args()
 
     from vidcap.synth.plan import SynthConfig
@@ -114,8 +115,8 @@ def main() -> None:
         generate_corpus(tmp / "synth", SynthConfig(videos=args.videos, seed=0, workers=2))
         inputs = resolve_inputs([str(tmp / "synth" / "corpus.jsonl")])
         extract = ExtractConfig(size=args.size, workers=args.workers)
-        encoders = {"descriptor": "descriptor"}
-        if args.hf:
+        encoders = {} if args.hf_only else {"descriptor": "descriptor"}
+        if args.hf or args.hf_only:
             encoders["hf: CLIP ViT 384x6"] = f"hf:{save_vit(tmp / 'vit', 384, 6, 224)}"
         print(
             f"{args.videos} synthetic videos, short side {args.size}, {args.workers} decode "

@@ -208,3 +208,25 @@ def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
             os.kill(int(child), 0)
     assert set(index_of(out)) == {"synth-00000"}  # the finished video is kept; nothing half-written
     assert not list(out.rglob(".tmp-*"))
+
+
+def _in_child() -> tuple[bool, int]:
+    import torch as child_torch
+
+    return "tabnanny" in sys.modules, child_torch.get_num_threads()
+
+
+def test_decode_children_preload_modules_and_use_one_thread() -> None:
+    """A child imports its encoder's CPU-side modules ahead of time (while the parent loads the
+    model), and torch in it runs on one thread: `--workers` children share the cores with the
+    model."""
+    from vidcap.encoders import child_imports
+    from vidcap.video import DecodeWorker
+
+    assert "transformers.image_processing_utils" in child_imports("hf:any/model")
+    assert child_imports("descriptor") == ()
+    assert child_imports("no-such-family:x") == ()
+    with DecodeWorker() as worker:
+        assert worker.call(_in_child, timeout=60) == (False, 1)
+        worker.preload(["tabnanny"])
+        assert worker.call(_in_child, timeout=60) == (True, 1)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         EncoderFamily,
         EncoderOptions,
         build_encoder,
+        child_imports,
         families,
         register,
     )
@@ -24,6 +25,7 @@ __all__ = [
     "EncoderFamily",
     "EncoderOptions",
     "build_encoder",
+    "child_imports",
     "families",
     "register",
 ]

@@ -107,6 +107,9 @@ class EncoderFamily:
     unavailable: Callable[[], str | None]
     examples: tuple[str, ...]
     dims: str  # the feature size(s), for ``vidcap encode --list``
+    # Modules prepare() needs in a decode child: imported there while the parent loads the model,
+    # so the child's start does not add to the run (transformers' processors take seconds).
+    child_imports: tuple[str, ...] = ()
 
 
 _FAMILIES: dict[str, EncoderFamily] = {}
@@ -125,11 +128,14 @@ def register(
     examples: tuple[str, ...],
     dims: str,
     unavailable: Callable[[], str | None] = lambda: None,
+    child_imports: tuple[str, ...] = (),
 ) -> Callable[[Callable[[str | None, EncoderOptions], ClipEncoder]], Callable]:
     """Class/function decorator: register ``build(argument, options)`` as encoder family ``name``."""
 
     def decorator(build: Callable[[str | None, EncoderOptions], ClipEncoder]) -> Callable:
-        _FAMILIES[name] = EncoderFamily(name, summary, build, unavailable, examples, dims)
+        _FAMILIES[name] = EncoderFamily(
+            name, summary, build, unavailable, examples, dims, child_imports
+        )
         return build
 
     return decorator
@@ -142,6 +148,15 @@ def _family(name: str) -> EncoderFamily:
         known = ", ".join(sorted({*_FAMILY_MODULES, *_FAMILIES}))
         raise VidcapError(f"unknown encoder family {name!r}; known families: {known}.")
     return _FAMILIES[name]
+
+
+def child_imports(spec: str) -> tuple[str, ...]:
+    """The modules the ``spec`` encoder's :meth:`~ClipEncoder.prepare` imports in a decode child
+    (none for an unknown family: :func:`build_encoder` says what is wrong with it)."""
+    try:
+        return _family(spec.partition(":")[0]).child_imports
+    except VidcapError:
+        return ()
 
 
 def families() -> list[EncoderFamily]:

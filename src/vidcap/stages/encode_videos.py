@@ -28,7 +28,7 @@ import torch
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
 from vidcap.devices import resolve_device
 from vidcap.distributed import Processes
-from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
+from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder, child_imports
 from vidcap.errors import ResourceError, as_resource_error
 from vidcap.stages.base import StageResult, result_from_index
 from vidcap.stages.encode import (
@@ -70,9 +70,34 @@ def run_encode_videos(
     processes = processes or Processes()
     started = time.perf_counter()
     device = str(resolve_device(config.device, processes.world_size, processes.rank))
-    encoder = build_encoder(
-        config.encoder, EncoderOptions(device=device, dtype=config.dtype, weights=config.weights)
+    children = _WarmChildren(
+        min(extract.workers, len(inputs.videos)), child_imports(config.encoder)
     )
+    try:
+        encoder = build_encoder(
+            config.encoder,
+            EncoderOptions(device=device, dtype=config.dtype, weights=config.weights),
+        )
+        return _run(inputs, out_dir, config, extract, processes, force, on_start, on_video,
+                    allow_failures, started, encoder, children)  # fmt: skip
+    finally:
+        children.close()
+
+
+def _run(
+    inputs: ResolvedInputs,
+    out_dir: str | Path,
+    config: EncodeConfig,
+    extract: ExtractConfig,
+    processes: Processes,
+    force: bool,
+    on_start: Callable[[int, int], None] | None,
+    on_video: Callable[[VideoEncoded], None] | None,
+    allow_failures: bool,
+    started: float,
+    encoder: ClipEncoder,
+    children: _WarmChildren,
+) -> StageResult:
     description = encoder.describe()
     extract_settings = extract.output_settings()
     settings = {
@@ -101,7 +126,7 @@ def run_encode_videos(
         skipped = len(done) if processes.is_main else 0
         if on_start is not None:
             on_start(len(todo), skipped)
-        _Streams(stage, encoder, config, extract, item_fps, on_video).run(todo)
+        _Streams(stage, encoder, config, extract, item_fps, on_video, children).run(todo)
 
         processes.barrier()
         if processes.is_main:
@@ -161,6 +186,47 @@ class _Progress:
 _DONE = object()  # a decode thread has no more videos
 
 
+class _WarmChildren:
+    """Decode children started, with the encoder's CPU-side modules imported in them, while the
+    parent loads the model: for an ``hf:`` model each import takes seconds, and done one after
+    the other it made encoding a few short videos slower than extract then encode."""
+
+    def __init__(self, n: int, modules: tuple[str, ...]) -> None:
+        self.ready: list[tuple[DecodeWorker, threading.Thread]] = []
+        for _ in range(n):
+            worker = DecodeWorker()
+            thread = threading.Thread(target=self._warm, args=(worker, modules), daemon=True)
+            thread.start()
+            self.ready.append((worker, thread))
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _warm(worker: DecodeWorker, modules: tuple[str, ...]) -> None:
+        # A failure here (a module that does not import) shows again, as a sentence, on the
+        # worker's first video; a child that died is replaced then.
+        with contextlib.suppress(Exception):
+            worker.preload(modules)
+
+    def take(self) -> DecodeWorker:
+        """A started child (a fresh one once the warm ones are taken)."""
+        with self.lock:
+            if not self.ready:
+                return DecodeWorker()
+            worker, thread = self.ready.pop()
+        thread.join()
+        return worker
+
+    def close(self) -> None:
+        """Stop the children nobody took (nothing to encode, or an error before)."""
+        with self.lock:
+            left, self.ready = self.ready, []
+        for worker, thread in left:
+            if thread.is_alive():
+                worker.interrupt()  # still importing: Ctrl-C or an error must not wait for it
+            thread.join()
+            worker.close()
+
+
 class _Streams:
     """Decode threads (each with its child) feeding prepared clips to the model in this thread."""
 
@@ -172,7 +238,9 @@ class _Streams:
         extract: ExtractConfig,
         item_fps: dict[str, str],
         on_video: Callable[[VideoEncoded], None] | None,
+        children: _WarmChildren,
     ) -> None:
+        self.children = children
         self.stage = stage
         self.encoder = encoder
         self.config = config
@@ -197,7 +265,7 @@ class _Streams:
         raise _Stopped
 
     def _decode_all(self, videos: queue.SimpleQueue[_Progress]) -> None:
-        worker = DecodeWorker()
+        worker = self.children.take()
         with self.lock:
             self.workers.append(worker)
         try:
