@@ -99,4 +99,4 @@ def print_stage_result(result: StageResult, as_json: bool = False, max_failures:
             failures.add_row("…", f"{len(result.failures) - max_failures} more in index.jsonl")
         stderr.print(failures)
     if result.note:
-        stderr.print(escape(result.note), highlight=False)
+        stderr.print(escape(result.note), highlight=False, soft_wrap=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from vidcap.artifacts import MANIFEST, ItemRecord, StageDir, shards
+from vidcap.artifacts import MANIFEST, ItemRecord, StageDir, remove_stale_temp_files, shards
 from vidcap.distributed import Processes, Shard
 from vidcap.errors import VidcapError
 
@@ -222,6 +222,8 @@ class ItemRun(Generic[ItemT]):
             shards.finish(stage, state, skipped)
             waiting = self._unfinished_shards(shard.count)
             if not waiting:
+                # No job of this fill runs now: what killed ones left (on any host) can go.
+                remove_stale_temp_files(stage.path)
                 states = shards.read_states(stage)
                 started = {s.index for s in states}
                 # A shard no job ran had all of its items done already: skipped, as in one run.
