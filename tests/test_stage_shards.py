@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stage_helpers import index_of
-from vidcap.artifacts import SHARDS, StageDir, _host, atomic_path
+from vidcap.artifacts import SHARDS, StageDir, _host, atomic_path, shards
 from vidcap.artifacts.readers import load_features
 from vidcap.cli import app
 from vidcap.distributed import Processes, Shard
@@ -244,3 +246,44 @@ def test_the_shard_index_parts_are_read_and_merged(tmp_path: Path) -> None:
     assert set(stage.read_index()) == {"v0", "v1"}
     stage.finalize({}, "fp", None, 0.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.jsonl", "manifest.json", "x.bin"]
+
+
+def test_rerunning_only_the_shard_with_failures_finishes_the_folder(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    files = video_files(synth_corpus)
+    late = tmp_path / "late.mp4"  # missing at first: a failed item of shard 0 ("late" sorts first)
+    out = tmp_path / "frames"
+    args = ("extract", *files, late, "--out", out, "--size", "32", "--json")
+    first = vidcap(*args, "--shard", "0/2")
+    assert first.exit_code == 1  # its own video failed
+    assert json.loads(first.stdout)["counts"] == {"ok": 2, "failed": 1, "skipped": 0}
+    second = vidcap(*args, "--shard", "1/2")
+    assert second.exit_code == 0 and "ended last" in json.loads(second.stdout)["note"]
+    assert json.loads((out / "manifest.json").read_text())["counts"]["failed"] == 1
+
+    shutil.copy(files[0], late)
+    retried = vidcap(*args, "--shard", "0/2")  # shard 1 has nothing left: it counts as finished
+    assert retried.exit_code == 0, retried.output
+    summary = json.loads(retried.stdout)
+    assert summary["counts"] == {"ok": 3, "failed": 0, "skipped": 2}
+    assert "ended last" in summary["note"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"ok": 5, "failed": 0, "skipped": 4}
+    assert vidcap(*args, "--shard", "1/2").exit_code == 0  # up to date
+    assert vidcap(*args[:-1]).exit_code == 0  # and for a run without --shard
+
+
+def test_the_same_shard_twice_on_one_host_is_refused(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stage = StageDir(tmp_path, "extract", shard=Shard(1, 2))
+        state = shards.begin(stage, Shard(1, 2), "fp", force=False)
+        state.pid = sleeper.pid  # as if another live process of this host had begun it
+        (tmp_path / SHARDS / "1of2.json").write_text(json.dumps(asdict(state)))
+        with pytest.raises(VidcapError, match="already running"):
+            shards.begin(stage, Shard(1, 2), "fp", force=False)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    shards.begin(stage, Shard(1, 2), "fp", force=False)  # its process is gone: taken over

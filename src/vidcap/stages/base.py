@@ -237,7 +237,7 @@ class ItemRun(Generic[ItemT]):
         result = result_from_index(stage, self.started, self.details, skipped=skipped, only=only)
         if waiting:
             note = (
-                f"shard {shard} is done ({len(mine)} of {len(self.items)} items); the last shard "
+                f"shard {shard} is done ({len(mine)} of {len(self.items)} videos); the last shard "
                 f"to end writes {stage.path}'s index.jsonl and manifest.json; still to come: "
                 f"{_listed(waiting)}."
             )
