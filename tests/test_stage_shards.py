@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -287,3 +288,39 @@ def test_the_same_shard_twice_on_one_host_is_refused(tmp_path: Path) -> None:
         sleeper.kill()
         sleeper.wait()
     shards.begin(stage, Shard(1, 2), "fp", force=False)  # its process is gone: taken over
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary")
+def test_a_shard_killed_with_sigkill_resumes(synth_corpus: Path, tmp_path: Path) -> None:
+    from tests.videos import ffmpeg
+
+    long = tmp_path / "zlong.mp4"  # sorts last: shard 0's fifth video, still decoding at the kill
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=60", str(long))
+    inputs = [str(synth_corpus), str(long)]  # 9 videos: 0, 2, 4, 6 and zlong are shard 0's
+    out = tmp_path / "frames"
+    command = [sys.executable, "-m", "vidcap", "extract", *inputs, "--out", str(out)]
+    job = subprocess.Popen([*command, "--size", "32", "--shard", "0/2"], stderr=subprocess.PIPE)
+    part = out / "index.shard0of2.jsonl"
+    deadline = time.monotonic() + 120
+    while job.poll() is None and time.monotonic() < deadline:
+        if part.is_file() and "synth-00006" in part.read_text():
+            break
+        time.sleep(0.05)
+    job.kill()  # SIGKILL: no cleanup, its state stays "running"
+    job.wait()
+    assert "zlong" not in part.read_text()
+
+    other = vidcap("extract", *inputs, "--out", out, "--size", "32", "--shard", "1/2", "--json")
+    assert other.exit_code == 0, other.output
+    assert "still to come: 0 (started on" in json.loads(other.stdout)["note"]
+    assert not (out / "manifest.json").exists()
+    resumed = vidcap("extract", *inputs, "--out", out, "--size", "32", "--shard", "0/2", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    summary = json.loads(resumed.stdout)
+    assert summary["counts"] == {"ok": 5, "failed": 0, "skipped": 4}  # ok: all of its share
+    assert "ended last" in summary["note"]
+    index = index_of(out)
+    assert len(index) == 9 and all(item["status"] == "ok" for item in index.values())
+    assert index["zlong"]["n_frames"] == len(np.load(out / index["zlong"]["outputs"]["frames"]))
+    assert not list(out.rglob(".tmp-*")) and not (out / SHARDS).exists()

@@ -188,8 +188,8 @@ class ItemRun(Generic[ItemT]):
         """One ``--shard K/N`` job: items K, K+N, ... of the whole list, whenever it runs.
 
         The folder's lock is held twice, briefly: to enter this job into the folder's book
-        (:func:`vidcap.artifacts.shards.begin`, which refuses a job of another N or fingerprint)
-        and find what of its share is done; and at the end, to mark it finished and, when every
+        (:func:`vidcap.artifacts.shards.begin`, which refuses a job of another N or fingerprint),
+        and at the end, to mark it finished and, when every
         other shard has finished too, merge the index and write the manifest. A shard counts as
         finished when its job said so, or when no job of it started and all of its items are done
         already (a folder finished before, a rerun of the array). A killed job leaves its shard
@@ -209,10 +209,12 @@ class ItemRun(Generic[ItemT]):
                     result, shard, f"shard {shard}: {stage.path} is complete already."
                 )
             state = shards.begin(stage, shard, self.fingerprint, force)
-            done = set() if force else stage.done_ids_matching(self.item_fps)
-            todo = [item for item in mine if item.id not in done]
-            if todo:  # the folder changes: its manifest no longer holds until the last job ends
-                (stage.path / MANIFEST).unlink(missing_ok=True)
+        # Outside the lock (reading a large index takes a while, and the other jobs wait for the
+        # lock): nobody finalizes the folder while this shard is entered as running.
+        done = set() if force else stage.done_ids_matching(self.item_fps)
+        todo = [item for item in mine if item.id not in done]
+        if todo:  # the folder changes: its manifest no longer holds until the last job ends
+            (stage.path / MANIFEST).unlink(missing_ok=True)
         skipped = len(mine) - len(todo)
         if on_start is not None:
             on_start(len(todo), skipped)
