@@ -123,8 +123,10 @@ def test_two_shards_as_concurrent_jobs(synth_corpus: Path, tmp_path: Path) -> No
     ]
     outputs = [job.communicate(timeout=300) for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], [e[-2000:] for _, e in outputs]
-    last = [e for _, e in outputs if "ended last" in e]
+    last = [k for k, (_, e) in enumerate(outputs) if "ended last" in e]
     assert len(last) == 1, [e[-2000:] for _, e in outputs]  # exactly one job finalized
+    first = outputs[1 - last[0]][1]  # it saw the other one running
+    assert f"still to come: {last[0]} (started on" in " ".join(first.split())
     assert vidcap("encode", *files, "--out", one, "--size", "32").exit_code == 0
     assert_like_one_run(out, one, "features")
 
