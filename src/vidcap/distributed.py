@@ -1,4 +1,5 @@
-"""Which process am I, out of how many: sharding stages under ``accelerate launch`` / ``torchrun``.
+"""Which process am I, out of how many: sharding stages under ``accelerate launch`` / ``torchrun``,
+and which share of the work is mine in a job array (``--shard K/N``).
 
 A plain ``vidcap extract`` is one process and never imports accelerate; under a launcher (which
 sets ``WORLD_SIZE``) the process group comes from accelerate's ``PartialState``, so the same code
@@ -43,6 +44,26 @@ class Processes:
         from accelerate.utils import gather_object
 
         return gather_object([obj])
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Share ``index`` of ``count`` of a list, for independent jobs (``--shard K/N``: a SLURM
+    array task each) that have nothing in common but the list: items K, K+N, K+2N, ..."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: K must be in 0..N-1.")
+
+    def take(self, items: list[T]) -> list[T]:
+        """This shard's items, in their order."""
+        return items[self.index :: self.count]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
 
 
 def current_processes() -> Processes:

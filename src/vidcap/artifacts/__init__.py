@@ -19,14 +19,21 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidcap.errors import VidcapError
+
+if TYPE_CHECKING:
+    from vidcap.distributed import Shard
 
 MANIFEST = "manifest.json"
 INDEX = "index.jsonl"
 LOCK = ".vidcap.lock"  # held (flock) by the run writing the folder
 _INDEX_PART = "index.part{rank}.jsonl"
+# A --shard K/N job's own index (see vidcap.artifacts.shards); merged like the parts above.
+_SHARD_INDEX = "index.shard{index}of{count}.jsonl"
+_INDEX_PARTS = ("index.part*.jsonl", "index.shard*.jsonl")
+SHARDS = ".vidcap-shards"  # the state of each --shard job while a job array fills the folder
 _TMP_PREFIX = ".tmp-"
 
 
@@ -108,20 +115,20 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def remove_abandoned_temp_files(folder: str | Path) -> int:
-    """Delete the temporary files in ``folder`` (not below it) that a process of this host left
-    when it was killed mid-write; returns how many were removed.
+def remove_abandoned_temp_files(folder: str | Path, recursive: bool = False) -> int:
+    """Delete the temporary files in ``folder`` (below it too when ``recursive``) that a process of
+    this host left when it was killed mid-write; returns how many were removed.
 
-    For outputs written outside a stage folder (``vidcap caption --out/--preview``), where no lock
-    says that nobody else writes: a file is removed only when its name says it was made on this
-    host by a process that no longer runs, so a concurrent run's file (or another machine's, on a
-    shared disk) is never touched.
+    For outputs written while other runs may write beside them (``vidcap caption --out/--preview``,
+    a ``--shard`` job of a stage), where no lock says that nobody else writes: a file is removed
+    only when its name says it was made on this host by a process that no longer runs, so a
+    concurrent run's file (or another machine's, on a shared disk) is never touched.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     removed = 0
-    for tmp in folder.glob(f"{_TMP_PREFIX}*"):
+    for tmp in (folder.rglob if recursive else folder.glob)(f"{_TMP_PREFIX}*"):
         host, _, rest = tmp.name[len(_TMP_PREFIX) :].partition("_")
         pid = rest.partition("_")[0]
         if host != _host() or not pid.isdigit() or _process_alive(int(pid)) or not tmp.is_file():
@@ -265,14 +272,24 @@ class StageDir:
     """A stage's output folder: its manifest, its index and the paths of its item files.
 
     Under several processes (``rank``/``world_size``), each appends to its own index part; the main
-    process merges the parts into ``index.jsonl`` in :meth:`finalize`.
+    process merges the parts into ``index.jsonl`` in :meth:`finalize`. A ``--shard K/N`` job
+    (``shard``) appends to its own ``index.shardKofN.jsonl``, merged the same way by the last
+    shard to finish (:mod:`vidcap.artifacts.shards`).
     """
 
-    def __init__(self, path: str | Path, stage: str, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        stage: str,
+        rank: int = 0,
+        world_size: int = 1,
+        shard: Shard | None = None,
+    ) -> None:
         self.path = Path(path)
         self.stage = stage
         self.rank = rank
         self.world_size = world_size
+        self.shard = shard
 
     # -- reading ------------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any] | None:
@@ -305,15 +322,23 @@ class StageDir:
         return all((self.path / relative).exists() for relative in item.outputs.values())
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self, wait_s: float = 0.0) -> Iterator[None]:
         """Hold the folder's lock while a run writes it (the main process takes it): a second run
-        into the same folder refuses with a sentence instead of interleaving its writes."""
+        into the same folder refuses with a sentence instead of interleaving its writes.
+
+        ``wait_s``: how long to wait for a holder to let go first (``--shard`` jobs take the lock
+        only for their short bookkeeping, so they wait for each other instead of refusing).
+        """
         if self.rank != 0:
             yield
             return
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK
+        deadline = time.monotonic() + wait_s
         fd = _lock_file(path)
+        while fd is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            fd = _lock_file(path)
         if fd is None:
             raise VidcapError(
                 f"{self.path} is being written by another vidcap run (it holds {path}); wait for that run to finish, or give another --out."
@@ -329,7 +354,7 @@ class StageDir:
     def read_index(self) -> dict[str, ItemRecord]:
         """All items recorded so far (merged index and parts); the latest line for an id wins."""
         items: dict[str, ItemRecord] = {}
-        for path in [self.path / INDEX, *sorted(self.path.glob("index.part*.jsonl"))]:
+        for path in [self.path / INDEX, *self._index_parts()]:
             for record in _read_index_file(path):
                 items[record.id] = record
         return items
@@ -345,19 +370,21 @@ class StageDir:
             and self.has_outputs(r)
         }
 
+    def _index_parts(self) -> list[Path]:
+        """The index parts of several processes or ``--shard`` jobs, not merged yet."""
+        return sorted(p for pattern in _INDEX_PARTS for p in self.path.glob(pattern))
+
     # -- writing ------------------------------------------------------------------------------
     def prepare(self, force: bool = False) -> None:
-        """Create the folder; with ``force`` forget earlier results (their files are overwritten)."""
+        """Create the folder; with ``force`` forget earlier results (their files are overwritten),
+        the state of ``--shard`` jobs included."""
         self.path.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             remove_stale_temp_files(self.path)
             if force:
-                for name in [
-                    MANIFEST,
-                    INDEX,
-                    *[p.name for p in self.path.glob("index.part*.jsonl")],
-                ]:
-                    (self.path / name).unlink(missing_ok=True)
+                for path in [self.path / MANIFEST, self.path / INDEX, *self._index_parts()]:
+                    path.unlink(missing_ok=True)
+                shutil.rmtree(self.path / SHARDS, ignore_errors=True)
             else:
                 # A new run invalidates the old manifest until this one finishes.
                 (self.path / MANIFEST).unlink(missing_ok=True)
@@ -374,9 +401,15 @@ class StageDir:
         """A path inside the stage folder, as stored in the index."""
         return path.relative_to(self.path).as_posix()
 
+    def index_name(self) -> str:
+        """The index file this process appends to."""
+        if self.shard is not None:
+            return _SHARD_INDEX.format(index=self.shard.index, count=self.shard.count)
+        return INDEX if self.world_size == 1 else _INDEX_PART.format(rank=self.rank)
+
     def record(self, item: ItemRecord) -> None:
         """Append one item's line to this process's index; flushed so a kill loses at most it."""
-        name = INDEX if self.world_size == 1 else _INDEX_PART.format(rank=self.rank)
+        name = self.index_name()
         line = (json.dumps(item.to_json(), ensure_ascii=False, sort_keys=True) + "\n").encode()
         with open(self.path / name, "a+b") as f:
             # A process killed mid-append leaves a torn line without its newline: start a fresh
@@ -388,6 +421,19 @@ class StageDir:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+    def merge_index(self) -> dict[str, ItemRecord]:
+        """Fold the index parts into one ``index.jsonl`` sorted by id (the latest line of an id
+        wins) and delete the parts; returns the items."""
+        items = self.read_index()
+        text = "".join(
+            json.dumps(items[i].to_json(), ensure_ascii=False, sort_keys=True) + "\n"
+            for i in sorted(items)
+        )
+        atomic_write_text(self.path / INDEX, text)
+        for part in self._index_parts():
+            part.unlink(missing_ok=True)
+        return items
 
     def finalize(
         self,
@@ -401,18 +447,13 @@ class StageDir:
         """Merge index parts into one sorted ``index.jsonl``, then write the manifest last.
 
         ``skipped`` counts items found already done by this run. Call on the main process only,
-        after every process has finished recording.
+        after every process (every ``--shard`` job) has finished recording.
         """
         from vidcap._version import __version__
 
-        items = self.read_index()
-        text = "".join(
-            json.dumps(items[i].to_json(), ensure_ascii=False, sort_keys=True) + "\n"
-            for i in sorted(items)
-        )
-        atomic_write_text(self.path / INDEX, text)
-        for part in self.path.glob("index.part*.jsonl"):
-            part.unlink(missing_ok=True)
+        items = self.merge_index()
+        # The shards' state goes with their parts, before the manifest says the folder is done.
+        shutil.rmtree(self.path / SHARDS, ignore_errors=True)
         counts = {"ok": 0, "failed": 0, "skipped": skipped}
         for item in items.values():
             counts[item.status] = counts.get(item.status, 0) + 1

@@ -65,6 +65,7 @@ def print_stage_result(result: StageResult, as_json: bool = False, max_failures:
                     "failures": [{"id": i, "error": e} for i, e in result.failures],
                     "wall_time_s": round(result.wall_time_s, 3),
                     **result.details,
+                    **({"note": result.note} if result.note else {}),
                 },
                 default=str,
             )
@@ -97,3 +98,5 @@ def print_stage_result(result: StageResult, as_json: bool = False, max_failures:
         if len(result.failures) > max_failures:
             failures.add_row("…", f"{len(result.failures) - max_failures} more in index.jsonl")
         stderr.print(failures)
+    if result.note:
+        stderr.print(escape(result.note), highlight=False, soft_wrap=True)

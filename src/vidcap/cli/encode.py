@@ -11,7 +11,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidcap.cli.console import finish_stage, progress_bar, stdout
-from vidcap.cli.options import AllowFailures, AsJson, Device, RedoAll, positive
+from vidcap.cli.options import (
+    AllowFailures,
+    AsJson,
+    Device,
+    RedoAll,
+    StageShard,
+    parse_shard,
+    positive,
+)
 from vidcap.distributed import current_processes
 from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
 from vidcap.errors import VidcapError
@@ -165,6 +173,7 @@ def encode_command(
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
+    shard: StageShard = None,
     force: RedoAll = False,
     allow_failures: AllowFailures = False,
     as_json: AsJson = False,
@@ -179,7 +188,8 @@ def encode_command(
     process (--timeout, as `vidcap extract`), cut into clips and encoded in one pass, and no frames
     are stored; the features are those extract then encode would give. The default `descriptor` needs no downloaded weights; `hf:` takes any transformers image or video
     model; `torchvision:s3d` is the VideoBERT paper's encoder. Rerunning skips finished videos; run
-    under `accelerate launch` or `torchrun` to share the videos between processes or GPUs.
+    under `accelerate launch` or `torchrun` to share the videos between processes or GPUs, or as N
+    jobs with --shard K/N (a SLURM array) into one --out.
     """
     if list_encoders:
         _print_encoders()
@@ -228,7 +238,14 @@ def encode_command(
                     f"{options} apply to encoding from videos; the extract folder {frames_dir} fixed them already."
                 )
             result = run_encode(
-                frames_dir, out, config, processes, force, on_start=on_start, on_video=on_video
+                frames_dir,
+                out,
+                config,
+                processes,
+                force,
+                on_start=on_start,
+                on_video=on_video,
+                shard=parse_shard(shard),
             )
         else:
             from vidcap.stages.encode_videos import run_encode_videos
@@ -244,6 +261,7 @@ def encode_command(
                 on_start=on_start,
                 on_video=on_video,
                 allow_failures=allow_failures,
+                shard=parse_shard(shard),
             )
     if not processes.is_main:
         return

@@ -10,7 +10,14 @@ import typer
 from rich.progress import TextColumn
 
 from vidcap.cli.console import finish_stage, progress_bar
-from vidcap.cli.options import AllowFailures, AsJson, RedoAll, positive
+from vidcap.cli.options import (
+    AllowFailures,
+    AsJson,
+    RedoAll,
+    StageShard,
+    parse_shard,
+    positive,
+)
 from vidcap.distributed import current_processes
 from vidcap.stages.extract import ExtractBackend, ExtractConfig, VideoDone, run_extract
 from vidcap.stages.inputs import resolve_inputs
@@ -59,6 +66,7 @@ def extract_command(
         int,
         typer.Option("--workers", "-j", min=1, help="Videos decoded at once by each process."),
     ] = 1,
+    shard: StageShard = None,
     force: RedoAll = False,
     allow_failures: AllowFailures = False,
     as_json: AsJson = False,
@@ -68,7 +76,8 @@ def extract_command(
     Frames are resized so the short side is --size and stored as uint8 arrays, one .npy per video,
     with index.jsonl and manifest.json. A bad video is recorded as failed with a reason and the
     others go on; rerunning skips finished videos. Run under `accelerate launch` or `torchrun` to
-    share the videos between processes.
+    share the videos between processes, or as N jobs with --shard K/N (a SLURM array) into one
+    --out.
     """
     config = ExtractConfig(
         fps=fps,
@@ -105,6 +114,7 @@ def extract_command(
             on_start=on_start,
             on_video=on_video,
             allow_failures=allow_failures,
+            shard=parse_shard(shard),
         )
     if not processes.is_main:
         return

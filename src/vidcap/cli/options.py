@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from vidcap.distributed import Shard
 from vidcap.errors import VidcapError
 
 
@@ -35,12 +36,45 @@ def positive(value: float | None) -> float | None:
     return value
 
 
+def parse_shard(value: str | None) -> Shard | None:
+    """``--shard K/N`` as a :class:`~vidcap.distributed.Shard` (None when not given); a bad value is
+    a usage error."""
+    if value is None:
+        return None
+    k, sep, n = value.partition("/")
+    if not (sep and k.strip().isdigit() and n.strip().isdigit()):
+        raise typer.BadParameter(f"must be K/N (e.g. 0/4), got {value!r}.")
+    index, count = int(k), int(n)
+    if not 0 <= index < count:
+        raise typer.BadParameter(f"K must be in 0..N-1, got {value!r}.")
+    return Shard(index, count)
+
+
+def check_shard(value: str | None) -> str | None:
+    """A ``--shard`` callback: a bad value is a usage error before any work."""
+    parse_shard(value)
+    return value
+
+
 Device = Annotated[
     str,
     typer.Option(
         "--device",
         callback=check_device,
         help="auto (the GPU when there is one), cpu, cuda, cuda:N or mps.",
+    ),
+]
+
+StageShard = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        callback=check_shard,
+        metavar="K/N",
+        help="Do videos K, K+N, K+2N... of the sorted input list (0 <= K < N): one of N independent "
+        "jobs (a SLURM array task each) filling the same --out, at any time, on any machine that "
+        "sees it; the last to finish writes the one index.jsonl and manifest.json.",
+        show_default=False,
     ),
 ]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from vidcap.cli.console import print_error, progress_bar
-from vidcap.cli.options import Device
+from vidcap.cli.options import Device, check_shard, parse_shard
 from vidcap.distributed import Processes
 from vidcap.errors import VidcapError
 
@@ -70,28 +70,11 @@ Timeout = Annotated[
 ]
 
 
-def _parse_shard(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    k, sep, n = value.partition("/")
-    if not (sep and k.strip().isdigit() and n.strip().isdigit()):
-        raise typer.BadParameter(f"must be K/N (e.g. 0/4), got {value!r}.")
-    index, count = int(k), int(n)
-    if not 0 <= index < count:
-        raise typer.BadParameter(f"K must be in 0..N-1, got {value!r}.")
-    return index, count
-
-
-def _check_shard(value: str | None) -> str | None:
-    _parse_shard(value)  # a bad value is a usage error before any work
-    return value
-
-
 Shard = Annotated[
     str | None,
     typer.Option(
         "--shard",
-        callback=_check_shard,
+        callback=check_shard,
         metavar="K/N",
         help="Take videos K, K+N, K+2N... of the list (0 <= K < N), e.g. one SLURM array task "
         "each; concatenate the shards' jsonl outputs to merge them.",
@@ -112,11 +95,8 @@ Transcript = Annotated[
 
 def select_shard(paths: list[str], shard: str | None) -> list[str]:
     """Every N-th path from the K-th (``--shard K/N``); all of them without ``shard``."""
-    parsed = _parse_shard(shard)
-    if parsed is None:
-        return paths
-    index, count = parsed
-    return paths[index::count]
+    parsed = parse_shard(shard)
+    return paths if parsed is None else parsed.take(paths)
 
 
 Failure = tuple[str, str]

@@ -1,14 +1,17 @@
-"""What every stage run returns, for the CLI to show and for scripts to inspect."""
+"""What every stage run returns, for the CLI to show and for scripts to inspect, and the run of a
+stage over a list of items (extract, encode), written once: resume, processes and ``--shard`` jobs."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from vidcap.artifacts import ItemRecord, StageDir
+from vidcap.artifacts import MANIFEST, ItemRecord, StageDir, remove_stale_temp_files, shards
+from vidcap.distributed import Processes, Shard
+from vidcap.errors import VidcapError
 
 
 @dataclass
@@ -26,6 +29,7 @@ class StageResult:
     wall_time_s: float = 0.0
     up_to_date: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # one line for the user (a --shard job: where the folder stands)
 
     @property
     def ok(self) -> bool:
@@ -38,13 +42,17 @@ def result_from_index(
     details: Callable[[list[ItemRecord]], dict[str, Any]],
     skipped: int = 0,
     up_to_date: bool = False,
+    only: Collection[str] | None = None,
 ) -> StageResult:
     """The result of a stage run, read back from its (merged) index.
 
     ``details`` turns the ``ok`` items into the stage's own figures (frames, clips, ...). When the
-    stage was already up to date, every ``ok`` item counts as skipped.
+    stage was already up to date, every ``ok`` item counts as skipped. ``only``: the ids to count
+    (a ``--shard`` job's share); all of them when None.
     """
     items = stage.read_index()
+    if only is not None:
+        items = {i: items[i] for i in only if i in items}
     failures = sorted((r.id, r.error or "failed") for r in items.values() if r.status == "failed")
     ok = [r for r in items.values() if r.status == "ok"]
     return StageResult(
@@ -71,3 +79,215 @@ def training_details(ok: list[ItemRecord]) -> dict[str, Any]:
         "steps": info.get("steps"),
         **{f"val {k}": v for k, v in (info.get("val") or {}).items()},
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# A stage run over items
+
+LOCK_WAIT_S = 900.0
+"""How long a ``--shard`` job waits for the folder's lock (others hold it only for bookkeeping:
+reading the index, merging it at the end)."""
+
+
+class _Item(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=_Item)
+
+
+def open_stage(
+    out_dir: str | Path, name: str, processes: Processes, shard: Shard | None
+) -> StageDir:
+    """The stage folder this process writes, for one run, one of its processes or one ``--shard``
+    job.
+
+    Raises:
+        VidcapError: ``--shard`` under a launcher: its processes share the videos already, and the
+            two splits together are not supported.
+    """
+    if shard is not None and processes.world_size > 1:
+        raise VidcapError(
+            f"--shard splits the videos between independent jobs, and {processes.world_size} processes launched together (torchrun / accelerate launch) share them already: use one or the other."
+        )
+    return StageDir(out_dir, name, processes.rank, processes.world_size, shard)
+
+
+@dataclass(frozen=True)
+class ItemRun(Generic[ItemT]):
+    """A stage run over a list of items (videos), whatever the stage does to one item.
+
+    ``items`` is the whole resolved input list in a stable order (sorted by id); ``item_fps`` the
+    fingerprint each item's record must carry to count as done. The stage's own work is the
+    ``work`` given to :meth:`run`: it records every item it is handed (ok or failed) with
+    ``stage.record``. ``config``, ``upstream`` and ``extra`` go into the manifest.
+    """
+
+    stage: StageDir
+    items: list[ItemT]
+    item_fps: dict[str, str]
+    fingerprint: str
+    details: Callable[[list[ItemRecord]], dict[str, Any]]
+    config: dict[str, Any]
+    upstream: dict[str, Any] | None
+    extra: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def run(
+        self,
+        work: Callable[[list[ItemT]], None],
+        processes: Processes,
+        force: bool = False,
+        allow_failures: bool = False,
+        on_start: Callable[[int, int], None] | None = None,
+    ) -> StageResult:
+        """Skip what is done, hand this process its share to ``work``, then merge and finish.
+
+        A finished folder with the same fingerprint (and nothing to retry) is up to date. Without
+        ``--shard``: the run holds the folder's lock throughout; under a launcher each process
+        takes every N-th item still to do, and the main process merges the index parts and writes
+        the manifest. With ``--shard K/N`` see :meth:`_run_shard`. ``on_start(to_do, skipped)`` is
+        called once this process knows its share.
+        """
+        if not force and self.stage.is_complete(self.fingerprint, allow_failures):
+            return result_from_index(self.stage, self.started, self.details, up_to_date=True)
+        if self.stage.shard is not None:
+            return self._run_shard(work, force, allow_failures, on_start)
+        stage = self.stage
+        if not force:
+            shards.refuse_unsharded(stage)
+        with stage.locked():
+            processes.barrier()  # everyone has read the old manifest before the main one removes it
+            if processes.is_main:
+                if not force:
+                    shards.refuse_unsharded(stage)  # a --shard job may have begun meanwhile
+                stage.prepare(force=force)
+            processes.barrier()
+
+            done = stage.done_ids_matching(self.item_fps)
+            todo = processes.shard([item for item in self.items if item.id not in done])
+            skipped = len(done) if processes.is_main else 0
+            if on_start is not None:
+                on_start(len(todo), skipped)
+            work(todo)
+
+            processes.barrier()  # every process has recorded its share
+            if processes.is_main:
+                self._finalize(skipped, time.perf_counter() - self.started)
+        processes.barrier()
+        return result_from_index(stage, self.started, self.details, skipped=skipped)
+
+    def _run_shard(
+        self,
+        work: Callable[[list[ItemT]], None],
+        force: bool,
+        allow_failures: bool,
+        on_start: Callable[[int, int], None] | None,
+    ) -> StageResult:
+        """One ``--shard K/N`` job: items K, K+N, ... of the whole list, whenever it runs.
+
+        The folder's lock is held twice, briefly: to enter this job into the folder's book
+        (:func:`vidcap.artifacts.shards.begin`, which refuses a job of another N or fingerprint),
+        and at the end, to mark it finished and, when every
+        other shard has finished too, merge the index and write the manifest. A shard counts as
+        finished when its job said so, or when no job of it started and all of its items are done
+        already (a folder finished before, a rerun of the array). A killed job leaves its shard
+        unfinished: its rerun resumes it, and the folder is finalized by whichever job ends last.
+        """
+        stage, shard = self.stage, self.stage.shard
+        assert shard is not None
+        mine = shard.take(self.items)
+        only = [item.id for item in mine]
+        with stage.locked(wait_s=LOCK_WAIT_S):
+            # Another job may have finished the folder while this one waited.
+            if not force and stage.is_complete(self.fingerprint, allow_failures):
+                result = result_from_index(
+                    stage, self.started, self.details, up_to_date=True, only=only
+                )
+                return self._shard_result(
+                    result, shard, f"shard {shard}: {stage.path} is complete already."
+                )
+            state = shards.begin(stage, shard, self.fingerprint, force)
+        # Outside the lock (reading a large index takes a while, and the other jobs wait for the
+        # lock): nobody finalizes the folder while this shard is entered as running.
+        done = set() if force else stage.done_ids_matching(self.item_fps)
+        todo = [item for item in mine if item.id not in done]
+        if todo:  # the folder changes: its manifest no longer holds until the last job ends
+            (stage.path / MANIFEST).unlink(missing_ok=True)
+        skipped = len(mine) - len(todo)
+        if on_start is not None:
+            on_start(len(todo), skipped)
+        work(todo)
+
+        with stage.locked(wait_s=LOCK_WAIT_S):
+            shards.finish(stage, state, skipped)
+            waiting = self._unfinished_shards(shard.count)
+            if not waiting:
+                # No job of this fill runs now: what killed ones left (on any host) can go.
+                remove_stale_temp_files(stage.path)
+                states = shards.read_states(stage)
+                started = {s.index for s in states}
+                # A shard no job ran had all of its items done already: skipped, as in one run.
+                unrun = [j for j in range(shard.count) if j not in started]
+                self._finalize(
+                    skipped=sum(s.skipped for s in states)
+                    + sum(len(Shard(j, shard.count).take(self.items)) for j in unrun),
+                    wall_time_s=time.time() - min(s.started for s in states),
+                    shard_count=shard.count,
+                )
+        result = result_from_index(stage, self.started, self.details, skipped=skipped, only=only)
+        if waiting:
+            note = (
+                f"shard {shard} is done ({len(mine)} of {len(self.items)} videos); the last shard "
+                f"to end writes {stage.path}'s index.jsonl and manifest.json; still to come: "
+                f"{_listed(waiting)}."
+            )
+        else:
+            folder = stage.read_index().values()
+            failed = sum(r.status == "failed" for r in folder)
+            note = (
+                f"shard {shard} ended last: {stage.path} is complete ({len(folder) - failed} ok, "
+                f"{failed} failed; index.jsonl and manifest.json written)."
+            )
+        return self._shard_result(result, shard, note)
+
+    def _unfinished_shards(self, count: int) -> list[str]:
+        """The shards of this fill that have not finished, each as ``1 (not started)``."""
+        states = {s.index: s for s in shards.read_states(self.stage)}
+        done_ids: set[str] | None = None
+        waiting = []
+        for index in range(count):
+            state = states.get(index)
+            if state is not None:
+                if not state.done:
+                    waiting.append(f"{index} (started {state.where()}; rerun it if it was killed)")
+                continue
+            if done_ids is None:  # read the index only when a shard never started
+                done_ids = self.stage.done_ids_matching(self.item_fps)
+            if any(item.id not in done_ids for item in Shard(index, count).take(self.items)):
+                waiting.append(f"{index} (not started)")
+        return waiting
+
+    def _finalize(self, skipped: int, wall_time_s: float, shard_count: int | None = None) -> None:
+        extra = {**self.extra, **({"shards": shard_count} if shard_count else {})}
+        self.stage.finalize(
+            config=self.config,
+            stage_fingerprint=self.fingerprint,
+            upstream=self.upstream,
+            wall_time_s=wall_time_s,
+            skipped=skipped,
+            extra=extra,
+        )
+
+    @staticmethod
+    def _shard_result(result: StageResult, shard: Shard, note: str) -> StageResult:
+        result.details = {"shard": str(shard), **result.details}
+        result.note = note
+        return result
+
+
+def _listed(shards_waiting: list[str], most: int = 8) -> str:
+    shown = ", ".join(shards_waiting[:most])
+    more = len(shards_waiting) - most
+    return f"{shown} and {more} more" if more > 0 else shown

@@ -21,11 +21,11 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from vidcap.artifacts import ItemRecord, StageDir, atomic_path, fingerprint, read_upstream
 from vidcap.artifacts.readers import load_frames
 from vidcap.devices import resolve_device
-from vidcap.distributed import Processes
+from vidcap.distributed import Processes, Shard
 from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
 from vidcap.encoders.dtypes import COMPUTE_DTYPES, ComputeDtype, SaveDtype
 from vidcap.errors import ResourceError, VidcapError, as_resource_error
-from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.base import ItemRun, StageResult, open_stage
 from vidcap.video.clips import Clip, clip_array
 
 STAGE = "encode"
@@ -138,10 +138,16 @@ def run_encode(
     force: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_video: Callable[[VideoEncoded], None] | None = None,
+    shard: Shard | None = None,
 ) -> StageResult:
-    """Encode every clip of every ``ok`` video of an extract folder into ``out_dir``."""
+    """Encode every clip of every ``ok`` video of an extract folder into ``out_dir``.
+
+    Resumes, and shares the videos between processes or ``--shard`` jobs, as every stage does
+    (:class:`~vidcap.stages.base.ItemRun`).
+    """
     processes = processes or Processes()
     started = time.perf_counter()
+    stage = open_stage(out_dir, STAGE, processes, shard)
     upstream_manifest, upstream_items = read_upstream(frames_dir, "extract")
     device = str(resolve_device(config.device, processes.world_size, processes.rank))
     encoder = build_encoder(
@@ -150,57 +156,45 @@ def run_encode(
     description = encoder.describe()
     settings = {**config.output_settings(), "encoder_description": description}
     item_fps = {i: fingerprint(STAGE, settings, r.fingerprint) for i, r in upstream_items.items()}
-    stage_fp = fingerprint(
-        STAGE, settings, upstream_manifest["fingerprint"], sorted(item_fps.items())
+    frames_root = Path(frames_dir)
+    videos = [
+        VideoToEncode(
+            index=n,
+            id=item.id,
+            frames_path=str(frames_root / item.outputs["frames"]),
+            clips=[Clip(**c) for c in item.info["clips"]],
+            clip_frames=int(item.info["clip_frames"]),
+        )
+        for n, item in enumerate(sorted(upstream_items.values(), key=lambda r: r.id))
+    ]
+    run = ItemRun(
+        stage,
+        videos,
+        item_fps,
+        fingerprint=fingerprint(
+            STAGE, settings, upstream_manifest["fingerprint"], sorted(item_fps.items())
+        ),
+        details=encode_details(description),
+        config=asdict(config),
+        upstream={
+            "path": str(Path(frames_dir).resolve()),
+            "fingerprint": upstream_manifest["fingerprint"],
+        },
+        extra={
+            "encoder": description,
+            "corpus": upstream_manifest.get("corpus"),
+            "extract": {k: upstream_manifest["config"][k] for k in EXTRACT_KEYS},
+        },
+        started=started,
     )
-    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
-
-    if not force and stage.is_complete(stage_fp):
-        return result_from_index(stage, started, encode_details(description), up_to_date=True)
-    with stage.locked():
-        processes.barrier()
-        if processes.is_main:
-            stage.prepare(force=force)
-        processes.barrier()
-
-        done = stage.done_ids_matching(item_fps)
-        frames_root = Path(frames_dir)
-        todo = [
-            VideoToEncode(
-                index=n,
-                id=item.id,
-                frames_path=str(frames_root / item.outputs["frames"]),
-                clips=[Clip(**c) for c in item.info["clips"]],
-                clip_frames=int(item.info["clip_frames"]),
-            )
-            for n, item in enumerate(sorted(upstream_items.values(), key=lambda r: r.id))
-            if item.id not in done
-        ]
-        todo = processes.shard(todo)
-        skipped = len(done) if processes.is_main else 0
-        if on_start is not None:
-            on_start(len(todo), skipped)
-        _encode_videos(stage, todo, encoder, config, upstream_items, item_fps, on_video)
-
-        processes.barrier()
-        if processes.is_main:
-            stage.finalize(
-                config=asdict(config),
-                stage_fingerprint=stage_fp,
-                upstream={
-                    "path": str(Path(frames_dir).resolve()),
-                    "fingerprint": upstream_manifest["fingerprint"],
-                },
-                wall_time_s=time.perf_counter() - started,
-                skipped=skipped,
-                extra={
-                    "encoder": description,
-                    "corpus": upstream_manifest.get("corpus"),
-                    "extract": {k: upstream_manifest["config"][k] for k in EXTRACT_KEYS},
-                },
-            )
-    processes.barrier()
-    return result_from_index(stage, started, encode_details(description), skipped=skipped)
+    return run.run(
+        lambda todo: _encode_videos(
+            stage, todo, encoder, config, upstream_items, item_fps, on_video
+        ),
+        processes,
+        force=force,
+        on_start=on_start,
+    )
 
 
 def _encode_videos(

@@ -27,10 +27,10 @@ import torch
 
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
 from vidcap.devices import resolve_device
-from vidcap.distributed import Processes
+from vidcap.distributed import Processes, Shard
 from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder, child_imports
 from vidcap.errors import ResourceError, as_resource_error
-from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.base import ItemRun, StageResult, open_stage
 from vidcap.stages.encode import (
     EXTRACT_KEYS,
     STAGE,
@@ -59,16 +59,19 @@ def run_encode_videos(
     on_start: Callable[[int, int], None] | None = None,
     on_video: Callable[[VideoEncoded], None] | None = None,
     allow_failures: bool = False,
+    shard: Shard | None = None,
 ) -> StageResult:
     """Encode every clip of every input video into ``out_dir`` without storing frames.
 
-    Resumes and shards as the stages do: finished videos (same file, same settings) are skipped,
-    failed ones retried; under ``accelerate launch`` / ``torchrun`` every process takes every
-    ``world_size``-th remaining video and the main process writes the one index and manifest.
+    Resumes and shards as the stages do (:class:`~vidcap.stages.base.ItemRun`): finished videos
+    (same file, same settings) are skipped, failed ones retried; under ``accelerate launch`` /
+    ``torchrun`` every process takes every ``world_size``-th remaining video and the main process
+    writes the one index and manifest; ``--shard K/N`` jobs fill the folder without a process group.
     ``extract.workers`` videos are decoded at once by each process.
     """
     processes = processes or Processes()
     started = time.perf_counter()
+    stage = open_stage(out_dir, STAGE, processes, shard)
     device = str(resolve_device(config.device, processes.world_size, processes.rank))
     children = _WarmChildren(
         min(extract.workers, len(inputs.videos)), child_imports(config.encoder)
@@ -78,7 +81,7 @@ def run_encode_videos(
             config.encoder,
             EncoderOptions(device=device, dtype=config.dtype, weights=config.weights),
         )
-        return _run(inputs, out_dir, config, extract, processes, force, on_start, on_video,
+        return _run(inputs, stage, config, extract, processes, force, on_start, on_video,
                     allow_failures, started, encoder, children)  # fmt: skip
     finally:
         children.close()
@@ -86,7 +89,7 @@ def run_encode_videos(
 
 def _run(
     inputs: ResolvedInputs,
-    out_dir: str | Path,
+    stage: StageDir,
     config: EncodeConfig,
     extract: ExtractConfig,
     processes: Processes,
@@ -109,43 +112,31 @@ def _run(
     item_fps = {
         v.id: fingerprint(STAGE, settings, video_fingerprint(extract_settings, v)) for v in videos
     }
-    stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
-    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
-    details = encode_details(description)
-
-    if not force and stage.is_complete(stage_fp, allow_failures):
-        return result_from_index(stage, started, details, up_to_date=True)
-    with stage.locked():
-        processes.barrier()
-        if processes.is_main:
-            stage.prepare(force=force)
-        processes.barrier()
-
-        done = stage.done_ids_matching(item_fps)
-        todo = processes.shard([v for v in videos if v.id not in done])
-        skipped = len(done) if processes.is_main else 0
-        if on_start is not None:
-            on_start(len(todo), skipped)
-        _Streams(stage, encoder, config, extract, item_fps, on_video, children).run(todo)
-
-        processes.barrier()
-        if processes.is_main:
-            corpus = str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None
-            stage.finalize(
-                config=asdict(config),
-                stage_fingerprint=stage_fp,
-                upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},
-                wall_time_s=time.perf_counter() - started,
-                skipped=skipped,
-                extra={
-                    "encoder": description,
-                    "corpus": corpus,
-                    "extract": {k: extract_settings[k] for k in EXTRACT_KEYS},
-                    "decode": {"timeout": extract.timeout, "workers": extract.workers},
-                },
-            )
-    processes.barrier()
-    return result_from_index(stage, started, details, skipped=skipped)
+    run = ItemRun(
+        stage,
+        videos,
+        item_fps,
+        fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items())),
+        details=encode_details(description),
+        config=asdict(config),
+        upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},
+        extra={
+            "encoder": description,
+            "corpus": str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None,
+            "extract": {k: extract_settings[k] for k in EXTRACT_KEYS},
+            "decode": {"timeout": extract.timeout, "workers": extract.workers},
+        },
+        started=started,
+    )
+    return run.run(
+        lambda todo: _Streams(stage, encoder, config, extract, item_fps, on_video, children).run(
+            todo
+        ),
+        processes,
+        force=force,
+        allow_failures=allow_failures,
+        on_start=on_start,
+    )
 
 
 def _clips_in_child(

@@ -3,13 +3,13 @@
 Each video is decoded in a killable child process (:class:`vidcap.video.DecodeWorker`) under a time
 limit, so a hanging or crashing decoder fails that video only. ``workers`` threads each drive one
 child. Under ``accelerate launch`` / ``torchrun`` every process takes a disjoint share of the videos
-and the main process writes the one index and manifest.
+and the main process writes the one index and manifest; ``--shard K/N`` jobs fill one folder the
+same way without a process group (:class:`~vidcap.stages.base.ItemRun`).
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
-from vidcap.distributed import Processes
+from vidcap.distributed import Processes, Shard
 from vidcap.errors import ResourceError, VidcapError, as_resource_error
-from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.base import ItemRun, StageResult, open_stage
 from vidcap.stages.inputs import ResolvedInputs, VideoInput
 from vidcap.video import DecodeWorker
 from vidcap.video.backends import BuiltinBackend
@@ -97,6 +97,7 @@ def run_extract(
     on_start: Callable[[int, int], None] | None = None,
     on_video: Callable[[VideoDone], None] | None = None,
     allow_failures: bool = False,
+    shard: Shard | None = None,
 ) -> StageResult:
     """Extract frames for every input video into ``out_dir`` (see ``docs/extract.md``).
 
@@ -106,44 +107,31 @@ def run_extract(
 
     ``on_start(to_do, skipped)`` is called once this process knows its share; ``on_video`` after
     each video. Returns the whole stage's result (on every process; complete on the main one).
+    ``shard``: this job's share of the videos (``--shard K/N``, see :class:`ItemRun`); its result
+    counts that share.
     """
     processes = processes or Processes()
-    started = time.perf_counter()
+    stage = open_stage(out_dir, STAGE, processes, shard)
     settings = config.output_settings()
-    stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     videos = sorted(inputs.videos, key=lambda v: v.id)
     item_fps = {v.id: video_fingerprint(settings, v) for v in videos}
-    stage_fp = fingerprint(STAGE, settings, sorted(item_fps.items()))
-
-    if not force and stage.is_complete(stage_fp, allow_failures):
-        return result_from_index(stage, started, _details, up_to_date=True)
-    with stage.locked():
-        processes.barrier()  # everyone has read the old manifest before the main process removes it
-        if processes.is_main:
-            stage.prepare(force=force)
-        processes.barrier()
-
-        done = stage.done_ids_matching(item_fps)
-        todo = processes.shard([v for v in videos if v.id not in done])
-        skipped = len(done) if processes.is_main else 0
-        if on_start is not None:
-            on_start(len(todo), skipped)
-        _extract_videos(stage, todo, config, item_fps, on_video)
-
-        processes.barrier()  # every process has recorded its share
-        if processes.is_main:
-            corpus = str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None
-            upstream = {"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)}
-            stage.finalize(
-                config=asdict(config),
-                stage_fingerprint=stage_fp,
-                upstream=upstream,
-                wall_time_s=time.perf_counter() - started,
-                skipped=skipped,
-                extra={"corpus": corpus},
-            )
-    processes.barrier()
-    return result_from_index(stage, started, _details, skipped=skipped)
+    run = ItemRun(
+        stage,
+        videos,
+        item_fps,
+        fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items())),
+        details=_details,
+        config=asdict(config),
+        upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},
+        extra={"corpus": str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None},
+    )
+    return run.run(
+        lambda todo: _extract_videos(stage, todo, config, item_fps, on_video),
+        processes,
+        force=force,
+        allow_failures=allow_failures,
+        on_start=on_start,
+    )
 
 
 def _extract_videos(
