@@ -38,7 +38,7 @@ def bart_dense(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = root / "dense"
     result = invoke(
         "finetune", pretrain, "--out", out, "--task", "dense", "--with-features",
-        "--with-transcript", "--time-bins", "50", *TINY, "--json",
+        "--with-transcript", "--time-bins", "50", "--localiser-steps", "400", *TINY, "--json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return out
@@ -66,6 +66,8 @@ def test_bart_dense_bundle_records_task_and_time_bins(bart_dense: Path) -> None:
     assert inputs["with_features"] and inputs["with_transcript"]
     generation = info["generation"]  # how it decodes: recorded, so it can be changed there
     assert generation["event_no_repeat_ngram"] == 3 and "refine_seconds" in generation
+    assert generation["events"] == "localiser" and (bart_dense / "localiser.safetensors").is_file()
+    assert info["localiser"]["dim"] == info["model"]["feature_dim"]
     vocabulary = json.loads((bart_dense / "vidcap_vocabulary.json").read_text())
     assert vocabulary["n_time"] == 50
     config = json.loads((bart_dense / "config.json").read_text())
@@ -73,6 +75,26 @@ def test_bart_dense_bundle_records_task_and_time_bins(bart_dense: Path) -> None:
     val = [json.loads(x) for x in (bart_dense / "metrics.jsonl").read_text().splitlines()]
     val = [m for m in val if m["split"] == "val"]
     assert val and 0 <= val[-1]["event_recall_iou"] <= 1 and "cider" in val[-1]
+
+
+@pytest.mark.slow
+def test_events_from_time_tokens_when_the_bundle_says_so(
+    bart_dense: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    """generation.events "tokens" reads the events from the model's own time tokens (Vid2Seq's
+    way) instead of its localiser: the same bundle, another route, still well-formed output."""
+    import shutil
+
+    copy = tmp_path / "tokens"
+    shutil.copytree(bart_dense, copy)
+    info = json.loads((copy / "vidcap.json").read_text())
+    info["generation"]["events"] = "tokens"
+    (copy / "vidcap.json").write_text(json.dumps(info))
+    result = invoke("caption", first_video(synth_corpus, "train"), "--model", copy, "-f", "json")
+    assert result.exit_code == 0, result.output
+    [doc] = json.loads(result.stdout)
+    spans = [(e["start"], e["end"]) for e in doc["captions"]]
+    assert spans == sorted(spans) and all(0 <= a <= b <= doc["duration"] + 0.2 for a, b in spans)
 
 
 @pytest.mark.slow

@@ -226,6 +226,10 @@ def test_decode_children_preload_modules_and_use_one_thread() -> None:
     assert "transformers.image_processing_utils" in child_imports("hf:any/model")
     assert child_imports("descriptor") == ()
     assert child_imports("no-such-family:x") == ()
+    from vidcap.stages.encode_videos import _WarmChildren
+
+    for _ in range(3):  # closed while the children start (an up-to-date run): no error, no wait
+        _WarmChildren(2, ("transformers.image_processing_utils",)).close()
     with DecodeWorker() as worker:
         assert worker.call(_in_child, timeout=60) == (False, 1)
         worker.preload(["tabnanny"])

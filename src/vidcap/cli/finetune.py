@@ -82,13 +82,22 @@ def finetune_command(
             help="--task dense: clips of a video read at most; longer videos are subsampled evenly.",
         ),
     ] = 100,
+    localiser_steps: Annotated[
+        int,
+        typer.Option(
+            "--localiser-steps",
+            min=1,
+            help="--task dense: training steps of the event localiser (it places the events; seconds on a CPU).",
+        ),
+    ] = 1500,
     *,
     run: TrainingRun,
 ) -> None:
     """Finetune a captioner (or, with --task, a question answerer or summariser) into a bundle.
 
     Each reference caption of a training segment is one target (--task qa / summary: each answer
-    or summary; --task dense: each video's events in order, each with its time tokens); --out
+    or summary; --task dense: each video's events in order, each with its time tokens, and each
+    event on its own clips, beside an event localiser trained on the clip features); --out
     becomes a bundle that `vidcap caption` (`answer`, `summarize`) uses. SOURCE
     may also be a finetuned bundle, trained further. metrics.jsonl records train and val loss and
     val CIDEr. Run alone, or under `accelerate launch` / `torchrun`.
@@ -105,6 +114,7 @@ def finetune_command(
         beams=beams,
         time_bins=time_bins,
         max_clips=max_clips,
+        localiser_steps=localiser_steps,
         **run.overrides,
     )
     run.train(

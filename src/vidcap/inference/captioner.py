@@ -24,6 +24,7 @@ import numpy as np
 from vidcap.artifacts.readers import ClipTrack
 from vidcap.bundle import OOD_PROFILE, TASK_COMMANDS, Bundle
 from vidcap.errors import VidcapError
+from vidcap.inference.localised import load_localiser, localised_events
 from vidcap.inference.ood import OODProfile, OODResult
 from vidcap.inference.pipeline import BundleModel, VideoClips
 from vidcap.inference.refine import DEFAULT_REFINE_SECONDS, refine_events
@@ -61,6 +62,14 @@ class Captioner(BundleModel):
         self.inputs = InputConfig(**bundle.info["inputs"])
         # A bundle from before the out-of-domain profile captions as before, unscored.
         self.ood = OODProfile.load(bundle.folder / OOD_PROFILE, bundle.remedy)
+        # A dense bundle places its events with its localiser, or (generation.events "tokens" in
+        # vidcap.json, and bundles from before localisers) reads them from its time tokens.
+        by_localiser = bundle.info.get("generation", {}).get("events", "localiser") == "localiser"
+        self.localiser = (
+            load_localiser(bundle.folder, bundle.info) if self.is_dense and by_localiser else None
+        )
+        if self.localiser is not None:
+            self.localiser.to(self.device)
 
     @classmethod
     def load(
@@ -115,13 +124,24 @@ class Captioner(BundleModel):
             raise VidcapError(
                 f"{self.folder} is a --task {self.task} model; events come from a --task dense one."
             )
-        durations = [video_duration(clips) for clips in tracks]
+        generation = self.info["generation"]
         lines = transcripts or [()] * len(tracks)
+        if self.localiser is not None:
+            return localised_events(
+                self.model,
+                self.vocab,
+                self.localiser,
+                tracks,
+                self.inputs,
+                beams=beams or int(generation["beams"]),
+                max_new_tokens=int(generation["max_new_tokens"]),
+                transcripts=lines if self.inputs.with_transcript else None,
+            )
+        durations = [video_duration(clips) for clips in tracks]
         inputs = [
             video_inputs(self.vocab, c.words, c.features, t, d, self.inputs)
             for c, t, d in zip(tracks, lines, durations, strict=True)
         ]
-        generation = self.info["generation"]
         found = generate_events(
             self.model,
             self.vocab,

@@ -13,7 +13,10 @@ settings in the manifest), and the features are the same.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
+import itertools
 import queue
 import threading
 import time
@@ -73,9 +76,9 @@ def run_encode_videos(
     started = time.perf_counter()
     stage = open_stage(out_dir, STAGE, processes, shard)
     device = str(resolve_device(config.device, processes.world_size, processes.rank))
-    children = _WarmChildren(
-        min(extract.workers, len(inputs.videos)), child_imports(config.encoder)
-    )
+    modules = child_imports(config.encoder)
+    # Nothing to import ahead (the descriptor): children start with their first video.
+    children = _WarmChildren(min(extract.workers, len(inputs.videos)) if modules else 0, modules)
     try:
         encoder = build_encoder(
             config.encoder,
@@ -146,17 +149,30 @@ def _clips_in_child(
     clip_frames: int,
     **options: Any,
 ) -> dict[str, Any]:
-    """In the decode child: decode, cut into clips, prepare each; send ``(index, array)``."""
+    """In the decode child: decode, cut into clips, prepare each; send ``(index, array)``.
+
+    A clip is prepared on a second thread while the next frames decode (decoders and numpy /
+    torch release the GIL), so an encoder whose CPU step is heavy (the descriptor's whole work is
+    there) does not add its time to the decoding; at most two clips wait, in order.
+    """
 
     def consume(stream: FrameStream) -> None:
         cutter = ClipCutter(stream.fps, clip_frames)
-        n = 0
-        for chunk in stream:
-            for clip in cutter.push(chunk.frames):
-                send_event("item", (n, encoder.prepare(clip).numpy()))
-                n += 1
-        for clip in cutter.finish():
-            send_event("item", (n, encoder.prepare(clip).numpy()))
+        waiting: collections.deque[concurrent.futures.Future[torch.Tensor]] = collections.deque()
+
+        def send(keep: int) -> None:
+            while len(waiting) > keep:
+                send_event("item", (next(index), waiting.popleft().result().numpy()))
+
+        index = itertools.count()  # clips are sent in order
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare") as pool:
+            for chunk in stream:
+                for clip in cutter.push(chunk.frames):
+                    waiting.append(pool.submit(encoder.prepare, clip))
+                    send(2)
+            for clip in cutter.finish():
+                waiting.append(pool.submit(encoder.prepare, clip))
+            send(0)
 
     meta = decode_with_restarts(path, backend, consume, **options)
     meta["clips"] = [c.to_dict() for c in clip_windows(meta["n_frames"], meta["fps"], clip_frames)]
@@ -212,9 +228,9 @@ class _WarmChildren:
         with self.lock:
             left, self.ready = self.ready, []
         for worker, thread in left:
-            if thread.is_alive():
-                worker.interrupt()  # still importing: Ctrl-C or an error must not wait for it
-            thread.join()
+            while thread.is_alive():  # still starting: an up-to-date run, Ctrl-C or an error
+                worker.interrupt()  # must not wait for its imports (the child may not exist yet)
+                thread.join(0.05)
             worker.close()
 
 

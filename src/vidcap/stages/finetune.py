@@ -40,19 +40,26 @@ from vidcap.bundle import (
 from vidcap.card import training_facts
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
+from vidcap.inference.localised import LOCALISER, localised_events
 from vidcap.inference.ood import fit_profile
 from vidcap.inference.refine import DEFAULT_REFINE_SECONDS
 from vidcap.metrics.captions import caption_scores
 from vidcap.metrics.qa import exact_match
 from vidcap.models.decoding import DEFAULT_EVENT_NO_REPEAT_NGRAM
 from vidcap.models.inputs import DENSE_MAX_CLIPS, InputConfig
+from vidcap.models.localiser import (
+    EventLocaliser,
+    LocaliserConfig,
+    LocaliserTraining,
+    clip_labels,
+    train_localiser,
+)
 from vidcap.models.presets import ARCHS, PRESETS, Arch, Preset, model_size
 from vidcap.models.seq2seq import (
     CaptionModel,
     build_caption_model,
     describe,
     generate_captions,
-    generate_events,
 )
 from vidcap.output.formats import TimedCaption
 from vidcap.quantize.kmeans import HierarchicalKMeans
@@ -65,6 +72,7 @@ from vidcap.training.tasks import (
     ITEM_NAMES,
     CaptionExamples,
     TaskItem,
+    captioned_segments,
     collate_captions,
     corpus_records,
     task_items,
@@ -72,12 +80,14 @@ from vidcap.training.tasks import (
 
 STAGE = "finetune"
 DENSE_DECODING = {
+    "events": "localiser",
     "event_no_repeat_ngram": DEFAULT_EVENT_NO_REPEAT_NGRAM,
     "refine_seconds": DEFAULT_REFINE_SECONDS,
 }
-"""How a dense bundle decodes, recorded under ``generation`` in vidcap.json (edit it there): no
-n-gram of this size repeats within one event's caption (0: no guard), and boundaries move onto
-feature changes up to this many seconds away (0: not moved)."""
+"""How a dense bundle decodes, recorded under ``generation`` in vidcap.json (edit it there): its
+events come from its localiser ("localiser") or from its own time tokens ("tokens", Vid2Seq's
+way); when from time tokens, no n-gram of this size repeats within one event's caption (0: no
+guard), and boundaries move onto feature changes up to this many seconds away (0: not moved)."""
 TEXT_VOCAB_SIZE = 4000  # word pieces of a vocabulary trained here (as pretrain's default)
 
 
@@ -97,6 +107,7 @@ class FinetuneConfig(TrainingOverrides):
     beams: int = 4
     time_bins: int = DEFAULT_TIME_BINS  # dense: relative time bins (Vid2Seq's 100)
     max_clips: int = DENSE_MAX_CLIPS  # dense: clips of a video read at most (subsampled evenly)
+    localiser_steps: int = LocaliserTraining.steps  # dense: training steps of the event localiser
 
     def weight_settings(self) -> dict[str, Any]:
         """As :class:`TrainingOverrides`'; the dense settings count only for a dense model (so
@@ -105,6 +116,7 @@ class FinetuneConfig(TrainingOverrides):
         if self.task != "dense":
             settings.pop("time_bins")
             settings.pop("max_clips")
+            settings.pop("localiser_steps")
         return settings
 
     def __post_init__(self) -> None:
@@ -120,6 +132,8 @@ class FinetuneConfig(TrainingOverrides):
             raise VidcapError(f"--time-bins must be >= 2, got {self.time_bins}.")
         if self.max_clips < 1:
             raise VidcapError(f"--max-clips must be >= 1, got {self.max_clips}.")
+        if self.localiser_steps < 1:
+            raise VidcapError(f"--localiser-steps must be >= 1, got {self.localiser_steps}.")
 
 
 @dataclass(frozen=True)
@@ -241,8 +255,11 @@ def run_finetune(
     src = resolve_source(source, config)
     if src.bundle and src.pretrained.resolve() == out_dir.resolve():
         raise VidcapError(f"--out must be a new folder: {out_dir} is the model being finetuned.")
-    tracks, _, words_manifest = read_tracks(src.words_dir, config.with_features)
-    segments = task_items(config.task, corpus_records(words_manifest, src.words_dir), tracks)
+    dense = config.task == "dense"
+    # A dense model's localiser reads the clip features whether or not its seq2seq does.
+    tracks, _, words_manifest = read_tracks(src.words_dir, config.with_features or dense)
+    records = corpus_records(words_manifest, src.words_dir)
+    segments = task_items(config.task, records, tracks)
     train_segments = [s for s in segments if s.split == "train"]
     val_segments = [s for s in segments if s.split == "val"]
     if not train_segments:
@@ -313,7 +330,20 @@ def run_finetune(
             model.features.fit_statistics(
                 np.concatenate([tracks[s.video_id].features[s.clips] for s in train_segments])
             )
-        train_set = CaptionExamples(train_segments, tracks, vocab, inputs)
+        localiser = None
+        trained_on = train_segments
+        if dense:
+            # The localiser places the events; the seq2seq learns Vid2Seq's whole-video sequences
+            # and, to caption the events it places, every event on its own clips.
+            localiser = train_localiser(
+                [localiser_example(tracks[s.video_id], s) for s in train_segments],
+                LocaliserConfig(dim=_feature_dim(tracks)),
+                LocaliserTraining(steps=config.localiser_steps, seed=config.seed),
+            )
+            trained_on = train_segments + [
+                e for e in captioned_segments(records, tracks) if e.split == "train"
+            ]
+        train_set = CaptionExamples(trained_on, tracks, vocab, inputs)
         collate = partial(
             collate_captions,
             pad_id=vocab.pad_id,
@@ -327,12 +357,13 @@ def run_finetune(
             if not val_segments:
                 return {}
             beams = 1 if step < train_config.max_steps else config.beams
-            if config.task == "dense":
-                found = generate_events(
+            if localiser is not None:
+                found = localised_events(
                     objective,
                     vocab,
-                    val_set.inputs,
-                    [s.end for s in val_segments],
+                    localiser,
+                    [tracks[s.video_id] for s in val_segments],
+                    inputs,
                     beams=beams,
                     max_new_tokens=inputs.max_target,
                 )
@@ -377,6 +408,7 @@ def run_finetune(
                 inputs,
                 bundle_settings,
                 outcome["steps"],
+                localiser,
             )
             stage.record(
                 ItemRecord(
@@ -443,11 +475,14 @@ def _write_bundle(
     inputs: InputConfig,
     settings: dict[str, Any],
     steps: int = 0,
+    localiser: EventLocaliser | None = None,
 ) -> None:
     """The bundle's files into ``out_dir``, ``vidcap.json`` last."""
 
     def write_files(folder: Path) -> None:
         model.save(folder)
+        if localiser is not None:
+            localiser.save(folder / LOCALISER)
         vocab.save(folder)
         copy_codebook(src.words_dir, folder)
         fit_profile(src.words_dir).save(folder / OOD_PROFILE)  # for caption's out-of-domain warning
@@ -462,6 +497,7 @@ def _write_bundle(
             "model": describe(model),
             "pretrained": str(src.pretrained.resolve()) if src.pretrained else None,
             "inputs": asdict(inputs),
+            **({"localiser": localiser.config.to_json()} if localiser is not None else {}),
             "generation": {
                 "beams": config.beams,
                 "max_new_tokens": inputs.max_target,
@@ -481,3 +517,10 @@ def _write_bundle(
         },
         write_files,
     )
+
+
+def localiser_example(track: ClipTrack, item: TaskItem) -> tuple[np.ndarray, np.ndarray]:
+    """A dense item's clip features and their localiser targets (:func:`clip_labels`)."""
+    assert track.features is not None
+    events = [(e.start, e.end) for e in item.events]
+    return track.features, clip_labels(track.start_s, track.end_s, events)

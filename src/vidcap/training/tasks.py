@@ -205,10 +205,10 @@ def dense_targets(vocab: JointVocabulary, item: TaskItem, max_target: int) -> li
 def item_inputs(
     vocab: JointVocabulary, item: TaskItem, track: ClipTrack, config: InputConfig
 ) -> dict[str, np.ndarray]:
-    """The encoder input of an item: its segment's clips and narration, or (a dense model's
-    config) the whole video and its timed transcript."""
+    """The encoder input of an item: its segment's clips and narration, or (a dense item, for a
+    dense model) the whole video and its timed transcript."""
     words, features = track.words[item.clips], _features(track, item.clips)
-    if config.time_bins:
+    if config.time_bins and item.events:
         return video_inputs(vocab, words, features, item.transcript, item.end, config)
     return segment_inputs(vocab, words, features, item.narration, config)
 
@@ -251,7 +251,7 @@ class CaptionExamples(Dataset):
         self.inputs = [item_inputs(vocab, seg, tracks[seg.video_id], config) for seg in segments]
         self.targets = [
             dense_targets(vocab, seg, config.max_target)
-            if config.time_bins
+            if config.time_bins and seg.events
             else [caption_target(vocab, c, config.max_target) for c in seg.captions]
             for seg in segments
         ]

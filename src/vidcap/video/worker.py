@@ -182,7 +182,9 @@ class DecodeWorker:
         thread reaps the child."""
         proc = self._proc
         if proc is not None:
-            with contextlib.suppress(ValueError, OSError):  # closed or gone meanwhile
+            # ValueError, OSError: closed or gone meanwhile; AttributeError: still starting
+            # (multiprocessing has no process to kill yet), so the call is not running either.
+            with contextlib.suppress(ValueError, OSError, AttributeError):
                 proc.kill()
 
     def close(self) -> None:
