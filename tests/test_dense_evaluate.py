@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from vidcap.cli import app
 from vidcap.corpus import Segment, VideoRecord, write_corpus
 from vidcap.errors import VidcapError
-from vidcap.evaluation.dense import reference_sets, score_dense, story_paragraph
+from vidcap.evaluation.dense import reference_sets, score_dense
 from vidcap.metrics import captions
 from vidcap.output.anet import anet_document
 from vidcap.output.formats import TimedCaption as T
@@ -78,7 +78,7 @@ def test_perfect_predictions_with_floor_and_ceiling() -> None:
     ceiling = report.rows["reference_ceiling"]
     assert ceiling.precision == ceiling.recall == 1.0  # the same times, other captions
     assert ceiling.bleu4 < system.bleu4  # set 0 against set 1 only: no exact pair
-    # The story: set 0's captions in time order, against each set's paragraph (no summaries here).
+    # The story: set 0's events told, against each set's told paragraph (no summaries here).
     story = report.stories["predictions"]
     assert story.captions.bleu4 == pytest.approx(1.0, abs=1e-6)
     assert story.repetition == 0.0 == story.reference_repetition
@@ -91,10 +91,7 @@ def test_perfect_predictions_with_floor_and_ceiling() -> None:
     json.dumps(data)
 
 
-def test_story_paragraph_and_summaries() -> None:
-    events = [T(5, 6, "  then it grows "), T(0, 1, "A red circle moves left"), T(7, 8, "done!")]
-    assert story_paragraph(events) == "A red circle moves left. then it grows. done!"
-    assert story_paragraph([]) == ""
+def test_stories_are_scored_against_summaries() -> None:
     summary = "a red circle moves left, then a blue square grows"
     corpus = [
         VideoRecord("s", Path("s.mp4"), "test", 30.0, [Segment(0, 10, RED)], summary=[summary])

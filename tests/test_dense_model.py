@@ -215,7 +215,7 @@ def test_story_merges_repeats_and_joins_moments_in_order() -> None:
     ]
     assert story.paragraph == (
         "A red circle moves up. Then the blue square spins. Meanwhile, the yellow hexagon grows. "
-        "Then a green star slides left. Finally, a red circle moves up again."
+        "Then a green star slides left. Finally, the red circle moves up again."
     )
     assert story.to_json()["summary"] == story.paragraph
     assert story.to_text().startswith(
@@ -224,6 +224,17 @@ def test_story_merges_repeats_and_joins_moments_in_order() -> None:
     two = tell_story([T(0, 1, "a red circle moves up"), T(2, 3, "a green star slides left")])
     assert two.paragraph == "A red circle moves up. Then a green star slides left."
     assert tell_story([]).paragraph == "" and "(none found)" in tell_story([]).to_text()
+    # a subject told before is "the …"; a like one ("a red square") is not the same subject
+    again = tell_story(
+        [
+            T(0, 1, "a red circle moves up"),
+            T(2, 3, "a red square grows"),
+            T(4, 5, "a red circle spins"),
+        ]
+    )
+    assert again.paragraph == (
+        "A red circle moves up. Then a red square grows. Finally, the red circle spins."
+    )
 
 
 @pytest.mark.slow

@@ -126,17 +126,31 @@ class PickTwo(ClipEncoder):
         return batch
 
 
+class PickTwoHere(PickTwo):
+    """The same, prepared in the parent (as models with heavy imports are)."""
+
+    name = "picktwo-here"
+    prepare_in_decoder = False
+
+
 @register("picktwo", "test: two frames per clip", ("picktwo",), "6")
 def _build(argument: str | None, options: EncoderOptions) -> ClipEncoder:
     return PickTwo()
 
 
+@register("picktwo-here", "test: two frames per clip, prepared here", ("picktwo-here",), "6")
+def _build_here(argument: str | None, options: EncoderOptions) -> ClipEncoder:
+    return PickTwoHere()
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("spec", ["picktwo", "picktwo-here"])
 def test_an_encoder_reading_two_frames_gets_the_same_features(
-    synth_corpus: Path, frames_dir: Path, tmp_path: Path
+    synth_corpus: Path, frames_dir: Path, tmp_path: Path, spec: str
 ) -> None:
-    """Only frames 7 and 22 of each clip (and the last frame) are converted and sent back."""
-    config = EncodeConfig(encoder="picktwo", loader_workers=0, save_dtype="float32")
+    """Only frames 7 and 22 of each clip (and the last frame) are converted and sent back,
+    prepared in the decode child or (prepare_in_decoder False) in the parent."""
+    config = EncodeConfig(encoder=spec, loader_workers=0, save_dtype="float32")
     assert run_encode(frames_dir, tmp_path / "a", config).ok
     inputs = resolve_inputs([str(p) for p in video_files(synth_corpus)])
     result = run_encode_videos(inputs, tmp_path / "b", config, ExtractConfig(size=64))
@@ -210,27 +224,18 @@ def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
     assert not list(out.rglob(".tmp-*"))
 
 
-def _in_child() -> tuple[bool, int]:
+def _child_threads() -> int:
     import torch as child_torch
 
-    return "tabnanny" in sys.modules, child_torch.get_num_threads()
+    return child_torch.get_num_threads()
 
 
-def test_decode_children_preload_modules_and_use_one_thread() -> None:
-    """A child imports its encoder's CPU-side modules ahead of time (while the parent loads the
-    model), and torch in it runs on one thread: `--workers` children share the cores with the
-    model."""
-    from vidcap.encoders import child_imports
+def test_decode_children_run_torch_on_one_thread() -> None:
+    """`--workers` children share the cores with the model in the parent; models with heavy
+    imports (transformers, torchvision) prepare their clips in the parent, not in each child."""
+    from vidcap.encoders.hf import HFClipEncoder
     from vidcap.video import DecodeWorker
 
-    assert "transformers.image_processing_utils" in child_imports("hf:any/model")
-    assert child_imports("descriptor") == ()
-    assert child_imports("no-such-family:x") == ()
-    from vidcap.stages.encode_videos import _WarmChildren
-
-    for _ in range(3):  # closed while the children start (an up-to-date run): no error, no wait
-        _WarmChildren(2, ("transformers.image_processing_utils",)).close()
+    assert not HFClipEncoder.prepare_in_decoder and PickTwo.prepare_in_decoder
     with DecodeWorker() as worker:
-        assert worker.call(_in_child, timeout=60) == (False, 1)
-        worker.preload(["tabnanny"])
-        assert worker.call(_in_child, timeout=60) == (True, 1)
+        assert worker.call(_child_threads, timeout=60) == 1

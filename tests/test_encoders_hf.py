@@ -462,3 +462,29 @@ def test_processor_without_a_fixed_size_is_a_sentence(tmp_path: Path) -> None:
     _save(transformers.ViTModel(transformers.ViTConfig(**TINY)), processor, tmp_path / "vit")
     with pytest.raises(VidcapError, match="gives frames of different sizes"):
         build_encoder(f"hf:{tmp_path / 'vit'}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["clip_vision", "videomae"])
+def test_from_videos_equals_extract_then_encode(
+    name: str, model_dirs: dict[str, Path], synth_corpus: Path, frames_dir: Path, tmp_path: Path
+) -> None:
+    """Encoding straight from the videos (the clips' read frames sent from the decode child,
+    prepared here) gives the features of extract then encode."""
+    from vidcap.artifacts.readers import load_features
+    from vidcap.stages.encode import EncodeConfig, run_encode
+    from vidcap.stages.encode_videos import run_encode_videos
+    from vidcap.stages.extract import ExtractConfig
+    from vidcap.stages.inputs import resolve_inputs
+
+    videos = sorted((synth_corpus.parent / "videos").glob("*.mp4"))[:2]
+    config = EncodeConfig(encoder=f"hf:{model_dirs[name]}", loader_workers=0, save_dtype="float32")
+    assert run_encode(frames_dir, tmp_path / "a", config).ok
+    inputs = resolve_inputs([str(v) for v in videos])
+    result = run_encode_videos(inputs, tmp_path / "b", config, ExtractConfig(size=64))
+    assert result.ok, result.failures
+    for video in videos:
+        a = load_features(next((tmp_path / "a").rglob(f"{video.stem}*.safetensors")))
+        b = load_features(next((tmp_path / "b").rglob(f"{video.stem}*.safetensors")))
+        assert a["features"].shape == b["features"].shape
+        assert np.allclose(a["features"], b["features"], atol=1e-5), video.stem

@@ -15,6 +15,7 @@ from vidcap.models.localiser import (
     LocaliserTraining,
     clip_labels,
     decode_events,
+    min_event_clips,
     train_localiser,
 )
 
@@ -38,6 +39,18 @@ def test_decode_events_splits_runs_at_boundaries_and_skips_gaps() -> None:
     p[3, 1] = p[2, 2] = 0.3
     assert decode_events(p) == [(1, 4), (6, 7)]
     assert decode_events(np.zeros((5, 3))) == []
+
+
+def test_fragments_join_the_event_they_touch_or_are_dropped() -> None:
+    assert min_event_clips(2.04, 0.5) == 4 and min_event_clips(2.0, 0.5) == 3
+    assert min_event_clips(2.04, 1.5) == 1 and min_event_clips(0.0, 0.5) == 1
+    inside = [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 1]
+    starts = [1, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 1, 0, 0]  # 0-3, 4-5 | 7 | 9-10, 11-13
+    ends = [*starts[1:], 1]  # an event ends where the next starts
+    p = np.stack([inside, starts, ends], axis=1).astype(float)
+    assert decode_events(p) == [(0, 3), (4, 5), (7, 7), (9, 10), (11, 13)]
+    # 4-5 joins 0-3 (touching, before); 7 touches nothing; 9-10 joins 11-13 (touching, after)
+    assert decode_events(p, min_clips=3) == [(0, 5), (9, 13)]
 
 
 def _toy_video(

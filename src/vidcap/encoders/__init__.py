@@ -15,7 +15,6 @@ if TYPE_CHECKING:
         EncoderFamily,
         EncoderOptions,
         build_encoder,
-        child_imports,
         families,
         register,
     )
@@ -25,7 +24,6 @@ __all__ = [
     "EncoderFamily",
     "EncoderOptions",
     "build_encoder",
-    "child_imports",
     "families",
     "register",
 ]

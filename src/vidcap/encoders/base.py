@@ -41,6 +41,11 @@ class ClipEncoder(ABC):
 
     name: str
     dim: int
+    # Encoding straight from videos: where prepare() runs. In the decode child (True) suits a
+    # CPU-heavy step that needs only numpy (the descriptor's). An encoder whose step is light
+    # beside its model but imports heavy modules (transformers' processors: seconds per child)
+    # sets False: the child sends the frames it reads and prepare() runs in the parent.
+    prepare_in_decoder: bool = True
 
     @abstractmethod
     def prepare(self, clip: np.ndarray) -> torch.Tensor:
@@ -80,6 +85,9 @@ class LazyModelEncoder(ClipEncoder):
     """
 
     _model: torch.nn.Module | None = None
+    # Its prepare() is light beside the network, and its imports (transformers, torchvision) are
+    # not: encoding from videos runs prepare() in the parent, not in each decode child.
+    prepare_in_decoder = False
 
     @abstractmethod
     def _load_model(self) -> torch.nn.Module:
@@ -107,9 +115,6 @@ class EncoderFamily:
     unavailable: Callable[[], str | None]
     examples: tuple[str, ...]
     dims: str  # the feature size(s), for ``vidcap encode --list``
-    # Modules prepare() needs in a decode child: imported there while the parent loads the model,
-    # so the child's start does not add to the run (transformers' processors take seconds).
-    child_imports: tuple[str, ...] = ()
 
 
 _FAMILIES: dict[str, EncoderFamily] = {}
@@ -128,14 +133,11 @@ def register(
     examples: tuple[str, ...],
     dims: str,
     unavailable: Callable[[], str | None] = lambda: None,
-    child_imports: tuple[str, ...] = (),
 ) -> Callable[[Callable[[str | None, EncoderOptions], ClipEncoder]], Callable]:
     """Class/function decorator: register ``build(argument, options)`` as encoder family ``name``."""
 
     def decorator(build: Callable[[str | None, EncoderOptions], ClipEncoder]) -> Callable:
-        _FAMILIES[name] = EncoderFamily(
-            name, summary, build, unavailable, examples, dims, child_imports
-        )
+        _FAMILIES[name] = EncoderFamily(name, summary, build, unavailable, examples, dims)
         return build
 
     return decorator
@@ -148,15 +150,6 @@ def _family(name: str) -> EncoderFamily:
         known = ", ".join(sorted({*_FAMILY_MODULES, *_FAMILIES}))
         raise VidcapError(f"unknown encoder family {name!r}; known families: {known}.")
     return _FAMILIES[name]
-
-
-def child_imports(spec: str) -> tuple[str, ...]:
-    """The modules the ``spec`` encoder's :meth:`~ClipEncoder.prepare` imports in a decode child
-    (none for an unknown family: :func:`build_encoder` says what is wrong with it)."""
-    try:
-        return _family(spec.partition(":")[0]).child_imports
-    except VidcapError:
-        return ()
 
 
 def families() -> list[EncoderFamily]:

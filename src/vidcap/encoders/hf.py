@@ -541,7 +541,6 @@ def _build_note() -> str:
         "hf:./my-model",
     ),
     dims="the model's embedding size",
-    child_imports=("vidcap.encoders.hf", "transformers.image_processing_utils"),
 )
 def build(argument: str | None, options: EncoderOptions) -> ClipEncoder:
     """Build ``hf:<argument>``: the model at a hub id or local path."""

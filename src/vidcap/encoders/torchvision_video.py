@@ -317,7 +317,6 @@ class TorchvisionVideoEncoder(LazyModelEncoder):
     examples=("torchvision:s3d", "torchvision:r2plus1d_18"),
     dims="s3d 1024; r2plus1d_18, r3d_18, mc3_18 512; mvit 768; swin3d 768-1024",
     unavailable=unavailable,
-    child_imports=("vidcap.encoders.torchvision_video", "torchvision"),
 )
 def build(argument: str | None, options: EncoderOptions) -> ClipEncoder:
     """Build ``torchvision:<argument>`` with ``options.weights``."""

@@ -17,8 +17,9 @@ Rows, each scored by :func:`vidcap.metrics.dense.dense_scores` on the same video
   the other sets, what perfect localisation and human captions get (videos whose segments have a
   single caption are left out of it).
 
-Each row also gets **story** scores (:mod:`vidcap.metrics.paragraph`): its events' captions in time
-order as one paragraph, against the video's summaries (or, for a corpus without summaries, each
+Each row also gets **story** scores (:mod:`vidcap.metrics.paragraph`): its events told as
+``vidcap summarize`` tells them (:func:`vidcap.output.story.tell_story`: the key moments in time
+order, joined, a subject told before re-mentioned as "the …"), against the video's summaries (or, for a corpus without summaries, each
 reference set's captions in time order), and its 4-gram repetition beside the references'.
 """
 
@@ -38,6 +39,7 @@ from vidcap.metrics.dense import TIOUS, DenseScores, dense_scores
 from vidcap.metrics.paragraph import ParagraphScores, paragraph_scores
 from vidcap.output.anet import read_anet_predictions
 from vidcap.output.formats import TimedCaption
+from vidcap.output.story import tell_story
 
 __all__ = [
     "END_SLACK_S",
@@ -45,7 +47,6 @@ __all__ = [
     "reference_sets",
     "score_dense",
     "score_prediction_file",
-    "story_paragraph",
 ]
 
 END_SLACK_S = 0.5
@@ -98,16 +99,10 @@ def reference_sets(record: VideoRecord) -> list[list[TimedCaption]]:
     ]
 
 
-def story_paragraph(events: Sequence[TimedCaption]) -> str:
-    """The events' captions in time order as one paragraph, each sentence ending with a full stop."""
-    sentences = [" ".join(e.text.split()) for e in sorted(events, key=lambda e: e.start)]
-    return " ".join(s if s.endswith((".", "!", "?")) else f"{s}." for s in sentences if s)
-
-
 def _reference_paragraphs(record: VideoRecord, first_set: int = 0) -> list[str]:
     """The video's summaries, or else its reference sets (from ``first_set`` on) as paragraphs."""
     sets = reference_sets(record)[first_set:]
-    return list(record.summary) or [story_paragraph(s) for s in sets]
+    return list(record.summary) or [tell_story(s).paragraph for s in sets]
 
 
 def _duration(record: VideoRecord) -> float:
@@ -232,7 +227,8 @@ def score_dense(
         for row, (events, videos) in told.items():
             # The ceiling's paragraph is reference set 0: it is not its own reference.
             first = 1 if row == "reference_ceiling" else 0
-            paragraphs = {video: story_paragraph(events.get(video, [])) for video in videos}
+            # What `vidcap summarize` tells: the key moments, joined and re-mentioned as a story.
+            paragraphs = {video: tell_story(events.get(video, [])).paragraph for video in videos}
             refs = {video: _reference_paragraphs(by_id[video], first) for video in videos}
             stories[row] = paragraph_scores(paragraphs, refs, meteor=meteor)
     return DenseReport(

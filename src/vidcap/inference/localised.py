@@ -15,10 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vidcap.artifacts.readers import ClipTrack
 from vidcap.errors import VidcapError
 from vidcap.models.inputs import InputConfig, segment_inputs
-from vidcap.models.localiser import EventLocaliser, LocaliserConfig, decode_events
+from vidcap.models.localiser import (
+    EventLocaliser,
+    LocaliserConfig,
+    decode_events,
+    min_event_clips,
+)
 from vidcap.models.seq2seq import CaptionModel, generate_captions
 from vidcap.output.formats import TimedCaption
 from vidcap.text import JointVocabulary
@@ -45,6 +52,7 @@ def load_localiser(folder: str | Path, info: dict[str, Any]) -> EventLocaliser |
         dim=int(shape["dim"]),
         hidden=int(shape["hidden"]),
         dilations=tuple(int(d) for d in shape["dilations"]),
+        min_event_s=float(shape.get("min_event_s", 0.0)),
     )
     try:
         return EventLocaliser.load(path, config)
@@ -74,7 +82,9 @@ def localised_events(
     for track, said in zip(tracks, lines, strict=True):
         if track.features is None:
             raise VidcapError("a dense model's localiser needs the clips' features.")
-        found = decode_events(localiser.probabilities(track.features), threshold)
+        clip_s = float(np.median(track.end_s - track.start_s)) if len(track.end_s) else 0.0
+        least = min_event_clips(localiser.config.min_event_s, clip_s)
+        found = decode_events(localiser.probabilities(track.features), threshold, least)
         spans.append(found)
         for a, b in found:
             start, end = float(track.start_s[a]), float(track.end_s[b])

@@ -37,6 +37,9 @@ class LocaliserConfig:
     dim: int  # clip feature size
     hidden: int = 128
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    # The 5th percentile of the training events' lengths: a found event that could not hold one
+    # even allowing a clip of error is a fragment (see decode_events).
+    min_event_s: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "dilations": list(self.dilations)}
@@ -117,11 +120,35 @@ def clip_labels(
     return labels
 
 
-def decode_events(probabilities: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+def min_event_clips(min_event_s: float, clip_s: float) -> int:
+    """The fewest clips a found event may span: fewer could not hold an event of ``min_event_s``
+    seconds even with a clip of error (0.5 s clips, 2 s events: 4)."""
+    if not min_event_s > clip_s > 0:
+        return 1
+    return int(np.ceil((min_event_s - clip_s) / clip_s - 1e-9))
+
+
+def decode_events(
+    probabilities: np.ndarray, threshold: float = 0.5, min_clips: int = 1
+) -> list[tuple[int, int]]:
     """Events as clip ranges ``[first, last]`` (inclusive) from :meth:`EventLocaliser.probabilities`:
     each run of clips inside an event, split before a clip where an event starts or after one
-    where an event ends (the mean of the two probabilities above ``threshold``)."""
-    p = np.asarray(probabilities)
+    where an event ends (the mean of the two probabilities above ``threshold``). A fragment
+    shorter than ``min_clips`` joins the event it touches (the one before, else the one after)
+    and is dropped when it touches none: a split too many, or a flicker, not an event."""
+    found = _runs(np.asarray(probabilities), threshold)
+    events: list[list[int]] = []
+    for i, (first, last) in enumerate(found):
+        if last - first + 1 >= min_clips:
+            events.append([first, last])
+        elif events and events[-1][1] == first - 1:
+            events[-1][1] = last
+        elif i + 1 < len(found) and found[i + 1][0] == last + 1:
+            found[i + 1] = (first, found[i + 1][1])
+    return [(a, b) for a, b in events]
+
+
+def _runs(p: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     inside = p[:, INSIDE] > threshold
     events: list[tuple[int, int]] = []
     t, n = 0, len(p)

@@ -10,7 +10,8 @@ How the story is built, so that a reader knows what the paragraph is and is not:
   joined by connectives that follow the times: "Meanwhile," for a moment that starts before the
   one before it ends (by more than half of the shorter), "Then" for the next one in sequence, and
   "Finally," for the last of three or more; a sentence already told earlier gets "again" instead of
-  being repeated as if new.
+  being repeated as if new, and a subject already introduced ("a red circle …") is referred to
+  as "the red circle …", as a person telling it would (and the reference summaries do).
 
 Nothing is generated here: every word of the paragraph but the connectives is the model's.
 """
@@ -79,6 +80,24 @@ def key_moments(events: list[TimedCaption]) -> list[TimedCaption]:
     return moments
 
 
+def _mention(text: str, introduced: set[tuple[str, ...]]) -> str:
+    """``text`` with "a"/"an" turned into "the" when it opens with a subject told before ("a red
+    circle grows" after "a red circle moves up" → "the red circle grows"), and that subject noted.
+
+    The subject is the article and the two words after it: long enough not to take "a red
+    circle" for "a red square", short enough to find the same subject doing something else.
+    """
+    words = text.split()
+    head = tuple(w.casefold() for w in words[:3])
+    if len(head) < 3 or head[0] not in ("a", "an", "the"):
+        return text
+    subject = head[1:]
+    if head[0] != "the" and subject in introduced:
+        words[0] = "The" if words[0][:1].isupper() else "the"
+    introduced.add(subject)
+    return " ".join(words)
+
+
 def _overlaps(before: TimedCaption, moment: TimedCaption) -> bool:
     shorter = min(before.end - before.start, moment.end - moment.start)
     return before.end - moment.start > shorter / 2
@@ -88,10 +107,11 @@ def tell_story(events: list[TimedCaption]) -> Story:
     """The story of a dense model's events (see the module docstring)."""
     moments = key_moments(events)
     told: set[str] = set()
+    introduced: set[tuple[str, ...]] = set()
     sentences = []
     for i, moment in enumerate(moments):
-        body = moment.text.strip().rstrip(".!?;,")
-        if _key(body) in told:
+        body = _mention(moment.text.strip().rstrip(".!?;,"), introduced)
+        if _key(moment.text) in told:
             body += " again"
         told.add(_key(moment.text))
         if i == 0:

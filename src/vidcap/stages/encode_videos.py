@@ -31,7 +31,7 @@ import torch
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
 from vidcap.devices import resolve_device
 from vidcap.distributed import Processes, Shard
-from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder, child_imports
+from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
 from vidcap.errors import ResourceError, as_resource_error
 from vidcap.stages.base import ItemRun, StageResult, open_stage
 from vidcap.stages.encode import (
@@ -76,34 +76,9 @@ def run_encode_videos(
     started = time.perf_counter()
     stage = open_stage(out_dir, STAGE, processes, shard)
     device = str(resolve_device(config.device, processes.world_size, processes.rank))
-    modules = child_imports(config.encoder)
-    # Nothing to import ahead (the descriptor): children start with their first video.
-    children = _WarmChildren(min(extract.workers, len(inputs.videos)) if modules else 0, modules)
-    try:
-        encoder = build_encoder(
-            config.encoder,
-            EncoderOptions(device=device, dtype=config.dtype, weights=config.weights),
-        )
-        return _run(inputs, stage, config, extract, processes, force, on_start, on_video,
-                    allow_failures, started, encoder, children)  # fmt: skip
-    finally:
-        children.close()
-
-
-def _run(
-    inputs: ResolvedInputs,
-    stage: StageDir,
-    config: EncodeConfig,
-    extract: ExtractConfig,
-    processes: Processes,
-    force: bool,
-    on_start: Callable[[int, int], None] | None,
-    on_video: Callable[[VideoEncoded], None] | None,
-    allow_failures: bool,
-    started: float,
-    encoder: ClipEncoder,
-    children: _WarmChildren,
-) -> StageResult:
+    encoder = build_encoder(
+        config.encoder, EncoderOptions(device=device, dtype=config.dtype, weights=config.weights)
+    )
     description = encoder.describe()
     extract_settings = extract.output_settings()
     settings = {
@@ -132,9 +107,7 @@ def _run(
         started=started,
     )
     return run.run(
-        lambda todo: _Streams(stage, encoder, config, extract, item_fps, on_video, children).run(
-            todo
-        ),
+        lambda todo: _Streams(stage, encoder, config, extract, item_fps, on_video).run(todo),
         processes,
         force=force,
         allow_failures=allow_failures,
@@ -145,26 +118,36 @@ def _run(
 def _clips_in_child(
     path: Path,
     backend: list[str],
-    encoder: ClipEncoder,
+    encoder: ClipEncoder | None,
     clip_frames: int,
+    read: np.ndarray | None,
     **options: Any,
 ) -> dict[str, Any]:
-    """In the decode child: decode, cut into clips, prepare each; send ``(index, array)``.
+    """In the decode child: decode and cut into clips; send ``(index, array)`` for each, in order.
 
-    A clip is prepared on a second thread while the next frames decode (decoders and numpy /
-    torch release the GIL), so an encoder whose CPU step is heavy (the descriptor's whole work is
-    there) does not add its time to the decoding; at most two clips wait, in order.
+    With an ``encoder`` (one whose CPU step belongs here), the array is its prepared clip: each
+    clip is prepared on a second thread while the next frames decode (decoders and numpy release
+    the GIL), at most two waiting, so a heavy step (the descriptor's whole work) does not add its
+    time to the decoding. Without one, the array is the clip's ``read`` frames (all of them when
+    None), prepared in the parent.
     """
 
     def consume(stream: FrameStream) -> None:
         cutter = ClipCutter(stream.fps, clip_frames)
+        index = itertools.count()  # clips are sent in order
+        if encoder is None:
+            for chunk in stream:
+                for clip in cutter.push(chunk.frames):
+                    send_event("item", (next(index), clip if read is None else clip[read]))
+            for clip in cutter.finish():
+                send_event("item", (next(index), clip if read is None else clip[read]))
+            return
         waiting: collections.deque[concurrent.futures.Future[torch.Tensor]] = collections.deque()
 
         def send(keep: int) -> None:
             while len(waiting) > keep:
                 send_event("item", (next(index), waiting.popleft().result().numpy()))
 
-        index = itertools.count()  # clips are sent in order
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare") as pool:
             for chunk in stream:
                 for clip in cutter.push(chunk.frames):
@@ -193,47 +176,6 @@ class _Progress:
 _DONE = object()  # a decode thread has no more videos
 
 
-class _WarmChildren:
-    """Decode children started, with the encoder's CPU-side modules imported in them, while the
-    parent loads the model: for an ``hf:`` model each import takes seconds, and done one after
-    the other it made encoding a few short videos slower than extract then encode."""
-
-    def __init__(self, n: int, modules: tuple[str, ...]) -> None:
-        self.ready: list[tuple[DecodeWorker, threading.Thread]] = []
-        for _ in range(n):
-            worker = DecodeWorker()
-            thread = threading.Thread(target=self._warm, args=(worker, modules), daemon=True)
-            thread.start()
-            self.ready.append((worker, thread))
-        self.lock = threading.Lock()
-
-    @staticmethod
-    def _warm(worker: DecodeWorker, modules: tuple[str, ...]) -> None:
-        # A failure here (a module that does not import) shows again, as a sentence, on the
-        # worker's first video; a child that died is replaced then.
-        with contextlib.suppress(Exception):
-            worker.preload(modules)
-
-    def take(self) -> DecodeWorker:
-        """A started child (a fresh one once the warm ones are taken)."""
-        with self.lock:
-            if not self.ready:
-                return DecodeWorker()
-            worker, thread = self.ready.pop()
-        thread.join()
-        return worker
-
-    def close(self) -> None:
-        """Stop the children nobody took (nothing to encode, or an error before)."""
-        with self.lock:
-            left, self.ready = self.ready, []
-        for worker, thread in left:
-            while thread.is_alive():  # still starting: an up-to-date run, Ctrl-C or an error
-                worker.interrupt()  # must not wait for its imports (the child may not exist yet)
-                thread.join(0.05)
-            worker.close()
-
-
 class _Streams:
     """Decode threads (each with its child) feeding prepared clips to the model in this thread."""
 
@@ -245,16 +187,15 @@ class _Streams:
         extract: ExtractConfig,
         item_fps: dict[str, str],
         on_video: Callable[[VideoEncoded], None] | None,
-        children: _WarmChildren,
     ) -> None:
-        self.children = children
         self.stage = stage
         self.encoder = encoder
         self.config = config
         self.extract = extract
         self.item_fps = item_fps
         self.on_video = on_video
-        self.keep = clip_frame_mask(encoder.frame_indices(extract.clip_frames), extract.clip_frames)
+        self.read = encoder.frame_indices(extract.clip_frames)
+        self.keep = clip_frame_mask(self.read, extract.clip_frames)
         # Bounded: decoders wait for the model rather than fill memory with prepared clips.
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=4 * config.batch_size)
         self.stop = threading.Event()
@@ -272,7 +213,7 @@ class _Streams:
         raise _Stopped
 
     def _decode_all(self, videos: queue.SimpleQueue[_Progress]) -> None:
-        worker = self.children.take()
+        worker = DecodeWorker()
         with self.lock:
             self.workers.append(worker)
         try:
@@ -290,6 +231,15 @@ class _Streams:
             worker.close()
             self._put_quietly(_DONE)
 
+    def _prepare(self, frames: np.ndarray) -> np.ndarray:
+        """The encoder's CPU step, here, on the frames a child sent (the ones it reads, put back
+        in their places in the clip: the others are never looked at)."""
+        clip = frames
+        if self.read is not None:
+            clip = np.zeros((self.extract.clip_frames, *frames.shape[1:]), dtype=frames.dtype)
+            clip[self.read] = frames
+        return self.encoder.prepare(clip).numpy()
+
     def _put_quietly(self, item: Any) -> None:
         with contextlib.suppress(_Stopped):
             self._put(item)
@@ -301,8 +251,9 @@ class _Streams:
             _clips_in_child,
             timeout=x.timeout,
             backend=x.backend,
-            encoder=self.encoder,
+            encoder=self.encoder if self.encoder.prepare_in_decoder else None,
             clip_frames=x.clip_frames,
+            read=self.read,
             fps=x.fps,
             size=x.size,
             crop=x.crop,
@@ -311,6 +262,8 @@ class _Streams:
         chunks = iter(stream)
         try:
             for clip_index, array in chunks:
+                if not self.encoder.prepare_in_decoder:
+                    array = self._prepare(array)
                 self._put(("clip", progress, clip_index, array))
         except DecodeError as e:
             if isinstance(e, DecoderCrashedError) and "SIGKILL" in (worker.last_exit_reason or ""):

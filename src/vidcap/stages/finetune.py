@@ -337,7 +337,14 @@ def run_finetune(
             # and, to caption the events it places, every event on its own clips.
             localiser = train_localiser(
                 [localiser_example(tracks[s.video_id], s) for s in train_segments],
-                LocaliserConfig(dim=_feature_dim(tracks)),
+                LocaliserConfig(
+                    dim=_feature_dim(tracks),
+                    min_event_s=float(
+                        np.percentile(
+                            [e.end - e.start for s in train_segments for e in s.events], 5
+                        )
+                    ),
+                ),
                 LocaliserTraining(steps=config.localiser_steps, seed=config.seed),
             )
             trained_on = train_segments + [

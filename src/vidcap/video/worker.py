@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
-import importlib
 import multiprocessing as mp
 import os
 import pickle
@@ -27,7 +26,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,11 +103,6 @@ def _portable(error: BaseException) -> tuple[BaseException, str]:
     except Exception:
         error = RuntimeError(f"{type(error).__name__}: {error}")
     return error, text
-
-
-def _import_modules(modules: tuple[str, ...]) -> None:
-    for module in modules:
-        importlib.import_module(module)
 
 
 def send_event(kind: str, value: Any) -> None:
@@ -202,13 +196,6 @@ class DecodeWorker:
         self.close()
 
     # -- calls ---------------------------------------------------------------------------------
-    def preload(self, modules: Sequence[str]) -> None:
-        """Start the child and import ``modules`` in it (what later calls' arguments need), so
-        that cost is paid now, e.g. while the caller loads a model, not on the first video."""
-        self.call(
-            _import_modules, tuple(modules), timeout=None, what="loading " + ", ".join(modules)
-        )
-
     def call(
         self,
         fn: Callable[..., T],
