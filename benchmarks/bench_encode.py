@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--loader-workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     from vidcap.synth.plan import SynthConfig
@@ -96,17 +98,23 @@ def main() -> None:
         )
         spec = f"hf:{save_vit(tmp / 'vit', args.hidden, args.layers, args.image_size)}"
 
-        clips, bare_s = bare_loop(frames_dir, spec, args.batch_size)
-        started = time.perf_counter()
-        result = run_encode(
-            frames_dir,
-            tmp / "hf",
-            EncodeConfig(
-                encoder=spec, batch_size=args.batch_size, loader_workers=args.loader_workers
-            ),
-        )
-        vidcap_s = time.perf_counter() - started
-        assert result.ok and result.details["clips"] == clips
+        # Interleaved repeats (bare, vidcap, bare, vidcap, ...): the ratio of each pair, then the
+        # median, so that the load of a shared machine weighs on both alike.
+        ratios, rates = [], []
+        for n in range(args.repeats):
+            clips, bare_s = bare_loop(frames_dir, spec, args.batch_size)
+            started = time.perf_counter()
+            result = run_encode(
+                frames_dir,
+                tmp / f"hf{n}",
+                EncodeConfig(
+                    encoder=spec, batch_size=args.batch_size, loader_workers=args.loader_workers
+                ),
+            )
+            vidcap_s = time.perf_counter() - started
+            assert result.ok and result.details["clips"] == clips
+            rates.append((clips / bare_s, clips / vidcap_s))
+            ratios.append(bare_s / vidcap_s)
 
         started = time.perf_counter()
         result = run_encode(
@@ -118,14 +126,17 @@ def main() -> None:
             for line in (frames_dir / "index.jsonl").read_text().splitlines()
         )
 
-    bare_rate, vidcap_rate = clips / bare_s, clips / vidcap_s
+    bare_rate = statistics.median(b for b, _ in rates)
+    vidcap_rate = statistics.median(v for _, v in rates)
     print(f"{args.videos} synthetic videos, {clips} clips of 30 frames (short side 128)")
     print(
         f"hf: CLIP ViT hidden {args.hidden} x {args.layers} layers, {args.image_size} px, 4 frames per clip, batch {args.batch_size}"
     )
     print(f"  {'bare model loop (prepared batches)':<42}{bare_rate:8.1f} clips/s  1.00")
     print(
-        f"  {'vidcap encode (read + prepare + model + write)':<42}{vidcap_rate:8.1f} clips/s  {vidcap_rate / bare_rate:.2f}"
+        f"  {'vidcap encode (read + prepare + model + write)':<42}{vidcap_rate:8.1f} clips/s  "
+        f"{statistics.median(ratios):.2f} (median of {args.repeats} interleaved: "
+        f"{' '.join(f'{r:.2f}' for r in ratios)})"
     )
     print("descriptor:")
     print(
