@@ -115,8 +115,10 @@ def _decoder_children(pid: int) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(FFMPEG is None or not Path("/proc").is_dir(), reason="needs ffmpeg and /proc")
 def test_ctrl_c_exits_130_with_one_line_and_kills_the_decoder(bart: Run, tmp_path: Path) -> None:
-    long = tmp_path / "long.mp4"  # 10 minutes: still decoding when the interrupt comes
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
+    # An hour at 1 frame/s: quick to make, but read at 20 frames/s it is 72,000 frames, so it is
+    # still being decoded when the interrupt comes however fast the machine.
+    long = tmp_path / "long.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=1:duration=3600", str(long))
     out = tmp_path / "captions.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "vidcap", "caption", str(long), "--model", str(bart_bundle(bart)),

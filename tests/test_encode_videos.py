@@ -187,8 +187,10 @@ def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
 
     from tests.videos import ffmpeg
 
-    long = tmp_path / "zlong.mp4"  # 10 minutes: still decoding when the interrupt comes
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
+    # An hour at 1 frame/s: quick to make, but read at 20 frames/s it is 72,000 frames, so it is
+    # still being decoded when the interrupt comes however fast the machine.
+    long = tmp_path / "zlong.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=1:duration=3600", str(long))
     out = tmp_path / "features"
     first = video_files(synth_corpus)[0]  # "zlong" sorts after "synth-…": this is done first
     proc = subprocess.Popen(
