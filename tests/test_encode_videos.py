@@ -187,16 +187,17 @@ def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
 
     from tests.videos import ffmpeg
 
-    # An hour at 1 frame/s: quick to make, but read at 20 frames/s it is 72,000 frames, so it is
-    # still being decoded when the interrupt comes however fast the machine.
-    long = tmp_path / "zlong.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=1:duration=3600", str(long))
+    long = tmp_path / "zlong.mp4"  # 10 minutes: still decoding when the interrupt comes
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
     out = tmp_path / "features"
     first = video_files(synth_corpus)[0]  # "zlong" sorts after "synth-…": this is done first
     proc = subprocess.Popen(
         [sys.executable, "-m", "vidcap", "encode", str(first), str(long), "--out", str(out),
          "--size", "32"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as a terminal's Ctrl-C finds it, even when pytest runs in the background (`cmd &`
+        # starts with SIGINT ignored, and Python then never raises KeyboardInterrupt)
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
@@ -241,3 +242,9 @@ def test_decode_children_run_torch_on_one_thread() -> None:
     assert not HFClipEncoder.prepare_in_decoder and PickTwo.prepare_in_decoder
     with DecodeWorker() as worker:
         assert worker.call(_child_threads, timeout=60) == 1
+
+
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
