@@ -19,8 +19,9 @@ Rows, each scored by :func:`vidcap.metrics.dense.dense_scores` on the same video
 
 Each row also gets **story** scores (:mod:`vidcap.metrics.paragraph`): its events told as
 ``vidcap summarize`` tells them (:func:`vidcap.output.story.tell_story`: the key moments in time
-order, joined, a subject told before re-mentioned as "the …"), against the video's summaries (or, for a corpus without summaries, each
-reference set's captions in time order), and its 4-gram repetition beside the references'.
+order, joined, a subject told before re-mentioned as "the …"), against the video's summaries
+(or, for a corpus without summaries, each reference set told the same way), and its 4-gram
+repetition beside the references'.
 """
 
 from __future__ import annotations

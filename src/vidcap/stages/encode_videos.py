@@ -20,7 +20,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,12 +134,15 @@ def _clips_in_child(
 
     def consume(stream: FrameStream) -> None:
         cutter = ClipCutter(stream.fps, clip_frames)
+
+        def clips() -> Iterator[np.ndarray]:
+            for chunk in stream:
+                yield from cutter.push(chunk.frames)
+            yield from cutter.finish()
+
         index = itertools.count()  # clips are sent in order
         if encoder is None:
-            for chunk in stream:
-                for clip in cutter.push(chunk.frames):
-                    send_event("item", (next(index), clip if read is None else clip[read]))
-            for clip in cutter.finish():
+            for clip in clips():
                 send_event("item", (next(index), clip if read is None else clip[read]))
             return
         waiting: collections.deque[concurrent.futures.Future[torch.Tensor]] = collections.deque()
@@ -149,12 +152,9 @@ def _clips_in_child(
                 send_event("item", (next(index), waiting.popleft().result().numpy()))
 
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare") as pool:
-            for chunk in stream:
-                for clip in cutter.push(chunk.frames):
-                    waiting.append(pool.submit(encoder.prepare, clip))
-                    send(2)
-            for clip in cutter.finish():
+            for clip in clips():
                 waiting.append(pool.submit(encoder.prepare, clip))
+                send(2)
             send(0)
 
     meta = decode_with_restarts(path, backend, consume, **options)

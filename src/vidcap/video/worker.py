@@ -62,9 +62,8 @@ def _child_main(conn: Connection, quiet: bool) -> None:
     global _CHILD_CONN
     _CHILD_CONN = conn
     # A child is one core's worth of work (`--workers` children share the machine with the
-    # model in the parent). torch's default of one thread per core in every child oversubscribes
-    # the cores, and its OpenMP threads spin while they wait: measured, the streaming encode of a
-    # small ViT ran 1.24x slower than extract then encode until this was set.
+    # model in the parent): torch's default of one thread per core in every child would
+    # oversubscribe the cores, and its OpenMP threads spin while they wait.
     os.environ["OMP_NUM_THREADS"] = "1"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
