@@ -215,7 +215,7 @@ def test_story_merges_repeats_and_joins_moments_in_order() -> None:
     ]
     assert story.paragraph == (
         "A red circle moves up. Then the blue square spins. Meanwhile, the yellow hexagon grows. "
-        "Then a green star slides left. Finally, the red circle moves up again."
+        "Next, a green star slides left. Finally, the red circle moves up again."
     )
     assert story.to_json()["summary"] == story.paragraph
     assert story.to_text().startswith(
@@ -235,6 +235,25 @@ def test_story_merges_repeats_and_joins_moments_in_order() -> None:
     assert again.paragraph == (
         "A red circle moves up. Then a red square grows. Finally, the red circle spins."
     )
+
+
+def test_story_varies_its_connectives_so_it_does_not_repeat_itself() -> None:
+    from vidcap.metrics.paragraph import repetition
+    from vidcap.output.formats import TimedCaption as T
+    from vidcap.output.story import tell_story
+
+    actions = ["bounces", "grows", "moves up", "moves left", "shrinks", "rotates", "moves down"]
+    story = tell_story([T(2 * i, 2 * i + 1, f"a red hexagon {a}") for i, a in enumerate(actions)])
+    assert story.paragraph == (
+        "A red hexagon bounces. Then the red hexagon grows. Next, the red hexagon moves up. "
+        "After that, the red hexagon moves left. Later, the red hexagon shrinks. "
+        "Then the red hexagon rotates. Finally, the red hexagon moves down."
+    )
+    # "then the red hexagon" said before every sentence would repeat a 4-gram five times
+    said = [w.strip(".,").casefold() for w in story.paragraph.split()]
+    assert said.count("then") == 2
+    same = "A red hexagon bounces. " + " ".join(f"Then the red hexagon {a}." for a in actions[1:])
+    assert repetition(said) < repetition([w.strip(".,").casefold() for w in same.split()])
 
 
 @pytest.mark.slow

@@ -8,7 +8,9 @@ How the story is built, so that a reader knows what the paragraph is and is not:
   in time is the same moment told twice, and is merged into it (the union of their times);
 - **the paragraph**: one sentence per moment, capitalised and ending in a full stop, in order,
   joined by connectives that follow the times: "Meanwhile," for a moment that starts before the
-  one before it ends (by more than half of the shorter), "Then" for the next one in sequence, and
+  one before it ends (by more than half of the shorter), "Then", "Next,", "After that," and
+  "Later," in turn for the next ones in sequence (one word said before every sentence is the
+  4-gram repetition a reader notices first: "Then the red circle …" told over and over), and
   "Finally," for the last of three or more; a sentence already told earlier gets "again" instead of
   being repeated as if new, and a subject already introduced ("a red circle …") is referred to
   as "the red circle …", as a person telling it would (and the reference summaries do).
@@ -25,6 +27,8 @@ from typing import Any
 from vidcap.output.formats import EN_DASH, TimedCaption, format_clock
 
 _NOT_WORD = re.compile(r"[^\w]+")
+_IN_SEQUENCE = ("Then", "Next,", "After that,", "Later,")
+"""The connectives of moments that follow one another, taken in turn."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ def tell_story(events: list[TimedCaption]) -> Story:
     told: set[str] = set()
     introduced: set[tuple[str, ...]] = set()
     sentences = []
+    in_sequence = 0
     for i, moment in enumerate(moments):
         body = _mention(moment.text.strip().rstrip(".!?;,"), introduced)
         if _key(moment.text) in told:
@@ -122,6 +127,7 @@ def tell_story(events: list[TimedCaption]) -> Story:
         elif i == len(moments) - 1 and len(moments) >= 3:
             connective = "Finally,"
         else:
-            connective = "Then"
+            connective = _IN_SEQUENCE[in_sequence % len(_IN_SEQUENCE)]
+            in_sequence += 1
         sentences.append(f"{connective} {body}.")
     return Story(moments, " ".join(sentences))
