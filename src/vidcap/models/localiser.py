@@ -205,7 +205,9 @@ def train_localiser(
         )
         chosen = [videos[int(i)] for i in pick]
         length = max(len(f) for f, _ in chosen)
-        x = torch.zeros(len(chosen), length, config.dim)
+        # Padding is the mean clip (zero once standardised), not an unreal all-zero feature that
+        # the last real clips would see through the convolution.
+        x = model.mean.expand(len(chosen), length, config.dim).clone()
         y = torch.zeros(len(chosen), length, 3)
         mask = torch.zeros(len(chosen), length, 1)
         for row, (f, lab) in enumerate(chosen):
