@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidcap.models.standardise import Standardised
+
 INSIDE, STARTS, ENDS = 0, 1, 2
 """The three outputs of each clip."""
 
@@ -55,27 +57,19 @@ class _Block(nn.Module):
         return x + F.gelu(self.norm(self.conv(x)))
 
 
-class EventLocaliser(nn.Module):
+class EventLocaliser(Standardised):
     """Clip features ``[B, T, dim]`` → logits ``[B, T, 3]`` (inside, starts, ends)."""
 
     def __init__(self, config: LocaliserConfig) -> None:
-        super().__init__()
+        super().__init__(config.dim)
         self.config = config
-        self.register_buffer("mean", torch.zeros(config.dim))
-        self.register_buffer("scale", torch.ones(config.dim))
         # The clip and its change from the clip before: boundaries are where the picture changes.
         self.inp = nn.Conv1d(2 * config.dim, config.hidden, 1)
         self.blocks = nn.Sequential(*(_Block(config.hidden, d) for d in config.dilations))
         self.out = nn.Conv1d(config.hidden, 3, 1)
 
-    def fit_statistics(self, features: np.ndarray) -> None:
-        """Standardise with the training clips' mean and spread."""
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        self.mean.copy_(x.mean(0))
-        self.scale.copy_(x.std(0).clamp_min(1e-4))
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = (features - self.mean) / self.scale
+        x = self.standardise(features)
         change = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
         h = self.inp(torch.cat([x, change], dim=-1).transpose(1, 2))
         return self.out(self.blocks(h)).transpose(1, 2)

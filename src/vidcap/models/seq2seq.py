@@ -35,6 +35,7 @@ from vidcap.errors import VidcapError
 from vidcap.models.decoding import DEFAULT_EVENT_NO_REPEAT_NGRAM, EventNoRepeatNGram
 from vidcap.models.inputs import collate_inputs
 from vidcap.models.presets import ARCHS, ModelSize
+from vidcap.models.standardise import Standardised
 from vidcap.models.stats import count_stat
 from vidcap.models.videobert import bert_config
 from vidcap.models.visual_embeddings import init_visual_rows
@@ -43,23 +44,15 @@ from vidcap.text import JointVocabulary
 from vidcap.text.timing import parse_events
 
 
-class FeatureProjection(nn.Module):
+class FeatureProjection(Standardised):
     """Standardise clip features, then map them to the model's hidden size."""
 
     def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("scale", torch.ones(dim))
+        super().__init__(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
 
-    def fit_statistics(self, features: np.ndarray) -> None:
-        """Take the mean and spread from the training clips' features."""
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        self.mean.copy_(x.mean(0))
-        self.scale.copy_(x.std(0).clamp_min(1e-4))
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.mlp((features - self.mean) / self.scale)
+        return self.mlp(self.standardise(features))
 
 
 class CaptionModel(nn.Module):
