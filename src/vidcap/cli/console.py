@@ -33,8 +33,12 @@ def print_error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def progress_bar(*extra_columns: TextColumn) -> Progress:
-    """A progress bar on stderr with count, elapsed and remaining time (hidden when not a TTY)."""
+def progress_bar(*extra_columns: TextColumn, processes: Processes | None = None) -> Progress:
+    """A progress bar on stderr with count, elapsed and remaining time (hidden when not a TTY).
+
+    With ``processes``, only the main one shows it: the others share the same work, and their bars
+    would be drawn over the main one's.
+    """
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -44,7 +48,7 @@ def progress_bar(*extra_columns: TextColumn) -> Progress:
         TimeRemainingColumn(),
         console=stderr,
         transient=False,
-        disable=not stderr.is_terminal,
+        disable=not stderr.is_terminal or (processes is not None and not processes.is_main),
     )
 
 
@@ -77,10 +81,9 @@ class StageProgress:
 def stage_progress(
     verb: str, processes: Processes, *extra_columns: TextColumn, **fields: str
 ) -> Iterator[StageProgress]:
-    """A :func:`progress_bar` for an item stage, shown by the main process only (the others share
-    its videos but would draw a second bar over it); ``fields`` start the extra columns."""
-    with progress_bar(*extra_columns) as progress:
-        progress.disable = progress.disable or not processes.is_main
+    """A :func:`progress_bar` for an item stage, shown by the main process of ``processes`` only;
+    ``fields`` start the extra columns."""
+    with progress_bar(*extra_columns, processes=processes) as progress:
         yield StageProgress(progress, verb, **fields)
 
 
