@@ -317,16 +317,22 @@ def assert_same_files(
 
 def check_item_stage(
     run: Run,
-    done: dict[str, dict],
     reference: Path,
     output: str,
     pattern: str,
-    skipped: int,
+    killed_after: int | None,
+    rerun_skips_done: bool = True,
     same: Callable[[Path, Path], bool] = same_bytes,
 ) -> None:
-    """An item stage (extract, encode, quantize) killed and rerun: each item recorded ok before the
-    kill (``done``, from :func:`check_killed`) has its ``output`` whole; the rerun reports every item ok (``skipped`` of them kept from
-    the killed run), indexes each once, and its ``output`` folder equals the uninterrupted run's."""
+    """An item stage (extract, encode, quantize) killed and rerun, against the uninterrupted run in
+    ``reference``. The kill came once ``killed_after`` items were recorded (None: at a time, not a
+    count) and before the last; each item recorded ok by then has its ``output`` whole. The rerun
+    reports every item ok (skipping those done before the kill, if ``rerun_skips_done``), indexes
+    each once, and its ``output`` folder (files ``pattern``, equal by ``same``) is the reference's."""
+    done = check_killed(run)
+    if killed_after is not None:
+        assert killed_after <= len(done) < ITEMS
+    skipped = len(done) if rerun_skips_done else 0
     for item in done.values():  # what finished before the kill is whole
         path = item["outputs"][output]
         assert same(run.killed / path, reference / path), path
@@ -357,30 +363,37 @@ def items_recorded(out: Path, n: int) -> Callable[[float], bool]:
 # Uninterrupted runs to compare with (in this process: the imports are paid once)
 
 
-def invoke(*args: object) -> None:
-    result = runner.invoke(app, [str(a) for a in args])
+def reference_run(
+    tmp_path_factory: pytest.TempPathFactory, name: str, args: Callable[[Path], Sequence[object]]
+) -> Path:
+    """A new folder ``referenceN/name`` where ``vidcap *args(folder)`` ran to the end."""
+    out = tmp_path_factory.mktemp("reference") / name
+    result = runner.invoke(app, [str(a) for a in args(out)])
     assert result.exit_code == 0, result.output
+    return out
 
 
 @pytest.fixture(scope="module")
 def frames_32(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "frames"
-    invoke("extract", synth_corpus, "--out", out, "--size", 32)
-    return out
+    return reference_run(
+        tmp_path_factory,
+        "frames",
+        lambda out: ("extract", synth_corpus, "--out", out, "--size", 32),
+    )
 
 
 @pytest.fixture(scope="module")
 def pretrained(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "pretrain"
-    invoke("pretrain", words_dir, "--out", out, *TRAIN)
-    return out
+    return reference_run(
+        tmp_path_factory, "pretrain", lambda out: ("pretrain", words_dir, "--out", out, *TRAIN)
+    )
 
 
 @pytest.fixture(scope="module")
 def finetuned(pretrained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "bundle"
-    invoke("finetune", pretrained, "--out", out, *FINETUNE)
-    return out
+    return reference_run(
+        tmp_path_factory, "bundle", lambda out: ("finetune", pretrained, "--out", out, *FINETUNE)
+    )
 
 
 def caption_args(synth_corpus: Path, bundle: Path, out: Path) -> list[str]:
@@ -396,9 +409,9 @@ def caption_args(synth_corpus: Path, bundle: Path, out: Path) -> list[str]:
 def captioned(
     synth_corpus: Path, finetuned: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "captions"
-    invoke(*caption_args(synth_corpus, finetuned, out))
-    return out
+    return reference_run(
+        tmp_path_factory, "captions", lambda out: caption_args(synth_corpus, finetuned, out)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,10 +433,7 @@ def extract_runs(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
 def test_extract_killed_after_n_items(
     extract_runs: dict[Any, Run], frames_32: Path, after: int
 ) -> None:
-    run = extract_runs[after]
-    done = check_killed(run)
-    assert after <= len(done) < ITEMS
-    check_item_stage(run, done, frames_32, "frames", "*.npy", skipped=len(done))
+    check_item_stage(extract_runs[after], frames_32, "frames", "*.npy", killed_after=after)
 
 
 @pytest.fixture(scope="module")
@@ -444,11 +454,8 @@ def encode_runs(frames_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 def test_encode_killed_after_n_items(
     encode_runs: dict[Any, Run], features_dir: Path, after: int
 ) -> None:
-    run = encode_runs[after]
-    done = check_killed(run)
-    assert after <= len(done) < ITEMS
     check_item_stage(
-        run, done, features_dir, "features", "*.safetensors", skipped=len(done), same=same_features
+        encode_runs[after], features_dir, "features", "*.safetensors", after, same=same_features
     )
 
 
@@ -490,10 +497,9 @@ def test_quantize_killed_in_its_fit_or_its_words(
     quantize_runs: dict[Any, Run], words_dir: Path, point: str
 ) -> None:
     run = quantize_runs[point]
-    done = check_killed(run)
-    if point.endswith("-words"):
-        assert int(point.split("-")[0]) <= len(done) < ITEMS
-    check_item_stage(run, done, words_dir, "words", "*.json", skipped=0)  # a new fit, every time
+    words = int(point.split("-")[0]) if point.endswith("-words") else None
+    # The rerun fits again (one global fit), so it keeps none of the killed run's words.
+    check_item_stage(run, words_dir, "words", "*.json", words, rerun_skips_done=False)
     ours = load_numpy(run.out / "codebook.safetensors")
     theirs = load_numpy(words_dir / "codebook.safetensors")
     assert ours.keys() == theirs.keys()
