@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,20 @@ def caption_bundle(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         result = runner.invoke(app, [str(a) for a in args])
         assert result.exit_code == 0, result.output
     return root / "bundle"
+
+
+@pytest.fixture
+def fake_backends() -> Iterator[None]:
+    """The test-only decoding backends ``hanging`` and ``crashing`` (see videos.py), registered for
+    one test; decode workers see them only when started with fork (mark the test ``fork_only``)."""
+    from vidcap.video.backends import register_backend, unregister_backend
+    from videos import HangingReader, crashing_reader
+
+    register_backend("hanging", "av", HangingReader)
+    register_backend("crashing", "av", crashing_reader)
+    yield
+    unregister_backend("hanging")
+    unregister_backend("crashing")
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from tests import test_finetune_caption as captioning
-from tests.test_decode_stream import HangingReader, _crashing_reader
 from tests.test_finetune_caption import Run, Video, bart_bundle, invoke
-from tests.videos import FFMPEG, ffmpeg
+from tests.videos import FFMPEG, HangingReader, crashing_reader, ffmpeg, fork_only
 
 from vidcap.inference import pipeline
 from vidcap.inference.captioner import Captioner
@@ -29,15 +28,13 @@ from vidcap.video.errors import DecoderCrashedError, DecodeTimeoutError
 bart = captioning.bart  # the module's fixtures: a tiny BART bundle, the synthetic videos
 videos = captioning.videos
 
-fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to carry test backends")
-
 
 def _trap_reader(path: Path) -> Reader:
     """PyAV, except for files named hang* (the decoder hangs) and crash* (it segfaults)."""
     if path.name.startswith("hang"):
         return HangingReader(path)
     if path.name.startswith("crash"):
-        return _crashing_reader(path)
+        return crashing_reader(path)
     return PyAVReader(path)
 
 

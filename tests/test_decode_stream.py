@@ -4,18 +4,14 @@ encoder reads, a time limit on the decoder's time only, hangs and crashes as one
 from __future__ import annotations
 
 import os
-import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.videos import coded_frames, read_codes, write_cv2
+from tests.videos import coded_frames, fork_only, read_codes, write_cv2
 
 from vidcap.video import DecodeWorker, available_backends, decode_frames, open_frames
-from vidcap.video.backends import Reader, register_backend, unregister_backend
-from vidcap.video.backends.pyav_backend import PyAVReader
 from vidcap.video.clips import ClipCutter, clip_array, clip_frame_mask, clip_windows
 from vidcap.video.errors import DecoderCrashedError, DecodeTimeoutError
 
@@ -84,37 +80,6 @@ def test_time_limit_counts_the_decoder_not_the_consumer(coded: Path) -> None:
             time.sleep(0.6)  # 5 chunks: 3 s of consumer time, twice the limit
             n += len(chunk)
     assert n == 67
-
-
-class HangingReader(Reader):
-    """Hangs while decoding (like decord deadlocking on a bad frame count)."""
-
-    name = "hanging"
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.info = PyAVReader(path).info
-
-    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
-        time.sleep(3600)
-        yield 0.0, np.zeros((resize[1], resize[0], 3), np.uint8)
-
-
-def _crashing_reader(path: Path) -> Reader:
-    os.kill(os.getpid(), signal.SIGSEGV)
-    raise AssertionError("unreachable")
-
-
-@pytest.fixture
-def fake_backends() -> Iterator[None]:
-    register_backend("hanging", "av", HangingReader)
-    register_backend("crashing", "av", _crashing_reader)
-    yield
-    unregister_backend("hanging")
-    unregister_backend("crashing")
-
-
-fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to carry test backends")
 
 
 @fork_only

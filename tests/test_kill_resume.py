@@ -271,12 +271,17 @@ def check_killed(run: Run) -> dict[str, dict]:
     return {i: line for i, line in items.items() if line["status"] == "ok"}
 
 
-def check_rerun(run: Run) -> dict[str, Any]:
-    """The rerun succeeded, printed nothing like a crash, and left a finished, clean folder (no
-    temporary file, no lock file, a clean index). Returns its ``--json`` report."""
+def check_rerun_exit(run: Run) -> None:
+    """The rerun exited 0 and printed nothing like a crash."""
     printed = run.stdout + run.stderr
     assert run.returncode == 0, printed[-3000:]
     assert "Traceback" not in printed and "bug" not in printed, printed[-3000:]
+
+
+def check_rerun(run: Run) -> dict[str, Any]:
+    """The rerun succeeded, printed nothing like a crash, and left a finished, clean folder (no
+    temporary file, no lock file, a clean index). Returns its ``--json`` report."""
+    check_rerun_exit(run)
     assert (run.out / MANIFEST).is_file()
     assert not (run.out / LOCK).exists(), "the lock file stayed after the run"
     leftovers = sorted(str(p.relative_to(run.out)) for p in run.out.rglob(".tmp-*"))
@@ -293,6 +298,48 @@ def files(folder: Path, pattern: str) -> dict[str, Path]:
         for p in sorted(folder.rglob(pattern))
         if p.is_file() and not p.name.startswith(".tmp-")
     }
+
+
+def same_bytes(ours: Path, theirs: Path) -> bool:
+    return ours.read_bytes() == theirs.read_bytes()
+
+
+def assert_same_files(
+    ours: Path, theirs: Path, pattern: str, same: Callable[[Path, Path], bool] = same_bytes
+) -> None:
+    """The finished files matching ``pattern`` under ``ours`` are those under ``theirs``: the same
+    names, each pair equal by ``same``."""
+    reference = files(theirs, pattern)
+    assert files(ours, pattern).keys() == reference.keys()
+    for name, path in reference.items():
+        assert same(ours / name, path), name
+
+
+def check_item_stage(
+    run: Run,
+    reference: Path,
+    output: str,
+    pattern: str,
+    killed_after: int | None,
+    rerun_skips_done: bool = True,
+    same: Callable[[Path, Path], bool] = same_bytes,
+) -> None:
+    """An item stage (extract, encode, quantize) killed and rerun, against the uninterrupted run in
+    ``reference``. The kill came once ``killed_after`` items were recorded (None: at a time, not a
+    count) and before the last; each item recorded ok by then has its ``output`` whole. The rerun
+    reports every item ok (skipping those done before the kill, if ``rerun_skips_done``), indexes
+    each once, and its ``output`` folder (files ``pattern``, equal by ``same``) is the reference's."""
+    done = check_killed(run)
+    if killed_after is not None:
+        assert killed_after <= len(done) < ITEMS
+    skipped = len(done) if rerun_skips_done else 0
+    for item in done.values():  # what finished before the kill is whole
+        path = item["outputs"][output]
+        assert same(run.killed / path, reference / path), path
+    report = check_rerun(run)
+    assert report["counts"] == {"ok": ITEMS, "failed": 0, "skipped": skipped}
+    assert len(index_lines(run.out, torn_tail_allowed=False)) == ITEMS
+    assert_same_files(run.out / output, reference / output, pattern, same)
 
 
 def same_features(ours: Path, theirs: Path) -> bool:
@@ -316,30 +363,37 @@ def items_recorded(out: Path, n: int) -> Callable[[float], bool]:
 # Uninterrupted runs to compare with (in this process: the imports are paid once)
 
 
-def invoke(*args: object) -> None:
-    result = runner.invoke(app, [str(a) for a in args])
+def reference_run(
+    tmp_path_factory: pytest.TempPathFactory, name: str, args: Callable[[Path], Sequence[object]]
+) -> Path:
+    """A new folder ``referenceN/name`` where ``vidcap *args(folder)`` ran to the end."""
+    out = tmp_path_factory.mktemp("reference") / name
+    result = runner.invoke(app, [str(a) for a in args(out)])
     assert result.exit_code == 0, result.output
+    return out
 
 
 @pytest.fixture(scope="module")
 def frames_32(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "frames"
-    invoke("extract", synth_corpus, "--out", out, "--size", 32)
-    return out
+    return reference_run(
+        tmp_path_factory,
+        "frames",
+        lambda out: ("extract", synth_corpus, "--out", out, "--size", 32),
+    )
 
 
 @pytest.fixture(scope="module")
 def pretrained(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "pretrain"
-    invoke("pretrain", words_dir, "--out", out, *TRAIN)
-    return out
+    return reference_run(
+        tmp_path_factory, "pretrain", lambda out: ("pretrain", words_dir, "--out", out, *TRAIN)
+    )
 
 
 @pytest.fixture(scope="module")
 def finetuned(pretrained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "bundle"
-    invoke("finetune", pretrained, "--out", out, *FINETUNE)
-    return out
+    return reference_run(
+        tmp_path_factory, "bundle", lambda out: ("finetune", pretrained, "--out", out, *FINETUNE)
+    )
 
 
 def caption_args(synth_corpus: Path, bundle: Path, out: Path) -> list[str]:
@@ -355,9 +409,9 @@ def caption_args(synth_corpus: Path, bundle: Path, out: Path) -> list[str]:
 def captioned(
     synth_corpus: Path, finetuned: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    out = tmp_path_factory.mktemp("reference") / "captions"
-    invoke(*caption_args(synth_corpus, finetuned, out))
-    return out
+    return reference_run(
+        tmp_path_factory, "captions", lambda out: caption_args(synth_corpus, finetuned, out)
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -379,20 +433,7 @@ def extract_runs(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
 def test_extract_killed_after_n_items(
     extract_runs: dict[Any, Run], frames_32: Path, after: int
 ) -> None:
-    run = extract_runs[after]
-    done = check_killed(run)
-    assert after <= len(done) < ITEMS
-    for item in done.values():  # what finished before the kill is whole
-        path = item["outputs"]["frames"]
-        assert (run.killed / path).read_bytes() == (frames_32 / path).read_bytes(), path
-
-    report = check_rerun(run)
-    assert report["counts"] == {"ok": ITEMS, "failed": 0, "skipped": len(done)}
-    assert len(index_lines(run.out, torn_tail_allowed=False)) == ITEMS
-    reference = files(frames_32 / "frames", "*.npy")
-    assert files(run.out / "frames", "*.npy").keys() == reference.keys()
-    for name, path in reference.items():
-        assert (run.out / "frames" / name).read_bytes() == path.read_bytes(), name
+    check_item_stage(extract_runs[after], frames_32, "frames", "*.npy", killed_after=after)
 
 
 @pytest.fixture(scope="module")
@@ -413,20 +454,9 @@ def encode_runs(frames_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 def test_encode_killed_after_n_items(
     encode_runs: dict[Any, Run], features_dir: Path, after: int
 ) -> None:
-    run = encode_runs[after]
-    done = check_killed(run)
-    assert after <= len(done) < ITEMS
-    for item in done.values():
-        path = item["outputs"]["features"]
-        assert same_features(run.killed / path, features_dir / path), path
-
-    report = check_rerun(run)
-    assert report["counts"] == {"ok": ITEMS, "failed": 0, "skipped": len(done)}
-    assert len(index_lines(run.out, torn_tail_allowed=False)) == ITEMS
-    reference = files(features_dir / "features", "*.safetensors")
-    assert files(run.out / "features", "*.safetensors").keys() == reference.keys()
-    for name, path in reference.items():
-        assert same_features(run.out / "features" / name, path), name
+    check_item_stage(
+        encode_runs[after], features_dir, "features", "*.safetensors", after, same=same_features
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,19 +497,9 @@ def test_quantize_killed_in_its_fit_or_its_words(
     quantize_runs: dict[Any, Run], words_dir: Path, point: str
 ) -> None:
     run = quantize_runs[point]
-    done = check_killed(run)
-    if point.endswith("-words"):
-        assert int(point.split("-")[0]) <= len(done) < ITEMS
-    for item in done.values():  # what finished before the kill is whole
-        path = item["outputs"]["words"]
-        assert (run.killed / path).read_text() == (words_dir / path).read_text(), path
-    report = check_rerun(run)
-    assert report["counts"] == {"ok": ITEMS, "failed": 0, "skipped": 0}  # a new fit, every time
-    assert len(index_lines(run.out, torn_tail_allowed=False)) == ITEMS
-    reference = files(words_dir / "words", "*.json")
-    assert files(run.out / "words", "*.json").keys() == reference.keys()
-    for name, path in reference.items():
-        assert (run.out / "words" / name).read_text() == path.read_text(), name
+    words = int(point.split("-")[0]) if point.endswith("-words") else None
+    # The rerun fits again (one global fit), so it keeps none of the killed run's words.
+    check_item_stage(run, words_dir, "words", "*.json", words, rerun_skips_done=False)
     ours = load_numpy(run.out / "codebook.safetensors")
     theirs = load_numpy(words_dir / "codebook.safetensors")
     assert ours.keys() == theirs.keys()
@@ -603,16 +623,11 @@ def test_caption_killed_midway(caption_runs: dict[Any, Run], captioned: Path, af
     drawn = files(run.killed / "previews", "*.png")
     assert after <= len(drawn) < ITEMS * CAPTION_COPIES
     for name, path in drawn.items():  # each storyboard there is whole
-        assert path.read_bytes() == (captioned / "previews" / name).read_bytes(), name
+        assert same_bytes(path, captioned / "previews" / name), name
 
-    printed = run.stdout + run.stderr
-    assert run.returncode == 0, printed[-3000:]
-    assert "Traceback" not in printed and "bug" not in printed, printed[-3000:]
-    assert (run.out / "captions.json").read_bytes() == (captioned / "captions.json").read_bytes()
-    reference = files(captioned / "previews", "*.png")
-    assert files(run.out / "previews", "*.png").keys() == reference.keys()
-    for name, path in reference.items():
-        assert (run.out / "previews" / name).read_bytes() == path.read_bytes(), name
+    check_rerun_exit(run)
+    assert same_bytes(run.out / "captions.json", captioned / "captions.json")
+    assert_same_files(run.out / "previews", captioned / "previews", "*.png")
     # A kill while a storyboard was being written leaves its temporary file; the rerun removes it
     # (its process is gone) and leaves none of its own.
     assert not list(run.out.rglob(".tmp-*")), "temporary files left after the rerun"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +38,7 @@ from videos import (
     expected_codes,
     ffmpeg,
     ffmpeg_encoders,
+    fork_only,
     quadrant_frame,
     quadrants,
     read_code,
@@ -567,37 +566,6 @@ def test_worker_extracts_in_a_child_process(vids: dict[str, Path], tmp_path: Pat
             (tmp_path / "e.mp4").touch()
             worker.extract(tmp_path / "e.mp4", tmp_path / "e.npy", timeout=60)
     assert np.load(tmp_path / "a.npy").shape == (30, 224, 336, 3)
-
-
-class HangingReader(Reader):
-    """Hangs while decoding (like decord deadlocking on a bad frame count)."""
-
-    name = "hanging"
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.info = PyAVReader(path).info
-
-    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
-        time.sleep(3600)
-        yield 0.0, np.zeros((resize[1], resize[0], 3), np.uint8)
-
-
-def _crashing_reader(path: Path) -> Reader:
-    os.kill(os.getpid(), signal.SIGSEGV)
-    raise AssertionError("unreachable")
-
-
-@pytest.fixture
-def fake_backends() -> Iterator[None]:
-    register_backend("hanging", "av", HangingReader)
-    register_backend("crashing", "av", _crashing_reader)
-    yield
-    unregister_backend("hanging")
-    unregister_backend("crashing")
-
-
-fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to carry test backends")
 
 
 @fork_only

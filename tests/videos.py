@@ -1,4 +1,5 @@
-"""Small test videos made on the fly (OpenCV and the ffmpeg binary), and how to read them back.
+"""Small test videos made on the fly (OpenCV and the ffmpeg binary), how to read them back, and
+test-only decoding backends that hang or crash on them.
 
 Frame ``i`` of a "coded" video shows the bits of ``i`` as 8 horizontal bands (white = 1, top band =
 bit 0), which survives lossy codecs, resizing and centre crops, so a test can tell which source
@@ -8,13 +9,20 @@ frame each output frame came from.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import signal
 import struct
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from vidcap.video.backends import Reader
+from vidcap.video.backends.pyav_backend import PyAVReader
 
 FFMPEG = shutil.which("ffmpeg")
 N_BITS = 8
@@ -145,3 +153,28 @@ def expected_codes(timestamps: Sequence[float], end: float, fps: float = 20.0) -
         out.append(max(i for i, ts in enumerate(timestamps) if ts <= t + 1e-6))
         k += 1
     return out
+
+
+# Test-only decoding backends (registered by conftest's ``fake_backends`` fixture). They reach a
+# decode worker's child only through fork, which copies this process's backend registry.
+fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to carry test backends")
+
+
+class HangingReader(Reader):
+    """Hangs while decoding (like decord deadlocking on a bad frame count)."""
+
+    name = "hanging"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.info = PyAVReader(path).info
+
+    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+        time.sleep(3600)
+        yield 0.0, np.zeros((resize[1], resize[0], 3), np.uint8)
+
+
+def crashing_reader(path: Path) -> Reader:
+    """A backend whose decoder segfaults on opening ``path`` (kills the process it runs in)."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+    raise AssertionError("unreachable")

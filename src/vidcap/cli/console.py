@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -17,6 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from vidcap.distributed import Processes
 from vidcap.stages.base import StageResult
 
 # Results go to stdout so they can be piped; everything for the human (progress, tables, errors)
@@ -30,8 +33,12 @@ def print_error(message: str) -> None:
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def progress_bar(*extra_columns: TextColumn) -> Progress:
-    """A progress bar on stderr with count, elapsed and remaining time (hidden when not a TTY)."""
+def progress_bar(*extra_columns: TextColumn, processes: Processes | None = None) -> Progress:
+    """A progress bar on stderr with count, elapsed and remaining time (hidden when not a TTY).
+
+    With ``processes``, only the main one shows it: the others share the same work, and their bars
+    would be drawn over the main one's.
+    """
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -41,12 +48,52 @@ def progress_bar(*extra_columns: TextColumn) -> Progress:
         TimeRemainingColumn(),
         console=stderr,
         transient=False,
-        disable=not stderr.is_terminal,
+        disable=not stderr.is_terminal or (processes is not None and not processes.is_main),
     )
 
 
-def finish_stage(result: StageResult, as_json: bool, allow_failures: bool = False) -> None:
-    """Show a stage's outcome and exit 1 when items failed (unless failures are allowed)."""
+class StageProgress:
+    """The progress bar of an item stage (extract, encode): one step a video, its total set once
+    the stage has counted the videos left to do."""
+
+    def __init__(self, progress: Progress, verb: str, **fields: str) -> None:
+        self.progress = progress
+        self.verb = verb
+        self.task = progress.add_task(verb, total=None, **fields)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the bar started (never 0, so it can divide)."""
+        return self.progress.tasks[0].elapsed or 1e-9
+
+    def on_start(self, to_do: int, skipped: int) -> None:
+        """The stage's ``on_start`` callback: how many videos it will do, how many were done."""
+        self.progress.update(
+            self.task, total=to_do, description=f"{self.verb} ({skipped} already done)"
+        )
+
+    def advance(self, **fields: str) -> None:
+        """One more video done (``fields``: new values for the bar's extra columns)."""
+        self.progress.update(self.task, advance=1, **fields)
+
+
+@contextmanager
+def stage_progress(
+    verb: str, processes: Processes, *extra_columns: TextColumn, **fields: str
+) -> Iterator[StageProgress]:
+    """A :func:`progress_bar` for an item stage, shown by the main process of ``processes`` only;
+    ``fields`` start the extra columns."""
+    with progress_bar(*extra_columns, processes=processes) as progress:
+        yield StageProgress(progress, verb, **fields)
+
+
+def finish_stage(
+    result: StageResult, processes: Processes, as_json: bool, allow_failures: bool = False
+) -> None:
+    """Show a stage's outcome and exit 1 when items failed (unless failures are allowed); on the
+    main process only (the others ran their share of the same stage)."""
+    if not processes.is_main:
+        return
     print_stage_result(result, as_json=as_json)
     if result.failures and not allow_failures:
         raise typer.Exit(1)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vidcap.cli.console import finish_stage, progress_bar, stdout
+from vidcap.cli.console import finish_stage, stage_progress, stdout
 from vidcap.cli.options import (
     AllowFailures,
     AsJson,
@@ -210,15 +210,10 @@ def encode_command(
         loader_workers=loader_workers,
     )
     processes = current_processes()
-    with progress_bar() as progress:
-        progress.disable = progress.disable or not processes.is_main
-        task = progress.add_task("encoding", total=None)
-
-        def on_start(to_do: int, skipped: int) -> None:
-            progress.update(task, total=to_do, description=f"encoding ({skipped} already done)")
+    with stage_progress("encoding", processes) as bar:
 
         def on_video(done: VideoEncoded) -> None:
-            progress.update(task, advance=1)
+            bar.advance()
 
         from_videos = {
             "fps": fps,
@@ -243,7 +238,7 @@ def encode_command(
                 config,
                 processes,
                 force,
-                on_start=on_start,
+                on_start=bar.on_start,
                 on_video=on_video,
                 shard=parse_shard(shard),
             )
@@ -258,11 +253,9 @@ def encode_command(
                 ExtractConfig(**given),
                 processes,
                 force,
-                on_start=on_start,
+                on_start=bar.on_start,
                 on_video=on_video,
                 allow_failures=allow_failures,
                 shard=parse_shard(shard),
             )
-    if not processes.is_main:
-        return
-    finish_stage(result, as_json, allow_failures)
+    finish_stage(result, processes, as_json, allow_failures)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.progress import TextColumn
 
-from vidcap.cli.console import finish_stage, progress_bar
+from vidcap.cli.console import finish_stage, stage_progress
 from vidcap.cli.options import (
     AllowFailures,
     AsJson,
@@ -91,19 +91,13 @@ def extract_command(
     stdin_lines = sys.stdin if "-" in inputs else ()
     resolved = resolve_inputs(inputs, stdin_lines)
     processes = current_processes()
-    with progress_bar(TextColumn("{task.fields[fps]}")) as progress:
-        progress.disable = progress.disable or not processes.is_main
-        task = progress.add_task("extracting", total=None, fps="")
+    with stage_progress("extracting", processes, TextColumn("{task.fields[fps]}"), fps="") as bar:
         frames = 0
-
-        def on_start(to_do: int, skipped: int) -> None:
-            progress.update(task, total=to_do, description=f"extracting ({skipped} already done)")
 
         def on_video(done: VideoDone) -> None:
             nonlocal frames
             frames += done.n_frames
-            elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(task, advance=1, fps=f"{frames / elapsed:,.0f} frames/s")
+            bar.advance(fps=f"{frames / bar.elapsed:,.0f} frames/s")
 
         result = run_extract(
             resolved,
@@ -111,11 +105,9 @@ def extract_command(
             config,
             processes,
             force=force,
-            on_start=on_start,
+            on_start=bar.on_start,
             on_video=on_video,
             allow_failures=allow_failures,
             shard=parse_shard(shard),
         )
-    if not processes.is_main:
-        return
-    finish_stage(result, as_json, allow_failures)
+    finish_stage(result, processes, as_json, allow_failures)

@@ -117,9 +117,10 @@ class TrainingRun:
         shown by the main process only, then print its result."""
         processes = current_processes()
         with progress_bar(
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[speed]}")
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[speed]}"),
+            processes=processes,
         ) as progress:
-            progress.disable = progress.disable or not processes.is_main
             task = progress.add_task(label, total=max_steps, loss="-", speed="")
 
             def on_step(report: StepReport) -> None:

@@ -184,8 +184,7 @@ def _for_each_video_shared(
     """:func:`for_each_video` over several processes (see its ``processes``)."""
     mine = processes.shard(list(range(len(paths))))
     outcomes: dict[int, T | VidcapError] = {}
-    with progress_bar() as progress:
-        progress.disable = progress.disable or not processes.is_main
+    with progress_bar(processes=processes) as progress:
         task = progress.add_task(f"{verb} (this process's share)", total=len(mine))
         for index in mine:
             try:

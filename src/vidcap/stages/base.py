@@ -81,6 +81,33 @@ def training_details(ok: list[ItemRecord]) -> dict[str, Any]:
     }
 
 
+def training_up_to_date(
+    stage: StageDir, fingerprint: str, resume: str | None, force: bool, started: float
+) -> StageResult | None:
+    """The result of a training stage (pretrain, finetune) that finished before with the same
+    inputs and settings, so there is nothing to do; None when it must run: with ``force``, when it
+    is not finished, or when ``resume`` asks for a particular checkpoint (not None or "auto")."""
+    if force or resume not in (None, "auto") or not stage.is_complete(fingerprint):
+        return None
+    return result_from_index(stage, started, training_details, up_to_date=True)
+
+
+def record_training(
+    stage: StageDir, item_id: str, model: str, outcome: dict[str, Any], fingerprint: str
+) -> None:
+    """Record a training stage's one item: where its ``model`` is and, from ``train()``'s
+    ``outcome``, the steps and val statistics that :func:`training_details` reads back."""
+    stage.record(
+        ItemRecord(
+            item_id,
+            "ok",
+            outputs={"model": model},
+            info={"steps": outcome["steps"], "val": outcome["val"]},
+            fingerprint=fingerprint,
+        )
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # A stage run over items
 

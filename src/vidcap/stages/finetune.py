@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vidcap.artifacts import MANIFEST, ItemRecord, StageDir, remove_outputs
+from vidcap.artifacts import MANIFEST, StageDir, remove_outputs
 from vidcap.artifacts.readers import CODEBOOK, ClipTrack, pipeline_settings, read_tracks
 from vidcap.bundle import (
     BUNDLE_INFO,
@@ -63,7 +63,13 @@ from vidcap.models.seq2seq import (
 )
 from vidcap.output.formats import TimedCaption
 from vidcap.quantize.kmeans import HierarchicalKMeans
-from vidcap.stages.base import StageResult, result_from_index, training_details
+from vidcap.stages.base import (
+    StageResult,
+    record_training,
+    result_from_index,
+    training_details,
+    training_up_to_date,
+)
 from vidcap.text import VOCABULARY_FILE, JointVocabulary, train_vocabulary
 from vidcap.text.timing import DEFAULT_TIME_BINS
 from vidcap.training.loop import StepReport, resolve_resume, train
@@ -269,9 +275,8 @@ def run_finetune(
     train_config = config.train_config(src.preset)
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     stage_fp = training_fingerprint(STAGE, config, train_config, src.fingerprint)
-    # A finished run is up to date unless a particular checkpoint is asked for.
-    if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
-        return result_from_index(stage, started, training_details, up_to_date=True)
+    if (finished := training_up_to_date(stage, stage_fp, resume, force, started)) is not None:
+        return finished
     with stage.locked():
         fresh = resolve_resume(out_dir, resume, stage_fp) is None
         if (force or fresh) and processes.is_main:
@@ -417,15 +422,7 @@ def run_finetune(
                 outcome["steps"],
                 localiser,
             )
-            stage.record(
-                ItemRecord(
-                    "bundle",
-                    "ok",
-                    outputs={"model": "."},
-                    info={"steps": outcome["steps"], "val": outcome["val"]},
-                    fingerprint=stage_fp,
-                )
-            )
+            record_training(stage, "bundle", ".", outcome, stage_fp)
             stage.finalize(
                 config={**asdict(config), "train": asdict(train_config)},
                 stage_fingerprint=stage_fp,

@@ -17,7 +17,6 @@ from typing import ClassVar
 import torch
 
 from vidcap.artifacts import (
-    ItemRecord,
     StageDir,
     remove_outputs,
 )
@@ -28,7 +27,13 @@ from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError
 from vidcap.models.presets import ARCHS, Arch, Preset, model_size
 from vidcap.quantize.kmeans import HierarchicalKMeans
-from vidcap.stages.base import StageResult, result_from_index, training_details
+from vidcap.stages.base import (
+    StageResult,
+    record_training,
+    result_from_index,
+    training_details,
+    training_up_to_date,
+)
 from vidcap.text import VOCABULARY_FILE, JointVocabulary, extend_pretrained, train_vocabulary
 from vidcap.training.examples import (
     BartExamples,
@@ -112,9 +117,8 @@ def run_pretrain(
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     train_config = config.train_config(config.preset)
     stage_fp = training_fingerprint(STAGE, config, train_config, words_manifest["fingerprint"])
-    # A finished run is up to date unless a particular checkpoint is asked for.
-    if not force and resume in (None, "auto") and stage.is_complete(stage_fp):
-        return result_from_index(stage, started, training_details, up_to_date=True)
+    if (finished := training_up_to_date(stage, stage_fp, resume, force, started)) is not None:
+        return finished
     with stage.locked():
         if force and processes.is_main:
             remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
@@ -197,15 +201,7 @@ def run_pretrain(
                 },
                 write_files,
             )
-            stage.record(
-                ItemRecord(
-                    FINAL,
-                    "ok",
-                    outputs={"model": FINAL},
-                    info={"steps": outcome["steps"], "val": outcome["val"]},
-                    fingerprint=stage_fp,
-                )
-            )
+            record_training(stage, FINAL, FINAL, outcome, stage_fp)
             stage.finalize(
                 config={**asdict(config), "train": asdict(train_config)},
                 stage_fingerprint=stage_fp,
