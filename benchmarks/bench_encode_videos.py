@@ -13,12 +13,18 @@ Reported: the median of each, the ratio from-videos / (extract + encode) per rep
 from-videos / max(decode alone, encode alone), and the bytes each way writes to disk.
 Encoders: the built-in descriptor and a small random-weights CLIP ViT (``--hf``).
 
-    python benchmarks/bench_encode_videos.py [--videos 6] [--repeats 3] [--size 224] [--hf]
+``--cold`` (root, Linux) measures a corpus larger than memory, as a real one is (YouCook2's frames
+are 3.4 TB): the page cache is dropped before every timed step, so videos and frames are read from
+the disk, and each step's time includes flushing what it wrote to the disk (``sync``). Without it,
+everything a few test videos write stays in memory and the frame store costs almost nothing.
+
+    python benchmarks/bench_encode_videos.py [--videos 6] [--repeats 3] [--size 224] [--hf] [--cold]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -42,6 +48,28 @@ from vidcap.video.clips import clip_frame_mask
 
 def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+
+class Disk:
+    """Whether steps run against a cold disk (``--cold``): before each, the page cache is dropped;
+    after each, what it wrote is flushed, inside its time."""
+
+    def __init__(self, cold: bool) -> None:
+        self.cold = cold
+        if cold and not os.access(DROP_CACHES, os.W_OK):
+            raise SystemExit(f"--cold drops the page cache: it needs root and {DROP_CACHES}.")
+
+    def before(self) -> None:
+        if self.cold:
+            os.sync()
+            DROP_CACHES.write_text("3\n")
+
+    def after(self) -> None:
+        if self.cold:
+            os.sync()
 
 
 def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig, keep: Any = None) -> float:
@@ -72,23 +100,28 @@ def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig, keep: Any = Non
 
 
 def one_round(tmp: Path, n: int, inputs: ResolvedInputs, encode: EncodeConfig,
-              extract: ExtractConfig) -> dict[str, float]:  # fmt: skip
+              extract: ExtractConfig, disk: Disk) -> dict[str, float]:  # fmt: skip
     times: dict[str, float] = {}
-    started = time.perf_counter()
-    result = run_encode_videos(inputs, tmp / f"direct{n}", encode, extract)
-    times["from videos"] = time.perf_counter() - started
+
+    def timed(key: str, step: Any) -> Any:
+        disk.before()
+        started = time.perf_counter()
+        result = step()
+        disk.after()
+        times[key] = time.perf_counter() - started
+        return result
+
+    result = timed(
+        "from videos", lambda: run_encode_videos(inputs, tmp / f"direct{n}", encode, extract)
+    )
     assert result.ok, result.failures
-    started = time.perf_counter()
-    assert run_extract(inputs, tmp / f"frames{n}", extract).ok
-    times["extract"] = time.perf_counter() - started
-    started = time.perf_counter()
-    assert run_encode(tmp / f"frames{n}", tmp / f"features{n}", encode).ok
-    times["encode"] = time.perf_counter() - started
+    assert timed("extract", lambda: run_extract(inputs, tmp / f"frames{n}", extract)).ok
+    assert timed("encode", lambda: run_encode(tmp / f"frames{n}", tmp / f"features{n}", encode)).ok
     times["extract + encode"] = times["extract"] + times["encode"]
-    times["decode alone"] = decode_alone(inputs, extract)
+    timed("decode alone", lambda: decode_alone(inputs, extract))
     # What an image model reading 4 frames per clip lets the decoder skip (frame_indices).
     four = clip_frame_mask(sample_indices(extract.clip_frames, 4), extract.clip_frames)
-    times["decode 4 of 30"] = decode_alone(inputs, extract, four)
+    timed("decode 4 of 30", lambda: decode_alone(inputs, extract, four))
     times["bytes from videos"] = folder_bytes(tmp / f"direct{n}")
     times["bytes extract + encode"] = folder_bytes(tmp / f"frames{n}") + folder_bytes(
         tmp / f"features{n}"
@@ -105,14 +138,31 @@ def main() -> None:
     parser.add_argument("--loader-workers", type=int, default=2)
     parser.add_argument("--hf", action="store_true", help="also a small CLIP ViT (hf:)")
     parser.add_argument("--hf-only", action="store_true", help="only the small CLIP ViT")
+    parser.add_argument(
+        "--cold", action="store_true", help="read from the disk, not memory (root; see above)"
+    )
+    parser.add_argument("--min-s", type=float, help="untrimmed videos at least this long (s)")
+    parser.add_argument("--max-s", type=float, help="and at most this long (s)")
     args = parser.parse_args()
+    disk = Disk(args.cold)
 
     from vidcap.synth.plan import SynthConfig
     from vidcap.synth.records import generate_corpus
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        generate_corpus(tmp / "synth", SynthConfig(videos=args.videos, seed=0, workers=2))
+        synth = SynthConfig(videos=args.videos, seed=0, workers=2)
+        if args.min_s is not None or args.max_s is not None:  # untrimmed: minutes, not seconds
+            shortest = args.min_s if args.min_s is not None else 30.0
+            longest = args.max_s if args.max_s is not None else max(shortest, 60.0)
+            synth = SynthConfig(
+                videos=args.videos,
+                seed=0,
+                workers=2,
+                untrimmed=1.0,
+                untrimmed_duration=(shortest, longest),
+            )
+        generate_corpus(tmp / "synth", synth)
         inputs = resolve_inputs([str(tmp / "synth" / "corpus.jsonl")])
         extract = ExtractConfig(size=args.size, workers=args.workers)
         encoders = {} if args.hf_only else {"descriptor": "descriptor"}
@@ -120,12 +170,17 @@ def main() -> None:
             encoders["hf: CLIP ViT 384x6"] = f"hf:{save_vit(tmp / 'vit', 384, 6, 224)}"
         print(
             f"{args.videos} synthetic videos, short side {args.size}, {args.workers} decode "
-            f"worker(s), {args.loader_workers} loader workers; {args.repeats} interleaved repeats"
+            f"worker(s), {args.loader_workers} loader workers; {args.repeats} interleaved repeats; "
+            + (
+                "cold disk (page cache dropped before each step)"
+                if args.cold
+                else "warm (in memory)"
+            )
         )
         for label, spec in encoders.items():
             encode = EncodeConfig(encoder=spec, loader_workers=args.loader_workers)
             rounds = [
-                one_round(tmp / f"{label[:2]}{n}", n, inputs, encode, extract)
+                one_round(tmp / f"{label[:2]}{n}", n, inputs, encode, extract, disk)
                 for n in range(args.repeats)
             ]
             print(f"{label}:")
