@@ -450,8 +450,9 @@ def train_vocabulary(
         VidcapError: ``n_visual`` < 1, a non-positive size, or no text at all.
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import WordPieceTrainer
     from transformers import PreTrainedTokenizerFast
+
+    from vidcap.text.wordpiece import count_words, learn_pieces
 
     n_visual = _check_n_visual(n_visual)
     if vocab_size < 1 or min_frequency < 1:
@@ -460,30 +461,27 @@ def train_vocabulary(
             "at least 1."
         )
 
-    # Specials then visual words go first in the trainer's special tokens: the trainer gives them ids
-    # in that order before any learned piece, so visual words are the contiguous range
-    # len(SPECIALS) … len(SPECIALS)+n_visual-1. Training with 20,736 of them takes well under a
-    # second (they are added tokens, not merged), so no hand-built vocab is needed.
+    # Specials then visual words get the first ids, in that order, before any text piece, so visual
+    # words are the contiguous range len(SPECIALS) … len(SPECIALS)+n_visual-1. The pieces are
+    # learned by vidcap.text.wordpiece (the same on every run), not by tokenizers' trainer.
     specials = [*SPECIALS, *(visual_token(w) for w in range(n_visual))]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    trainer = WordPieceTrainer(
-        # The trainer's budget includes the special tokens: without adding them, 20,736 visual
-        # words would leave no room for text pieces and every word would be spelled letter by letter.
-        vocab_size=vocab_size + len(specials),
-        min_frequency=min_frequency,
-        special_tokens=specials,
-        show_progress=False,
-    )
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     counter = _CountingTexts(texts)
-    tok.train_from_iterator(counter, trainer)
+    words = count_words(counter, normalizer, pre_tokenizer)
     if counter.nonempty == 0:
         raise VidcapError(
             "the corpus has no caption or transcript text to train a vocabulary on; add text to "
             "corpus.jsonl or pass --tokenizer with a pretrained one."
         )
+    reserved = set(specials)
+    pieces = [p for p in learn_pieces(words, vocab_size, min_frequency) if p not in reserved]
+    vocab = {token: i for i, token in enumerate([*specials, *pieces])}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.WordPiece()
+    tok.add_special_tokens(specials)
 
     cls_id, sep_id = SPECIALS.index("[CLS]"), SPECIALS.index("[SEP]")
     tok.post_processor = processors.TemplateProcessing(

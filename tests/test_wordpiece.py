@@ -1,0 +1,91 @@
+"""WordPiece pieces learned the same way on every run (vidcap.text.wordpiece)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from tokenizers import normalizers, pre_tokenizers
+
+from vidcap.text import train_vocabulary
+from vidcap.text.wordpiece import count_words, learn_pieces
+
+# Templated captions, like the synthetic corpus's: many pairs occur equally often, so the order of
+# equal merges decides the vocabulary.
+CAPTIONS = [
+    f"a {colour} {shape} {action}"
+    for colour in ("red", "green", "blue", "pink")
+    for shape in ("circle", "square", "star", "diamond")
+    for action in ("grows", "shrinks", "moves left", "moves right", "rotates")
+]
+
+
+def test_words_are_cut_by_the_tokenizers_own_normaliser_and_pre_tokeniser() -> None:
+    words = count_words(
+        ["The Red circle, grows.", "", "a red circle"],
+        normalizers.BertNormalizer(lowercase=True),
+        pre_tokenizers.BertPreTokenizer(),
+    )
+    assert words == {"the": 1, "red": 2, "circle": 2, ",": 1, "grows": 1, ".": 1, "a": 1}
+
+
+def test_most_frequent_pair_merges_first_and_ties_go_to_the_text_that_sorts_first() -> None:
+    # "a"+"##b" occurs 5 times; "c"+"##d" and "b"+"##b" 3 times each (a tie: "b" sorts first).
+    pieces = learn_pieces({"ab": 5, "cd": 3, "bb": 3}, size=100, min_frequency=1)
+    alphabet = ["##a", "##b", "##c", "##d", "a", "b", "c", "d"]
+    assert pieces == [*alphabet, "ab", "bb", "cd"]
+    # the size counts the alphabet: room for one merge, the most frequent
+    assert learn_pieces({"ab": 5, "cd": 3, "bb": 3}, size=9, min_frequency=1) == [*alphabet, "ab"]
+    # a pair rarer than min_frequency never merges
+    assert learn_pieces({"ab": 5, "cd": 3, "bb": 3}, size=100, min_frequency=4) == [
+        *alphabet,
+        "ab",
+    ]
+
+
+def test_merges_build_on_merges_and_keep_continuation() -> None:
+    pieces = learn_pieces({"grows": 4, "rows": 4, "shrinks": 2}, size=100, min_frequency=2)
+    assert "grows" in pieces and "rows" in pieces
+    assert "##rows" in pieces  # "g" + "##rows": the inside of a word stays a continuing piece
+    assert pieces.index("##rows") < pieces.index("grows")
+
+
+def test_the_pieces_do_not_depend_on_the_order_words_come_in() -> None:
+    words = dict(
+        count_words(CAPTIONS, normalizers.BertNormalizer(), pre_tokenizers.BertPreTokenizer())
+    )
+    shuffled = list(words.items())
+    random.Random(1).shuffle(shuffled)
+    assert learn_pieces(words, 60, 2) == learn_pieces(dict(shuffled), 60, 2)
+
+
+def test_training_twice_in_separate_processes_gives_the_same_vocabulary(tmp_path: Path) -> None:
+    # tokenizers' own WordPiece trainer breaks ties in hash-map order, which changes per process
+    # (huggingface/tokenizers#1794): each process here has its own hash seed as well.
+    script = (
+        "import sys; from vidcap.text import train_vocabulary; "
+        "lines = open(sys.argv[1]).read().splitlines(); "
+        "train_vocabulary(lines, n_visual=8, vocab_size=60).save(sys.argv[2])"
+    )
+    corpus = tmp_path / "captions.txt"
+    corpus.write_text("\n".join(CAPTIONS), encoding="utf-8")
+    saved = []
+    for run in range(3):
+        out = tmp_path / f"vocab{run}"
+        env = {**os.environ, "PYTHONHASHSEED": str(run)}
+        subprocess.run([sys.executable, "-c", script, corpus, out], check=True, env=env)
+        saved.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert saved[0] == saved[1] == saved[2]
+
+
+def test_a_trained_vocabulary_spells_words_with_its_pieces() -> None:
+    vocab = train_vocabulary(CAPTIONS, n_visual=8, vocab_size=200)
+    pieces = vocab.tokenizer.tokenize("a pink diamond shrinks")
+    assert "".join(p.removeprefix("##") for p in pieces) == "apinkdiamondshrinks"
+    assert "[UNK]" not in pieces
+    assert vocab.tokenizer.tokenize("a red star") == ["a", "red", "star"]
+    # a word never seen, of characters seen only inside words ("w" in "yellow"), is spelled
+    assert "[UNK]" not in vocab.tokenizer.tokenize("we wow")
