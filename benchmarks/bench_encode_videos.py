@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,13 +156,7 @@ def main() -> None:
         if args.min_s is not None or args.max_s is not None:  # untrimmed: minutes, not seconds
             shortest = args.min_s if args.min_s is not None else 30.0
             longest = args.max_s if args.max_s is not None else max(shortest, 60.0)
-            synth = SynthConfig(
-                videos=args.videos,
-                seed=0,
-                workers=2,
-                untrimmed=1.0,
-                untrimmed_duration=(shortest, longest),
-            )
+            synth = replace(synth, untrimmed=1.0, untrimmed_duration=(shortest, longest))
         generate_corpus(tmp / "synth", synth)
         inputs = resolve_inputs([str(tmp / "synth" / "corpus.jsonl")])
         extract = ExtractConfig(size=args.size, workers=args.workers)
