@@ -599,7 +599,7 @@ def extend_pretrained(name_or_path: str | Path, n_visual: int) -> JointVocabular
 
 
 class _CountingTexts:
-    """Iterates over the corpus text once, counting the non-blank texts the trainer saw."""
+    """Iterates over the corpus text once, passing on the non-blank texts and counting them."""
 
     def __init__(self, texts: Iterable[str]) -> None:
         self._texts = texts
