@@ -32,19 +32,18 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_encode import save_vit
-
-from vidcap.encoders.base import sample_indices
-from vidcap.stages.encode import EncodeConfig, run_encode
-from vidcap.stages.encode_videos import run_encode_videos
-from vidcap.stages.extract import ExtractConfig, run_extract
-from vidcap.stages.inputs import ResolvedInputs, resolve_inputs
-from vidcap.video import DecodeWorker
-from vidcap.video.clips import clip_frame_mask
+# vidcap is imported inside the functions, not here: the decode children are started with
+# `spawn`, which runs this file's top level again in each of them (as `__mp_main__`), and
+# importing torch there would add 1.3 s and 250 MB to every child that the `vidcap` command's
+# children do not pay (its top level imports no torch).
+if TYPE_CHECKING:
+    from vidcap.stages.encode import EncodeConfig
+    from vidcap.stages.extract import ExtractConfig
+    from vidcap.stages.inputs import ResolvedInputs
 
 
 def folder_bytes(path: Path) -> int:
@@ -75,6 +74,8 @@ class Disk:
 
 def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig, keep: Any = None) -> float:
     """Every frame (or the ``keep`` ones) streamed back from the decode workers and dropped."""
+    from vidcap.video import DecodeWorker
+
     todo = list(inputs.videos)
     lock = threading.Lock()
 
@@ -102,6 +103,12 @@ def decode_alone(inputs: ResolvedInputs, extract: ExtractConfig, keep: Any = Non
 
 def one_round(tmp: Path, n: int, inputs: ResolvedInputs, encode: EncodeConfig,
               extract: ExtractConfig, disk: Disk) -> dict[str, float]:  # fmt: skip
+    from vidcap.encoders.base import sample_indices
+    from vidcap.stages.encode import run_encode
+    from vidcap.stages.encode_videos import run_encode_videos
+    from vidcap.stages.extract import run_extract
+    from vidcap.video.clips import clip_frame_mask
+
     times: dict[str, float] = {}
 
     def timed(key: str, step: Any) -> Any:
@@ -147,6 +154,11 @@ def main() -> None:
     args = parser.parse_args()
     disk = Disk(args.cold)
 
+    from bench_encode import save_vit
+
+    from vidcap.stages.encode import EncodeConfig
+    from vidcap.stages.extract import ExtractConfig
+    from vidcap.stages.inputs import resolve_inputs
     from vidcap.synth.plan import SynthConfig
     from vidcap.synth.records import generate_corpus
 

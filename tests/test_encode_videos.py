@@ -26,6 +26,7 @@ from vidcap.stages.encode_videos import run_encode_videos
 from vidcap.stages.extract import ExtractConfig
 from vidcap.stages.inputs import resolve_inputs
 from vidcap.stages.quantize import QuantizeConfig, run_quantize
+from vidcap.video import Clip, clip_array, read_frames
 
 runner = CliRunner()
 IDS = ("synth-00000", "synth-00001", "synth-00002")
@@ -130,7 +131,9 @@ class PickTwoHere(PickTwo):
     """The same, prepared in the parent (as models with heavy imports are)."""
 
     name = "picktwo-here"
-    prepare_in_decoder = False
+
+    def decoder_step(self) -> None:
+        return None
 
 
 @register("picktwo", "test: two frames per clip", ("picktwo",), "6")
@@ -149,7 +152,7 @@ def test_an_encoder_reading_two_frames_gets_the_same_features(
     synth_corpus: Path, frames_dir: Path, tmp_path: Path, spec: str
 ) -> None:
     """Only frames 7 and 22 of each clip (and the last frame) are converted and sent back,
-    prepared in the decode child or (prepare_in_decoder False) in the parent."""
+    prepared in the decode child or (decoder_step None) in the parent."""
     config = EncodeConfig(encoder=spec, loader_workers=0, save_dtype="float32")
     assert run_encode(frames_dir, tmp_path / "a", config).ok
     inputs = resolve_inputs([str(p) for p in video_files(synth_corpus)])
@@ -234,14 +237,40 @@ def _child_threads() -> int:
 
 
 def test_decode_children_run_torch_on_one_thread() -> None:
-    """`--workers` children share the cores with the model in the parent; models with heavy
-    imports (transformers, torchvision) prepare their clips in the parent, not in each child."""
-    from vidcap.encoders.hf import HFClipEncoder
+    """`--workers` children share the cores with the model in the parent."""
     from vidcap.video import DecodeWorker
 
-    assert not HFClipEncoder.prepare_in_decoder and PickTwo.prepare_in_decoder
     with DecodeWorker() as worker:
         assert worker.call(_child_threads, timeout=60) == 1
+
+
+def test_the_descriptor_runs_in_a_decode_child_that_never_imports_torch(
+    synth_corpus: Path,
+) -> None:
+    """Its step is OpenCV and numpy: a child importing torch starts 1.3 s slower and 250 MB
+    larger, at every restart. Models with heavy imports prepare their clips in the parent."""
+    from vidcap.encoders import build_encoder
+    from vidcap.encoders.base import LazyModelEncoder
+    from vidcap.video import DecodeWorker
+    from vidcap.video.clip_stream import stream_clips
+
+    encoder = build_encoder("descriptor")
+    step = encoder.decoder_step()
+    path = video_files(synth_corpus)[0]
+    with DecodeWorker() as worker:
+        stream = worker.stream_items(
+            path, stream_clips, step=step, clip_frames=30, read=None, size=32
+        )
+        items = list(stream)
+        # (a function from this module would import torch: it does)
+        assert not worker.call(eval, "'torch' in __import__('sys').modules", timeout=60)
+    clips = stream.meta["clips"]
+    assert [i for i, _ in items] == list(range(len(clips))) and clips
+    frames = read_frames(path, size=32)
+    first = encoder.prepare(clip_array(frames, Clip(**clips[0]), 30)).numpy()
+    np.testing.assert_array_equal(items[0][1], first)
+    assert LazyModelEncoder.decoder_step(encoder) is None and PickTwoHere().decoder_step() is None
+    assert PickTwo().decoder_step() is not None
 
 
 def _default_sigint() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from typing import Any
 
@@ -28,6 +29,10 @@ class DescriptorEncoder(ClipEncoder):
 
     def prepare(self, clip: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.descriptor.encode_clip(clip))
+
+    def decoder_step(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The descriptor itself (OpenCV and numpy): the decode child never imports torch."""
+        return self.descriptor.encode_clip
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
         return batch.float()

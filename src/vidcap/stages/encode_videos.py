@@ -2,25 +2,23 @@
 
 No frames are stored: each video is decoded in a killable child process
 (:class:`~vidcap.video.DecodeWorker`: time limit, crash isolation, backend fallback, exactly as
-``vidcap extract``), which also cuts the clips and runs the encoder's CPU step
-(:meth:`~vidcap.encoders.ClipEncoder.prepare`) on them, converting only the frames the encoder
-reads (:meth:`~vidcap.encoders.ClipEncoder.frame_indices`). ``workers`` threads each drive one
-child and hand the prepared clips over a bounded queue to the main thread, which runs the model on
-batches that span videos, so decoding and encoding overlap. The output is an encode folder like
-the one made from an extract folder (same features files, index and manifest, plus the extract
-settings in the manifest), and the features are the same.
+``vidcap extract``), which also cuts the clips (:func:`~vidcap.video.clip_stream.stream_clips`)
+and runs the encoder's CPU step on them (:meth:`~vidcap.encoders.ClipEncoder.decoder_step`; or
+the parent runs :meth:`~vidcap.encoders.ClipEncoder.prepare`), converting only the frames the
+encoder reads (:meth:`~vidcap.encoders.ClipEncoder.frame_indices`). ``workers`` threads each
+drive one child and hand the prepared clips over a bounded queue to the main thread, which runs
+the model on batches that span videos, so decoding and encoding overlap. The output is an encode
+folder like the one made from an extract folder (same features files, index and manifest, plus
+the extract settings in the manifest), and the features are the same.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import contextlib
-import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,10 +44,9 @@ from vidcap.stages.encode import (
 from vidcap.stages.extract import ExtractConfig, video_fingerprint
 from vidcap.stages.inputs import ResolvedInputs, VideoInput
 from vidcap.video import DecodeWorker
-from vidcap.video.clips import Clip, ClipCutter, clip_frame_mask, clip_windows
-from vidcap.video.decode import FrameStream
+from vidcap.video.clip_stream import stream_clips
+from vidcap.video.clips import Clip, clip_frame_mask
 from vidcap.video.errors import TRANSIENT_DECODE_ERRORS, DecodeError, DecoderCrashedError
-from vidcap.video.worker import decode_with_restarts, send_event
 
 
 def run_encode_videos(
@@ -115,53 +112,6 @@ def run_encode_videos(
     )
 
 
-def _clips_in_child(
-    path: Path,
-    backend: list[str],
-    encoder: ClipEncoder | None,
-    clip_frames: int,
-    read: np.ndarray | None,
-    **options: Any,
-) -> dict[str, Any]:
-    """In the decode child: decode and cut into clips; send ``(index, array)`` for each, in order.
-
-    With an ``encoder`` (one whose CPU step belongs here), the array is its prepared clip: each
-    clip is prepared on a second thread while the next frames decode (decoders and numpy release
-    the GIL), at most two waiting, so a heavy step (the descriptor's whole work) does not add its
-    time to the decoding. Without one, the array is the clip's ``read`` frames (all of them when
-    None), prepared in the parent.
-    """
-
-    def consume(stream: FrameStream) -> None:
-        cutter = ClipCutter(stream.fps, clip_frames)
-
-        def clips() -> Iterator[np.ndarray]:
-            for chunk in stream:
-                yield from cutter.push(chunk.frames)
-            yield from cutter.finish()
-
-        index = itertools.count()  # clips are sent in order
-        if encoder is None:
-            for clip in clips():
-                send_event("item", (next(index), clip if read is None else clip[read]))
-            return
-        waiting: collections.deque[concurrent.futures.Future[torch.Tensor]] = collections.deque()
-
-        def send(keep: int) -> None:
-            while len(waiting) > keep:
-                send_event("item", (next(index), waiting.popleft().result().numpy()))
-
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare") as pool:
-            for clip in clips():
-                waiting.append(pool.submit(encoder.prepare, clip))
-                send(2)
-            send(0)
-
-    meta = decode_with_restarts(path, backend, consume, **options)
-    meta["clips"] = [c.to_dict() for c in clip_windows(meta["n_frames"], meta["fps"], clip_frames)]
-    return meta
-
-
 @dataclass(eq=False)  # compared and hashed by identity
 class _Progress:
     """One video being encoded: its features so far and, once decoded, its clips and metadata."""
@@ -195,6 +145,7 @@ class _Streams:
         self.item_fps = item_fps
         self.on_video = on_video
         self.read = encoder.frame_indices(extract.clip_frames)
+        self.step = encoder.decoder_step()  # None: prepare() runs here
         self.keep = clip_frame_mask(self.read, extract.clip_frames)
         # Bounded: decoders wait for the model rather than fill memory with prepared clips.
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=4 * config.batch_size)
@@ -248,10 +199,10 @@ class _Streams:
         x = self.extract
         stream = worker.stream_items(
             progress.video.path,
-            _clips_in_child,
+            stream_clips,
             timeout=x.timeout,
             backend=x.backend,
-            encoder=self.encoder if self.encoder.prepare_in_decoder else None,
+            step=self.step,
             clip_frames=x.clip_frames,
             read=self.read,
             fps=x.fps,
@@ -262,7 +213,7 @@ class _Streams:
         chunks = iter(stream)
         try:
             for clip_index, array in chunks:
-                if not self.encoder.prepare_in_decoder:
+                if self.step is None:
                     array = self._prepare(array)
                 self._put(("clip", progress, clip_index, array))
         except DecodeError as e:
