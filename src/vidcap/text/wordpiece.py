@@ -59,40 +59,53 @@ def learn_pieces(word_counts: Mapping[str, int], size: int, min_frequency: int) 
         for pair in pairwise(spelled):
             pair_counts[pair] += counts[i]
             where[pair].add(i)
-    # A max-heap by count, then by text; an entry whose count is no longer the pair's is stale
-    # (every change pushes a fresh one) and is skipped.
+    # A max-heap by count, then by text. Every pair has an entry at least as high as its count:
+    # a merge pushes the pairs it made more frequent; an entry higher than its pair's count (the
+    # pair was made rarer since) is stale, and goes back in at the pair's count when it comes out.
     heap = [(-n, pair) for pair, n in pair_counts.items()]
     heapq.heapify(heap)
     while heap and len(pieces) < size:
         negative, pair = heapq.heappop(heap)
-        if pair_counts.get(pair, 0) != -negative:
+        count = pair_counts.get(pair, 0)
+        if count != -negative:
+            if count > 0:
+                heapq.heappush(heap, (-count, pair))
             continue
-        if -negative < min_frequency:
+        if count < min_frequency:
             break
         merged = pair[0] + pair[1][len(CONTINUING) :]
         if merged not in known:
             known.add(merged)
             pieces.append(merged)
-        changed: set[Pair] = set()
-        for i in sorted(where.pop(pair, ())):
+        # The change in every pair's count from this merge, applied once it is known: the pairs
+        # a word keeps around its merged ones cancel out and are neither touched nor pushed.
+        delta: defaultdict[Pair, int] = defaultdict(int)
+        for i in where.pop(pair, ()):
             before = words[i]
             after = _merge(before, pair, merged)
-            old_pairs, new_pairs = list(pairwise(before)), list(pairwise(after))
-            for old in old_pairs:
-                pair_counts[old] -= counts[i]
+            old_pairs, new_pairs = set(pairwise(before)), list(pairwise(after))
+            for old in pairwise(before):
+                delta[old] -= counts[i]
             for new in new_pairs:
-                pair_counts[new] += counts[i]
-                where[new].add(i)
-            for gone in set(old_pairs) - set(new_pairs):
+                delta[new] += counts[i]
+                if new not in old_pairs:
+                    where[new].add(i)
+            for gone in old_pairs.difference(new_pairs):
                 where[gone].discard(i)
-            changed.update(old_pairs, new_pairs)
             words[i] = after
-        pair_counts.pop(pair, None)
-        for other in changed - {pair}:
-            if pair_counts[other] > 0:
-                heapq.heappush(heap, (-pair_counts[other], other))
+        del pair_counts[pair]
+        delta.pop(pair, None)
+        for other, change in delta.items():
+            if change == 0:
+                continue
+            now = pair_counts[other] + change
+            if now > 0:
+                pair_counts[other] = now
+                if change > 0:
+                    heapq.heappush(heap, (-now, other))
             else:
-                pair_counts.pop(other, None)
+                del pair_counts[other]
+                where.pop(other, None)
     return pieces
 
 
