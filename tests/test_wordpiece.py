@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 from tokenizers import normalizers, pre_tokenizers
@@ -60,6 +61,52 @@ def test_the_pieces_do_not_depend_on_the_order_words_come_in() -> None:
     shuffled = list(words.items())
     random.Random(1).shuffle(shuffled)
     assert learn_pieces(words, 60, 2) == learn_pieces(dict(shuffled), 60, 2)
+
+
+def _pieces_by_recounting(words: dict[str, int], size: int, min_frequency: int) -> list[str]:
+    """The rule, plainly: recount every pair before each merge (slow, obviously right)."""
+    spelled = {w: [w[0], *("##" + c for c in w[1:])] for w in words}
+    letters = {c for w in words for c in w}
+    pieces = sorted(letters | {"##" + c for c in letters})
+    while len(pieces) < size:
+        counts: dict[tuple[str, str], int] = {}
+        for word, parts in spelled.items():
+            for pair in pairwise(parts):
+                counts[pair] = counts.get(pair, 0) + words[word]
+        if not counts:
+            break
+        pair = min(counts, key=lambda p: (-counts[p], p))
+        if counts[pair] < min_frequency:
+            break
+        merged = pair[0] + pair[1][2:]
+        if merged not in pieces:
+            pieces.append(merged)
+        for word, parts in spelled.items():
+            out, i = [], 0
+            while i < len(parts):
+                if parts[i : i + 2] == list(pair):
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(parts[i])
+                    i += 1
+            spelled[word] = out
+    return pieces
+
+
+def test_the_pieces_are_those_of_recounting_every_pair_before_each_merge() -> None:
+    """The fast learner (pair index, heap of possibly stale counts) follows the plain rule."""
+    rng = random.Random(7)
+    for trial in range(12):
+        letters = "abcdeé"[: 2 + trial % 5]
+        words = {
+            "".join(rng.choice(letters) for _ in range(rng.randint(1, 7))): rng.randint(1, 9)
+            for _ in range(rng.randint(5, 60))
+        }
+        size, min_frequency = rng.randint(5, 80), rng.randint(1, 3)
+        assert learn_pieces(words, size, min_frequency) == _pieces_by_recounting(
+            words, size, min_frequency
+        ), (words, size, min_frequency)
 
 
 def test_training_twice_in_separate_processes_gives_the_same_vocabulary(tmp_path: Path) -> None:
