@@ -9,6 +9,7 @@ import sys
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
 from tokenizers import normalizers, pre_tokenizers
 
 from vidcap.text import train_vocabulary
@@ -31,6 +32,23 @@ def test_words_are_cut_by_the_tokenizers_own_normaliser_and_pre_tokeniser() -> N
         pre_tokenizers.BertPreTokenizer(),
     )
     assert words == {"the": 1, "red": 2, "circle": 2, ",": 1, "grows": 1, ".": 1, "a": 1}
+
+
+def test_a_large_corpus_is_counted_in_chunks_by_worker_processes_to_the_same_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vidcap.text import wordpiece
+
+    monkeypatch.setattr(wordpiece, "CHUNK_TEXTS", 7)  # 100 texts: 15 chunks
+    texts = [f"{CAPTIONS[i % len(CAPTIONS)]}, take {i % 13}. Très bien!" for i in range(100)]
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(), pre_tokenizers.BertPreTokenizer()
+    one = count_words(iter(texts), normalizer, pre_tokenizer, processes=1)
+    two = count_words(iter(texts), normalizer, pre_tokenizer, processes=2)
+    assert one == two and list(one) == list(two)  # the same counts, words in the same order
+    # 11 words in each text ("a red circle grows" "," "take" "3" "." "tres" "bien" "!"), and one
+    # more in the 40 that "move left" or "right"
+    assert one["take"] == 100 and one["tres"] == 100 and one["moves"] == 40
+    assert sum(one.values()) == 100 * 11 + 40
 
 
 def test_most_frequent_pair_merges_first_and_ties_go_to_the_text_that_sorts_first() -> None:

@@ -15,9 +15,14 @@ Words come from the tokenizer's own normaliser and pre-tokeniser, and the pieces
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import heapq
+import itertools
+import multiprocessing
+import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import pairwise
 from typing import Any
 
@@ -27,9 +32,51 @@ CONTINUING = "##"
 Pair = tuple[str, str]
 
 
-def count_words(texts: Iterable[str], normalizer: Any, pre_tokenizer: Any) -> Counter[str]:
+def count_words(
+    texts: Iterable[str], normalizer: Any, pre_tokenizer: Any, processes: int | None = None
+) -> Counter[str]:
     """How often each word occurs in ``texts``, the words as ``normalizer`` and ``pre_tokenizer``
-    (a `tokenizers` normaliser and pre-tokeniser) cut them."""
+    (a `tokenizers` normaliser and pre-tokeniser) cut them.
+
+    ``texts`` is read once, in chunks of :data:`CHUNK_TEXTS`; a corpus of more than one chunk is
+    counted by ``processes`` worker processes (default: one per CPU core this process may use;
+    1: here), at most two chunks each in memory at a time. The counts are the same either way.
+    """
+    chunks = _chunks(texts, CHUNK_TEXTS)
+    first = next(chunks, [])
+    second = next(chunks, None)
+    if processes is None:
+        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if second is None or processes <= 1:
+        counts = _count_chunk(first, normalizer, pre_tokenizer)
+        for chunk in [] if second is None else itertools.chain([second], chunks):
+            counts.update(_count_chunk(chunk, normalizer, pre_tokenizer))
+        return counts
+    counts = Counter()
+    # `spawn`: the caller may hold threads (torch), which a fork would copy in an unknown state.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
+        waiting: collections.deque[concurrent.futures.Future[Counter[str]]] = collections.deque()
+        for chunk in itertools.chain([first, second], chunks):
+            waiting.append(pool.submit(_count_chunk, chunk, normalizer, pre_tokenizer))
+            while len(waiting) >= 2 * processes:
+                counts.update(waiting.popleft().result())
+        while waiting:
+            counts.update(waiting.popleft().result())
+    return counts
+
+
+CHUNK_TEXTS = 20_000
+"""Texts counted together by :func:`count_words` (a few MB of transcript lines)."""
+
+
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _count_chunk(texts: list[str], normalizer: Any, pre_tokenizer: Any) -> Counter[str]:
     counts: Counter[str] = Counter()
     for text in texts:
         words = pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
