@@ -43,21 +43,20 @@ def count_words(
     1: here), at most two chunks each in memory at a time. The counts are the same either way.
     """
     chunks = _chunks(texts, CHUNK_TEXTS)
-    first = next(chunks, [])
-    second = next(chunks, None)
+    head = list(itertools.islice(chunks, 2))  # one chunk only: no processes to start
+    chunks = itertools.chain(head, chunks)
     if processes is None:
         processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if second is None or processes <= 1:
-        counts = _count_chunk(first, normalizer, pre_tokenizer)
-        for chunk in [] if second is None else itertools.chain([second], chunks):
+    counts: Counter[str] = Counter()
+    if len(head) < 2 or processes <= 1:
+        for chunk in chunks:
             counts.update(_count_chunk(chunk, normalizer, pre_tokenizer))
         return counts
-    counts = Counter()
     # `spawn`: the caller may hold threads (torch), which a fork would copy in an unknown state.
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
         waiting: collections.deque[concurrent.futures.Future[Counter[str]]] = collections.deque()
-        for chunk in itertools.chain([first, second], chunks):
+        for chunk in chunks:
             waiting.append(pool.submit(_count_chunk, chunk, normalizer, pre_tokenizer))
             while len(waiting) >= 2 * processes:
                 counts.update(waiting.popleft().result())
@@ -130,9 +129,10 @@ def learn_pieces(word_counts: Mapping[str, int], size: int, min_frequency: int) 
         for i in where.pop(pair, ()):
             before = words[i]
             after = _merge(before, pair, merged)
-            old_pairs, new_pairs = set(pairwise(before)), list(pairwise(after))
-            for old in pairwise(before):
+            before_pairs, new_pairs = list(pairwise(before)), list(pairwise(after))
+            for old in before_pairs:
                 delta[old] -= counts[i]
+            old_pairs = set(before_pairs)
             for new in new_pairs:
                 delta[new] += counts[i]
                 if new not in old_pairs:
