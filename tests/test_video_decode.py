@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,9 @@ def vids(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (d / "cut_end.mp4").write_bytes(data[: len(data) // 2])
         out["cut_end.mp4"] = d / "cut_end.mp4"
         out["4k.mp4"] = encode(d / "4k.mp4", coded_frames(10, 2160, 3840), 10, x264)
+        # A keyframe every 5 frames: reading 2 of every 3 steps over one every few reads.
+        short_gop = (*x264, "-g", "5", "-keyint_min", "5", "-sc_threshold", "0")
+        out["gop5.mp4"] = encode(d / "gop5.mp4", coded45, 30, short_gop)
         weird = d / "dir with space" / "vidéo 日本 clip.mp4"
         weird.parent.mkdir()
         out["weird.mp4"] = encode(weird, coded_frames(12), 30, x264)
@@ -327,6 +331,9 @@ class _UnrotatingDecord:
     def get_frame_timestamp(self, idx: object) -> np.ndarray:
         return self._real.get_frame_timestamp(idx)
 
+    def get_key_indices(self) -> list[int]:
+        return self._real.get_key_indices()
+
     def __getitem__(self, i: int) -> object:
         return _Array(np.rot90(self._real[i].asnumpy(), self._k))
 
@@ -357,6 +364,76 @@ def test_decord_builds_that_ignore_rotation_are_turned_upright(
     monkeypatch.setattr(DecordReader, "_open", fake_open)
     frames = read_frames(vids[f"rot{degrees}.mp4"], backend="decord")
     assert quadrants(frames[0]) == quadrants(np.rot90(quadrant_frame(), k=degrees // 90))
+
+
+def _decord_seeks(reads: np.ndarray, keys: np.ndarray) -> int:
+    """How often decord seeks to read ``reads`` in order: ``VideoReader.SeekAccurate`` rewinds and
+    seeks whenever the next frame read is not the next one and lies past another keyframe."""
+
+    def key_of(frame: int) -> int:
+        return int(keys[np.searchsorted(keys, frame, side="right") - 1])
+
+    seeks, current = 0, 0  # the frame decord decodes next
+    for frame in reads.tolist():
+        if frame != current and (frame < current or key_of(frame) != key_of(current)):
+            seeks += 1
+        current = frame + 1
+    return seeks
+
+
+@pytest.mark.parametrize(
+    ("gop", "every", "take"),
+    [(12, 5, 4), (5, 3, 2), (1, 5, 4), (250, 5, 4), (12, 30, 4), (12, 25, 1), (1, 8, 1)],
+)
+def test_decord_read_plan_runs_on_over_short_gaps_and_seeks_over_long_ones(
+    gop: int, every: int, take: int
+) -> None:
+    """Reading ``take`` of every ``every`` frames (a resampled rate, or an image model's few frames
+    per clip): a gap of a few frames that crosses one keyframe is read through (that keyframe and
+    the frame before it added), so decord never seeks there; a gap over several keyframes or a
+    long one is left to decord's seek. The wanted frames are all read, in order."""
+    from vidcap.video.backends.decord_backend import read_plan
+
+    keys = np.arange(0, 3000, gop)
+    wanted = np.flatnonzero(np.arange(3000) % every < take)
+    plan = read_plan(wanted, keys)
+    assert np.all(np.diff(plan) > 0) and np.isin(wanted, plan).all()
+    pairs = list(itertools.pairwise(wanted.tolist()))
+    crossed = [int(np.sum((keys > a + 1) & (keys <= b))) for a, b in pairs]
+    short_single = sum(
+        1 for (a, b), c in zip(pairs, crossed, strict=True) if c == 1 and b - a <= 16
+    )
+    # Every seek left is one over a long gap or over several keyframes, and each read-through
+    # gap cost at most two frames more.
+    assert _decord_seeks(plan, keys) == sum(1 for c in crossed if c > 0) - short_single
+    assert len(plan) - len(wanted) <= 2 * short_single
+    if every <= 5:
+        assert _decord_seeks(plan, keys) == 0 < _decord_seeks(wanted, keys)
+
+
+@needs_x264
+@pytest.mark.skipif("decord" not in BACKENDS, reason="decord is not installed")
+@pytest.mark.parametrize("name", ["gop5.mp4", "mjpeg.avi", "h264.mp4"])
+def test_decord_read_plan_gives_the_frames_that_seeking_gives(
+    vids: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frames read through (to spare decord a seek) are dropped: the same frames come out, at
+    20 fps from 30 and for a keep mask, as with decord seeking to each wanted frame itself."""
+    from vidcap.video.backends import decord_backend
+
+    keep = np.zeros(6, dtype=bool)
+    keep[[1, 4]] = True
+
+    def read(mask: np.ndarray | None) -> np.ndarray:
+        with open_frames(vids[name], fps=20, size=64, backend="decord", keep=mask) as stream:
+            return np.concatenate([chunk.frames for chunk in stream])
+
+    planned = [read(None), read(keep)]
+    monkeypatch.setattr(decord_backend, "read_plan", lambda wanted, keys: wanted)
+    sought = [read(None), read(keep)]
+    for a, b in zip(planned, sought, strict=True):
+        assert a.shape == b.shape and np.array_equal(a, b)
+    assert planned[1][1].any() and not planned[1][2].any()  # read / not read (zeros)
 
 
 @needs_x264
