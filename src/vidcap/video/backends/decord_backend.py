@@ -10,7 +10,6 @@ rotated video the first frame is compared with PyAV's upright one and the missin
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,7 +99,8 @@ class DecordReader(Reader):
         source_times = starts[chosen] - starts[0]
         step = max(1, min(_BATCH_FRAMES, _BATCH_BYTES // (w * h * 3)))
         k = self._turn // 90
-        # decord seeks: source frames that no wanted output shows are never decoded.
+        # Source frames that no wanted output shows are never converted (decord skips them, or
+        # seeks past them: see read_plan).
         keep = (
             np.ones(len(chosen), dtype=bool)
             if self.wanted is None
@@ -109,33 +109,22 @@ class DecordReader(Reader):
         keep[chosen == chosen[-1]] = True  # the last frame pads a partial last clip
         keys = np.asarray(vr.get_key_indices(), dtype=np.int64)
         reads = read_plan(np.unique(chosen[keep]), keys)
-        done = 0  # reads[:done] have been decoded
-        for lo, hi in _groups(chosen, step):
-            wanted = chosen[lo:hi]
-            kept = wanted[keep[lo:hi]]
-            frames: dict[int, np.ndarray] = {}
-            if len(kept):
-                mine = set(kept.tolist())
-                end = int(np.searchsorted(reads, kept.max(), side="right"))
-                for at in range(done, end, step):  # bridging reads can outnumber `step`
-                    ask = reads[at : min(end, at + step)].tolist()
-                    batch = vr.get_batch(ask).asnumpy()
-                    # Copies when the batch holds bridging frames, so that only wanted frames
-                    # stay in memory.
-                    whole = mine.issuperset(ask)
-                    frames.update(
-                        (i, batch[j] if whole else batch[j].copy())
-                        for j, i in enumerate(ask)
-                        if i in mine
-                    )
-                    del batch
-                done = end
-            for out_i, source in enumerate(wanted.tolist()):
-                frame = frames.get(source) if keep[lo + out_i] else None
-                if frame is None:
-                    yield float(source_times[lo + out_i]), None
+        out = 0  # the next output to yield; chosen is non-decreasing
+        for at in range(0, len(reads), step):
+            ask = reads[at : at + step]
+            batch = vr.get_batch(ask.tolist()).asnumpy()
+            # Every output up to this batch's last frame: read (kept) or not.
+            stop = int(np.searchsorted(chosen, ask[-1], side="right"))
+            for i in range(out, stop):
+                if not keep[i]:
+                    yield float(source_times[i]), None
                     continue
-                yield float(source_times[lo + out_i]), (np.rot90(frame, k=k) if k else frame)
+                frame = batch[np.searchsorted(ask, chosen[i])]
+                yield float(source_times[i]), (np.rot90(frame, k=k) if k else frame)
+            out = stop
+            del batch
+        for i in range(out, len(chosen)):  # none is kept: the last one always is
+            yield float(source_times[i]), None
 
     def close(self) -> None:
         self._native = None
@@ -166,14 +155,6 @@ def read_plan(wanted: np.ndarray, keys: np.ndarray, bridge: int = _BRIDGE_GAP) -
     before = crossed - 1
     extra = np.concatenate([crossed, before[before > a[bridged]]])
     return np.union1d(wanted, extra.astype(wanted.dtype))
-
-
-def _groups(chosen: np.ndarray, step: int) -> Iterator[tuple[int, int]]:
-    """Split outputs into runs that each need at most ``step`` distinct source frames."""
-    # chosen is non-decreasing: a new distinct source frame starts wherever the value changes.
-    starts = np.flatnonzero(np.diff(chosen, prepend=-1))
-    bounds = [*starts[::step].tolist(), len(chosen)]
-    yield from itertools.pairwise(bounds)
 
 
 def _pyav_info(path: Path) -> VideoInfo | None:
