@@ -118,6 +118,11 @@ def vids(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         # A keyframe every 5 frames: reading 2 of every 3 steps over one every few reads.
         short_gop = (*x264, "-g", "5", "-keyint_min", "5", "-sc_threshold", "0")
         out["gop5.mp4"] = encode(d / "gop5.mp4", coded45, 30, short_gop)
+        # B-frames: decode order differs from display order.
+        b_frames = ("-c:v", "libx264", "-preset", "medium", "-bf", "3", "-g", "10")
+        out["bframes.mp4"] = encode(
+            d / "bframes.mp4", coded45, 30, (*b_frames, "-pix_fmt", "yuv420p")
+        )
         weird = d / "dir with space" / "vidéo 日本 clip.mp4"
         weird.parent.mkdir()
         out["weird.mp4"] = encode(weird, coded_frames(12), 30, x264)
@@ -413,7 +418,7 @@ def test_decord_read_plan_runs_on_over_short_gaps_and_seeks_over_long_ones(
 
 @needs_x264
 @pytest.mark.skipif("decord" not in BACKENDS, reason="decord is not installed")
-@pytest.mark.parametrize("name", ["gop5.mp4", "mjpeg.avi", "h264.mp4"])
+@pytest.mark.parametrize("name", ["gop5.mp4", "bframes.mp4", "mjpeg.avi", "h264.mp4"])
 def test_decord_read_plan_gives_the_frames_that_seeking_gives(
     vids: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
