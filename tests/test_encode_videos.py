@@ -236,12 +236,16 @@ def _child_threads() -> int:
     return child_torch.get_num_threads()
 
 
-def test_decode_children_run_torch_on_one_thread() -> None:
+def test_decode_children_run_torch_and_opencv_on_one_thread() -> None:
     """`--workers` children share the cores with the model in the parent."""
+    import cv2
+
     from vidcap.video import DecodeWorker
 
+    assert cv2.getNumThreads() > 1 or (os.cpu_count() or 1) == 1  # the parent keeps its pool
     with DecodeWorker() as worker:
         assert worker.call(_child_threads, timeout=60) == 1
+        assert worker.call(eval, "__import__('cv2').getNumThreads()", timeout=60) == 1
 
 
 def test_the_descriptor_runs_in_a_decode_child_that_never_imports_torch(
