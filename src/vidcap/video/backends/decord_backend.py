@@ -24,7 +24,8 @@ from vidcap.video.resample import select_frames
 _BATCH_FRAMES = 32
 _BATCH_BYTES = 64 * 1024 * 1024
 # A gap between wanted frames up to this many source frames is read through, not sought over
-# (see read_plan).
+# (see read_plan): frame-rate resampling leaves gaps of 1-3 frames, an image model's 4 frames of a
+# 30-frame clip gaps of about 8-11.
 _BRIDGE_GAP = 16
 
 _quieted = False
@@ -135,10 +136,10 @@ def read_plan(wanted: np.ndarray, keys: np.ndarray, bridge: int = _BRIDGE_GAP) -
 
     decord reaches a frame that is not the next one by skipping when it lies in the same group of
     pictures, else by rewinding to the file's start and seeking to its keyframe (``SeekAccurate``).
-    Such a seek throws away what the decoder's threads decoded ahead; with frames consumed slowly
-    (an encoder working between reads) it cost 3-4x the decoding itself (measured: 20 of every
-    25 frames of a 12-frame-GOP MPEG-4 video took 0.37 s of CPU read at once, 1.37 s with 50 ms
-    of other work per 32 frames, 0.46 s with this plan; all-intra MJPEG 1.65 s, 0.3 s).
+    When the frames are taken slowly (an encoder working between reads) those seeks cost more
+    than the decoding itself: with this plan, reading every 20-fps frame of 25-fps videos took
+    0.43-0.76 x the CPU time (MJPEG to H.264 with 250-frame groups;
+    ``benchmarks/bench_decord_reads.py``, docs/extract.md).
 
     So where a short gap (at most ``bridge`` source frames, which a decoder of inter frames
     decodes anyway) crosses exactly one keyframe ``k``, frames ``k - 1`` (if skipped) and ``k``
