@@ -651,6 +651,18 @@ def test_worker_extracts_in_a_child_process(vids: dict[str, Path], tmp_path: Pat
 
 
 @fork_only
+def test_a_forked_child_starts_after_opencv_ran_its_threads_here() -> None:
+    """A forked decode child (the tests fork, to share test-only backends) has OpenCV's pool
+    without its threads: setting its size there hung every call."""
+    import cv2
+
+    frame = np.zeros((1500, 1500, 3), np.uint8)
+    cv2.resize(frame, (500, 500), interpolation=cv2.INTER_AREA)  # starts the pool's threads
+    with DecodeWorker(start_method="fork") as worker:
+        assert worker.call(eval, "1 + 1", timeout=20) == 2
+
+
+@fork_only
 @pytest.mark.slow
 def test_hanging_decode_is_killed_and_reported(
     vids: dict[str, Path], tmp_path: Path, fake_backends: None

@@ -57,7 +57,7 @@ VIDEO_TIMEOUT_S = 120.0
 _CHILD_CONN: Connection | None = None
 
 
-def _child_main(conn: Connection, quiet: bool) -> None:
+def _child_main(conn: Connection, quiet: bool, start_method: str = "spawn") -> None:
     """The child's loop: run each ``(fn, args, kwargs)`` received, send back its result or error."""
     global _CHILD_CONN
     _CHILD_CONN = conn
@@ -70,7 +70,9 @@ def _child_main(conn: Connection, quiet: bool) -> None:
     os.environ["OPENCV_FOR_THREADS_NUM"] = "1"  # read when cv2 is imported
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
-    if "cv2" in sys.modules:
+    if "cv2" in sys.modules and start_method != "fork":
+        # A forked child has OpenCV's pool without its threads: setting its size there hangs
+        # (it keeps the parent's setting instead).
         sys.modules["cv2"].setNumThreads(1)
     if quiet:
         # Native decoders log to file descriptor 2 directly (decord cannot be silenced otherwise);
@@ -141,7 +143,10 @@ class DecodeWorker:
             self.close()
             parent, child = self._ctx.Pipe()
             self._proc = self._ctx.Process(
-                target=_child_main, args=(child, self._quiet), daemon=True, name="vidcap-decode"
+                target=_child_main,
+                args=(child, self._quiet, self._ctx.get_start_method()),
+                daemon=True,
+                name="vidcap-decode",
             )
             self._proc.start()
             child.close()
