@@ -57,7 +57,7 @@ VIDEO_TIMEOUT_S = 120.0
 _CHILD_CONN: Connection | None = None
 
 
-def _child_main(conn: Connection, quiet: bool, start_method: str = "spawn") -> None:
+def _child_main(conn: Connection, quiet: bool, start_method: str) -> None:
     """The child's loop: run each ``(fn, args, kwargs)`` received, send back its result or error."""
     global _CHILD_CONN
     _CHILD_CONN = conn
