@@ -64,20 +64,56 @@ def test_descriptor_settings_in_the_spec(frames_dir: Path, tmp_path: Path) -> No
         ("descriptor:objects=3", "objects must be 1 or 2"),
         ("descriptor:colour=1", "name=value pairs"),
         ("descriptor:flow=maybe", "flow must be true or false"),
+        ("descriptor:downscale=cubic", "downscale must be one of pyramid, area"),
     ):
         bad = encode(str(frames_dir), "--out", str(tmp_path / "bad"), "--encoder", spec)
         assert bad.exit_code == 1 and message in bad.output, bad.output
         assert "Traceback" not in bad.output
 
 
-def test_default_descriptor_description_is_unchanged_by_later_settings() -> None:
-    """Bundles and features of earlier versions recorded no ``objects``: the default descriptor's
-    description must still equal theirs, or their bundles would be refused."""
+def test_descriptor_descriptions_record_only_what_changed_since_earlier_versions() -> None:
+    """Bundles and features of earlier versions recorded no ``objects`` (1) and no ``downscale``
+    (area): a setting added later is recorded only where it differs from what they did, so
+    their descriptions still name what made them. The new default downscale is recorded."""
     from vidcap.encoders.descriptor import DescriptorConfig
     from vidcap.encoders.descriptor_encoder import DescriptorEncoder
 
-    assert "objects" not in DescriptorEncoder().describe()["config"]
+    config = DescriptorEncoder().describe()["config"]
+    assert "objects" not in config and config["downscale"] == "pyramid"
     assert DescriptorEncoder(DescriptorConfig(objects=2)).describe()["config"]["objects"] == 2
+    assert (
+        "downscale"
+        not in DescriptorEncoder(DescriptorConfig(downscale="area")).describe()["config"]
+    )
+
+
+def test_a_bundle_from_before_downscale_still_gets_area_downscaling(
+    words_dir: Path, tmp_path: Path
+) -> None:
+    """A bundle whose recorded description has no ``downscale`` was trained on features made
+    with area downscaling: captioning rebuilds that descriptor, not today's default (whose
+    features would differ at frames over twice the working size), and accepts the bundle."""
+    from vidcap.artifacts import read_upstream
+    from vidcap.artifacts.readers import pipeline_settings
+    from vidcap.bundle import Bundle
+    from vidcap.encoders import build_encoder
+    from vidcap.inference.pipeline import VideoPipeline
+
+    manifest, _ = read_upstream(words_dir, "quantize")
+    info = {"stage": "finetune", "arch": "bart", **pipeline_settings(manifest)}
+    assert info["encoder"]["description"]["config"]["downscale"] == "pyramid"
+    with VideoPipeline(Bundle(words_dir, info)) as today:
+        assert today.encoder.descriptor.config.downscale == "pyramid"
+    del info["encoder"]["description"]["config"]["downscale"]  # as recorded before the setting
+    with VideoPipeline(Bundle(words_dir, info)) as older:
+        assert older.encoder.descriptor.config.downscale == "area"
+    info["encoder"]["description"] = None  # recorded before descriptions were
+    with VideoPipeline(Bundle(words_dir, info)) as oldest:
+        assert oldest.encoder.descriptor.config.downscale == "area"
+    # A setting the spec names is the spec's; nothing is pinned without a recording.
+    spec = "descriptor:downscale=pyramid,objects=2"
+    assert build_encoder(spec, recorded={}).descriptor.config.downscale == "pyramid"
+    assert build_encoder("descriptor").descriptor.config.downscale == "pyramid"
 
 
 def test_loader_workers_do_not_change_features(frames_dir: Path, tmp_path: Path) -> None:

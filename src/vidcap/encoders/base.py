@@ -134,6 +134,9 @@ class EncoderFamily:
     unavailable: Callable[[], str | None]
     examples: tuple[str, ...]
     dims: str  # the feature size(s), for ``vidcap encode --list``
+    # (argument, recorded description) -> the argument that rebuilds the recorded encoder: for
+    # settings whose default changed since it was recorded. None: the argument as it is.
+    pin: Callable[[str | None, dict[str, Any]], str | None] | None = None
 
 
 _FAMILIES: dict[str, EncoderFamily] = {}
@@ -152,11 +155,13 @@ def register(
     examples: tuple[str, ...],
     dims: str,
     unavailable: Callable[[], str | None] = lambda: None,
+    pin: Callable[[str | None, dict[str, Any]], str | None] | None = None,
 ) -> Callable[[Callable[[str | None, EncoderOptions], ClipEncoder]], Callable]:
-    """Class/function decorator: register ``build(argument, options)`` as encoder family ``name``."""
+    """Class/function decorator: register ``build(argument, options)`` as encoder family ``name``
+    (``pin``: see :attr:`EncoderFamily.pin`)."""
 
     def decorator(build: Callable[[str | None, EncoderOptions], ClipEncoder]) -> Callable:
-        _FAMILIES[name] = EncoderFamily(name, summary, build, unavailable, examples, dims)
+        _FAMILIES[name] = EncoderFamily(name, summary, build, unavailable, examples, dims, pin)
         return build
 
     return decorator
@@ -177,8 +182,15 @@ def families() -> list[EncoderFamily]:
     return [_family(name) for name in sorted({*_FAMILY_MODULES, *_FAMILIES})]
 
 
-def build_encoder(spec: str, options: EncoderOptions | None = None) -> ClipEncoder:
+def build_encoder(
+    spec: str, options: EncoderOptions | None = None, recorded: dict[str, Any] | None = None
+) -> ClipEncoder:
     """Build the encoder named by ``spec`` (``family`` or ``family:argument``).
+
+    ``recorded`` is the description (:meth:`ClipEncoder.describe`) a bundle recorded for
+    ``spec`` (``{}`` if it recorded none): a setting the spec leaves to its default, whose default
+    has changed since, is then built as it was recorded (the descriptor's ``downscale``), so an
+    older bundle still gets the encoder it was trained with.
 
     Raises:
         VidcapError: unknown family, a family that cannot run here (with what to install), or an
@@ -189,6 +201,8 @@ def build_encoder(spec: str, options: EncoderOptions | None = None) -> ClipEncod
     reason = family.unavailable()
     if reason is not None:
         raise VidcapError(f"encoder {spec!r} cannot run here: {reason}")
+    if recorded is not None and family.pin is not None:
+        argument = family.pin(argument or None, recorded)
     return family.build(argument or None, options or EncoderOptions())
 
 

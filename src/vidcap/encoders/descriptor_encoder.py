@@ -39,15 +39,18 @@ class DescriptorEncoder(ClipEncoder):
 
     def describe(self) -> dict[str, Any]:
         config = asdict(self.descriptor.config)
-        # Settings added in later versions are recorded only when changed, so the descriptions
-        # (and fingerprints) of earlier features and bundles still match the same descriptor.
-        for name, default in _ADDED_SETTINGS.items():
-            if config[name] == default:
+        # Settings added in later versions are recorded only when they differ from what earlier
+        # versions did, so the descriptions (and fingerprints) of earlier features and bundles
+        # still match the descriptor that made them.
+        for name, before in _ADDED_SETTINGS.items():
+            if config[name] == before:
                 del config[name]
         return {"name": self.name, "dim": self.dim, "config": config}
 
 
-_ADDED_SETTINGS = {"objects": 1}
+# Each setting added since the first version, with the value that reproduces the versions before
+# it. ``downscale`` came with a new default ("pyramid"), so new descriptions record it.
+_ADDED_SETTINGS = {"objects": 1, "downscale": "area"}
 
 
 def parse_settings(argument: str) -> DescriptorConfig:
@@ -83,11 +86,28 @@ def parse_settings(argument: str) -> DescriptorConfig:
         raise VidcapError(str(error)) from None
 
 
+def pin_settings(argument: str | None, recorded: dict[str, Any]) -> str | None:
+    """The argument that rebuilds the descriptor ``recorded`` describes: an added setting the
+    recording lacks (written before it existed) is pinned to what that version did, unless the
+    argument sets it. So a bundle trained before ``downscale`` still gets area downscaling."""
+    config = recorded.get("config")
+    if not isinstance(config, dict):  # recorded before descriptions held settings
+        config = {}
+    given = {item.partition("=")[0].strip() for item in (argument or "").split(",")}
+    pins = [
+        f"{name}={before}"
+        for name, before in _ADDED_SETTINGS.items()
+        if name not in config and name not in given
+    ]
+    return ",".join([*([argument] if argument else []), *pins]) or None
+
+
 @register(
     "descriptor",
     "built-in motion/object clip descriptor (OpenCV + numpy; no weights, runs anywhere)",
     examples=("descriptor", "descriptor:objects=2"),
     dims=f"{ClipDescriptor().dim} ({ClipDescriptor(DescriptorConfig(objects=2)).dim} with objects=2)",
+    pin=pin_settings,
 )
 def build_descriptor(argument: str | None, options: EncoderOptions) -> ClipEncoder:
     """``descriptor`` or ``descriptor:name=value,...`` with :class:`DescriptorConfig` fields

@@ -67,11 +67,12 @@ class VideoPipeline:
         self.device = resolve_device(device)
         self.tree = bundle.codebook()
         spec = info["encoder"]
+        recorded = spec.get("description")
         self.encoder = build_encoder(
             spec["spec"],
             EncoderOptions(device=str(self.device), dtype=spec["dtype"], weights=spec["weights"]),
+            recorded={} if recorded is None else recorded,
         )
-        recorded = spec.get("description")
         if recorded is not None and _as_json(self.encoder.describe()) != _as_json(recorded):
             raise VidcapError(
                 f"the encoder {spec['spec']!r} here differs from the one the model was trained with (its settings or weights changed); its visual words would be wrong."
