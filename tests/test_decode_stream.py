@@ -43,12 +43,18 @@ def test_keep_mask_converts_only_the_frames_read_and_the_last(coded: Path, backe
     assert read_codes(full[~rows]) != [0] * int((~rows).sum())  # (they would not be zeros)
 
 
-def test_clip_cutter_gives_the_clips_of_clip_array(coded: Path) -> None:
+@pytest.mark.parametrize("chunk", [13, 30, 45, 64])
+def test_clip_cutter_gives_the_clips_of_clip_array(coded: Path, chunk: int) -> None:
+    """Whatever the chunks: clips begun in one chunk and ended in another, several in one."""
     frames = _all(decode_frames(coded, size=32, chunk_frames=7))
     cutter = ClipCutter(20.0, 30, min_fraction=0.2)
     clips = []
-    for start in range(0, len(frames), 13):
-        clips += cutter.push(frames[start : start + 13])
+    for start in range(0, len(frames), chunk):
+        pushed = frames[start : start + chunk]
+        new = cutter.push(pushed)
+        if chunk == 30:  # clip-long chunks: each clip is its chunk, not a copy
+            assert all(np.shares_memory(clip, pushed) for clip in new)
+        clips += new
     clips += cutter.finish()
     windows = clip_windows(len(frames), 20.0, 30, 0.2)
     assert cutter.windows() == windows and len(windows) == 3

@@ -68,6 +68,7 @@ def stream_clips(
                 send(2)
             send(0)
 
-    meta = decode_with_restarts(path, backend, consume, **options)
+    # Chunks as long as a clip: each clip is then a view of its chunk, never copied.
+    meta = decode_with_restarts(path, backend, consume, **{"chunk_frames": clip_frames, **options})
     meta["clips"] = [c.to_dict() for c in clip_windows(meta["n_frames"], meta["fps"], clip_frames)]
     return meta

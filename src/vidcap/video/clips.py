@@ -123,13 +123,25 @@ class ClipCutter:
         self._pending: list[np.ndarray] = []  # frames not yet in a clip
 
     def push(self, frames: np.ndarray) -> list[np.ndarray]:
-        """Add the next frames ``[n, H, W, 3]``; returns the full clips they complete."""
-        self._pending.extend(frames)
+        """Add the next frames ``[n, H, W, 3]``; returns the full clips they complete.
+
+        A clip that lies inside ``frames`` is a view of it, not a copy (chunks as long as a
+        clip, as :func:`~vidcap.video.clip_stream.stream_clips` reads them, are never copied):
+        do not write into ``frames`` while its clips are in use.
+        """
         self.n_frames += len(frames)
         done = []
-        while len(self._pending) >= self.clip_frames:
-            done.append(np.stack(self._pending[: self.clip_frames]))
-            del self._pending[: self.clip_frames]
+        start = 0
+        if self._pending:  # the clip begun in earlier chunks
+            start = min(len(frames), self.clip_frames - len(self._pending))
+            self._pending.extend(frames[:start])
+            if len(self._pending) == self.clip_frames:
+                done.append(np.stack(self._pending))
+                self._pending = []
+        while len(frames) - start >= self.clip_frames:
+            done.append(frames[start : start + self.clip_frames])
+            start += self.clip_frames
+        self._pending.extend(frames[start:])
         self.n_clips += len(done)
         return done
 
