@@ -1,8 +1,8 @@
 """How much of the synthetic world the built-in clip descriptor sees, and how fast it runs.
 
 Generates a synthetic corpus (``vidcap.synth``), decodes every video at 20 fps (frames
-picked by timestamp) with the short side resized to 128 px, cuts every event segment into 1.5 s
-clips (30 frames), encodes each clip with :class:`vidcap.encoders.descriptor.ClipDescriptor`, and
+picked by timestamp) with the short side resized to 128 px (``--size``), cuts every event segment
+into 1.5 s clips (30 frames), encodes each clip with :class:`vidcap.encoders.descriptor.ClipDescriptor`, and
 probes for the acting object's colour, shape and action: probes are trained on the train split and
 scored on the val + test splits, per segment (its clip vectors averaged) and per clip (each clip
 labelled with its event), for single-object and two-object videos separately. Probes:
@@ -20,6 +20,7 @@ Throughput is timed on one process: wall-clock and CPU time (the CPU figure is w
 would give; wall-clock also counts waiting for a busy machine).
 
     python benchmarks/bench_descriptor_probe.py [--videos 300] [--seed 0] [--noise] [--corpus DIR]
+        [--size 128] [--downscale pyramid|area]
 
 ``--corpus`` reuses an existing synthetic corpus folder instead of generating one.
 """
@@ -37,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcap.encoders.descriptor import ClipDescriptor, DescriptorConfig
+from vidcap.encoders.descriptor import DOWNSCALE_METHODS, ClipDescriptor, DescriptorConfig
 from vidcap.synth.plan import SynthConfig
 from vidcap.synth.records import generate_corpus
 from vidcap.video.resample import output_geometry, select_frames
@@ -88,13 +89,13 @@ def decode(path: Path, fps: float = FPS, size: int = SIZE) -> np.ndarray:
     )
 
 
-def load_segments(corpus_dir: Path) -> list[Segment]:
+def load_segments(corpus_dir: Path, size: int = SIZE) -> list[Segment]:
     """Every event of the corpus, cut into 30-frame clips (a remainder under 30 frames is dropped,
     except that a segment shorter than one clip keeps what it has if it is at least 15 frames)."""
     segments = []
     for line in (corpus_dir / "corpus.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        frames = decode(corpus_dir / rec["video"])
+        frames = decode(corpus_dir / rec["video"], size=size)
         for ev in rec["meta"]["events"]:
             # Output frame k shows the source frame on screen at k / FPS: the first frame of an
             # event is the first k at or after its start (times are rounded to milliseconds).
@@ -152,9 +153,9 @@ def chance(train_y: list[str], test_y: list[str]) -> tuple[float, float]:
     return 1.0 / len(set(train_y) | set(test_y)), float(np.mean(np.asarray(test_y) == majority))
 
 
-def run(corpus_dir: Path, config: DescriptorConfig) -> None:
+def run(corpus_dir: Path, config: DescriptorConfig, size: int = SIZE) -> None:
     t0 = time.perf_counter()
-    segments = load_segments(corpus_dir)
+    segments = load_segments(corpus_dir, size)
     print(f"corpus: {corpus_dir}; decoded and cut in {time.perf_counter() - t0:.1f} s")
     evaluate(segments, config)
 
@@ -247,10 +248,17 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="reuse this synthetic corpus")
     parser.add_argument("--work-side", type=int, default=DescriptorConfig().work_side)
     parser.add_argument("--no-flow", action="store_true", help="turn the optical-flow block off")
+    parser.add_argument("--size", type=int, default=SIZE, help="short side of the decoded frames")
+    parser.add_argument(
+        "--downscale", choices=DOWNSCALE_METHODS, default=DescriptorConfig().downscale,
+        help="how frames over twice the working size are brought to it",
+    )  # fmt: skip
     args = parser.parse_args()
-    config = DescriptorConfig(work_side=args.work_side, flow=not args.no_flow)
+    config = DescriptorConfig(
+        work_side=args.work_side, flow=not args.no_flow, downscale=args.downscale
+    )
     if args.corpus is not None:
-        run(args.corpus, config)
+        run(args.corpus, config, args.size)
         return
     with tempfile.TemporaryDirectory(prefix="vidcap-desc-") as tmp:
         start = time.perf_counter()
@@ -260,7 +268,7 @@ def main() -> None:
             f"generated {args.videos} videos (seed {args.seed}, noise {args.noise}) in "
             f"{time.perf_counter() - start:.1f} s"
         )
-        run(Path(tmp), config)
+        run(Path(tmp), config, args.size)
 
 
 if __name__ == "__main__":

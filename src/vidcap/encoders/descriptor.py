@@ -90,8 +90,9 @@ distances (k-means, nearest neighbours) therefore mostly see what the acting obj
 does; a linear probe can still standardise every dimension.
 
 **Cost.** About 15-20 ms of one CPU core per 30-frame clip of 128 px frames (50-70 clips/s,
-75-100 s of video per second; ``benchmarks/bench_descriptor_probe.py`` measures it). Frames are
-processed stacked into one tall image so most steps are one OpenCV call per clip, and the
+75-100 s of video per second; ``benchmarks/bench_descriptor_probe.py`` measures it). From 224 px
+frames (extract's default), the downscale adds about 2 ms (9 ms with ``downscale="area"``). Frames
+are processed stacked into one tall image so most steps are one OpenCV call per clip, and the
 foreground is kept as a pixel list.
 
 The result is deterministic (the same frames always give the same vector) and never contains NaN or
