@@ -2,10 +2,11 @@
 
 Generates a synthetic corpus (``vidcap.synth``), decodes every video at 20 fps (frames
 picked by timestamp) with the short side resized to 128 px (``--size``), cuts every event segment
-into 1.5 s clips (30 frames), encodes each clip with :class:`vidcap.encoders.descriptor.ClipDescriptor`, and
-probes for the acting object's colour, shape and action: probes are trained on the train split and
-scored on the val + test splits, per segment (its clip vectors averaged) and per clip (each clip
-labelled with its event), for single-object and two-object videos separately. Probes:
+into 1.5 s clips (30 frames), encodes each clip with
+:class:`vidcap.encoders.descriptor.ClipDescriptor`, and probes for the acting object's colour,
+shape and action: probes are trained on the train split and scored on the val + test splits, per
+segment (its clip vectors averaged) and per clip (each clip labelled with its event), for
+single-object and two-object videos separately. Probes:
 
 - ``logreg``: logistic regression on standardised features, all dimensions;
 - ``block``: the same on the block made for the task (colour: colour; shape: shape; action: motion

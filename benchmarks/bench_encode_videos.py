@@ -232,8 +232,9 @@ def main() -> None:
             encoders["hf: CLIP ViT 384x6"] = f"hf:{save_vit(tmp / 'vit', 384, 6, 224)}"
         source = f"H.264 {args.source_height} px high, " if args.source_height else ""
         print(
-            f"{args.videos} synthetic videos, {source}short side {args.size}, {args.workers} decode "
-            f"worker(s), {args.loader_workers} loader workers; {args.repeats} interleaved repeats; "
+            f"{args.videos} synthetic videos, {source}short side {args.size}, "
+            f"{args.workers} decode worker(s), {args.loader_workers} loader workers; "
+            f"{args.repeats} interleaved repeats; "
             + (
                 "cold disk (page cache dropped before each step)"
                 if args.cold

@@ -869,7 +869,7 @@ class ClipDescriptor:
 
 
 def _chroma_distance(cr: np.ndarray, cb: np.ndarray) -> np.ndarray:
-    """``|dCr| + |dCb|`` from the absolute differences of the Cr and Cb planes (uint8, saturated)."""
+    """``|dCr| + |dCb|`` from the Cr and Cb planes' absolute differences (uint8, saturated)."""
     return cv2.add(cr, cb)
 
 
@@ -932,8 +932,8 @@ class _Scene:
         k -= 1 - k % 2
         idx = np.linspace(0, t - 1, k).round().astype(np.int64)
         self.bg = _median_frames([ycc[i] for i in idx])
-        bg_planes = [np.tile(p, (t, 1)) for p in cv2.split(self.bg)]
-        diff = _motion_distance(*_plane_diffs(planes, bg_planes))
+        bg_planes = cv2.split(self.bg)
+        diff = _motion_distance(*_plane_diffs(planes, [np.tile(p, (t, 1)) for p in bg_planes]))
         # Most pixels are background, so the typical difference is the noise level.
         noise = float(np.median(diff[::3, ::3]))
         tau_m = max(c.motion_threshold, 4.0 * noise)
@@ -960,7 +960,7 @@ class _Scene:
             q = int((1.0 - c.max_colour_fraction) * (len(sample) - 1))
             tau_c = max(tau_c, float(np.partition(sample, q)[q]))
         colourful = chroma > tau_c
-        model_chroma = _chroma_distance(*_plane_diffs(cv2.split(self.bg)[1:], ref_px))
+        model_chroma = _chroma_distance(*_plane_diffs(bg_planes[1:], ref_px))
         # Ghosts: the model remembers a colourful object that has moved on, so plain background
         # now "differs" there. Such pixels are not foreground.
         ghost = np.tile(model_chroma > tau_c, (t, 1)) & ~colourful
