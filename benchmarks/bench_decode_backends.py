@@ -7,9 +7,11 @@ output frames/s per backend and file (median of the repeats) and the ratio to th
 measured in the same run (the figures to compare; absolute speeds depend on the machine's load).
 
 Files: synthetic corpus videos (vidcap's own generator), and ffmpeg-made 1080p testsrc2 clips in
-H.264 and VP9 (the formats of most web corpora).
+H.264 and VP9 (the formats of most web corpora); or, with ``--files``, the files given (where no
+ffmpeg is installed to make the clips, or to measure a corpus of your own).
 
     python benchmarks/bench_decode_backends.py [--repeats 5] [--seconds 6] [--baseline pyav]
+        [--files A.mp4 B.webm ...]
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="pyav")
     parser.add_argument("--fps", type=float, default=20.0)
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--files", nargs="+", type=Path, help="decode these files instead")
     args = parser.parse_args()
 
     from vidcap.errors import VidcapError
@@ -74,9 +77,12 @@ def main() -> None:
         raise SystemExit(f"the baseline backend {args.baseline} is not installed")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        generate_corpus(tmp / "synth", SynthConfig(videos=args.synthetic, seed=0, workers=1))
-        files = {p.name: p for p in sorted((tmp / "synth").rglob("*.mp4"))[: args.synthetic]}
-        files.update(make_1080p(tmp, args.seconds))
+        if args.files:
+            files = {p.name: p for p in args.files}
+        else:
+            generate_corpus(tmp / "synth", SynthConfig(videos=args.synthetic, seed=0, workers=1))
+            files = {p.name: p for p in sorted((tmp / "synth").rglob("*.mp4"))[: args.synthetic]}
+            files.update(make_1080p(tmp, args.seconds))
         failed: dict[tuple[str, str], str] = {}
         for name, path in files.items():  # warm-up: imports, first-open costs, page cache
             for backend in backends:

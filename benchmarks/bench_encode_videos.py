@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from vidcap.stages.encode import EncodeConfig
     from vidcap.stages.extract import ExtractConfig
     from vidcap.stages.inputs import ResolvedInputs
+    from vidcap.synth.plan import SynthConfig
 
 
 def transcode(corpus: Path, height: int) -> None:
@@ -65,6 +66,18 @@ def transcode(corpus: Path, height: int) -> None:
             check=True,
         )  # fmt: skip
         out.replace(video)
+
+
+def synth_config(videos: int, min_s: float | None, max_s: float | None) -> SynthConfig:
+    """The benchmark corpus: the generator's short videos, or untrimmed ones of min_s-max_s s."""
+    from vidcap.synth.plan import SynthConfig
+
+    synth = SynthConfig(videos=videos, seed=0, workers=os.cpu_count() or 2)
+    if min_s is None and max_s is None:
+        return synth
+    shortest = min_s if min_s is not None else 30.0
+    longest = max_s if max_s is not None else max(shortest, 60.0)
+    return replace(synth, untrimmed=1.0, untrimmed_duration=(shortest, longest))
 
 
 def folder_bytes(path: Path) -> int:
@@ -212,17 +225,11 @@ def main() -> None:
     from vidcap.stages.encode import EncodeConfig
     from vidcap.stages.extract import ExtractConfig
     from vidcap.stages.inputs import resolve_inputs
-    from vidcap.synth.plan import SynthConfig
     from vidcap.synth.records import generate_corpus
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        synth = SynthConfig(videos=args.videos, seed=0, workers=2)
-        if args.min_s is not None or args.max_s is not None:  # untrimmed: minutes, not seconds
-            shortest = args.min_s if args.min_s is not None else 30.0
-            longest = args.max_s if args.max_s is not None else max(shortest, 60.0)
-            synth = replace(synth, untrimmed=1.0, untrimmed_duration=(shortest, longest))
-        generate_corpus(tmp / "synth", synth)
+        generate_corpus(tmp / "synth", synth_config(args.videos, args.min_s, args.max_s))
         if args.source_height:
             transcode(tmp / "synth", args.source_height)
         inputs = resolve_inputs([str(tmp / "synth" / "corpus.jsonl")])
