@@ -2,7 +2,10 @@
 
 A 6-second and a 36-second 720p video go through each command in a subprocess; the peak RSS of the
 process tree (the vidcap process plus its decode child, summed at each 20 ms poll) may grow by less
-than 20 % (docs/scale.md has the 18 s / 3 min 1080p figures).
+than 20 % (docs/scale.md has the 18 s / 3 min 1080p figures). Each video runs twice and the smaller
+peak counts: growth with length shows in every run, while a one-off spike of a shared CI machine
+(one CI run measured 700 / 1031 MB where every other run, there and locally, gave 541-557 MB for
+both) does not.
 """
 
 from __future__ import annotations
@@ -70,12 +73,18 @@ def peak_tree_rss(args: list[str]) -> int:
     return peak
 
 
+def smaller_peak(args: list[str], out: Path) -> int:
+    """The smaller peak of two runs of ``vidcap *args --out``, each into its own ``out``."""
+    return min(
+        peak_tree_rss([*args, "--out", str(out.with_name(f"{run}-{out.name}"))]) for run in range(2)
+    )
+
+
 def test_encode_from_videos_memory_is_flat(
     short_and_long: tuple[Path, Path], tmp_path: Path
 ) -> None:
     short, long = (
-        peak_tree_rss(["encode", str(video), "--out", str(tmp_path / video.stem)])
-        for video in short_and_long
+        smaller_peak(["encode", str(video)], tmp_path / video.stem) for video in short_and_long
     )
     assert long < 1.2 * short, (short / 2**20, long / 2**20)
 
@@ -85,9 +94,7 @@ def test_caption_memory_is_flat(
 ) -> None:
     options = ["--model", str(bart_bundle(bart)), "--dense", "--format", "jsonl"]
     short, long = (
-        peak_tree_rss(
-            ["caption", str(video), *options, "--out", str(tmp_path / f"{video.stem}.jsonl")]
-        )
+        smaller_peak(["caption", str(video), *options], tmp_path / f"{video.stem}.jsonl")
         for video in short_and_long
     )
     assert long < 1.2 * short, (short / 2**20, long / 2**20)
