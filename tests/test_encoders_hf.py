@@ -202,6 +202,24 @@ def test_features_shape_finite_deterministic_distinct(
     np.testing.assert_allclose(encoder.encode(clips[1:2])[0], features[1], atol=1e-5)
 
 
+def test_building_probes_an_image_model_with_one_frame_and_a_video_model_with_its_clip(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Building runs the model once on a blank input to read the feature size; an image model
+    # sees frames one by one, so a single frame does (a 4-frame clip cost 4x the start-up).
+    seen: list[tuple[int, ...]] = []
+    forward = HFClipEncoder.forward_features
+
+    def recording(self: HFClipEncoder, pixel_values: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(pixel_values.shape[:2]))
+        return forward(self, pixel_values)
+
+    monkeypatch.setattr(HFClipEncoder, "forward_features", recording)
+    assert build_encoder(f"hf:{model_dirs['clip']}").frames == IMAGE_FRAMES_PER_CLIP
+    assert build_encoder(f"hf:{model_dirs['videomae']}").frames == 4
+    assert seen == [(1, 1), (1, 4)]
+
+
 def test_describe_records_what_rebuilds_it(
     encoders: dict[str, HFClipEncoder], model_dirs: dict[str, Path]
 ) -> None:
@@ -313,7 +331,7 @@ def test_processor_that_does_not_fit_the_model_is_a_sentence(tmp_path: Path) -> 
     model = transformers.ViTModel(transformers.ViTConfig(**TINY))
     processor = transformers.ViTImageProcessor(size={"height": 48, "width": 48})
     _save(model, processor, tmp_path / "vit")
-    with pytest.raises(VidcapError, match="cannot encode a clip of 4 frames at 48x48"):
+    with pytest.raises(VidcapError, match="cannot encode a frame at 48x48"):
         build_encoder(f"hf:{tmp_path / 'vit'}")
 
 

