@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
@@ -47,14 +48,13 @@ def save_vit(path: Path, hidden: int, layers: int, image_size: int) -> Path:
     return path
 
 
-def bare_loop(frames_dir: Path, spec: str, batch_size: int) -> tuple[int, float]:
-    """The same model on the same prepared batches, nothing else: (clips, seconds)."""
+def prepared_batches(frames_dir: Path, encoder: Any, batch_size: int) -> list[torch.Tensor]:
+    """Every clip of an extract folder, prepared by ``encoder``, stacked into batches."""
     import numpy as np
 
     from vidcap.artifacts import read_upstream
     from vidcap.video.clips import Clip, clip_array
 
-    encoder = build_encoder(spec)
     _, items = read_upstream(frames_dir, "extract")
     prepared = []
     for item in items.values():
@@ -63,14 +63,18 @@ def bare_loop(frames_dir: Path, spec: str, batch_size: int) -> tuple[int, float]
             prepared.append(
                 encoder.prepare(clip_array(frames, Clip(**clip), item.info["clip_frames"]))
             )
-    batches = [
-        torch.stack(prepared[i : i + batch_size]) for i in range(0, len(prepared), batch_size)
-    ]
+    return [torch.stack(prepared[i : i + batch_size]) for i in range(0, len(prepared), batch_size)]
+
+
+def bare_loop(frames_dir: Path, spec: str, batch_size: int) -> tuple[int, float]:
+    """The same model on the same prepared batches, nothing else: (clips, seconds)."""
+    encoder = build_encoder(spec)
+    batches = prepared_batches(frames_dir, encoder, batch_size)
     started = time.perf_counter()
     with torch.inference_mode():
         for batch in batches:
             encoder.forward_features(encoder.pixel_values(batch))
-    return len(prepared), time.perf_counter() - started
+    return sum(len(b) for b in batches), time.perf_counter() - started
 
 
 def main() -> None:

@@ -146,25 +146,6 @@ def bench_decode(files: list[Path], repeats: int, cuda: bool) -> None:
             )
 
 
-def prepared_batches(frames_dir: Path, encoder: Any, batch_size: int) -> list[Any]:
-    """Every clip of an extract folder, prepared by ``encoder``, stacked into batches."""
-    import numpy as np
-    import torch
-
-    from vidcap.artifacts import read_upstream
-    from vidcap.video.clips import Clip, clip_array
-
-    _, items = read_upstream(frames_dir, "extract")
-    prepared = []
-    for item in items.values():
-        frames = np.load(frames_dir / item.outputs["frames"], mmap_mode="r")
-        for clip in item.info["clips"]:
-            prepared.append(
-                encoder.prepare(clip_array(frames, Clip(**clip), item.info["clip_frames"]))
-            )
-    return [torch.stack(prepared[i : i + batch_size]) for i in range(0, len(prepared), batch_size)]
-
-
 def synchronize(device: Any) -> None:
     import torch
 
@@ -210,7 +191,7 @@ class SteadyRate:
 def bench_encode(args: argparse.Namespace, tmp: Path) -> None:
     """Clips/s of the bare loop, encode from frames and encode from videos, per dtype."""
     import torch
-    from bench_encode import save_vit
+    from bench_encode import prepared_batches, save_vit
     from bench_encode_videos import synth_config
 
     from vidcap.encoders import build_encoder
