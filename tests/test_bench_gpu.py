@@ -3,7 +3,6 @@ code runs on the CPU (``--device cpu``), so that the script a GPU user runs is k
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import subprocess
@@ -12,16 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.benchmark_modules import BENCHMARKS, load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gpu.py"
+BENCH = BENCHMARKS / "bench_gpu.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_gpu")
 
 
 def test_steady_rate_counts_from_a_tenth_of_the_clips_to_the_last(bench):

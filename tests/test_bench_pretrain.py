@@ -4,21 +4,15 @@ runs, so this only checks that both measurements run and print what they claim).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pretrain.py"
+from tests.benchmark_modules import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_pretrain", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_pretrain")
 
 
 def options(**overrides) -> argparse.Namespace:
