@@ -205,8 +205,8 @@ def test_features_shape_finite_deterministic_distinct(
 def test_building_probes_an_image_model_with_one_frame_and_a_video_model_with_its_clip(
     model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Building runs the model once on a blank input to read the feature size; an image model
-    # sees frames one by one, so a single frame does (a 4-frame clip cost 4x the start-up).
+    # Building runs the model on a blank input to read the feature size; an image model sees
+    # frames one by one, so a single frame does (a 4-frame clip cost 4x the compute).
     seen: list[tuple[int, ...]] = []
     forward = HFClipEncoder.forward_features
 

@@ -3,9 +3,8 @@
 A 6-second and a 36-second 720p video go through each command in a subprocess; the peak RSS of the
 process tree (the vidcap process plus its decode child, summed at each 20 ms poll) may grow by less
 than 20 % (docs/scale.md has the 18 s / 3 min 1080p figures). Each video runs twice and the smaller
-peak counts: growth with length shows in every run, while a one-off spike of a shared CI machine
-(one CI run measured 700 / 1031 MB where every other run, there and locally, gave 541-557 MB for
-both) does not.
+peak counts: growth with length shows in every run, while a one-off spike does not (one CI run
+measured 700 / 1031 MB, where every local run gave 541-557 MB for both; the cause was not found).
 """
 
 from __future__ import annotations

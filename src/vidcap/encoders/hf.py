@@ -423,7 +423,7 @@ class HFClipEncoder(LazyModelEncoder):
         return model
 
     def _probe(self) -> int:
-        """Encode a blank clip: settles ``auto`` pooling and reads the feature size.
+        """Encode a blank input: settles ``auto`` pooling and reads the feature size.
 
         Doing this once here turns a model whose input size does not fit its processor into one
         sentence now, instead of the same failure for every video later. An image model sees each
