@@ -17,10 +17,12 @@ ffmpeg is installed to make the clips, or to measure a corpus of your own).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -44,16 +46,50 @@ def make_1080p(folder: Path, seconds: int) -> dict[str, Path]:
     return out
 
 
-def decode(path: Path, backend: str, fps: float, size: int) -> tuple[int, float]:
-    """(output frames, seconds) for one decode of ``path`` with ``backend``."""
+def decode(path: Path, backend: str, fps: float, size: int) -> int:
+    """Output frames of one decode of ``path`` with ``backend``, through vidcap's own path."""
     from vidcap.video import open_frames
 
-    start = time.perf_counter()
     n = 0
     with open_frames(path, fps=fps, size=size, crop=False, backend=backend) as stream:
         for chunk in stream:
             n += len(chunk)
-    return n, time.perf_counter() - start
+    return n
+
+
+Key = tuple[str, str]  # (file name, decoder name)
+
+
+def time_decoders(
+    files: dict[str, Path],
+    decoders: dict[str, Callable[[Path], int]],
+    repeats: int,
+    errors: tuple[type[BaseException], ...],
+) -> tuple[dict[Key, int], dict[Key, list[float]], dict[Key, BaseException]]:
+    """Each file by each decoder: a warm-up round (imports, first-open costs, page cache), then
+    ``repeats`` interleaved timed rounds, so that load on a shared machine hits them alike.
+
+    A decoder that raises one of ``errors`` in the warm-up is kept with its error, not timed.
+    Returns the frames, the seconds of each round and those errors, keyed by (file, decoder).
+    """
+    frames: dict[Key, int] = {}
+    failed: dict[Key, BaseException] = {}
+    for name, path in files.items():
+        for decoder, run in decoders.items():
+            try:
+                frames[name, decoder] = run(path)
+            except errors as e:  # reported in the table, not timed
+                failed[name, decoder] = e
+    times: dict[Key, list[float]] = {}
+    for _ in range(repeats):
+        for name, path in files.items():
+            for decoder, run in decoders.items():
+                if (name, decoder) in failed:
+                    continue
+                started = time.perf_counter()
+                run(path)
+                times.setdefault((name, decoder), []).append(time.perf_counter() - started)
+    return frames, times, failed
 
 
 def main() -> None:
@@ -83,23 +119,15 @@ def main() -> None:
             generate_corpus(tmp / "synth", SynthConfig(videos=args.synthetic, seed=0, workers=1))
             files = {p.name: p for p in sorted((tmp / "synth").rglob("*.mp4"))[: args.synthetic]}
             files.update(make_1080p(tmp, args.seconds))
-        failed: dict[tuple[str, str], str] = {}
-        for name, path in files.items():  # warm-up: imports, first-open costs, page cache
-            for backend in backends:
-                try:
-                    decode(path, backend, args.fps, args.size)
-                except VidcapError as e:  # reported in the table, not timed
-                    failed[name, backend] = str(e)
-        times: dict[tuple[str, str], list[float]] = {}
-        frames: dict[tuple[str, str], int] = {}
-        for _ in range(args.repeats):
-            for name, path in files.items():
-                for backend in backends:
-                    if (name, backend) in failed:
-                        continue
-                    n, seconds = decode(path, backend, args.fps, args.size)
-                    times.setdefault((name, backend), []).append(seconds)
-                    frames[name, backend] = n
+        frames, times, failed = time_decoders(
+            files,
+            {
+                b: functools.partial(decode, backend=b, fps=args.fps, size=args.size)
+                for b in backends
+            },
+            args.repeats,
+            (VidcapError,),
+        )
         print(
             f"backends: {', '.join(backends)}; {args.repeats} interleaved repeats, medians; "
             f"{args.fps:g} fps, short side {args.size}; ratio = speed / {args.baseline}'s"
@@ -111,7 +139,7 @@ def main() -> None:
             base = statistics.median(times[name, args.baseline])
             for backend in backends:
                 if (name, backend) in failed:
-                    print(f"{name:<28}{backend:<12} failed: {failed[name, backend][-90:]}")
+                    print(f"{name:<28}{backend:<12} failed: {str(failed[name, backend])[-90:]}")
                     continue
                 med = statistics.median(times[name, backend])
                 print(

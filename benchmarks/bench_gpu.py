@@ -49,6 +49,7 @@ def torchcodec_decoder(device: str, cuda_backend: str | None = None) -> Callable
     def decode(path: Path) -> int:
         import contextlib
 
+        from bench_encode import synchronize
         from torchcodec import decoders
 
         backend = (
@@ -61,7 +62,7 @@ def torchcodec_decoder(device: str, cuda_backend: str | None = None) -> Callable
         total = len(decoder)
         for start in range(0, total, 64):
             decoder.get_frames_in_range(start, min(start + 64, total))
-        synchronize(device)
+        synchronize(device)  # the GPU's decoding is asynchronous: count it in the time
         fallback = getattr(decoder, "cpu_fallback", None)
         if fallback:
             raise RuntimeError(str(fallback).replace("\n", " "))
@@ -110,30 +111,22 @@ def bench_decode(files: list[Path], repeats: int, cuda: bool) -> None:
             torchcodec_decoder("cuda", "ffmpeg"),
         )
         decoders["pyav cuda hwaccel"] = ("pyav cpu", pyav_decoder(True))
-    failed: dict[tuple[str, str], str] = {}
-    frames: dict[tuple[str, str], int] = {}
-    for path in files:  # warm-up: imports, CUDA contexts, first-open costs, page cache
-        for name, (_, decode) in decoders.items():
-            try:
-                frames[path.name, name] = decode(path)
-            except Exception as e:  # reported in the table, not timed
-                failed[path.name, name] = f"{type(e).__name__}: {e}".splitlines()[0]
-    times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(repeats):
-        for path in files:
-            for name, (_, decode) in decoders.items():
-                if (path.name, name) in failed:
-                    continue
-                started = time.perf_counter()
-                decode(path)
-                times.setdefault((path.name, name), []).append(time.perf_counter() - started)
+    from bench_decode_backends import time_decoders
+
+    frames, times, failed = time_decoders(
+        {path.name: path for path in files},
+        {name: decode for name, (_, decode) in decoders.items()},
+        repeats,
+        (Exception,),  # a GPU decoder's failure is any error of its library: listed, not timed
+    )
     print(f"decode, whole files at their own size to RGB; {repeats} interleaved repeats, medians")
     print(f"{'file':<26}{'decoder':<22}{'frames':>7}{'median s':>10}{'frames/s':>10}{'x cpu':>7}")
     for path in files:
         for name, (base, _) in decoders.items():
             key = (path.name, name)
             if key in failed:
-                print(f"{path.name:<26}{name:<22} failed: {failed[key][:110]}")
+                error = f"{type(failed[key]).__name__}: {failed[key]}".splitlines()[0]
+                print(f"{path.name:<26}{name:<22} failed: {error[:110]}")
                 continue
             med = statistics.median(times[key])
             ratio = (
@@ -144,28 +137,6 @@ def bench_decode(files: list[Path], repeats: int, cuda: bool) -> None:
             print(
                 f"{path.name:<26}{name:<22}{frames[key]:>7}{med:>10.3f}{frames[key] / med:>10.1f}{ratio}"
             )
-
-
-def synchronize(device: Any) -> None:
-    import torch
-
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def bare_loop(encoder: Any, batches: list[Any]) -> float:
-    """Seconds for the model alone on prepared batches: to the device, normalise, forward."""
-    import torch
-
-    from vidcap.encoders.precision import autocast
-
-    synchronize(encoder.device)
-    started = time.perf_counter()
-    with torch.inference_mode(), autocast(encoder.device, encoder.options.dtype):
-        for batch in batches:
-            encoder.forward_features(encoder.pixel_values(batch))
-    synchronize(encoder.device)
-    return time.perf_counter() - started
 
 
 class SteadyRate:
@@ -191,7 +162,7 @@ class SteadyRate:
 def bench_encode(args: argparse.Namespace, tmp: Path) -> None:
     """Clips/s of the bare loop, encode from frames and encode from videos, per dtype."""
     import torch
-    from bench_encode import prepared_batches, save_vit
+    from bench_encode import model_seconds, prepared_batches, save_vit
     from bench_encode_videos import synth_config
 
     from vidcap.encoders import build_encoder
@@ -224,7 +195,7 @@ def bench_encode(args: argparse.Namespace, tmp: Path) -> None:
                 loader_workers=args.loader_workers,
             )  # fmt: skip
             rates.setdefault((dtype, "bare"), []).append(
-                clips / bare_loop(encoders[dtype], batches)
+                clips / model_seconds(encoders[dtype], batches)
             )
             for way in ("frames", "videos"):
                 out = tmp / f"{way}-{dtype}-{n}"
