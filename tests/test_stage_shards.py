@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -105,6 +106,24 @@ def test_encode_from_videos_in_shards_equals_one_run(synth_corpus: Path, tmp_pat
     assert run_quantize(features, tmp_path / "words", QuantizeConfig(k=2, depth=1)).ok
 
 
+def hold_until_both_started(jobs: list[subprocess.Popen], out: Path) -> None:
+    """Stop each job as soon as its shard has begun, and let both go on once both have: then
+    neither can end before the other has started (on a loaded machine one job could otherwise
+    finish its half before the other got past its imports, which one CI run saw)."""
+    held: set[int] = set()
+    deadline = time.monotonic() + 120
+    while len(held) < len(jobs) and time.monotonic() < deadline:
+        for k, job in enumerate(jobs):
+            if k not in held and (out / SHARDS / f"{k}of{len(jobs)}.json").exists():
+                job.send_signal(signal.SIGSTOP)
+                held.add(k)
+        if any(job.poll() is not None for k, job in enumerate(jobs) if k not in held):
+            break  # a job ended before its shard began: the assertions below say how
+        time.sleep(0.005)
+    for job in jobs:
+        job.send_signal(signal.SIGCONT)
+
+
 @pytest.mark.slow
 def test_two_shards_as_concurrent_jobs(synth_corpus: Path, tmp_path: Path) -> None:
     files = video_files(synth_corpus)
@@ -121,6 +140,7 @@ def test_two_shards_as_concurrent_jobs(synth_corpus: Path, tmp_path: Path) -> No
         )
         for k in range(2)
     ]
+    hold_until_both_started(jobs, out)
     outputs = [job.communicate(timeout=300) for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], [e[-2000:] for _, e in outputs]
     last = [k for k, (_, e) in enumerate(outputs) if "ended last" in e]
