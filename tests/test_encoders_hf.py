@@ -9,6 +9,7 @@ Pillow's; either way vidcap's pixels must equal the processor's own output.
 from __future__ import annotations
 
 import importlib.util
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from vidcap.encoders import EncoderOptions, build_encoder
 from vidcap.encoders.hf import IMAGE_FRAMES_PER_CLIP, HFClipEncoder, build
@@ -202,6 +204,40 @@ def test_features_shape_finite_deterministic_distinct(
     np.testing.assert_allclose(encoder.encode(clips[1:2])[0], features[1], atol=1e-5)
 
 
+# Operators that read a tensor's values back to the host: on a GPU each one waits for all the work
+# queued before it, which would stop the model running a batch ahead of the stage reading it.
+_HOST_READS = {"_local_scalar_dense", "is_nonzero", "nonzero", "equal", "masked_select", "unique"}
+
+
+class _HostReads(TorchDispatchMode):
+    """Records the operators of ``_HOST_READS`` run under it (on any device: here, the CPU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        name = func.overloadpacket.__name__
+        if name in _HOST_READS:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_embedding_never_reads_values_back(name: str, encoders: dict[str, HFClipEncoder]) -> None:
+    """Preprocessing and the model only queue work: the stage reads the features back itself,
+    a batch later (``OneBatchAhead``), so a GPU is not left waiting between batches."""
+    encoder = encoders[name]
+    batch = torch.stack([encoder.prepare(clip) for clip in _clips()])
+    with _HostReads() as reads:
+        encoder.embed(batch)
+    assert reads.seen == []
+    # The recorder does see a read-back when one happens.
+    with _HostReads() as reads:
+        encoder.embed(batch).sum().item()
+    assert reads.seen == ["_local_scalar_dense"]
+
+
 def test_building_probes_an_image_model_with_one_frame_and_a_video_model_with_its_clip(
     model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,6 +414,38 @@ def test_hub_id_that_cannot_be_reached_is_a_sentence(monkeypatch: pytest.MonkeyP
     assert "neither a local model folder nor a reachable Hugging Face hub id" in _one_sentence(
         error
     )
+
+
+@pytest.mark.slow
+def test_a_hub_id_loads_from_the_hub_cache_and_records_its_commit(tmp_path: Path) -> None:
+    """A hub id takes the hub's own path (here offline, from a cache laid out as a download
+    leaves it), and the encoder records the commit it loaded, for the bundle's provenance."""
+    import os
+    import subprocess
+    import sys
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--vidcap-test--tiny-clip"
+    torch.manual_seed(0)
+    model, processor = _models()["clip_vision"]
+    _save(model, processor, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    # A fresh process: huggingface_hub reads its cache location when imported.
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    code = (
+        "import json; from vidcap.encoders import build_encoder; "
+        "print(json.dumps(build_encoder('hf:vidcap-test/tiny-clip').describe()))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    described = json.loads(run.stdout.strip().splitlines()[-1])
+    assert described["name"] == "hf:vidcap-test/tiny-clip" and described["revision"] == commit
+    assert described["dim"] == EXPECTED["clip_vision"][1]
+    # A local folder has no commit to record.
+    assert "revision" not in build_encoder(f"hf:{repo / 'snapshots' / commit}").describe()
 
 
 def test_torchvision_that_does_not_import_is_a_sentence(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,9 @@
-"""The one place a ``--device`` value becomes a torch device."""
+"""The one place a ``--device`` value becomes a torch device, and how batches cross to and from it."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -46,3 +47,43 @@ def resolve_device(name: str = "auto", world_size: int = 1, rank: int = 0) -> to
     if device.type == "cuda" and device.index is None and world_size > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     return device
+
+
+def pins_memory(device: torch.device) -> bool:
+    """Whether batches bound for ``device`` should sit in page-locked host memory: on a CUDA GPU,
+    copies from it run beside the GPU's work instead of holding up the process that starts them."""
+    return device.type == "cuda"
+
+
+def start_host_copy(tensor: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """Start copying ``tensor`` to the CPU; the returned function waits for that copy alone.
+
+    On a CUDA GPU the copy is queued behind the work that computes ``tensor`` and nothing waits
+    yet, so the caller can queue the next batch before reading this one: the GPU is not left idle
+    while the process fetches and launches work. (A plain ``.cpu()`` waits at once, and one made
+    after the next batch is queued waits for that batch too.) Elsewhere the tensor moves to the
+    CPU now (one already there is returned as it is).
+    """
+    if tensor.device.type != "cuda":
+        host = tensor.cpu()
+        return lambda: host
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record(torch.cuda.current_stream(tensor.device))
+
+    def wait() -> torch.Tensor:
+        copied.synchronize()
+        return host
+
+    return wait
+
+
+def stack_for(device: torch.device, tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(tensors)``, made in page-locked memory where ``device`` wants it
+    (:func:`pins_memory`): the one copy stacking makes anyway, with no second one to pin it."""
+    if not pins_memory(device):
+        return torch.stack(tensors)
+    first = tensors[0]
+    out = torch.empty((len(tensors), *first.shape), dtype=first.dtype, pin_memory=True)
+    return torch.stack(tensors, out=out)

@@ -48,7 +48,11 @@ class ClipEncoder(ABC):
 
     @abstractmethod
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
-        """Features ``[B, dim]`` for a batch of prepared clips (stacked ``prepare`` outputs)."""
+        """Features ``[B, dim]`` for a batch of prepared clips (stacked ``prepare`` outputs).
+
+        They are on the encoder's device and may still be being computed there (a GPU queues the
+        work and returns); ``.cpu()`` waits for them.
+        """
 
     def frame_indices(self, clip_frames: int) -> np.ndarray | None:
         """Which frames of a ``clip_frames``-frame clip :meth:`prepare` reads (None: every one).

@@ -254,6 +254,23 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _hub_revision(source: str) -> str | None:
+    """The hub commit whose files were loaded for a hub id (None for a local folder).
+
+    The hub's cache keeps each download under ``snapshots/<commit>/``; the config just loaded is
+    the cached one, so its folder names the commit.
+    """
+    if Path(source).is_dir():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(source, "config.json")
+    if not isinstance(cached, str):  # not cached (None) or cached as missing
+        return None
+    snapshot = Path(cached).parent
+    return snapshot.name if snapshot.parent.name == "snapshots" else None
+
+
 def _pooled(output: Any) -> torch.Tensor:
     """A ``get_*_features`` result: an output whose ``pooler_output`` holds the embedding."""
     return output.pooler_output
@@ -304,7 +321,7 @@ class HFClipEncoder(LazyModelEncoder):
                 f"local model folder nor a reachable Hugging Face hub id): {_first_line(error)}"
             ) from error
         self.model_type: str = config.model_type
-        self.revision: str | None = getattr(config, "_commit_hash", None)
+        self.revision = _hub_revision(source)
         self.kind, self.frames, self.pooling = self._plan(config, frames)
 
         self.processor = load_processor(source, video=self.kind == "video")
@@ -506,13 +523,14 @@ class HFClipEncoder(LazyModelEncoder):
         return per_frame.float().view(b, s, -1).mean(dim=1)
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
-        """Features ``[B, dim]`` float32 on the CPU for stacked ``prepare`` outputs.
+        """Features ``[B, dim]`` float32 on the device for stacked ``prepare`` outputs.
 
-        NaN / inf are passed through: the encode stage marks such a video as failed.
+        Nothing waits for the device (see :meth:`ClipEncoder.embed`). NaN / inf are passed
+        through: the encode stage marks such a video as failed.
         """
         with torch.inference_mode(), autocast(self.device, self.options.dtype):
             features = self.forward_features(self.pixel_values(batch))
-        return features.float().cpu()
+        return features.float()
 
     def describe(self) -> dict[str, Any]:
         """Name (with the model id or path), dim, kind, frames sampled, pooling and input size."""

@@ -292,10 +292,11 @@ class TorchvisionVideoEncoder(LazyModelEncoder):
         return self.model(pixel_values)
 
     def embed(self, batch: torch.Tensor) -> torch.Tensor:
-        """Features ``[B, dim]`` float32 on the CPU; NaN / inf pass through for the stage to flag."""
+        """Features ``[B, dim]`` float32 on the device, not waited for (see
+        :meth:`ClipEncoder.embed`); NaN / inf pass through for the stage to flag."""
         with torch.inference_mode(), autocast(self.device, self.options.dtype):
             features = self.forward_features(self.pixel_values(batch))
-        return features.float().cpu()
+        return features.float()
 
     def describe(self) -> dict[str, Any]:
         """Name, dim, kind, frames sampled, input size and which weights (to rebuild it)."""

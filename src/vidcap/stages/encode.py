@@ -20,9 +20,10 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vidcap.artifacts import ItemRecord, StageDir, atomic_path, fingerprint, read_upstream
 from vidcap.artifacts.readers import load_frames
-from vidcap.devices import resolve_device
+from vidcap.devices import pins_memory, resolve_device
 from vidcap.distributed import Processes, Shard
 from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
+from vidcap.encoders.ahead import OneBatchAhead
 from vidcap.encoders.dtypes import COMPUTE_DTYPES, ComputeDtype, SaveDtype
 from vidcap.errors import ResourceError, VidcapError, as_resource_error
 from vidcap.stages.base import ItemRun, StageResult, open_stage
@@ -189,7 +190,7 @@ def run_encode(
     )
     return run.run(
         lambda todo: _encode_videos(
-            stage, todo, encoder, config, upstream_items, item_fps, on_video
+            stage, todo, encoder, torch.device(device), config, upstream_items, item_fps, on_video
         ),
         processes,
         force=force,
@@ -201,12 +202,18 @@ def _encode_videos(
     stage: StageDir,
     videos: list[VideoToEncode],
     encoder: ClipEncoder,
+    device: torch.device,
     config: EncodeConfig,
     upstream_items: dict[str, ItemRecord],
     item_fps: dict[str, str],
     on_video: Callable[[VideoEncoded], None] | None,
 ) -> None:
-    """Run the DataLoader over ``videos``; write each video once all of its clips are embedded."""
+    """Run the DataLoader over ``videos``; write each video once all of its clips are embedded.
+
+    Batches for a GPU arrive in page-locked memory, and the model runs one batch ahead of reading
+    features back (:class:`~vidcap.encoders.ahead.OneBatchAhead`), so the GPU does not wait while
+    this process fetches batches and writes videos.
+    """
     if not videos:
         return
     by_index = {v.index: v for v in videos}
@@ -216,7 +223,9 @@ def _encode_videos(
         batch_size=config.batch_size,
         num_workers=min(config.loader_workers, len(videos)),
         collate_fn=_collate,
+        pin_memory=pins_memory(device),
     )
+    ahead: OneBatchAhead[list[tuple[int, int]]] = OneBatchAhead(encoder)
 
     def finish(video: VideoToEncode, features: np.ndarray | None, error: str | None) -> None:
         upstream = upstream_items[video.id]
@@ -235,6 +244,19 @@ def _encode_videos(
         if on_video is not None:
             on_video(VideoEncoded(video.id, record.status == "ok", len(video.clips)))
 
+    def store(embedded: tuple[list[tuple[int, int]], np.ndarray] | None) -> None:
+        if embedded is None:
+            return
+        keys, features = embedded
+        for (video_index, clip_index), row in zip(keys, features, strict=True):
+            if video_index not in pending:
+                continue  # the video already failed
+            got = pending[video_index]
+            got[clip_index] = row
+            video = by_index[video_index]
+            if len(got) == len(video.clips):
+                finish(video, np.stack([got[c.index] for c in video.clips]), None)
+
     with torch.inference_mode():
         for keys, batch, errors in loader:
             for video_index, error in errors:
@@ -242,17 +264,9 @@ def _encode_videos(
                     raise error
                 if video_index in pending:
                     finish(by_index[video_index], None, error)
-            if batch is None:
-                continue
-            features = encoder.embed(batch).float().cpu().numpy()
-            for (video_index, clip_index), row in zip(keys, features, strict=True):
-                if video_index not in pending:
-                    continue  # the video already failed
-                got = pending[video_index]
-                got[clip_index] = row
-                video = by_index[video_index]
-                if len(got) == len(video.clips):
-                    finish(video, np.stack([got[c.index] for c in video.clips]), None)
+            if batch is not None:
+                store(ahead.submit(keys, batch))
+        store(ahead.collect())
 
 
 def write_features(

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
-from vidcap.devices import resolve_device
+from vidcap.devices import resolve_device, stack_for
 from vidcap.distributed import Processes, Shard
 from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
+from vidcap.encoders.ahead import OneBatchAhead
 from vidcap.errors import ResourceError, as_resource_error
 from vidcap.stages.base import ItemRun, StageResult, open_stage
 from vidcap.stages.encode import (
@@ -104,7 +105,9 @@ def run_encode_videos(
         started=started,
     )
     return run.run(
-        lambda todo: _Streams(stage, encoder, config, extract, item_fps, on_video).run(todo),
+        lambda todo: _Streams(
+            stage, encoder, torch.device(device), config, extract, item_fps, on_video
+        ).run(todo),
         processes,
         force=force,
         allow_failures=allow_failures,
@@ -119,6 +122,7 @@ class _Progress:
     video: VideoInput
     index: int
     generation: int = 0  # bumped when decoding starts over with another backend
+    began: bool = False  # its first clip came (another first clip: decoding started over)
     features: dict[int, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] | None = None  # set when decoding finished
 
@@ -133,6 +137,7 @@ class _Streams:
         self,
         stage: StageDir,
         encoder: ClipEncoder,
+        device: torch.device,
         config: EncodeConfig,
         extract: ExtractConfig,
         item_fps: dict[str, str],
@@ -140,6 +145,9 @@ class _Streams:
     ) -> None:
         self.stage = stage
         self.encoder = encoder
+        self.device = device
+        # The model runs a batch ahead of reading features back (a GPU never waits for us).
+        self.ahead: OneBatchAhead[list[tuple[_Progress, int, int]]] = OneBatchAhead(encoder)
         self.config = config
         self.extract = extract
         self.item_fps = item_fps
@@ -264,11 +272,17 @@ class _Streams:
                     else:
                         self._take(item, batch)
                     # A full batch runs now; a partial one when no clip is waiting (the decoders
-                    # are the bottleneck then, and a video may be waiting for its last clips).
-                    if len(batch) >= self.config.batch_size or (batch and self.queue.empty()):
+                    # are the bottleneck then, and a video may be waiting for its last clips),
+                    # and then its features are read back rather than wait for the next batch.
+                    if len(batch) >= self.config.batch_size:
                         self._embed(batch)
+                    if self.queue.empty():
+                        if batch:
+                            self._embed(batch)
+                        self._store(self.ahead.collect())
                 if batch:
                     self._embed(batch)
+                self._store(self.ahead.collect())
         finally:
             # On an error or Ctrl-C: stop the threads, and their decoders now (a thread waiting on
             # a slow video would not notice), so Ctrl-C is immediate and no child outlives us.
@@ -287,9 +301,11 @@ class _Streams:
             raise item[1]
         if kind == "clip":
             _, progress, clip_index, array = item
-            if clip_index == 0 and (progress.features or any(b[0] is progress for b in batch)):
-                progress.generation += 1  # decoding started over: forget what came before
-                progress.features.clear()
+            if clip_index == 0:
+                if progress.began:
+                    progress.generation += 1  # decoding started over: forget what came before
+                    progress.features.clear()
+                progress.began = True
             batch.append((progress, progress.generation, clip_index, array))
         elif kind == "failed":
             _, progress, error, sticky = item
@@ -300,14 +316,22 @@ class _Streams:
             self._finish_if_complete(progress)
 
     def _embed(self, batch: list[tuple[_Progress, int, int, np.ndarray]]) -> None:
-        tensors = torch.stack([torch.from_numpy(array) for *_, array in batch])
-        features = self.encoder.embed(tensors).float().cpu().numpy()
+        """Queue ``batch`` on the model (and empty it); store the batch queued before it."""
+        tensors = stack_for(self.device, [torch.from_numpy(array) for *_, array in batch])
+        keys = [(progress, generation, clip_index) for progress, generation, clip_index, _ in batch]
+        batch.clear()
+        self._store(self.ahead.submit(keys, tensors))
+
+    def _store(self, embedded: tuple[list[tuple[_Progress, int, int]], np.ndarray] | None) -> None:
+        """Keep a batch's features (those of a decoding since started over are dropped)."""
+        if embedded is None:
+            return
+        keys, features = embedded
         touched = []
-        for (progress, generation, clip_index, _), row in zip(batch, features, strict=True):
+        for (progress, generation, clip_index), row in zip(keys, features, strict=True):
             if generation == progress.generation:
                 progress.features[clip_index] = row
                 touched.append(progress)
-        batch.clear()
         for progress in dict.fromkeys(touched):
             self._finish_if_complete(progress)
 
