@@ -85,15 +85,18 @@ def caption_bundle(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture
 def fake_backends() -> Iterator[None]:
-    """The test-only decoding backends ``hanging`` and ``crashing`` (see videos.py), registered for
-    one test; decode workers see them only when started with fork (mark the test ``fork_only``)."""
+    """The test-only decoding backends ``hanging``, ``slow`` and ``crashing`` (see videos.py),
+    registered for one test; decode workers see them only when started with fork (mark the test
+    ``fork_only``)."""
     from vidcap.video.backends import register_backend, unregister_backend
-    from videos import HangingReader, crashing_reader
+    from videos import HangingReader, SlowReader, crashing_reader
 
     register_backend("hanging", "av", HangingReader)
+    register_backend("slow", "av", SlowReader)
     register_backend("crashing", "av", crashing_reader)
     yield
     unregister_backend("hanging")
+    unregister_backend("slow")
     unregister_backend("crashing")
 
 

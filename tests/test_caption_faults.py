@@ -16,26 +16,16 @@ from pathlib import Path
 import pytest
 from tests import test_finetune_caption as captioning
 from tests.test_finetune_caption import Run, Video, bart_bundle, invoke
-from tests.videos import FFMPEG, HangingReader, crashing_reader, ffmpeg, fork_only
+from tests.videos import FFMPEG, ffmpeg, fork_only, trap_reader
 
 from vidcap.inference import pipeline
 from vidcap.inference.captioner import Captioner
 from vidcap.video import DecodeWorker
-from vidcap.video.backends import Reader, register_backend, unregister_backend
-from vidcap.video.backends.pyav_backend import PyAVReader
+from vidcap.video.backends import register_backend, unregister_backend
 from vidcap.video.errors import DecoderCrashedError, DecodeTimeoutError
 
 bart = captioning.bart  # the module's fixtures: a tiny BART bundle, the synthetic videos
 videos = captioning.videos
-
-
-def _trap_reader(path: Path) -> Reader:
-    """PyAV, except for files named hang* (the decoder hangs) and crash* (it segfaults)."""
-    if path.name.startswith("hang"):
-        return HangingReader(path)
-    if path.name.startswith("crash"):
-        return crashing_reader(path)
-    return PyAVReader(path)
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ def trap_bundle(bart: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> P
     info = json.loads((bundle / "vidcap.json").read_text())
     info["extract"]["backend"] = "trap"
     (bundle / "vidcap.json").write_text(json.dumps(info))
-    register_backend("trap", "av", _trap_reader)
+    register_backend("trap", "av", trap_reader)
     monkeypatch.setattr(pipeline, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
     yield bundle
     unregister_backend("trap")
@@ -81,7 +71,9 @@ def test_hung_and_crashed_decoders_fail_their_videos_only(
     timeout, crash = results[1], results[2]
     assert isinstance(timeout, DecodeTimeoutError) and isinstance(crash, DecoderCrashedError)
     assert (
-        str(timeout) == f"decoding {paths[1]} took longer than the 2 s time limit and was stopped."
+        str(timeout)
+        == f"decoding {paths[1]} stalled: the decoder sent nothing for 2 s (the time limit) and "
+        "was stopped."
     )
     assert "crash.mp4" in str(crash) and "SIGSEGV" in str(crash)
     assert elapsed < 30  # the hang cost its 2 s, not an hour
@@ -99,7 +91,7 @@ def test_caption_cli_reports_hang_and_crash_and_goes_on(
     assert done == [str(paths[0]), str(paths[3])]
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 3, run.stderr
-    assert "hang.mp4 took longer than the 2 s time limit" in errors[0]
+    assert "hang.mp4 stalled: the decoder sent nothing for 2 s" in errors[0]
     assert "crash.mp4" in errors[1] and "crashed" in errors[1]
     assert errors[2] == "error: 2 of 4 videos could not be captioned."
 
@@ -182,20 +174,25 @@ def test_two_processes_write_the_one_process_output(
 
     bundle, paths = bart_bundle(bart), _three(videos)
     paths.insert(1, str(tmp_path / "missing.mp4"))  # a failure in the middle, reported in order
-    one = tmp_path / "one.jsonl"
-    single = invoke("caption", *paths, "-m", bundle, "-f", "jsonl", "-o", one)
+    one, one_html = tmp_path / "one.jsonl", tmp_path / "one-report"
+    single = invoke("caption", *paths, "-m", bundle, "-f", "jsonl", "-o", one, "--html", one_html)
     assert single.exit_code == 1
-    two = tmp_path / "two.jsonl"
+    two, two_html = tmp_path / "two.jsonl", tmp_path / "two-report"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          "--master_port", str(free_port()), "-m", "vidcap", "caption", *paths, "-m", str(bundle),
-         "-f", "jsonl", "-o", str(two)],
+         "-f", "jsonl", "-o", str(two), "--html", str(two_html)],
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
     )  # fmt: skip
     assert result.returncode != 0  # the missing video: exit 1, as with one process
     assert two.read_text() == one.read_text(), result.stderr[-3000:]
     assert "missing.mp4 does not exist" in result.stderr
     assert "1 of 4 videos could not be captioned." in result.stderr
+    # The report holds every process's videos (a page and a storyboard each), as one process's.
+    files = [sorted(p.relative_to(d) for p in d.rglob("*")) for d in (one_html, two_html)]
+    assert files[0] == files[1] and len([f for f in files[0] if f.suffix == ".png"]) == 3
+    index = (two_html / "index.html").read_text()
+    assert all(Path(p).name in index for p in paths)
 
 
 @pytest.mark.slow

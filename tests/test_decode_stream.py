@@ -94,9 +94,14 @@ def test_stream_hang_is_a_timeout_and_crash_falls_back(coded: Path, fake_backend
     # fork: the child inherits the test-only backends registered in this process.
     with DecodeWorker(start_method="fork") as worker:
         start = time.monotonic()
-        with pytest.raises(DecodeTimeoutError, match=r"coded\.avi took longer than the 1\.5 s"):
+        with pytest.raises(DecodeTimeoutError, match=r"coded\.avi stalled: .* nothing for 1\.5 s"):
             list(worker.stream(coded, timeout=1.5, backend="hanging", size=32))
         assert time.monotonic() - start < 20
+        # A decoder slower than the limit in all (67 frames at 50 ms) but never silent for long.
+        start = time.monotonic()
+        slow = worker.stream(coded, timeout=1.0, backend="slow", size=32, chunk_frames=4)
+        assert len(_all(slow)) == 67 and slow.meta["backend"] == "slow"
+        assert time.monotonic() - start > 3.0
         stream = worker.stream(coded, timeout=60, backend=["crashing", "pyav"], size=32)
         assert len(_all(stream)) == 67
         assert stream.meta["backend"] == "pyav"

@@ -174,7 +174,34 @@ class HangingReader(Reader):
         yield 0.0, np.zeros((resize[1], resize[0], 3), np.uint8)
 
 
+class SlowReader(Reader):
+    """Decodes correctly (as PyAV) but slowly: 50 ms per frame, like a long high-resolution video
+    on a busy machine. Never silent for long, so no time limit on silence should stop it."""
+
+    name = "slow"
+    delay_s = 0.05
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reader = PyAVReader(path)
+        self.info = self.reader.info
+
+    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+        for item in self.reader.frames(fps, resize):
+            time.sleep(self.delay_s)
+            yield item
+
+
 def crashing_reader(path: Path) -> Reader:
     """A backend whose decoder segfaults on opening ``path`` (kills the process it runs in)."""
     os.kill(os.getpid(), signal.SIGSEGV)
     raise AssertionError("unreachable")
+
+
+def trap_reader(path: Path) -> Reader:
+    """PyAV, except for files named hang* (the decoder hangs) and crash* (it segfaults)."""
+    if path.name.startswith("hang"):
+        return HangingReader(path)
+    if path.name.startswith("crash"):
+        return crashing_reader(path)
+    return PyAVReader(path)

@@ -195,8 +195,6 @@ def caption_command(
         strict=True,
     )
 
-    reported: list[ReportVideo] = []
-
     def caption_one(path: str) -> CaptionedVideo:
         storyboard, result = next(outcomes)
         if isinstance(result, VidcapError):
@@ -207,8 +205,6 @@ def caption_command(
                 highlight=False,
                 soft_wrap=True,
             )
-        if html is not None:
-            reported.append(ReportVideo(result, result.thumbnails))
         if storyboard is not None and not result.captions:  # a dense model that found no event
             stderr.print(
                 f"no events found in {escape(path)}; no storyboard for it", highlight=False
@@ -216,7 +212,9 @@ def caption_command(
         elif storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
-        result.thumbnails = []  # drawn: not carried further (nor sent between processes)
+        if html is None:
+            result.thumbnails = []  # drawn: not carried further (nor sent between processes)
+        # else kept for the report, which the main process writes from every process's results
         return result
 
     def write(results: list[CaptionedVideo], failures: list[Failure]) -> None:
@@ -231,6 +229,7 @@ def caption_command(
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
         if html is not None:
+            reported = [ReportVideo(result, result.thumbnails) for result in results]
             index = write_report(
                 html, reported, model_card(captioner.bundle), copy_videos, failures
             )

@@ -64,8 +64,9 @@ Timeout = Annotated[
     typer.Option(
         "--timeout",
         min=0.001,
-        help="Seconds a video's decoder may run before it is killed and that video fails "
-        "(a hung or crashed decoder never stops the others).",
+        help="Seconds a video's decoder may go without delivering frames before it is killed and "
+        "that video fails (a hung or crashed decoder never stops the others; a long video that "
+        "keeps delivering is never cut short).",
     ),
 ]
 

@@ -3,7 +3,7 @@
 Used by ``vidcap caption`` / ``evaluate`` (finetuned bundles) and by ``vidcap classify``
 (a pretrain's ``final/``): both record in ``vidcap.json`` the extract settings, the encoder and the
 codebook, so a video is turned into exactly the kind of visual words the model was trained on.
-Frames are decoded in a killable child process with a time limit per video, handed back in chunks
+Frames are decoded in a killable child process, stopped if it hangs, handed back in chunks
 and cut into clips as they come, so memory stays bounded by a chunk (plus, when asked, one small
 thumbnail per clip) whatever the video's length; only the frames the encoder reads are converted.
 """

@@ -34,7 +34,8 @@ class BackendUnavailableError(DecodeError):
 
 
 class DecodeTimeoutError(DecodeError):
-    """Decoding took longer than its time limit and the child process running it was killed."""
+    """The decoder sent nothing for its time limit (it hung) and the child process running it was
+    killed."""
 
 
 class DecoderCrashedError(DecodeError):

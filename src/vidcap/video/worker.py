@@ -1,4 +1,4 @@
-"""Decode in a child process that can be killed: a time limit per video and crash isolation.
+"""Decode in a child process that can be killed: a time limit on a stalled decoder, crash isolation.
 
 Native decoders can hang (decord deadlocks on some broken frame counts) or crash the process (a
 segfault on a corrupt stream). Running each video's decode in a child process turns both into an
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import multiprocessing as mp
 import os
 import pickle
 import signal
 import sys
-import time
 import traceback
 from collections.abc import Callable, Generator, Iterator
 from multiprocessing.connection import Connection
@@ -51,7 +51,8 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 600.0
 VIDEO_TIMEOUT_S = 120.0
-"""The time limit per video of the commands that decode user videos (``--timeout``'s default)."""
+"""How long a decoder of the commands that decode user videos may go without delivering anything
+before it is stopped (``--timeout``'s default)."""
 
 # Set in the child: the pipe to the parent, for progress messages sent while a call runs.
 _CHILD_CONN: Connection | None = None
@@ -61,6 +62,11 @@ def _child_main(conn: Connection, quiet: bool, start_method: str) -> None:
     """The child's loop: run each ``(fn, args, kwargs)`` received, send back its result or error."""
     global _CHILD_CONN
     _CHILD_CONN = conn
+    if start_method == "fork":
+        # What the parent held is never garbage-collected here: freeing an inherited object that
+        # holds native decoder state (a PyAV codec context whose FFmpeg threads stayed in the
+        # parent) blocked the child forever in pthread_cond_destroy.
+        gc.freeze()
     # A child is one core's worth of work (`--workers` children share the machine with the
     # model in the parent): torch's default of one thread per core in every child would
     # oversubscribe the cores, and its OpenMP threads spin while they wait. OpenCV's pool
@@ -217,12 +223,15 @@ class DecodeWorker:
         """Run ``fn(*args, **kwargs)`` in the child and return its result.
 
         Args:
-            timeout: seconds before the child is killed (None: no limit).
+            timeout: seconds the child may go without sending anything (an event or its answer)
+                before it is killed (None: no limit). Every event starts the count again, so a
+                long video that keeps sending progress is never cut short, and a hung decoder
+                costs this much after its last sign of life.
             what: how to name the work in error sentences (default: the function's name).
             on_event: receives ``(kind, value)`` for each :func:`send_event` made by ``fn``.
 
         Raises:
-            DecodeTimeoutError: ``fn`` ran longer than ``timeout``; the child was killed.
+            DecodeTimeoutError: ``fn`` sent nothing for ``timeout`` seconds; the child was killed.
             DecoderCrashedError: the child died (a native crash) before answering.
             Whatever ``fn`` raised (a ``VidcapError`` as it is; any other exception with the
             child's traceback attached as a note).
@@ -250,31 +259,25 @@ class DecodeWorker:
     ) -> Generator[tuple[str, Any], None, T]:
         """Run ``fn`` in the child; yield its events as they come, return its result.
 
-        The time limit counts only the time spent waiting for the child, not the time the caller
-        spends between two events (encoding the frames it was sent, say): the limit is the
-        decoder's. Closing the generator early kills the child (it may be blocked sending).
-        ``on_late_event`` gets the events still in the pipe when the child is killed.
+        The time limit is on the child's silence: it counts only the time spent waiting for the
+        child since its last message, not the time the caller spends between two events
+        (encoding the frames it was sent, say). Closing the generator early kills the child (it
+        may be blocked sending). ``on_late_event`` gets the events still in the pipe when the
+        child is killed.
         """
         what = what or f"{getattr(fn, '__name__', 'the call')}()"
         conn = self._ensure_child()
         self._tasks += 1
-        budget = timeout
         try:
             conn.send((fn, args, kwargs))
             while True:
-                if budget is not None and budget <= 0:
+                if not conn.poll(timeout):
                     self._kill(on_late_event)
                     raise DecodeTimeoutError(
-                        f"{what} took longer than the {timeout:g} s time limit and was stopped."
+                        f"{what} stalled: the decoder sent nothing for {timeout:g} s (the time "
+                        "limit) and was stopped."
                     )
-                waited = time.monotonic()
-                ready = conn.poll(budget)
-                message = conn.recv() if ready else None
-                if budget is not None:
-                    budget -= time.monotonic() - waited
-                if message is None:
-                    continue  # the budget check above fires next
-                kind, payload = message
+                kind, payload = conn.recv()
                 if kind == "event":
                     yield payload
                     continue
@@ -305,29 +308,30 @@ class DecodeWorker:
     ) -> dict[str, Any]:
         """:func:`~vidcap.video.extract.extract_frames` in the child, within ``timeout`` seconds.
 
-        If the child crashes while one backend runs, the next backends are tried in a fresh child
-        (while time is left); a timeout fails the video at once (the time limit is per video, not
-        per backend). A crashed or killed child's temporary output file is removed.
+        ``timeout`` is the longest the decoder may go without writing a chunk of frames (see
+        :meth:`call`). If the child crashes while one backend runs, the next backends are tried in
+        a fresh child; a timeout fails the video at once (a hung decoder is not retried with
+        another backend). A crashed or killed child's temporary output file is removed.
 
         Raises:
             DecodeError: as :func:`extract_frames` does, plus :class:`DecodeTimeoutError` and
                 :class:`DecoderCrashedError`.
         """
         candidates = resolve_backends(backend)
-        deadline = None if timeout is None else time.monotonic() + timeout
         crashed: dict[str, str] = {}
         while True:
             events: list[tuple[str, str]] = []
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 meta = self.call(
                     _extract_in_child,
                     path,
                     out_path,
                     backend=candidates,
-                    timeout=remaining,
+                    timeout=timeout,
                     what=f"decoding {path}",
-                    on_event=lambda kind, value, events=events: events.append((kind, value)),
+                    on_event=lambda kind, value, events=events: (
+                        events.append((kind, value)) if kind != "progress" else None
+                    ),
                     **options,
                 )
             except DecodeError as e:
@@ -338,8 +342,7 @@ class DecodeWorker:
                 backend_name = running[-1]
                 rest = candidates[candidates.index(backend_name) + 1 :]
                 crashed[backend_name] = str(e)
-                time_left = deadline is None or deadline - time.monotonic() > 0
-                if not rest or not time_left:
+                if not rest:
                     raise DecoderCrashedError(
                         f"the {backend_name} decoder crashed while reading {path} "
                         f"({self.last_exit_reason})."
@@ -363,11 +366,11 @@ class DecodeWorker:
         reads), the frames it leaves out are never converted nor sent: their rows are zeros.
 
         Backend fallback is extract's: a backend that fails or crashes is replaced by the next one
-        (in a fresh child after a crash) while time is left. When that happens after chunks were
-        handed out, decoding starts over and the next chunk has ``start == 0`` again: the consumer
-        drops what it had. ``timeout`` counts the time spent waiting for the decoder, not the time
-        the consumer spends on each chunk; the child cannot run ahead more than one chunk (the pipe
-        blocks it), so memory stays flat.
+        (in a fresh child after a crash). When that happens after chunks were handed out, decoding
+        starts over and the next chunk has ``start == 0`` again: the consumer drops what it had.
+        ``timeout`` is the longest the decoder may take to send its next chunk (the time the
+        consumer spends on each chunk does not count); the child cannot run ahead more than one
+        chunk (the pipe blocks it), so memory stays flat.
 
         Raises:
             DecodeError: as :func:`open_frames`, plus :class:`DecodeTimeoutError` and
@@ -421,15 +424,13 @@ class StreamedVideo:
     def __iter__(self) -> Iterator[Any]:
         candidates = self.candidates
         crashed: dict[str, str] = {}
-        budget = self.timeout
         while True:
             attempts: list[str] = []
-            started = time.monotonic()
             exchange = self.worker._exchange(
                 self.child,
                 (self.path,),
                 {"backend": candidates, **self.options},
-                budget,
+                self.timeout,
                 f"decoding {self.path}",
             )
             try:
@@ -451,9 +452,7 @@ class StreamedVideo:
                 name = attempts[-1]
                 rest = candidates[candidates.index(name) + 1 :]
                 crashed[name] = str(e)
-                if budget is not None:
-                    budget -= time.monotonic() - started
-                if not rest or (budget is not None and budget <= 0):
+                if not rest:
                     raise DecoderCrashedError(
                         f"the {name} decoder crashed while reading {self.path} "
                         f"({self.worker.last_exit_reason})."
@@ -524,6 +523,7 @@ def _extract_in_child(path: str | Path, out_path: str | Path, **options: Any) ->
         out_path,
         on_attempt=lambda name: send_event("attempt", name),
         on_temp=lambda tmp: send_event("temp", str(tmp)),
+        on_chunk=lambda frames: send_event("progress", frames),  # alive: the time limit restarts
         **options,
     )
 
