@@ -155,6 +155,9 @@ def test_a_bad_choice_is_a_usage_error_before_any_work(case: int, tmp_path: Path
         ),
         (["classify", "IN/v.mp4", "-m", "IN/m", "-t", "a [MASK]", "--top", "0"], "--top"),
         (["extract", "IN", "-o", "OUT", "--fps", "-20"], "--fps"),
+        (["extract", "IN", "-o", "OUT", "-j", "0"], "--workers"),
+        (["encode", "IN", "-o", "OUT", "-j", "many"], "--workers"),
+        (["encode", "IN", "-o", "OUT", "--loader-workers", "-1"], "--loader-workers"),
         (["quantize", "IN", "-o", "OUT", "--k", "1"], "--k"),
         (["evaluate", "IN", "--task", "classify"], "--task"),  # needs --template and --field
     ],
@@ -168,6 +171,35 @@ def test_a_bad_device_or_number_is_a_usage_error(
     assert list(tmp_path.iterdir()) == []
     if option == "--device":
         assert "must be auto, cpu, cuda, cuda:N or mps" in result.output
+
+
+@pytest.mark.parametrize(
+    "cores, launched, decoders, loaders",
+    [(2, None, 2, 2), (16, None, 16, 8), (64, "8", 8, 4), (6, None, 6, 3), (4, "8", 1, 2)],
+)
+def test_worker_counts_default_to_the_cores_of_this_process(
+    cores: int,
+    launched: str | None,
+    decoders: int,
+    loaders: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """auto: a decoder per core, and half the cores (2 to 8) preparing clips, out of this
+    process's share of the machine under a launcher (LOCAL_WORLD_SIZE processes on it)."""
+    from vidcap import distributed
+    from vidcap.cli.options import decode_workers, loader_workers
+
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    if launched is None:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", launched)
+    assert distributed.cores_per_process() == max(1, cores // int(launched or 1))
+    assert (decode_workers("auto"), loader_workers("auto")) == (decoders, loaders)
+    assert (decode_workers("3"), loader_workers("0"), decode_workers(" Auto ")) == (3, 0, decoders)
+    for bad in ("0", "-2", "1.5", "all"):
+        with pytest.raises(typer.BadParameter, match="must be auto or a whole number >= 1"):
+            decode_workers(bad)
 
 
 # --------------------------------------------------------------------------------------------------

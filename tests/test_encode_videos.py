@@ -20,6 +20,7 @@ from stage_helpers import free_port, index_of
 from vidcap.artifacts import read_upstream
 from vidcap.artifacts.readers import load_features, pipeline_settings
 from vidcap.cli import app
+from vidcap.distributed import cores_per_process
 from vidcap.encoders import ClipEncoder, EncoderOptions, register
 from vidcap.stages.encode import EncodeConfig, run_encode
 from vidcap.stages.encode_videos import run_encode_videos
@@ -27,6 +28,7 @@ from vidcap.stages.extract import ExtractConfig
 from vidcap.stages.inputs import resolve_inputs
 from vidcap.stages.quantize import QuantizeConfig, run_quantize
 from vidcap.video import Clip, clip_array, read_frames
+from videos import fork_only, trap_reader
 
 runner = CliRunner()
 IDS = ("synth-00000", "synth-00001", "synth-00002")
@@ -66,6 +68,7 @@ def test_from_videos_equals_extract_then_encode(
         "fps": 20.0, "size": 64, "crop": False, "clip_frames": 30, "backend": "auto",
     }  # fmt: skip
     assert ours["encoder"] == theirs["encoder"]
+    assert ours["decode"]["workers"] == cores_per_process()  # -j auto: a decoder per core
     item = index_of(out)["synth-00000"]
     assert item["n_clips"] == len(load_features(out / item["outputs"]["features"])["features"])
     assert item["backend"] and item["n_frames"] > 0
@@ -228,6 +231,52 @@ def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
             os.kill(int(child), 0)
     assert set(index_of(out)) == {"synth-00000"}  # the finished video is kept; nothing half-written
     assert not list(out.rglob(".tmp-*"))
+
+
+@fork_only
+@pytest.mark.slow
+def test_a_hung_or_crashing_decoder_fails_its_video_only(
+    synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder that hangs costs one --timeout and a sentence; one that segfaults, a sentence;
+    the videos around them are encoded as if they were not there."""
+    import functools
+    import time
+
+    from vidcap.stages import encode_videos
+    from vidcap.stages import extract as extract_stage
+    from vidcap.video import DecodeWorker
+    from vidcap.video.backends import register_backend, unregister_backend
+
+    good = video_files(synth_corpus)[:2]
+    hang, crash = tmp_path / "hang.mp4", tmp_path / "crash.mp4"
+    for copy in (hang, crash):
+        shutil.copy(good[0], copy)
+    # fork: the decode children inherit the test-only backend registered here.
+    register_backend("trap", "av", trap_reader)
+    monkeypatch.setattr(extract_stage, "BACKENDS", (*extract_stage.BACKENDS, "trap"))
+    monkeypatch.setattr(encode_videos, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
+    try:
+        inputs = resolve_inputs([str(p) for p in (good[0], hang, crash, good[1])])
+        extract = ExtractConfig(size=48, backend="trap", timeout=2.0, workers=1)
+        started = time.monotonic()
+        result = run_encode_videos(inputs, tmp_path / "out", EncodeConfig(), extract)
+        elapsed = time.monotonic() - started
+    finally:
+        unregister_backend("trap")
+    assert result.counts["ok"] == 2, result.failures
+    errors = dict(result.failures)
+    assert set(errors) == {"hang", "crash"}
+    assert "stalled: the decoder sent nothing for 2 s" in errors["hang"]
+    assert "crashed" in errors["crash"] and "SIGSEGV" in errors["crash"]
+    assert elapsed < 2.0 + 20  # the hang cost its 2 s (an hour's sleep otherwise)
+    # The good videos' features are those of a run without the bad ones.
+    alone = run_encode_videos(
+        resolve_inputs([str(p) for p in good]), tmp_path / "alone", EncodeConfig(),
+        ExtractConfig(size=48, backend="pyav"),
+    )  # fmt: skip
+    assert alone.ok
+    assert_same_features(tmp_path / "alone", tmp_path / "out", [p.stem for p in good])
 
 
 def _child_threads() -> int:

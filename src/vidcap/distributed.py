@@ -76,3 +76,15 @@ def current_processes() -> Processes:
     # Without a GPU, accelerate only forms a CPU (gloo) process group when asked to.
     state = PartialState(cpu=not torch.cuda.is_available())
     return Processes(rank=state.process_index, world_size=state.num_processes)
+
+
+def cores_per_process() -> int:
+    """The CPU cores this process may use (its affinity: what SLURM or a container grants),
+    divided among the processes a launcher started on this machine (``LOCAL_WORLD_SIZE``, set by
+    ``torchrun`` and ``accelerate launch``); at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:  # macOS, Windows: no affinity to read
+        cores = os.cpu_count() or 1
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, cores // local)

@@ -17,8 +17,12 @@ from vidcap.cli.options import (
     Device,
     RedoAll,
     StageShard,
+    decode_workers,
     parse_shard,
     positive,
+)
+from vidcap.cli.options import (
+    loader_workers as loader_workers_option,
 )
 from vidcap.distributed import current_processes
 from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
@@ -108,8 +112,14 @@ def encode_command(
     ] = "default",
     loader_workers: Annotated[
         int,
-        typer.Option("--loader-workers", min=0, help="Processes reading and preparing clips."),
-    ] = 2,
+        typer.Option(
+            "--loader-workers",
+            parser=loader_workers_option,
+            metavar="N|auto",
+            help="From an extract folder: processes reading and preparing clips; auto: half the "
+            "cores this process has, 2 to 8.",
+        ),
+    ] = "auto",  # type: ignore[assignment]  # parsed to an int by loader_workers_option
     fps: Annotated[
         float | None,
         typer.Option(
@@ -159,7 +169,8 @@ def encode_command(
         typer.Option(
             "--timeout",
             callback=positive,
-            help="From videos: seconds per video before its decoder is stopped (default: 120).",
+            help="From videos: seconds a video's decoder may go without delivering clips before "
+            "it is stopped and the video fails (default: 120).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
@@ -168,8 +179,10 @@ def encode_command(
         typer.Option(
             "--workers",
             "-j",
-            min=1,
-            help="From videos: videos decoded at once by each process (default: 1).",
+            parser=decode_workers,
+            metavar="N|auto",
+            help="From videos: videos decoded at once by each process (default: auto, one per "
+            "core it has).",
             rich_help_panel="From videos (as vidcap extract)",
         ),
     ] = None,
@@ -229,8 +242,10 @@ def encode_command(
         if frames_dir is not None:
             if given:
                 options = ", ".join("--" + k.replace("_", "-") for k in given)
+                apply, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
                 raise VidcapError(
-                    f"{options} apply to encoding from videos; the extract folder {frames_dir} fixed them already."
+                    f"{options} {apply} to encoding from videos; the extract folder {frames_dir} "
+                    f"fixed {them} already."
                 )
             result = run_encode(
                 frames_dir,
@@ -250,7 +265,7 @@ def encode_command(
                 resolved,
                 out,
                 config,
-                ExtractConfig(**given),
+                ExtractConfig(**{"workers": decode_workers("auto"), **given}),
                 processes,
                 force,
                 on_start=bar.on_start,

@@ -15,6 +15,7 @@ from vidcap.cli.options import (
     AsJson,
     RedoAll,
     StageShard,
+    decode_workers,
     parse_shard,
     positive,
 )
@@ -59,13 +60,22 @@ def extract_command(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", callback=positive, help="Seconds per video before its decoder is stopped."
+            "--timeout",
+            callback=positive,
+            help="Seconds a video's decoder may go without delivering frames (a hung decoder) "
+            "before it is stopped and the video fails.",
         ),
     ] = 120.0,
     workers: Annotated[
         int,
-        typer.Option("--workers", "-j", min=1, help="Videos decoded at once by each process."),
-    ] = 1,
+        typer.Option(
+            "--workers",
+            "-j",
+            parser=decode_workers,
+            metavar="N|auto",
+            help="Videos decoded at once by each process; auto: one per core it has.",
+        ),
+    ] = "auto",  # type: ignore[assignment]  # parsed to an int by decode_workers
     shard: StageShard = None,
     force: RedoAll = False,
     allow_failures: AllowFailures = False,
