@@ -1,11 +1,14 @@
 """The torchcodec backend beside PyAV on natural content (the shared cases run in test_video_decode).
 
 torchcodec needs a torch build it was compiled for (PyPI's 0.17.0 wheel links the CUDA torch); where
-it does not import, these tests skip with that reason and ``auto`` never tries it.
+it does not import, these tests skip with that reason and ``auto`` never tries it. CI runs them
+again where it imports (``.ci/run``'s second environment), with ``VIDCAP_REQUIRE_TORCHCODEC=1`` so
+that they fail there instead of skipping.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,9 @@ import pytest
 from vidcap.video import open_frames
 from vidcap.video.backends import AUTO_ORDER, get_backend
 from videos import ffmpeg, ffmpeg_encoders
+
+if os.environ.get("VIDCAP_REQUIRE_TORCHCODEC") == "1" and not get_backend("torchcodec").available():
+    raise RuntimeError("VIDCAP_REQUIRE_TORCHCODEC=1 but torchcodec does not import here")
 
 pytestmark = [
     pytest.mark.skipif(

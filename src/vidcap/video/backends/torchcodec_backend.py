@@ -5,8 +5,9 @@ frame k is then asked for by time, ``get_frames_played_at(begin + k / fps)``, a 
 time: torchcodec decodes in order and converts and resizes (in FFmpeg's filter graph,
 ``torchcodec.transforms.Resize``: bilinear, antialiased) only the frames shown, the same ones the
 :class:`~vidcap.video.resample.Resampler` picks for the other backends. torchcodec turns rotated
-videos upright itself. ``wanted`` is not honoured: every output is converted (skipping some would
-need their timestamps without decoding them, which the public API does not give).
+videos upright itself. Outputs ``wanted`` refuses (other than the last, which pads a partial
+clip) are never asked for: they come out as None, with their own output time as ``source_time``
+(the public API gives a frame's timestamp only by decoding it; nothing reads these).
 """
 
 from __future__ import annotations
@@ -72,12 +73,25 @@ class TorchCodecReader(Reader):
         w, h = resize
         step = max(1, min(_BATCH_FRAMES, _BATCH_BYTES // (w * h * 3)))
         times = self._output_times(decoder.metadata, fps)
+        last = len(times) - 1
         for start in range(0, len(times), step):
-            batches, error = _decode_at(decoder, times[start : start + step])
-            for batch in batches:
-                pts = (batch.pts_seconds - self._begin).tolist()
-                for i, source_time in enumerate(pts):
-                    yield source_time, batch.data[i].numpy()
+            outputs = range(start, min(start + step, len(times)))
+            asked = [k for k in outputs if self.wanted is None or k == last or self.wanted(k)]
+            batches, error = _decode_at(decoder, [times[k] for k in asked]) if asked else ([], None)
+            decoded = (
+                (source_time, batch.data[i].numpy())
+                for batch in batches
+                for i, source_time in enumerate((batch.pts_seconds - self._begin).tolist())
+            )
+            skipped = set(outputs).difference(asked)
+            for k in outputs:
+                if k in skipped:
+                    yield times[k] - self._begin, None
+                    continue
+                item = next(decoded, None)
+                if item is None:  # decoding stopped before this frame (error is set)
+                    break
+                yield item
             if error is not None:
                 # A damaged or missing packet mid-file: keep what was decoded, as PyAV does.
                 self.warnings.append(
