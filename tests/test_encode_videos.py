@@ -279,6 +279,42 @@ def test_a_hung_or_crashing_decoder_fails_its_video_only(
     assert_same_features(tmp_path / "alone", tmp_path / "out", [p.stem for p in good])
 
 
+def _miscounting_stream_clips(path: Path, **options: object) -> dict:
+    """stream_clips, counting one clip more than it sent (a clip cutter and a clip counter that
+    disagree): a video whose last clip never comes."""
+    from vidcap.video.clip_stream import stream_clips
+
+    meta = stream_clips(path, **options)
+    last = meta["clips"][-1]
+    meta["clips"].append({**last, "index": last["index"] + 1})
+    return meta
+
+
+@fork_only
+@pytest.mark.slow
+def test_a_video_whose_clips_do_not_all_come_back_is_failed_not_lost(
+    synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    from vidcap.stages import encode_videos
+    from vidcap.video import DecodeWorker
+
+    # fork: the child runs this module's function, as the parent's monkeypatch left it.
+    monkeypatch.setattr(encode_videos, "stream_clips", _miscounting_stream_clips)
+    monkeypatch.setattr(encode_videos, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
+    path = video_files(synth_corpus)[0]
+    out = tmp_path / "out"
+    result = run_encode_videos(
+        resolve_inputs([str(path)]), out, EncodeConfig(), ExtractConfig(size=48)
+    )
+    assert result.counts["failed"] == 1 and result.counts["ok"] == 0
+    ((video_id, error),) = result.failures
+    assert video_id == path.stem
+    assert "ended with" in error and "clips encoded" in error and "rerun to retry it" in error
+    assert index_of(out)[path.stem]["status"] == "failed"
+
+
 def _child_threads() -> int:
     import torch as child_torch
 

@@ -123,6 +123,7 @@ class _Progress:
     index: int
     generation: int = 0  # bumped when decoding starts over with another backend
     began: bool = False  # its first clip came (another first clip: decoding started over)
+    recorded: bool = False  # in the index, ok or failed
     features: dict[int, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] | None = None  # set when decoding finished
 
@@ -253,8 +254,9 @@ class _Streams:
         if not videos:
             return
         todo: queue.SimpleQueue[_Progress] = queue.SimpleQueue()
-        for n, video in enumerate(videos):
-            todo.put(_Progress(video, n))
+        progresses = [_Progress(video, n) for n, video in enumerate(videos)]
+        for progress in progresses:
+            todo.put(progress)
         threads = [
             threading.Thread(target=self._decode_all, args=(todo,), daemon=True, name="decode")
             for _ in range(min(self.extract.workers, len(videos)))
@@ -283,6 +285,9 @@ class _Streams:
                 if batch:
                     self._embed(batch)
                 self._store(self.ahead.collect())
+            for progress in progresses:
+                if not progress.recorded:  # never silently missing from the index
+                    self._fail(progress, self._unfinished(progress), False)
         finally:
             # On an error or Ctrl-C: stop the threads, and their decoders now (a thread waiting on
             # a slow video would not notice), so Ctrl-C is immediate and no child outlives us.
@@ -335,9 +340,17 @@ class _Streams:
         for progress in dict.fromkeys(touched):
             self._finish_if_complete(progress)
 
+    @staticmethod
+    def _unfinished(progress: _Progress) -> str:
+        total = len(progress.meta["clips"]) if progress.meta is not None else "an unknown number"
+        return (
+            f"encoding {progress.video.path} ended with {len(progress.features)} of {total} clips "
+            "encoded (its decoder sent fewer clips than it counted); rerun to retry it."
+        )
+
     def _finish_if_complete(self, progress: _Progress) -> None:
         meta = progress.meta
-        if meta is None or len(progress.features) < len(meta["clips"]):
+        if progress.recorded or meta is None or len(progress.features) < len(meta["clips"]):
             return
         video = progress.video
         info = self._info(video)
@@ -357,9 +370,11 @@ class _Streams:
             )
         except OSError as e:
             raise (as_resource_error(e, self.stage.path) or e) from None
+        progress.recorded = True
         self._record(record, len(clips))
 
     def _fail(self, progress: _Progress, error: str, sticky: bool) -> None:
+        progress.recorded = True
         video = progress.video
         record = ItemRecord(
             video.id,
