@@ -322,7 +322,10 @@ def test_a_shard_killed_with_sigkill_resumes(synth_corpus: Path, tmp_path: Path)
     inputs = [str(synth_corpus), str(long)]  # 9 videos: 0, 2, 4, 6 and zlong are shard 0's
     out = tmp_path / "frames"
     command = [sys.executable, "-m", "vidcap", "extract", *inputs, "--out", str(out)]
-    job = subprocess.Popen([*command, "--size", "32", "--shard", "0/2"], stderr=subprocess.PIPE)
+    # One video at a time (-j 1), so that zlong is the one being decoded when 00006 is recorded.
+    job = subprocess.Popen(
+        [*command, "--size", "32", "--shard", "0/2", "-j", "1"], stderr=subprocess.PIPE
+    )
     part = out / "index.shard0of2.jsonl"
     deadline = time.monotonic() + 120
     while job.poll() is None and time.monotonic() < deadline:
