@@ -107,10 +107,21 @@ def test_resume_skips_done_videos_and_retries_failed_ones(
     assert json.loads(changed.stdout)["counts"] == {"ok": 3, "failed": 0, "skipped": 0}
 
 
-def test_extract_options_with_a_frames_folder_are_refused(frames_dir: Path, tmp_path: Path) -> None:
+def test_extract_options_with_a_frames_folder_are_refused(
+    frames_dir: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
     run = encode(frames_dir, "--out", tmp_path / "f", "--fps", "10", "--timeout", "5")
     assert run.exit_code == 1
     assert "--fps, --timeout apply to encoding from videos" in run.output
+    one = encode(frames_dir, "--out", tmp_path / "f", "-j", "2")
+    assert one.exit_code == 1 and "-j applies" not in one.output
+    assert "--workers applies to encoding from videos" in one.output
+    # ... and the one option of an extract folder, with videos
+    video = video_files(synth_corpus)[0]
+    loaders = encode(video, "--out", tmp_path / "g", "--loader-workers", "3")
+    assert loaders.exit_code == 1
+    assert "--loader-workers applies to encoding from an extract folder" in loaders.output
+    assert not (tmp_path / "f").exists() and not (tmp_path / "g").exists()
 
 
 class PickTwo(ClipEncoder):

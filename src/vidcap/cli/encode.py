@@ -111,15 +111,17 @@ def encode_command(
         ),
     ] = "default",
     loader_workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--loader-workers",
             parser=loader_workers_option,
             metavar="N|auto",
-            help="From an extract folder: processes reading and preparing clips; auto: half the "
-            "cores this process has, 2 to 8.",
+            help="From an extract folder: processes reading and preparing clips (default: auto, "
+            "half the cores this process has, 2 to 8). From videos the decode workers (-j) "
+            "prepare them.",
+            show_default=False,
         ),
-    ] = "auto",  # type: ignore[assignment]  # parsed to an int by loader_workers_option
+    ] = None,
     fps: Annotated[
         float | None,
         typer.Option(
@@ -220,7 +222,9 @@ def encode_command(
         dtype=dtype,
         save_dtype=save_dtype,
         weights=weights,
-        loader_workers=loader_workers,
+        loader_workers=loader_workers
+        if loader_workers is not None
+        else loader_workers_option("auto"),
     )
     processes = current_processes()
     with stage_progress("encoding", processes) as bar:
@@ -239,6 +243,11 @@ def encode_command(
         }
         given = {k: v for k, v in from_videos.items() if v is not None}
         frames_dir = _extract_folder(inputs)
+        if frames_dir is None and loader_workers is not None:
+            raise VidcapError(
+                "--loader-workers applies to encoding from an extract folder; from videos, the "
+                "decode workers (-j) prepare the clips."
+            )
         if frames_dir is not None:
             if given:
                 options = ", ".join("--" + k.replace("_", "-") for k in given)
