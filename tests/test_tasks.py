@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from vidcap.cli import app
 from vidcap.metrics.qa import exact_match, normalize_answer, prior_answers
+from videos import fork_only
 
 runner = CliRunner()
 
@@ -260,3 +261,69 @@ def test_a_finetuned_bundle_goes_on_training_on_another_task(
 def test_zero_intervals_are_refused(pretrain: Path) -> None:
     result = invoke("finetune", pretrain, "--out", pretrain.parent / "x", "--eval-every", "0")
     assert result.exit_code == 1 and "--eval-every must be >= 1" in result.output
+
+
+def _trap_copy(bundle: Path, to: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``bundle`` decoding with the trap backend (hang* files hang, crash* files segfault) in
+    forked decode workers, which inherit the test-only backend registered here."""
+    import functools
+    import shutil
+
+    from vidcap.inference import pipeline
+    from vidcap.video import DecodeWorker
+    from vidcap.video.backends import register_backend
+    from videos import trap_reader
+
+    shutil.copytree(bundle, to)
+    info = json.loads((to / "vidcap.json").read_text())
+    info["extract"]["backend"] = "trap"
+    (to / "vidcap.json").write_text(json.dumps(info))
+    register_backend("trap", "av", trap_reader)
+    monkeypatch.setattr(pipeline, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
+    return to
+
+
+@fork_only
+@pytest.mark.slow
+def test_answer_and_summarize_fail_a_hung_or_crashing_decoders_video_only(
+    qa_bundle: Path,
+    summary_bundle: Path,
+    synth_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As caption: a hang costs its --timeout and one sentence, a segfault one sentence."""
+    import shutil
+    import time
+
+    from vidcap.video.backends import unregister_backend
+
+    video = first_video(synth_corpus)
+    hang, crash = tmp_path / "hang.mp4", tmp_path / "crash.mp4"
+    for copy in (hang, crash):
+        shutil.copy(video, copy)
+    try:
+        qa = _trap_copy(qa_bundle, tmp_path / "qa", monkeypatch)
+        summary = _trap_copy(summary_bundle, tmp_path / "summary", monkeypatch)
+        asked = ("-q", "how many objects are there?", "--timeout", "2")
+        started = time.monotonic()
+        hung = invoke("answer", hang, *asked, "--model", qa)
+        assert time.monotonic() - started < 2 + 30  # its 2 s, not the hour the decoder sleeps
+        crashed = invoke("answer", crash, *asked, "--model", qa)
+        fine = invoke("answer", video, *asked, "--model", qa)
+        summaries = invoke(
+            "summarize", video, hang, crash, "--model", summary, "--timeout", "2", "--json"
+        )
+    finally:
+        unregister_backend("trap")
+    assert (
+        hung.exit_code == 1 and "hang.mp4 stalled: the decoder sent nothing for 2 s" in hung.output
+    )
+    assert crashed.exit_code == 1 and "crashed" in crashed.output and "SIGSEGV" in crashed.output
+    assert fine.exit_code == 0 and len(fine.stdout.splitlines()) == 1
+    assert "Traceback" not in hung.output + crashed.output + summaries.output
+    assert summaries.exit_code == 1
+    assert [json.loads(line)["video"] for line in summaries.stdout.splitlines()] == [str(video)]
+    errors = [line for line in summaries.stderr.splitlines() if line.startswith("error:")]
+    assert "hang.mp4 stalled" in errors[0] and "crash.mp4" in errors[1]
+    assert errors[-1] == "error: 2 of 3 videos could not be summarized."
