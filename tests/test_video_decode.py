@@ -640,6 +640,20 @@ def test_run_with_timeout_kills_a_hanging_call() -> None:
     )
 
 
+def test_huge_limits_work_and_a_parent_error_leaves_no_call_behind() -> None:
+    """poll() refuses waits past 24.8 days; and a call the parent gives up on for its own error
+    must not leave the child mid-call, whose late reply would answer the next call."""
+    import math
+    import operator
+
+    with DecodeWorker() as worker:
+        assert worker.call(operator.add, 1, 2, timeout=1e10) == 3
+        assert worker.call(operator.add, "a", "b", timeout=math.inf) == "ab"
+        with pytest.raises(TypeError):
+            worker.call(time.sleep, 0.5, timeout="soon")  # type: ignore[arg-type]
+        assert worker.call(operator.add, 3, 4, timeout=30) == 7  # not sleep's late None
+
+
 @pytest.mark.slow
 def test_worker_extracts_in_a_child_process(vids: dict[str, Path], tmp_path: Path) -> None:
     with DecodeWorker() as worker:
@@ -678,6 +692,22 @@ def test_hanging_decode_is_killed_and_reported(
         assert list(tmp_path.iterdir()) == []  # the killed child's temp file is gone
         # The worker starts a fresh child for the next video.
         assert worker.extract(vids["mjpeg.avi"], tmp_path / "ok.npy", timeout=60)["n_frames"] == 30
+
+
+def test_a_stream_whose_timestamps_run_far_past_its_duration_is_cut(vids: dict[str, Path]) -> None:
+    """The time limit is on silence, so output is what bounds a broken file: twice the reported
+    duration plus a minute (here 1 s claimed: 62 s at 20 fps), then a warning."""
+    from videos import JumpingReader
+
+    register_backend("jumping", "av", JumpingReader)
+    try:
+        with open_frames(vids["mjpeg.avi"], fps=20, size=32, backend="jumping") as stream:
+            n = sum(len(chunk) for chunk in stream)
+            warnings = stream.warnings
+    finally:
+        unregister_backend("jumping")
+    assert n == (2 * 1 + 60) * 20
+    assert any("was cut after 62 s of output" in w and "reports 1.00 s" in w for w in warnings)
 
 
 @fork_only

@@ -8,7 +8,9 @@ frame each output frame came from.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import os
 import shutil
 import signal
@@ -172,6 +174,22 @@ class HangingReader(Reader):
     def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
         time.sleep(3600)
         yield 0.0, np.zeros((resize[1], resize[0], 3), np.uint8)
+
+
+class JumpingReader(Reader):
+    """A file whose container claims 1 s but whose timestamps then run on (a splice, a jump of a
+    day): the resampler would repeat its frames for the whole gap. Endless here."""
+
+    name = "jumping"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.info = dataclasses.replace(PyAVReader(path).info, duration=1.0)
+
+    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+        frame = np.zeros((resize[1], resize[0], 3), np.uint8)
+        for k in itertools.count():
+            yield k / fps, frame
 
 
 class SlowReader(Reader):

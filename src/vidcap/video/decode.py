@@ -15,6 +15,7 @@ restarting with those backends.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -104,6 +105,20 @@ class FrameStream:
         reader_warnings = self._reader.warnings if self._reader is not None else []
         return [*reader_warnings, *self._warnings]
 
+    def output_limit(self) -> int | None:
+        """The most frames this stream hands out: twice the container's reported duration plus a
+        minute (None when it reports none).
+
+        The time limit on a decoder is on its silence, and a stream whose timestamps jump (a
+        broken or spliced file) makes the resampler repeat a frame for the whole gap, every chunk
+        a sign of life: without a bound, a 10-second file could fill the disk with hours of one
+        frame. The bound is generous, so a header that understates a real video's length a
+        little loses nothing.
+        """
+        if not self.info.duration:
+            return None
+        return math.ceil((2.0 * self.info.duration + 60.0) * self.fps)
+
     def __iter__(self) -> Iterator[FrameChunk]:
         if self._started:
             raise RuntimeError("a FrameStream can only be iterated once")
@@ -115,8 +130,12 @@ class FrameStream:
             buffer = allocate((self.chunk_frames, h, w, 3), dtype=np.uint8)
             times = np.empty(self.chunk_frames, dtype=np.float64)
             n = 0
+            limit = self.output_limit()
             try:
                 while n < self.chunk_frames:
+                    if limit is not None and self.n_frames + n >= limit:
+                        self._stop_at_limit(limit)
+                        break
                     item = self._next_frame()
                     if item is None:
                         break
@@ -138,6 +157,18 @@ class FrameStream:
             if n < self.chunk_frames:
                 self._check_length()
                 return
+
+    def _stop_at_limit(self, limit: int) -> None:
+        """Past :meth:`output_limit`: the rest of the stream is dropped, with a warning."""
+        if self._frames is not None and hasattr(self._frames, "close"):
+            self._frames.close()  # the backend's generator: nothing more is read from it
+        self._frames = iter(())
+        self._pending = None
+        self._warnings.append(
+            f"{self.path} was cut after {limit / self.fps:.0f} s of output: its container reports "
+            f"{self.info.duration:.2f} s, and its timestamps run past twice that (the file is "
+            "broken or spliced)."
+        )
 
     def _next_frame(self) -> tuple[float, np.ndarray | None] | None:
         if self._pending is not None:

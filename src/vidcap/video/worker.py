@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import gc
+import math
 import multiprocessing as mp
 import os
 import pickle
@@ -105,6 +106,21 @@ def _child_main(conn: Connection, quiet: bool, start_method: str) -> None:
             conn.send(reply)
         except Exception as e:  # an unpicklable result
             conn.send(("error", _portable(e)))
+
+
+_POLL_SLICE_S = 86_400.0  # Connection.poll refuses waits past about 24.8 days: wait in slices
+
+
+def _wait_for(conn: Connection, timeout: float | None) -> bool:
+    """Whether a message came within ``timeout`` seconds (None or infinity: no limit)."""
+    if timeout is None or math.isinf(timeout):
+        return conn.poll(None)
+    left = timeout
+    while left > _POLL_SLICE_S:
+        if conn.poll(_POLL_SLICE_S):
+            return True
+        left -= _POLL_SLICE_S
+    return conn.poll(left)
 
 
 def _portable(error: BaseException) -> tuple[BaseException, str]:
@@ -268,10 +284,11 @@ class DecodeWorker:
         what = what or f"{getattr(fn, '__name__', 'the call')}()"
         conn = self._ensure_child()
         self._tasks += 1
+        child_error: BaseException | None = None
         try:
             conn.send((fn, args, kwargs))
             while True:
-                if not conn.poll(timeout):
+                if not _wait_for(conn, timeout):
                     self._kill(on_late_event)
                     raise DecodeTimeoutError(
                         f"{what} stalled: the decoder sent nothing for {timeout:g} s (the time "
@@ -286,6 +303,7 @@ class DecodeWorker:
                 error, child_traceback = payload
                 if not isinstance(error, VidcapError) and hasattr(error, "add_note"):
                     error.add_note(f"In the decode worker process:\n{child_traceback}")
+                child_error = error
                 raise error
         except (EOFError, BrokenPipeError, ConnectionResetError):
             self.last_exit_reason = _exit_reason(self._kill(on_late_event))
@@ -293,8 +311,10 @@ class DecodeWorker:
                 f"the decoder process crashed ({self.last_exit_reason}) during {what}."
             ) from None
         except BaseException as e:
-            # Ctrl-C, SystemExit, a caller that stopped reading: never leave a child running.
-            if not isinstance(e, Exception):
+            # The child's own error leaves it waiting for the next call. Anything else (Ctrl-C, a
+            # caller that stopped reading, an error here) may leave it mid-call, and its late
+            # reply would answer the next call: never leave such a child running.
+            if e is not child_error:
                 self._kill()
             raise
 
