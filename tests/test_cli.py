@@ -189,7 +189,10 @@ def test_worker_counts_default_to_the_cores_of_this_process(
     from vidcap import distributed
     from vidcap.cli.options import decode_workers, loader_workers
 
-    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(
+        distributed.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False
+    )
+    monkeypatch.setattr(distributed, "cpu_quota", lambda: None)
     if launched is None:
         monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     else:
@@ -200,6 +203,44 @@ def test_worker_counts_default_to_the_cores_of_this_process(
     for bad in ("0", "-2", "1.5", "all"):
         with pytest.raises(typer.BadParameter, match="must be auto or a whole number >= 1"):
             decode_workers(bad)
+
+
+@pytest.mark.parametrize(
+    "v2, v1, quota, cores",
+    [
+        ("250000 100000\n", None, 2.5, 2),  # docker --cpus 2.5 on a 16-core host: 2 decoders
+        ("max 100000\n", None, None, 16),  # no limit
+        (None, ("400000", "100000"), 4.0, 4),  # cgroup v1
+        (None, ("-1", "100000"), None, 16),  # v1, no limit
+        ("50000 100000\n", None, 0.5, 1),  # half a CPU: still one
+    ],
+)
+def test_a_containers_cpu_quota_caps_the_auto_counts(
+    v2: str | None,
+    v1: tuple[str, str] | None,
+    quota: float | None,
+    cores: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vidcap import distributed
+
+    paths = {
+        "CGROUP_CPU_MAX": v2,
+        "CGROUP_V1_QUOTA": v1 and v1[0],
+        "CGROUP_V1_PERIOD": v1 and v1[1],
+    }
+    for name, text in paths.items():
+        path = tmp_path / name  # absent unless written: as on a machine without that cgroup
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setattr(distributed, name, path)
+    monkeypatch.setattr(
+        distributed.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False
+    )
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert distributed.cpu_quota() == quota
+    assert distributed.cores_per_process() == cores
 
 
 # --------------------------------------------------------------------------------------------------

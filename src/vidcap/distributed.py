@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -78,13 +79,41 @@ def current_processes() -> Processes:
     return Processes(rank=state.process_index, world_size=state.num_processes)
 
 
+# Where a container's CPU quota is (cgroup v2, then v1): Docker's --cpus and Kubernetes' CPU
+# limits are quotas, which the affinity mask does not show.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def cpu_quota() -> float | None:
+    """The CPUs a container's CPU quota allows (e.g. 2.5), or None when there is none."""
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(CGROUP_V1_QUOTA.read_text())
+        period_us = int(CGROUP_V1_PERIOD.read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+
+
 def cores_per_process() -> int:
-    """The CPU cores this process may use (its affinity: what SLURM or a container grants),
-    divided among the processes a launcher started on this machine (``LOCAL_WORLD_SIZE``, set by
-    ``torchrun`` and ``accelerate launch``); at least 1."""
+    """The CPU cores this process may use, divided among the processes a launcher started on
+    this machine (``LOCAL_WORLD_SIZE``, set by ``torchrun`` and ``accelerate launch``); at least 1.
+
+    The cores are the affinity mask (what SLURM's ``--cpus-per-task`` or ``taskset`` grant), and
+    no more than a container's CPU quota (``docker --cpus``, a Kubernetes limit), whole CPUs.
+    """
     if hasattr(os, "sched_getaffinity"):
         cores = len(os.sched_getaffinity(0))
     else:  # macOS, Windows: no affinity to read
         cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    if quota is not None:
+        cores = min(cores, max(1, int(quota)))
     local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     return max(1, cores // local)
