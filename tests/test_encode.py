@@ -18,6 +18,7 @@ from stage_helpers import free_port, index_of
 from vidcap.artifacts.readers import load_features
 from vidcap.cli import app
 from vidcap.encoders import ClipEncoder, EncoderOptions, register
+from vidcap.stages.encode import EncodeConfig, run_encode
 
 runner = CliRunner()
 
@@ -265,3 +266,22 @@ def test_two_processes_match_one(frames_dir: Path, tmp_path: Path) -> None:
         a = load_features(single / one[video_id]["outputs"]["features"])["features"]
         b = load_features(double / two[video_id]["outputs"]["features"])["features"]
         assert np.array_equal(a, b)
+
+
+def test_a_video_with_no_clips_is_failed_not_lost(frames_dir: Path, tmp_path: Path) -> None:
+    """An extract record listing no clips (an older or hand-edited index) gives nothing to
+    encode: the video is failed with a sentence, not left out of the index."""
+    import json
+    import shutil
+
+    frames = tmp_path / "frames"
+    shutil.copytree(frames_dir, frames)
+    lines = (frames / "index.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["clips"] = []
+    (frames / "index.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    result = run_encode(frames, tmp_path / "features", EncodeConfig(loader_workers=0))
+    assert dict(result.failures) == {
+        first["id"]: f"{first['id']} has no clips to encode (its extract record lists none)."
+    }
+    assert result.counts["ok"] == len(lines) - 1

@@ -31,7 +31,10 @@ def serve_command(
     timeout: Annotated[
         float,
         typer.Option(
-            "--timeout", min=0.1, help="Seconds a video may take to decode before it is a 504."
+            "--timeout",
+            min=0.1,
+            help="Seconds a video's decoder may go without delivering frames (it hung) before the "
+            "request is a 504.",
         ),
     ] = 120,
     allow_paths: Annotated[

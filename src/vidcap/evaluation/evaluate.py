@@ -130,7 +130,8 @@ def evaluate_bundle(
 
     With ``facts``, captions are also scored on the ground truth the corpus carries (the CLI
     passes the synthetic world's, ``vidcap.synth.facts``, which finds none in other corpora).
-    ``timeout``: seconds each video's decoder may take (a video past it is one failed video).
+    ``timeout``: seconds each video's decoder may go without delivering frames (a hung one is one
+    failed video).
     """
     captioner = Captioner.load(model_dir, timeout=timeout)
     corpus_path = corpus or (captioner.info.get("provenance") or {}).get("corpus")

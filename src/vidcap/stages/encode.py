@@ -267,6 +267,9 @@ def _encode_videos(
             if batch is not None:
                 store(ahead.submit(keys, batch))
         store(ahead.collect())
+    for index in list(pending):  # never silently missing from the index
+        video = by_index[index]
+        finish(video, None, f"{video.id} has no clips to encode (its extract record lists none).")
 
 
 def write_features(

@@ -147,7 +147,7 @@ class _Streams:
         self.stage = stage
         self.encoder = encoder
         self.device = device
-        # The model runs a batch ahead of reading features back (a GPU never waits for us).
+        # The model runs a batch ahead of reading features back (a GPU need not wait for us).
         self.ahead: OneBatchAhead[list[tuple[_Progress, int, int]]] = OneBatchAhead(encoder)
         self.config = config
         self.extract = extract
@@ -342,10 +342,12 @@ class _Streams:
 
     @staticmethod
     def _unfinished(progress: _Progress) -> str:
-        total = len(progress.meta["clips"]) if progress.meta is not None else "an unknown number"
+        path = progress.video.path
+        if progress.meta is None:
+            return f"decoding {path} never finished (its decoder sent no end); rerun to retry it."
         return (
-            f"encoding {progress.video.path} ended with {len(progress.features)} of {total} clips "
-            "encoded (its decoder sent fewer clips than it counted); rerun to retry it."
+            f"encoding {path} ended with {len(progress.features)} of {len(progress.meta['clips'])} "
+            "clips encoded (its decoder sent fewer clips than it counted); rerun to retry it."
         )
 
     def _finish_if_complete(self, progress: _Progress) -> None:

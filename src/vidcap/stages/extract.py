@@ -1,7 +1,7 @@
 """The extract stage: videos → clip-aligned frames at a fixed rate and size, one ``.npy`` per video.
 
 Each video is decoded in a killable child process (:class:`vidcap.video.DecodeWorker`) under a time
-limit, so a hanging or crashing decoder fails that video only. ``workers`` threads each drive one
+limit on its silence, so a hanging or crashing decoder fails that video only. ``workers`` threads each drive one
 child. Under ``accelerate launch`` / ``torchrun`` every process takes a disjoint share of the videos
 and the main process writes the one index and manifest; ``--shard K/N`` jobs fill one folder the
 same way without a process group (:class:`~vidcap.stages.base.ItemRun`).
@@ -45,7 +45,7 @@ class ExtractConfig:
     crop: bool = False  # centre-crop to a size-by-size square
     clip_frames: int = 30
     backend: ExtractBackend = "auto"
-    timeout: float = VIDEO_TIMEOUT_S  # seconds per video before its decoder is killed
+    timeout: float = VIDEO_TIMEOUT_S  # seconds a decoder may go without frames before it is killed
     workers: int = 1  # videos decoded at once by this process
 
     def __post_init__(self) -> None:

@@ -326,7 +326,7 @@ class DecodeWorker:
         backend: BackendChoice = "auto",
         **options: Any,
     ) -> dict[str, Any]:
-        """:func:`~vidcap.video.extract.extract_frames` in the child, within ``timeout`` seconds.
+        """:func:`~vidcap.video.extract.extract_frames` in the child, stopped if it hangs.
 
         ``timeout`` is the longest the decoder may go without writing a chunk of frames (see
         :meth:`call`). If the child crashes while one backend runs, the next backends are tried in
