@@ -3,7 +3,6 @@ time limit's cost) and the others go on; Ctrl-C exits 130 with one line and kill
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -16,12 +15,10 @@ from pathlib import Path
 import pytest
 from tests import test_finetune_caption as captioning
 from tests.test_finetune_caption import Run, Video, bart_bundle, invoke
-from tests.videos import FFMPEG, ffmpeg, fork_only, trap_reader
+from tests.videos import FFMPEG, ffmpeg, fork_only, trap_bundle_copy
 
-from vidcap.inference import pipeline
 from vidcap.inference.captioner import Captioner
-from vidcap.video import DecodeWorker
-from vidcap.video.backends import register_backend, unregister_backend
+from vidcap.video.backends import unregister_backend
 from vidcap.video.errors import DecoderCrashedError, DecodeTimeoutError
 
 bart = captioning.bart  # the module's fixtures: a tiny BART bundle, the synthetic videos
@@ -31,14 +28,7 @@ videos = captioning.videos
 @pytest.fixture
 def trap_bundle(bart: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The bundle, decoding with the trap backend in forked workers (which inherit it)."""
-    bundle = tmp_path / "bundle"
-    shutil.copytree(bart_bundle(bart), bundle)
-    info = json.loads((bundle / "vidcap.json").read_text())
-    info["extract"]["backend"] = "trap"
-    (bundle / "vidcap.json").write_text(json.dumps(info))
-    register_backend("trap", "av", trap_reader)
-    monkeypatch.setattr(pipeline, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
-    yield bundle
+    yield trap_bundle_copy(bart_bundle(bart), tmp_path / "bundle", monkeypatch)
     unregister_backend("trap")
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from vidcap.cli import app
 from vidcap.metrics.qa import exact_match, normalize_answer, prior_answers
-from videos import fork_only
+from videos import fork_only, trap_bundle_copy
 
 runner = CliRunner()
 
@@ -263,26 +263,6 @@ def test_zero_intervals_are_refused(pretrain: Path) -> None:
     assert result.exit_code == 1 and "--eval-every must be >= 1" in result.output
 
 
-def _trap_copy(bundle: Path, to: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``bundle`` decoding with the trap backend (hang* files hang, crash* files segfault) in
-    forked decode workers, which inherit the test-only backend registered here."""
-    import functools
-    import shutil
-
-    from vidcap.inference import pipeline
-    from vidcap.video import DecodeWorker
-    from vidcap.video.backends import register_backend
-    from videos import trap_reader
-
-    shutil.copytree(bundle, to)
-    info = json.loads((to / "vidcap.json").read_text())
-    info["extract"]["backend"] = "trap"
-    (to / "vidcap.json").write_text(json.dumps(info))
-    register_backend("trap", "av", trap_reader)
-    monkeypatch.setattr(pipeline, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
-    return to
-
-
 @fork_only
 @pytest.mark.slow
 def test_answer_and_summarize_fail_a_hung_or_crashing_decoders_video_only(
@@ -303,8 +283,8 @@ def test_answer_and_summarize_fail_a_hung_or_crashing_decoders_video_only(
     for copy in (hang, crash):
         shutil.copy(video, copy)
     try:
-        qa = _trap_copy(qa_bundle, tmp_path / "qa", monkeypatch)
-        summary = _trap_copy(summary_bundle, tmp_path / "summary", monkeypatch)
+        qa = trap_bundle_copy(qa_bundle, tmp_path / "qa", monkeypatch)
+        summary = trap_bundle_copy(summary_bundle, tmp_path / "summary", monkeypatch)
         asked = ("-q", "how many objects are there?", "--timeout", "2")
         started = time.monotonic()
         hung = invoke("answer", hang, *asked, "--model", qa)

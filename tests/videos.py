@@ -223,3 +223,21 @@ def trap_reader(path: Path) -> Reader:
     if path.name.startswith("crash"):
         return crashing_reader(path)
     return PyAVReader(path)
+
+
+def trap_bundle_copy(bundle: Path, to: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of ``bundle`` at ``to`` that decodes with :func:`trap_reader` in forked decode
+    workers (which inherit the test-only backend, registered here; unregister ``trap`` after)."""
+    import json
+
+    from vidcap.inference import pipeline
+    from vidcap.video import DecodeWorker
+    from vidcap.video.backends import register_backend
+
+    shutil.copytree(bundle, to)
+    info = json.loads((to / "vidcap.json").read_text())
+    info["extract"]["backend"] = "trap"
+    (to / "vidcap.json").write_text(json.dumps(info))
+    register_backend("trap", "av", trap_reader)
+    monkeypatch.setattr(pipeline, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
+    return to
