@@ -187,7 +187,7 @@ def test_worker_counts_default_to_the_cores_of_this_process(
     """auto: a decoder per core, and half the cores (2 to 8) preparing clips, out of this
     process's share of the machine under a launcher (LOCAL_WORLD_SIZE processes on it)."""
     from vidcap import distributed
-    from vidcap.cli.options import decode_workers, loader_workers
+    from vidcap.cli.options import parse_decode_workers, parse_loader_workers
 
     monkeypatch.setattr(
         distributed.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False
@@ -198,11 +198,15 @@ def test_worker_counts_default_to_the_cores_of_this_process(
     else:
         monkeypatch.setenv("LOCAL_WORLD_SIZE", launched)
     assert distributed.cores_per_process() == max(1, cores // int(launched or 1))
-    assert (decode_workers("auto"), loader_workers("auto")) == (decoders, loaders)
-    assert (decode_workers("3"), loader_workers("0"), decode_workers(" Auto ")) == (3, 0, decoders)
+    assert (parse_decode_workers("auto"), parse_loader_workers("auto")) == (decoders, loaders)
+    assert (
+        parse_decode_workers("3"),
+        parse_loader_workers("0"),
+        parse_decode_workers(" Auto "),
+    ) == (3, 0, decoders)
     for bad in ("0", "-2", "1.5", "all"):
         with pytest.raises(typer.BadParameter, match="must be auto or a whole number >= 1"):
-            decode_workers(bad)
+            parse_decode_workers(bad)
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,10 @@ from vidcap.cli.options import (
     Device,
     RedoAll,
     StageShard,
-    decode_workers,
+    parse_decode_workers,
+    parse_loader_workers,
     parse_shard,
     positive,
-)
-from vidcap.cli.options import (
-    loader_workers as loader_workers_option,
 )
 from vidcap.distributed import current_processes
 from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
@@ -114,7 +112,7 @@ def encode_command(
         int | None,
         typer.Option(
             "--loader-workers",
-            parser=loader_workers_option,
+            parser=parse_loader_workers,
             metavar="N|auto",
             help="From an extract folder: processes reading and preparing clips (default: auto, "
             "half the cores this process has, 2 to 8). From videos the decode workers (-j) "
@@ -181,7 +179,7 @@ def encode_command(
         typer.Option(
             "--workers",
             "-j",
-            parser=decode_workers,
+            parser=parse_decode_workers,
             metavar="N|auto",
             help="From videos: videos decoded at once by each process (default: auto, one per "
             "core it has).",
@@ -224,7 +222,7 @@ def encode_command(
         weights=weights,
         loader_workers=loader_workers
         if loader_workers is not None
-        else loader_workers_option("auto"),
+        else parse_loader_workers("auto"),
     )
     processes = current_processes()
     with stage_progress("encoding", processes) as bar:
@@ -274,7 +272,7 @@ def encode_command(
                 resolved,
                 out,
                 config,
-                ExtractConfig(**{"workers": decode_workers("auto"), **given}),
+                ExtractConfig(**{"workers": parse_decode_workers("auto"), **given}),
                 processes,
                 force,
                 on_start=bar.on_start,

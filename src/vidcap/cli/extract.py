@@ -15,7 +15,7 @@ from vidcap.cli.options import (
     AsJson,
     RedoAll,
     StageShard,
-    decode_workers,
+    parse_decode_workers,
     parse_shard,
     positive,
 )
@@ -71,11 +71,11 @@ def extract_command(
         typer.Option(
             "--workers",
             "-j",
-            parser=decode_workers,
+            parser=parse_decode_workers,
             metavar="N|auto",
             help="Videos decoded at once by each process; auto: one per core it has.",
         ),
-    ] = "auto",  # type: ignore[assignment]  # parsed to an int by decode_workers
+    ] = "auto",  # type: ignore[assignment]  # parsed to an int by parse_decode_workers
     shard: StageShard = None,
     force: RedoAll = False,
     allow_failures: AllowFailures = False,

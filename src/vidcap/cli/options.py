@@ -50,9 +50,7 @@ def parse_shard(value: str | None) -> Shard | None:
     return Shard(index, count)
 
 
-def _count_or_auto(value: str | int, auto: int, least: int) -> int:
-    if isinstance(value, int):  # typer hands over an int default as it is
-        return value
+def _count_or_auto(value: str, auto: int, least: int) -> int:
     text = value.strip().lower()
     if text == "auto":
         return auto
@@ -61,7 +59,7 @@ def _count_or_auto(value: str | int, auto: int, least: int) -> int:
     return int(text)
 
 
-def decode_workers(value: str | int) -> int:
+def parse_decode_workers(value: str) -> int:
     """``--workers`` / ``-j``: a count, or ``auto``: one decode process per core this process
     has (:func:`~vidcap.distributed.cores_per_process`). Each decode child keeps about one core
     busy (its torch and OpenCV run one thread each); on 2 cores ``-j 2`` extracted 1.4 x as fast
@@ -70,7 +68,7 @@ def decode_workers(value: str | int) -> int:
     return _count_or_auto(value, cores_per_process(), least=1)
 
 
-def loader_workers(value: str | int) -> int:
+def parse_loader_workers(value: str) -> int:
     """``--loader-workers``: a count, or ``auto``: half the cores this process has, 2 to 8. The
     loaders only resize and crop clips read from disk (one delivers about 700 clips/s of 224 px
     frames on this project's 2-core CI machine), and the other half of the cores run the model's

@@ -82,8 +82,9 @@ class Captioner(BundleModel):
         """Load a bundle written by ``vidcap finetune`` (checking it was trained for ``task``, or
         for one of the tasks of a tuple).
 
-        ``timeout``: seconds each video's decoder may go without delivering frames before it is killed and the video fails
-        with :class:`~vidcap.video.errors.DecodeTimeoutError` (None: no limit).
+        ``timeout``: seconds each video's decoder may go without delivering frames before it is
+        killed and the video fails with :class:`~vidcap.video.errors.DecodeTimeoutError` (None: no
+        limit).
         """
         bundle = Bundle.load(folder, "finetune")
         if bundle.stage != "finetune":

@@ -31,9 +31,9 @@ def _decode_error(error: BaseException) -> DecodeError | None:
 def status_of(error: VidcapError) -> int:
     """The HTTP status for an error met while serving a request.
 
-    A decoder silent for ``--timeout`` seconds (hung) is 504; a file that is not a video vidcap can decode is 415; any
-    other sentence about the input (too short to caption, say) is 422; a machine fault (disk
-    full, no memory) is 503: the request may work later.
+    A decoder silent for ``--timeout`` seconds (hung) is 504; a file that is not a video vidcap
+    can decode is 415; any other sentence about the input (too short to caption, say) is 422; a
+    machine fault (disk full, no memory) is 503: the request may work later.
     """
     if isinstance(error, RequestError):
         return error.status
