@@ -180,7 +180,10 @@ def test_two_processes_write_the_one_process_output(
     assert "1 of 4 videos could not be captioned." in result.stderr
     # The report holds every process's videos (a page and a storyboard each), as one process's.
     files = [sorted(p.relative_to(d) for p in d.rglob("*")) for d in (one_html, two_html)]
-    assert files[0] == files[1] and len([f for f in files[0] if f.suffix == ".png"]) == 3
+    storyboards = [f for f in files[0] if f.suffix == ".png"]
+    assert files[0] == files[1] and len(storyboards) == 3
+    # Drawn in each process and sent as PNG: the same pictures.
+    assert all((one_html / f).read_bytes() == (two_html / f).read_bytes() for f in storyboards)
     index = (two_html / "index.html").read_text()
     assert all(Path(p).name in index for p in paths)
 

@@ -436,3 +436,19 @@ def test_storyboard_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(VidcapError, match="column"):
         render_storyboard([_thumb((0, 0, 0))], _segments(1), tmp_path / "x.png", columns=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_storyboard_is_the_drawn_png_titled_with_the_video(tmp_path: Path) -> None:
+    """The report carries each storyboard as PNG bytes (drawn when the video is captioned): the
+    same picture render_storyboard writes, with the video's name and length as its title."""
+    from vidcap.output.html import report_storyboard
+
+    thumbs = [_thumb((200, 30, 30)), _thumb((30, 200, 30))]
+    result = VideoCaptions("/videos/clip one.mp4", _segments(2), duration=75.0)
+    png = report_storyboard(result, thumbs)
+    drawn = render_storyboard(
+        thumbs, _segments(2), tmp_path / "s.png", title="clip one.mp4 (1:15.0)"
+    )
+    assert png is not None and png.startswith(b"\x89PNG") and png == drawn.read_bytes()
+    assert report_storyboard(VideoCaptions("a.mp4", [], duration=1.0), []) is None
+    assert report_storyboard(result, []) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -30,10 +30,6 @@ from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError, as_resource_error
 from vidcap.output.formats import Format
 from vidcap.video.worker import VIDEO_TIMEOUT_S
-
-if TYPE_CHECKING:
-    from vidcap.inference.captioner import CaptionedVideo
-
 
 _RERUN_CAPTION = (
     "rerun the same command: nothing half-written was left, and the captions are made again."
@@ -132,7 +128,7 @@ def caption_command(
     from vidcap.inference.captioner import Captioner
     from vidcap.inference.ood import warning as ood_warning
     from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs
-    from vidcap.output.html import ReportVideo, write_report
+    from vidcap.output.html import ReportVideo, report_storyboard, write_report
     from vidcap.output.storyboard import render_storyboard
 
     subtitles = fmt in SUBTITLE_FORMATS
@@ -195,7 +191,7 @@ def caption_command(
         strict=True,
     )
 
-    def caption_one(path: str) -> CaptionedVideo:
+    def caption_one(path: str) -> ReportVideo:
         storyboard, result = next(outcomes)
         if isinstance(result, VidcapError):
             raise result
@@ -212,12 +208,14 @@ def caption_command(
         elif storyboard is not None:
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
-        if html is None:
-            result.thumbnails = []  # drawn: not carried further (nor sent between processes)
-        # else kept for the report, which the main process writes from every process's results
-        return result
+        # The report's storyboard is drawn now, so what waits for the report (and travels to
+        # the main process under a launcher) is a PNG, not raw thumbnails.
+        report_png = report_storyboard(result, result.thumbnails) if html is not None else None
+        result.thumbnails = []
+        return ReportVideo(result, report_png)
 
-    def write(results: list[CaptionedVideo], failures: list[Failure]) -> None:
+    def write(reported: list[ReportVideo], failures: list[Failure]) -> None:
+        results = [item.result for item in reported]
         if results:
             written = write_outputs(results, fmt, out)
             if out is None:
@@ -229,7 +227,6 @@ def caption_command(
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
         if html is not None:
-            reported = [ReportVideo(result, result.thumbnails) for result in results]
             index = write_report(
                 html, reported, model_card(captioner.bundle), copy_videos, failures
             )

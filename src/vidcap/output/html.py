@@ -27,7 +27,7 @@ import base64
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from vidcap.artifacts import atomic_path, atomic_write_text
+from vidcap.artifacts import atomic_path, atomic_write_bytes, atomic_write_text
 from vidcap.output.formats import (
     EMPTY_CUE_TEXT,
     EN_DASH,
@@ -45,7 +45,7 @@ from vidcap.output.formats import (
     format_clock,
     to_vtt,
 )
-from vidcap.output.storyboard import render_storyboard
+from vidcap.output.storyboard import storyboard_png
 
 STATIC_FILES = ("player.css", "player.js", "upload.js")
 """The page assets, package data in ``vidcap/output/static`` (``upload.js``: the service page's)."""
@@ -59,11 +59,25 @@ def static_text(name: str) -> str:
 
 @dataclass
 class ReportVideo:
-    """One captioned video for the report, with a thumbnail per caption for its storyboard
-    (none: no storyboard)."""
+    """One captioned video for the report, with its storyboard (:func:`report_storyboard`; None:
+    no storyboard).
+
+    The storyboard is carried as its PNG bytes, drawn as soon as the video is captioned: what a
+    report of many videos holds until it is written (and what processes under a launcher send to
+    the main one) is then the compressed pictures, not raw thumbnails.
+    """
 
     result: VideoCaptions
-    thumbnails: list[np.ndarray] = field(default_factory=list)
+    storyboard: bytes | None = None
+
+
+def report_storyboard(result: VideoCaptions, thumbnails: Sequence[np.ndarray]) -> bytes | None:
+    """The report's storyboard of ``result`` (one thumbnail per caption) as PNG bytes, titled
+    with the video's name and length; None when there is no caption (or no thumbnail)."""
+    if not thumbnails or not result.captions:
+        return None
+    title = f"{Path(result.video).name} ({_duration(result)})"
+    return storyboard_png(list(thumbnails), result.captions, title=title)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,9 +217,8 @@ def write_report(
             _copy_video(source, copy_to)
         atomic_write_text(out / f"{stem}.vtt", to_vtt(result.captions))
         storyboard = ""
-        if item.thumbnails:
-            title = f"{source.name} ({_duration(result)})"
-            render_storyboard(item.thumbnails, result.captions, out / f"{stem}.png", title=title)
+        if item.storyboard is not None:
+            atomic_write_bytes(out / f"{stem}.png", item.storyboard)
             storyboard = (
                 "<section>\n<h2>Storyboard</h2>\n"
                 f'<img class="storyboard" src="{quote(stem)}.png" '

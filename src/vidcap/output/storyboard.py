@@ -145,25 +145,44 @@ def render_storyboard(
     columns: int = 4,
     thumb_width: int = 240,
 ) -> Path:
-    """Draw one tile per segment — its thumbnail, time range and wrapped caption — into a PNG grid.
+    """Write :func:`storyboard_png` of these segments to ``path``, atomically (its folder is
+    created if needed); returns ``path``.
+
+    Raises:
+        VidcapError: as :func:`storyboard_png`, or a path not ending in ``.png``.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise VidcapError(f"A storyboard is a PNG image; name it .png instead of {path.name}.")
+    atomic_write_bytes(path, storyboard_png(thumbnails, captions, title, columns, thumb_width))
+    return path
+
+
+def storyboard_png(
+    thumbnails: list[np.ndarray],
+    captions: list[TimedCaption],
+    title: str | None = None,
+    columns: int = 4,
+    thumb_width: int = 240,
+) -> bytes:
+    """Draw one tile per segment — its thumbnail, time range and wrapped caption — into a grid,
+    as PNG bytes.
 
     Args:
         thumbnails: one HxWx3 uint8 RGB image per segment, scaled to ``thumb_width`` (aspect kept).
         captions: the segments, in the order their tiles are laid out (left to right, top down).
-        path: the PNG to write, atomically (its folder is created if needed).
         title: drawn in a bar across the top when given (e.g. the video's name).
         columns: tiles per row; fewer when there are fewer segments.
         thumb_width: width of each thumbnail in pixels.
 
     Returns:
-        ``path``. The image is ``min(columns, len(captions)) * (thumb_width + 2 * TILE_PADDING)``
-        pixels wide; each row is as tall as its tallest tile.
+        The PNG file's bytes. The image is ``min(columns, len(captions)) * (thumb_width + 2 *
+        TILE_PADDING)`` pixels wide; each row is as tall as its tallest tile.
 
     Raises:
-        VidcapError: no segments, a thumbnail count different from the caption count, a bad
-            ``columns`` or ``thumb_width``, or a path not ending in ``.png``.
+        VidcapError: no segments, a thumbnail count different from the caption count, or a bad
+            ``columns`` or ``thumb_width``.
     """
-    path = Path(path)
     if len(thumbnails) != len(captions):
         raise VidcapError(
             f"A storyboard needs one thumbnail per caption, got {len(thumbnails)} thumbnails "
@@ -177,9 +196,6 @@ def render_storyboard(
         raise VidcapError(
             f"Storyboard thumbnails must be at least {MIN_THUMB_WIDTH} pixels wide, got {thumb_width}."
         )
-    if path.suffix.lower() != ".png":
-        raise VidcapError(f"A storyboard is a PNG image; name it .png instead of {path.name}.")
-
     columns = min(columns, len(captions))
     tile_w = thumb_width + 2 * TILE_PADDING
     width = columns * tile_w
@@ -222,6 +238,5 @@ def render_storyboard(
 
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise VidcapError(f"OpenCV could not encode the storyboard {path}.")
-    atomic_write_bytes(path, encoded.tobytes())
-    return path
+        raise VidcapError("OpenCV could not encode the storyboard as PNG.")
+    return encoded.tobytes()
