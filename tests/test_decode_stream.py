@@ -97,9 +97,10 @@ def test_stream_hang_is_a_timeout_and_crash_falls_back(coded: Path, fake_backend
         with pytest.raises(DecodeTimeoutError, match=r"coded\.avi stalled: .* nothing for 1\.5 s"):
             list(worker.stream(coded, timeout=1.5, backend="hanging", size=32))
         assert time.monotonic() - start < 20
-        # A decoder slower than the limit in all (67 frames at 50 ms) but never silent for long.
+        # A decoder slower than the limit in all (67 frames at 50 ms), and in each chunk (32
+        # frames, 1.6 s), but never silent for long: every frame it gives is a sign of life.
         start = time.monotonic()
-        slow = worker.stream(coded, timeout=1.0, backend="slow", size=32, chunk_frames=4)
+        slow = worker.stream(coded, timeout=1.0, backend="slow", size=32, chunk_frames=32)
         assert len(_all(slow)) == 67 and slow.meta["backend"] == "slow"
         assert time.monotonic() - start > 3.0
         stream = worker.stream(coded, timeout=60, backend=["crashing", "pyav"], size=32)

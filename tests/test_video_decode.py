@@ -416,6 +416,22 @@ def test_decord_read_plan_runs_on_over_short_gaps_and_seeks_over_long_ones(
         assert _decord_seeks(plan, keys) == 0 < _decord_seeks(wanted, keys)
 
 
+def test_batched_decoder_calls_span_a_bounded_stretch_of_source() -> None:
+    """decord's and torchcodec's batched calls: at most ``most`` frames, all within ``span`` of
+    the first (a sparse read of a long-GOP video must not put minutes into one silent call)."""
+    from vidcap.video.backends import bounded_runs
+
+    dense = np.arange(0, 200, 1.25).astype(int)  # 20 fps from 25: 32 a call, as before
+    assert [len(r) for r in bounded_runs(dense, 32, 128)] == [32, 32, 32, 32, 32]
+    sparse = np.arange(0, 3000, 300)  # a frame every 12 s of a 25 fps video: one a call
+    assert bounded_runs(sparse, 32, 128) == [range(k, k + 1) for k in range(10)]
+    runs = bounded_runs(np.array([0, 10, 127, 128, 129, 400, 401]), 32, 128)
+    assert runs == [range(0, 3), range(3, 5), range(5, 7)]
+    times = np.arange(40) / 0.5  # torchcodec's output times at --fps 0.5: 128 frames are 5.12 s
+    assert [len(r) for r in bounded_runs(times, 32, 128 / 25)] == [3] * 13 + [1]
+    assert bounded_runs(np.array([]), 32, 128) == []
+
+
 @needs_x264
 @pytest.mark.skipif("decord" not in BACKENDS, reason="decord is not installed")
 @pytest.mark.parametrize("name", ["gop5.mp4", "bframes.mp4", "mjpeg.avi", "h264.mp4"])
@@ -715,13 +731,12 @@ def test_a_stream_whose_timestamps_run_far_past_its_duration_is_cut(vids: dict[s
 def test_a_slow_decoder_that_keeps_delivering_is_never_cut_short(
     vids: dict[str, Path], tmp_path: Path, fake_backends: None
 ) -> None:
-    """The time limit is on silence: a video taking 1.5 s in all under a 1 s limit is written,
-    because each chunk of 4 frames comes in 0.2 s (a long real video is many such chunks)."""
+    """The time limit is on silence: a video taking 1.5 s in all under a 1 s limit is written.
+    It is one chunk of 30 frames, 1.5 s of decoding (a 4K source read at a low rate, each frame
+    a seek), but every frame from the decoder is a sign of life."""
     with DecodeWorker(start_method="fork") as worker:
         start = time.monotonic()
-        meta = worker.extract(
-            vids["mjpeg.avi"], tmp_path / "s.npy", timeout=1.0, backend="slow", chunk_frames=4
-        )
+        meta = worker.extract(vids["mjpeg.avi"], tmp_path / "s.npy", timeout=1.0, backend="slow")
         assert time.monotonic() - start > 1.0  # it did take longer than the limit
         assert meta["n_frames"] == 30 and meta["backend"] == "slow"
         # (in the child: decoding here, in the parent, would leave FFmpeg's state for the next

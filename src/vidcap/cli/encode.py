@@ -169,7 +169,7 @@ def encode_command(
         typer.Option(
             "--timeout",
             callback=positive,
-            help="From videos: seconds a video's decoder may go without delivering clips before "
+            help="From videos: seconds a video's decoder may go without delivering a frame before "
             "it is stopped and the video fails (default: 120).",
             rich_help_panel="From videos (as vidcap extract)",
         ),

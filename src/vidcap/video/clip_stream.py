@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from vidcap.video.child import send_event
 from vidcap.video.clips import ClipCutter, clip_windows
 from vidcap.video.decode import FrameStream
-from vidcap.video.worker import decode_with_restarts, send_event
+from vidcap.video.worker import decode_with_restarts
 
 ClipStep = Callable[[np.ndarray], np.ndarray]
 """A picklable CPU step run on each ``[T, H, W, 3]`` uint8 clip in the child (numpy in and out)."""

@@ -33,6 +33,7 @@ from vidcap.video.backends import (
     get_backend,
     open_reader,
 )
+from vidcap.video.child import sign_of_life
 from vidcap.video.errors import BackendUnavailableError, DecodeError
 from vidcap.video.resample import Geometry, output_geometry
 
@@ -139,6 +140,7 @@ class FrameStream:
                     item = self._next_frame()
                     if item is None:
                         break
+                    sign_of_life()  # a slow chunk is not a silent decoder (see video.child)
                     times[n] = item[0]
                     if item[1] is not None:
                         buffer[n] = self.geometry.crop(item[1])

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from vidcap.errors import VidcapError
+from vidcap.video import child
 from vidcap.video.decode import (
     DEFAULT_CHUNK_FRAMES,
     DEFAULT_FPS,
@@ -55,14 +56,10 @@ VIDEO_TIMEOUT_S = 120.0
 """How long a decoder of the commands that decode user videos may go without delivering anything
 before it is stopped (``--timeout``'s default)."""
 
-# Set in the child: the pipe to the parent, for progress messages sent while a call runs.
-_CHILD_CONN: Connection | None = None
-
 
 def _child_main(conn: Connection, quiet: bool, start_method: str) -> None:
     """The child's loop: run each ``(fn, args, kwargs)`` received, send back its result or error."""
-    global _CHILD_CONN
-    _CHILD_CONN = conn
+    child.connect(conn)
     if start_method == "fork":
         # What the parent held is never garbage-collected here: freeing an inherited object that
         # holds native decoder state (a PyAV codec context whose FFmpeg threads stayed in the
@@ -131,12 +128,6 @@ def _portable(error: BaseException) -> tuple[BaseException, str]:
     except Exception:
         error = RuntimeError(f"{type(error).__name__}: {error}")
     return error, text
-
-
-def send_event(kind: str, value: Any) -> None:
-    """From code running in a worker child: tell the parent something (no-op elsewhere)."""
-    if _CHILD_CONN is not None:
-        _CHILD_CONN.send(("event", (kind, value)))
 
 
 class DecodeWorker:
@@ -244,7 +235,8 @@ class DecodeWorker:
                 long video that keeps sending progress is never cut short, and a hung decoder
                 costs this much after its last sign of life.
             what: how to name the work in error sentences (default: the function's name).
-            on_event: receives ``(kind, value)`` for each :func:`send_event` made by ``fn``.
+            on_event: receives ``(kind, value)`` for each event ``fn`` sends
+                (:func:`~vidcap.video.child.send_event`, :func:`~vidcap.video.child.sign_of_life`).
 
         Raises:
             DecodeTimeoutError: ``fn`` sent nothing for ``timeout`` seconds; the child was killed.
@@ -350,7 +342,7 @@ class DecodeWorker:
                     timeout=timeout,
                     what=f"decoding {path}",
                     on_event=lambda kind, value, events=events: (
-                        events.append((kind, value)) if kind != "progress" else None
+                        events.append((kind, value)) if kind in ("attempt", "temp") else None
                     ),
                     **options,
                 )
@@ -409,7 +401,7 @@ class DecodeWorker:
     ) -> StreamedVideo:
         """Like :meth:`stream`, for any module-level ``child(path, backend=[names], **options)``
         that decodes with :func:`decode_with_restarts` and sends its items with
-        ``send_event("item", payload)``: they are yielded here (through ``unpack``), and the
+        ``send_event("item", payload)`` (:mod:`vidcap.video.child`): they are yielded here (through ``unpack``), and the
         dict it returns becomes ``meta``. A restart (another backend) yields the first item again.
         """
         return StreamedVideo(self, Path(path), child, timeout, backend, unpack, options)
@@ -503,7 +495,7 @@ def decode_with_restarts(
         crop,
         backend,
         chunk_frames,
-        on_attempt=lambda name: send_event("attempt", name),
+        on_attempt=lambda name: child.send_event("attempt", name),
         keep=keep,
     )
 
@@ -513,7 +505,7 @@ def _frames_in_child(path: Path, backend: list[str], **options: Any) -> dict[str
 
     def consume(stream: FrameStream) -> None:
         for chunk in stream:
-            send_event("item", _pack(chunk, keep))
+            child.send_event("item", _pack(chunk, keep))
 
     return decode_with_restarts(path, backend, consume, **options)
 
@@ -541,9 +533,11 @@ def _extract_in_child(path: str | Path, out_path: str | Path, **options: Any) ->
     return extract_frames(
         path,
         out_path,
-        on_attempt=lambda name: send_event("attempt", name),
-        on_temp=lambda tmp: send_event("temp", str(tmp)),
-        on_chunk=lambda frames: send_event("progress", frames),  # alive: the time limit restarts
+        on_attempt=lambda name: child.send_event("attempt", name),
+        on_temp=lambda tmp: child.send_event("temp", str(tmp)),
+        on_chunk=lambda frames: child.send_event(
+            "progress", frames
+        ),  # alive: the time limit restarts
         **options,
     )
 

@@ -180,6 +180,31 @@ def convert_selected(
         yield source_time, memo[1]
 
 
+BATCH_SPAN_FRAMES = 128
+"""Most source frames one batched decoder call may span (:func:`bounded_runs`)."""
+
+
+def bounded_runs(positions: np.ndarray, most: int, span: float) -> list[range]:
+    """Cut sorted ``positions`` (source frames, or times) into runs for one batched decoder call
+    each: at most ``most`` items, all less than ``span`` past the run's first.
+
+    A batched call (decord's ``get_batch``, torchcodec's ``get_frames_played_at``) is one long
+    silence for the parent's time limit: its frames are handed on only when it returns. Its cost
+    grows with the source it spans, which the decoder decodes or seeks through, so a sparse read
+    (an image model's few frames of each clip, a low ``--fps``) of a 4K video with long groups of
+    pictures could put minutes into one call. Bounded so, a call decodes at most one seek plus
+    ``span`` of source. Returns index ranges into ``positions``.
+    """
+    runs: list[range] = []
+    start = 0
+    while start < len(positions):
+        within = int(np.searchsorted(positions, positions[start] + span, side="left"))
+        stop = min(start + most, within)
+        runs.append(range(start, stop))
+        start = stop
+    return runs
+
+
 def _open_decord(path: Path) -> Reader:
     from vidcap.video.backends.decord_backend import DecordReader
 

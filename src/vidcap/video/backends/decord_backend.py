@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vidcap.video.backends import Reader, VideoInfo
+from vidcap.video.backends import BATCH_SPAN_FRAMES, Reader, VideoInfo, bounded_runs
 from vidcap.video.errors import DecodeError
 from vidcap.video.resample import select_frames
 
@@ -111,8 +111,8 @@ class DecordReader(Reader):
         keys = np.asarray(vr.get_key_indices(), dtype=np.int64)
         reads = read_plan(np.unique(chosen[keep]), keys)
         out = 0  # the next output to yield; chosen is non-decreasing
-        for at in range(0, len(reads), step):
-            ask = reads[at : at + step]
+        for run in bounded_runs(reads, step, BATCH_SPAN_FRAMES):
+            ask = reads[run.start : run.stop]
             batch = vr.get_batch(ask.tolist()).asnumpy()
             # Every output up to this batch's last frame: read (kept) or not.
             stop = int(np.searchsorted(chosen, ask[-1], side="right"))

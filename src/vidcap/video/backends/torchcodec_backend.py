@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from vidcap.video.backends import Reader, VideoInfo, normalize_rotation
+from vidcap.video.backends import (
+    BATCH_SPAN_FRAMES,
+    Reader,
+    VideoInfo,
+    bounded_runs,
+    normalize_rotation,
+)
 from vidcap.video.errors import DecodeError, NoVideoStreamError
 from vidcap.video.resample import TIME_EPS
 
@@ -74,8 +80,8 @@ class TorchCodecReader(Reader):
         step = max(1, min(_BATCH_FRAMES, _BATCH_BYTES // (w * h * 3)))
         times = self._output_times(decoder.metadata, fps)
         last = len(times) - 1
-        for start in range(0, len(times), step):
-            outputs = range(start, min(start + step, len(times)))
+        span_s = BATCH_SPAN_FRAMES / (self.info.fps or fps)
+        for outputs in bounded_runs(np.asarray(times), step, span_s):
             asked = [k for k in outputs if self.wanted is None or k == last or self.wanted(k)]
             batches, error = _decode_at(decoder, [times[k] for k in asked]) if asked else ([], None)
             decoded = (
