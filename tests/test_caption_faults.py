@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests import test_finetune_caption as captioning
 from tests.test_finetune_caption import Run, Video, bart_bundle, invoke
-from tests.videos import FFMPEG, ffmpeg, fork_only, trap_bundle_copy
+from tests.videos import FFMPEG, ffmpeg, fork_only, interrupt_while_decoding, trap_bundle_copy
 
 from vidcap.inference.captioner import Captioner
 from vidcap.video.backends import unregister_backend
@@ -86,44 +85,95 @@ def test_caption_cli_reports_hang_and_crash_and_goes_on(
     assert errors[2] == "error: 2 of 4 videos could not be captioned."
 
 
-def _decoder_children(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(FFMPEG is None or not Path("/proc").is_dir(), reason="needs ffmpeg and /proc")
 def test_ctrl_c_exits_130_with_one_line_and_kills_the_decoder(bart: Run, tmp_path: Path) -> None:
     long = tmp_path / "long.mp4"  # 10 minutes: still decoding when the interrupt comes
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
     out = tmp_path / "captions.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidcap", "caption", str(long), "--model", str(bart_bundle(bart)),
-         "--format", "jsonl", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # as a terminal's Ctrl-C finds it, even when pytest runs in the background (`cmd &`
-        # starts with SIGINT ignored, and Python then never raises KeyboardInterrupt)
-        preexec_fn=_default_sigint,
+    returncode, stderr, children = interrupt_while_decoding(
+        ["caption", str(long), "--model", str(bart_bundle(bart)), "--format", "jsonl",
+         "--out", str(out)]
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        children: list[int] = []
-        while not children and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            children = _decoder_children(proc.pid)
-        assert children, "the decoder child never started"
-        time.sleep(1.0)  # decoding under way
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, stderr
+    assert returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted."
     assert "Traceback" not in stderr
     assert not out.exists()
     for child in children:
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)
+
+
+def _corpus_with(synth_corpus: Path, to: Path, videos: dict[str, Path]) -> Path:
+    """A copy of the corpus (video paths made absolute) whose test split also has, for each
+    ``id: video`` given, the first test record again under that id, on that video."""
+    records = [json.loads(line) for line in synth_corpus.read_text().splitlines()]
+    for record in records:
+        record["video"] = str(synth_corpus.parent / record["video"])
+    first = next(r for r in records if r["split"] == "test")
+    records += [{**first, "id": key, "video": str(video)} for key, video in videos.items()]
+    to.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return to
+
+
+@fork_only
+@pytest.mark.slow
+def test_evaluate_scores_the_videos_a_hung_or_crashing_decoder_leaves(
+    trap_bundle: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    """evaluate, as caption: a hang costs its --timeout and one sentence, a segfault one
+    sentence, and the other videos of the split are scored."""
+    records = [json.loads(line) for line in synth_corpus.read_text().splitlines()]
+    tested = [r for r in records if r["split"] == "test"]
+    for name in ("hang.mp4", "crash.mp4"):
+        shutil.copy(synth_corpus.parent / tested[0]["video"], tmp_path / name)
+    corpus = _corpus_with(
+        synth_corpus, tmp_path / "corpus.jsonl",
+        {"hang-video": tmp_path / "hang.mp4", "crash-video": tmp_path / "crash.mp4"},
+    )  # fmt: skip
+    started = time.monotonic()
+    run = invoke(
+        "evaluate", trap_bundle, "--corpus", corpus, "--timeout", "2", "--json", "--no-meteor"
+    )
+    assert time.monotonic() - started < 2 + 60  # its 2 s, not the hour the decoder sleeps
+    assert run.exit_code == 1, run.output
+    report = json.loads(run.stdout)
+    failed = {f["video"]: f["error"] for f in report["failed"]}
+    assert set(failed) == {"hang-video", "crash-video"}
+    assert "hang.mp4 stalled: the decoder sent nothing for 2 s" in failed["hang-video"]
+    assert "crashed" in failed["crash-video"] and "SIGSEGV" in failed["crash-video"]
+    assert report["videos"] == len(tested)
+    assert report["segments"] == sum(len(r["segments"]) for r in tested)
+    assert report["scores"]["captioner"]["CIDEr"] is not None
+    assert "Traceback" not in run.output
+    assert "2 videos could not be captioned; the scores leave them out." in run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(FFMPEG is None or not Path("/proc").is_dir(), reason="needs ffmpeg and /proc")
+def test_evaluate_ctrl_c_exits_130_and_writes_nothing(
+    bart: Run, synth_corpus: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C while evaluate decodes: exit 130 with one line, the decoder gone, no page and the
+    bundle's card untouched (evaluate records its scores there only when it finishes)."""
+    long = tmp_path / "long.mp4"  # 10 minutes: still decoding when the interrupt comes
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(bart_bundle(bart), bundle)
+    before = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    corpus = _corpus_with(synth_corpus, tmp_path / "corpus.jsonl", {"long": long})
+    page = tmp_path / "page"
+    returncode, stderr, children = interrupt_while_decoding(
+        ["evaluate", str(bundle), "--corpus", str(corpus), "--no-meteor", "--html", str(page)]
+    )
+    assert returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted."
+    assert "Traceback" not in stderr
+    for child in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
+    assert not page.exists()
+    assert {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,9 +254,3 @@ def test_threads_decode_in_their_own_processes(bart: Run, videos: dict[str, Vide
     finally:
         captioner.close()
     assert captioner.pipeline._workers == []
-
-
-def _default_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

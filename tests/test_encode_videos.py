@@ -199,47 +199,25 @@ def test_two_processes_match_one(synth_corpus: Path, tmp_path: Path) -> None:
 def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
     synth_corpus: Path, tmp_path: Path
 ) -> None:
-    import signal
-    import time
-
-    from tests.videos import ffmpeg
+    from tests.videos import ffmpeg, interrupt_while_decoding
 
     long = tmp_path / "zlong.mp4"  # 10 minutes: still decoding when the interrupt comes
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
     out = tmp_path / "features"
     first = video_files(synth_corpus)[0]  # "zlong" sorts after "synth-…": this is done first
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidcap", "encode", str(first), str(long), "--out", str(out),
-         "--size", "32"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # as a terminal's Ctrl-C finds it, even when pytest runs in the background (`cmd &`
-        # starts with SIGINT ignored, and Python then never raises KeyboardInterrupt)
-        preexec_fn=_default_sigint,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            if (out / "index.jsonl").is_file() and "synth-00000" in (
-                out / "index.jsonl"
-            ).read_text():
-                break
-        # started by the decode threads: listed under their tasks, not the main thread's
-        tasks = Path(f"/proc/{proc.pid}/task").glob("*/children")
-        children = [c for task in tasks for c in task.read_text().split()]
-        # (not multiprocessing's resource tracker, which ends after its parent, unreaped here)
-        children = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
-        assert children, "no decoder child"
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, stderr
+
+    def first_done() -> bool:
+        index = out / "index.jsonl"
+        return index.is_file() and "synth-00000" in index.read_text()
+
+    returncode, stderr, children = interrupt_while_decoding(
+        ["encode", str(first), str(long), "--out", str(out), "--size", "32"], ready=first_done
+    )
+    assert returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted."
     for child in children:
         with pytest.raises(ProcessLookupError):
-            os.kill(int(child), 0)
+            os.kill(child, 0)
     assert set(index_of(out)) == {"synth-00000"}  # the finished video is kept; nothing half-written
     assert not list(out.rglob(".tmp-*"))
 
@@ -371,9 +349,3 @@ def test_the_descriptor_runs_in_a_decode_child_that_never_imports_torch(
     np.testing.assert_array_equal(items[0][1], first)
     assert LazyModelEncoder.decoder_step(encoder) is None and PickTwoHere().decoder_step() is None
     assert PickTwo().decoder_step() is not None
-
-
-def _default_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

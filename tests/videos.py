@@ -16,8 +16,9 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -241,3 +242,48 @@ def trap_bundle_copy(bundle: Path, to: Path, monkeypatch: pytest.MonkeyPatch) ->
     register_backend("trap", "av", trap_reader)
     monkeypatch.setattr(pipeline, "DecodeWorker", functools.partial(DecodeWorker, "fork"))
     return to
+
+
+def interrupt_while_decoding(
+    args: Sequence[str], ready: Callable[[], bool] = lambda: True, wait_s: float = 120.0
+) -> tuple[int, str, list[int]]:
+    """Run ``python -m vidcap *args``, press Ctrl-C once a decode child runs (and ``ready()``
+    holds) and decoding has gone on for a second; returns (exit status, stderr, the pids of the
+    decode children it had, to check that they are gone)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidcap", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as a terminal's Ctrl-C finds it, even when pytest runs in the background (`cmd &`
+        # starts with SIGINT ignored, and Python then never raises KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + wait_s
+        children: list[int] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            children = _decode_children(proc.pid)
+            if children and ready():
+                break
+        assert children and proc.poll() is None, "the decoder child never started"
+        time.sleep(1.0)  # decoding under way
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, stderr, children
+
+
+def _decode_children(pid: int) -> list[int]:
+    """The decode workers ``pid`` started (from any of its threads), not multiprocessing's
+    resource tracker, which ends after its parent."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    found = [int(c) for task in tasks for c in task.read_text().split()]
+    return [c for c in found if "spawn_main" in _command_line(c)]
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:  # it ended meanwhile
+        return ""
