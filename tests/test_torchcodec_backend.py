@@ -56,3 +56,37 @@ def test_frames_and_times_match_pyav(tmp_path: Path, rate: str) -> None:
 
 def test_torchcodec_is_in_the_auto_order() -> None:
     assert "torchcodec" in AUTO_ORDER
+
+
+def test_a_stream_cut_short_ends_on_a_decoded_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a keep mask (frames 1 and 4 of every 6), a file whose decoding stops mid-way (a
+    damaged packet at 1 s) ends on the last frame decoded, never on outputs skipped after it: a
+    partial last clip is padded with the stream's last frame, which must be a real one."""
+    from vidcap.video.backends import torchcodec_backend
+
+    path = tmp_path / "testsrc2.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=3",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))  # fmt: skip
+    keep = np.zeros(6, dtype=bool)
+    keep[[1, 4]] = True
+
+    def read() -> tuple[np.ndarray, list[str]]:
+        with open_frames(path, fps=20, size=96, backend="torchcodec", keep=keep) as stream:
+            frames = np.concatenate([c.frames for c in stream])
+            return frames, stream.warnings
+
+    whole, _ = read()
+    decode_at = torchcodec_backend._decode_at
+
+    def damaged_at_one_second(decoder: object, times: list[float]) -> tuple[list, str | None]:
+        batches, error = decode_at(decoder, [t for t in times if t < 1.0])
+        return batches, error or ("Could not decode a packet" if max(times) >= 1.0 else None)
+
+    monkeypatch.setattr(torchcodec_backend, "_decode_at", damaged_at_one_second)
+    cut, warnings = read()
+    # Outputs 0-19 are shown before 1 s; the last kept one, 19 (19 % 6 == 1), ends the stream.
+    assert len(cut) == 20 and cut[-1].any()
+    np.testing.assert_array_equal(cut, whole[:20])
+    assert any("stopped early" in w and "Could not decode a packet" in w for w in warnings)

@@ -81,6 +81,10 @@ class TorchCodecReader(Reader):
         times = self._output_times(decoder.metadata, fps)
         last = len(times) - 1
         span_s = BATCH_SPAN_FRAMES / (self.info.fps or fps)
+        # Outputs not asked for, handed out only once a decoded frame follows them: a stream cut
+        # short by a damaged file then still ends on a converted frame (a partial last clip is
+        # padded with it), as the other backends' streams do.
+        unasked: list[int] = []
         for outputs in bounded_runs(np.asarray(times), step, span_s):
             asked = [k for k in outputs if self.wanted is None or k == last or self.wanted(k)]
             batches, error = _decode_at(decoder, [times[k] for k in asked]) if asked else ([], None)
@@ -92,11 +96,13 @@ class TorchCodecReader(Reader):
             skipped = set(outputs).difference(asked)
             for k in outputs:
                 if k in skipped:
-                    yield times[k] - self._begin, None
+                    unasked.append(k)
                     continue
                 item = next(decoded, None)
                 if item is None:  # decoding stopped before this frame (error is set)
                     break
+                yield from ((times[j] - self._begin, None) for j in unasked)
+                unasked.clear()
                 yield item
             if error is not None:
                 # A damaged or missing packet mid-file: keep what was decoded, as PyAV does.
