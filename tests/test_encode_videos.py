@@ -170,9 +170,14 @@ def test_an_encoder_reading_two_frames_gets_the_same_features(
     config = EncodeConfig(encoder=spec, loader_workers=0, save_dtype="float32")
     assert run_encode(frames_dir, tmp_path / "a", config).ok
     inputs = resolve_inputs([str(p) for p in video_files(synth_corpus)])
-    result = run_encode_videos(inputs, tmp_path / "b", config, ExtractConfig(size=64))
+    batches: list[int] = []  # on_clips: the progress within videos
+    result = run_encode_videos(
+        inputs, tmp_path / "b", config, ExtractConfig(size=64), on_clips=batches.append
+    )
     assert result.ok, result.failures
     assert_same_features(tmp_path / "a", tmp_path / "b", IDS)
+    assert sum(batches) == sum(item["n_clips"] for item in index_of(tmp_path / "b").values())
+    assert all(0 < n <= config.batch_size for n in batches)
 
 
 @pytest.mark.slow

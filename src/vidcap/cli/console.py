@@ -76,6 +76,10 @@ class StageProgress:
         """One more video done (``fields``: new values for the bar's extra columns)."""
         self.progress.update(self.task, advance=1, **fields)
 
+    def show(self, **fields: str) -> None:
+        """New values for the bar's extra columns, within a video (progress on long ones)."""
+        self.progress.update(self.task, **fields)
+
 
 @contextmanager
 def stage_progress(

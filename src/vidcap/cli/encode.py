@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import TextColumn
 from rich.table import Table
 
 from vidcap.cli.console import finish_stage, stage_progress, stdout
@@ -225,9 +226,19 @@ def encode_command(
         else parse_loader_workers("auto"),
     )
     processes = current_processes()
-    with stage_progress("encoding", processes) as bar:
+    frames_dir = _extract_folder(inputs)
+    with stage_progress("encoding", processes, TextColumn("{task.fields[rate]}"), rate="") as bar:
+        clips = 0
+
+        def on_clips(n: int) -> None:  # from videos: as each batch is encoded
+            nonlocal clips
+            clips += n
+            noun = "clip" if clips == 1 else "clips"
+            bar.show(rate=f"{clips:,} {noun}, {clips / bar.elapsed:,.1f} clips/s")
 
         def on_video(done: VideoEncoded) -> None:
+            if frames_dir is not None:  # from frames: the clips come a video at a time
+                on_clips(done.n_clips)
             bar.advance()
 
         from_videos = {
@@ -240,7 +251,6 @@ def encode_command(
             "workers": workers,
         }
         given = {k: v for k, v in from_videos.items() if v is not None}
-        frames_dir = _extract_folder(inputs)
         if frames_dir is None and loader_workers is not None:
             raise VidcapError(
                 "--loader-workers applies to encoding from an extract folder; from videos, the "
@@ -279,5 +289,6 @@ def encode_command(
                 on_video=on_video,
                 allow_failures=allow_failures,
                 shard=parse_shard(shard),
+                on_clips=on_clips,
             )
     finish_stage(result, processes, as_json, allow_failures)

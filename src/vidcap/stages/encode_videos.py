@@ -61,6 +61,7 @@ def run_encode_videos(
     on_video: Callable[[VideoEncoded], None] | None = None,
     allow_failures: bool = False,
     shard: Shard | None = None,
+    on_clips: Callable[[int], None] | None = None,
 ) -> StageResult:
     """Encode every clip of every input video into ``out_dir`` without storing frames.
 
@@ -68,7 +69,9 @@ def run_encode_videos(
     (same file, same settings) are skipped, failed ones retried; under ``accelerate launch`` /
     ``torchrun`` every process takes every ``world_size``-th remaining video and the main process
     writes the one index and manifest; ``--shard K/N`` jobs fill the folder without a process group.
-    ``extract.workers`` videos are decoded at once by each process.
+    ``extract.workers`` videos are decoded at once by each process. ``on_video`` is called as
+    each video is recorded, ``on_clips(n)`` as each batch's ``n`` clips are encoded (progress
+    within long videos).
     """
     processes = processes or Processes()
     started = time.perf_counter()
@@ -106,7 +109,7 @@ def run_encode_videos(
     )
     return run.run(
         lambda todo: _Streams(
-            stage, encoder, torch.device(device), config, extract, item_fps, on_video
+            stage, encoder, torch.device(device), config, extract, item_fps, on_video, on_clips
         ).run(todo),
         processes,
         force=force,
@@ -143,6 +146,7 @@ class _Streams:
         extract: ExtractConfig,
         item_fps: dict[str, str],
         on_video: Callable[[VideoEncoded], None] | None,
+        on_clips: Callable[[int], None] | None = None,
     ) -> None:
         self.stage = stage
         self.encoder = encoder
@@ -153,6 +157,7 @@ class _Streams:
         self.extract = extract
         self.item_fps = item_fps
         self.on_video = on_video
+        self.on_clips = on_clips
         self.read = encoder.frame_indices(extract.clip_frames)
         self.step = encoder.decoder_step()  # None: prepare() runs here
         self.keep = clip_frame_mask(self.read, extract.clip_frames)
@@ -337,6 +342,8 @@ class _Streams:
             if generation == progress.generation:
                 progress.features[clip_index] = row
                 touched.append(progress)
+        if self.on_clips is not None:
+            self.on_clips(len(touched))
         for progress in dict.fromkeys(touched):
             self._finish_if_complete(progress)
 
