@@ -85,18 +85,28 @@ def caption_bundle(words_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture
 def fake_backends() -> Iterator[None]:
-    """The test-only decoding backends ``hanging``, ``slow`` and ``crashing`` (see videos.py),
-    registered for one test; decode workers see them only when started with fork (mark the test
-    ``fork_only``)."""
+    """The test-only decoding backends ``hanging``, ``stalling``, ``slow``, ``slow-source`` and
+    ``crashing`` (see videos.py), registered for one test; decode workers see them only when started with fork
+    (mark the test ``fork_only``)."""
     from vidcap.video.backends import register_backend, unregister_backend
-    from videos import HangingReader, SlowReader, crashing_reader
+    from videos import (
+        HangingReader,
+        SlowReader,
+        SlowSourceReader,
+        StallingReader,
+        crashing_reader,
+    )
 
     register_backend("hanging", "av", HangingReader)
+    register_backend("stalling", "av", StallingReader)
     register_backend("slow", "av", SlowReader)
+    register_backend("slow-source", "av", SlowSourceReader)
     register_backend("crashing", "av", crashing_reader)
     yield
     unregister_backend("hanging")
+    unregister_backend("stalling")
     unregister_backend("slow")
+    unregister_backend("slow-source")
     unregister_backend("crashing")
 
 

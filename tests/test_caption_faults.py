@@ -156,7 +156,9 @@ def test_evaluate_ctrl_c_exits_130_and_writes_nothing(
 ) -> None:
     """Ctrl-C while evaluate decodes: exit 130 with one line, the decoder gone, no page and the
     bundle's card untouched (evaluate records its scores there only when it finishes)."""
-    long = tmp_path / "long.mp4"  # 10 minutes: still decoding when the interrupt comes
+    # 10 minutes, after the split's short videos: evaluate is decoding one of them or this one
+    # when the interrupt comes, a second after the first decode child starts.
+    long = tmp_path / "long.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=20:duration=600", str(long))
     bundle = tmp_path / "bundle"
     shutil.copytree(bart_bundle(bart), bundle)

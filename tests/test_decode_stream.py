@@ -111,6 +111,42 @@ def test_stream_hang_is_a_timeout_and_crash_falls_back(coded: Path, fake_backend
             list(worker.stream(coded, timeout=60, backend="crashing", size=32))
 
 
+@fork_only
+@pytest.mark.slow
+def test_a_low_frame_rate_is_not_a_stall(coded: Path, fake_backends: None) -> None:
+    """At 0.5 fps from 30, 60 source frames are decoded (3 s here) between two output frames,
+    under a 1 s limit: every decoded frame is a sign of life, shown or not."""
+    with DecodeWorker(start_method="fork") as worker:
+        start = time.monotonic()
+        frames = _all(worker.stream(coded, timeout=1.0, backend="slow-source", fps=0.5, size=32))
+        assert len(frames) == 2 and time.monotonic() - start > 3.0
+
+
+@fork_only
+@pytest.mark.slow
+def test_a_decoder_stuck_after_signs_of_life_is_still_a_timeout(
+    coded: Path, fake_backends: None
+) -> None:
+    """40 frames, then a hang: the signs of life stop with the frames, whatever the consumer
+    (chunks streamed back; clips cut and stepped in the child, the step on its own thread)."""
+    from vidcap.video.clip_stream import stream_clips
+
+    with DecodeWorker(start_method="fork") as worker:
+        start = time.monotonic()
+        got = 0
+        with pytest.raises(DecodeTimeoutError, match=r"nothing for 1\.5 s"):
+            for chunk in worker.stream(coded, timeout=1.5, backend="stalling", size=32):
+                got += len(chunk)
+        assert got == 32 and time.monotonic() - start < 20  # the full chunk before the hang
+        start = time.monotonic()
+        with pytest.raises(DecodeTimeoutError, match=r"nothing for 1\.5 s"):
+            list(worker.stream_items(
+                coded, stream_clips, timeout=1.5, backend="stalling", step=np.copy,
+                clip_frames=10, read=None, fps=20, size=32, crop=False, keep=None,
+            ))  # fmt: skip
+        assert time.monotonic() - start < 20
+
+
 @pytest.mark.slow
 def test_stopping_early_kills_the_decoder(coded: Path) -> None:
     with DecodeWorker() as worker:

@@ -58,19 +58,30 @@ def test_torchcodec_is_in_the_auto_order() -> None:
     assert "torchcodec" in AUTO_ORDER
 
 
+@pytest.mark.parametrize(
+    ("kept", "damaged_s", "outputs"),
+    [
+        # Outputs 0-19 are shown before 1 s; the last kept one, 19 (19 % 6 == 1), ends it.
+        ([1, 4], 1.0, 20),
+        # The last kept output before 1.75 s is 30; 31 ends the first batch of 32 outputs, not
+        # asked for, and the next batch fails at its first asked frame (36): 31 is dropped.
+        ([0], 1.75, 31),
+    ],
+)
 def test_a_stream_cut_short_ends_on_a_decoded_frame(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: list[int], damaged_s: float, outputs: int
 ) -> None:
-    """With a keep mask (frames 1 and 4 of every 6), a file whose decoding stops mid-way (a
-    damaged packet at 1 s) ends on the last frame decoded, never on outputs skipped after it: a
-    partial last clip is padded with the stream's last frame, which must be a real one."""
+    """With a keep mask (of every 6 frames, the ``kept`` ones), a file whose decoding stops
+    mid-way (a damaged packet at ``damaged_s``) ends on the last frame decoded, never on outputs
+    skipped after it: a partial last clip is padded with the stream's last frame, which must be a
+    real one."""
     from vidcap.video.backends import torchcodec_backend
 
     path = tmp_path / "testsrc2.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=3",
            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path))  # fmt: skip
     keep = np.zeros(6, dtype=bool)
-    keep[[1, 4]] = True
+    keep[kept] = True
 
     def read() -> tuple[np.ndarray, list[str]]:
         with open_frames(path, fps=20, size=96, backend="torchcodec", keep=keep) as stream:
@@ -80,13 +91,12 @@ def test_a_stream_cut_short_ends_on_a_decoded_frame(
     whole, _ = read()
     decode_at = torchcodec_backend._decode_at
 
-    def damaged_at_one_second(decoder: object, times: list[float]) -> tuple[list, str | None]:
-        batches, error = decode_at(decoder, [t for t in times if t < 1.0])
-        return batches, error or ("Could not decode a packet" if max(times) >= 1.0 else None)
+    def damaged(decoder: object, times: list[float]) -> tuple[list, str | None]:
+        batches, error = decode_at(decoder, [t for t in times if t < damaged_s])
+        return batches, error or ("Could not decode a packet" if max(times) >= damaged_s else None)
 
-    monkeypatch.setattr(torchcodec_backend, "_decode_at", damaged_at_one_second)
+    monkeypatch.setattr(torchcodec_backend, "_decode_at", damaged)
     cut, warnings = read()
-    # Outputs 0-19 are shown before 1 s; the last kept one, 19 (19 % 6 == 1), ends the stream.
-    assert len(cut) == 20 and cut[-1].any()
-    np.testing.assert_array_equal(cut, whole[:20])
+    assert len(cut) == outputs and cut[-1].any()
+    np.testing.assert_array_equal(cut, whole[:outputs])
     assert any("stopped early" in w and "Could not decode a packet" in w for w in warnings)

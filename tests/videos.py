@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -177,6 +178,23 @@ class HangingReader(Reader):
         yield 0.0, np.zeros((resize[1], resize[0], 3), np.uint8)
 
 
+class StallingReader(Reader):
+    """Gives 40 frames (as PyAV), then hangs: a decoder stuck mid-file, after signs of life."""
+
+    name = "stalling"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reader = PyAVReader(path)
+        self.info = self.reader.info
+
+    def frames(self, fps: float, resize: tuple[int, int]) -> Iterator[tuple[float, np.ndarray]]:
+        for n, item in enumerate(self.reader.frames(fps, resize)):
+            if n == 40:
+                time.sleep(3600)
+            yield item
+
+
 class JumpingReader(Reader):
     """A file whose container claims 1 s but whose timestamps then run on (a splice, a jump of a
     day): the resampler would repeat its frames for the whole gap. Endless here."""
@@ -209,6 +227,18 @@ class SlowReader(Reader):
         for item in self.reader.frames(fps, resize):
             time.sleep(self.delay_s)
             yield item
+
+
+class SlowSourceReader(PyAVReader):
+    """PyAV, 50 ms per source frame decoded: read at a low frame rate, seconds pass between two
+    output frames (a long-GOP 4K file at --fps 0.5) with every decoded frame a sign of life."""
+
+    name = "slow-source"
+
+    def _decode(self) -> Iterator[Any]:
+        for frame in super()._decode():
+            yield frame
+            time.sleep(0.05)
 
 
 def crashing_reader(path: Path) -> Reader:
@@ -278,12 +308,12 @@ def _decode_children(pid: int) -> list[int]:
     """The decode workers ``pid`` started (from any of its threads), not multiprocessing's
     resource tracker, which ends after its parent."""
     tasks = Path(f"/proc/{pid}/task").glob("*/children")
-    found = [int(c) for task in tasks for c in task.read_text().split()]
-    return [c for c in found if "spawn_main" in _command_line(c)]
+    found = [int(c) for task in tasks for c in _read(task).split()]
+    return [c for c in found if "spawn_main" in _read(Path(f"/proc/{c}/cmdline"))]
 
 
-def _command_line(pid: int) -> str:
+def _read(proc_file: Path) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_text()
-    except OSError:  # it ended meanwhile
+        return proc_file.read_text()
+    except OSError:  # its thread or process ended meanwhile
         return ""

@@ -209,8 +209,19 @@ def caption_command(
             title = f"{Path(result.video).name} ({result.duration:.1f} s)"
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
         # The report's storyboard is drawn now, so what waits for the report (and travels to
-        # the main process under a launcher) is a PNG, not raw thumbnails.
-        report_png = report_storyboard(result, result.thumbnails) if html is not None else None
+        # the main process under a launcher) is a PNG, not raw thumbnails. Without --html the
+        # ReportVideo just carries the captions (write() reads the results from it).
+        report_png = None
+        if html is not None:
+            try:
+                report_png = report_storyboard(result, result.thumbnails)
+            except VidcapError as error:  # the captions still count; the page has no picture
+                stderr.print(
+                    f"[bold yellow]warning:[/] no storyboard for {escape(path)} in the report: "
+                    f"{escape(str(error))}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         result.thumbnails = []
         return ReportVideo(result, report_png)
 

@@ -232,6 +232,8 @@ def encode_command(
 
         def on_clips(n: int) -> None:  # from videos: as each batch is encoded
             nonlocal clips
+            if not n:
+                return
             clips += n
             noun = "clip" if clips == 1 else "clips"
             bar.show(rate=f"{clips:,} {noun}, {clips / bar.elapsed:,.1f} clips/s")

@@ -44,7 +44,7 @@ class VideoPipeline:
     """Extract → encode → quantize for one video at a time, as a bundle's ``vidcap.json`` says.
 
     Decoding runs in a killable child process (:class:`~vidcap.video.DecodeWorker`) with a time
-    limit on its silence (``timeout`` seconds without a chunk of frames): a decoder that hangs or
+    limit on its silence (``timeout`` seconds without a frame from the decoder): a decoder that hangs or
     crashes fails that video with a :class:`~vidcap.video.errors.DecodeError`
     (:class:`~vidcap.video.errors.DecodeTimeoutError`, :class:`~vidcap.video.errors.DecoderCrashedError`)
     and the next video gets a fresh child. The frames come back in chunks and are encoded here,

@@ -238,5 +238,7 @@ def storyboard_png(
 
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise VidcapError("OpenCV could not encode the storyboard as PNG.")
+        raise VidcapError(
+            f"OpenCV could not encode the {width} x {canvas.shape[0]} storyboard as PNG."
+        )
     return encoded.tobytes()

@@ -342,7 +342,7 @@ class _Streams:
             if generation == progress.generation:
                 progress.features[clip_index] = row
                 touched.append(progress)
-        if self.on_clips is not None:
+        if self.on_clips is not None and touched:
             self.on_clips(len(touched))
         for progress in dict.fromkeys(touched):
             self._finish_if_complete(progress)

@@ -111,7 +111,7 @@ class FrameStream:
         minute (None when it reports none).
 
         The time limit on a decoder is on its silence, and a stream whose timestamps jump (a
-        broken or spliced file) makes the resampler repeat a frame for the whole gap, every chunk
+        broken or spliced file) makes the resampler repeat a frame for the whole gap, every frame
         a sign of life: without a bound, a 10-second file could fill the disk with hours of one
         frame. The bound is generous, so a header that understates a real video's length a
         little loses nothing.

@@ -100,9 +100,9 @@ def _child_main(conn: Connection, quiet: bool, start_method: str) -> None:
         except BaseException as e:
             reply = ("error", _portable(e))
         try:
-            conn.send(reply)
+            child.send(reply)
         except Exception as e:  # an unpicklable result
-            conn.send(("error", _portable(e)))
+            child.send(("error", _portable(e)))
 
 
 _POLL_SLICE_S = 86_400.0  # Connection.poll refuses waits past about 24.8 days: wait in slices
@@ -320,8 +320,8 @@ class DecodeWorker:
     ) -> dict[str, Any]:
         """:func:`~vidcap.video.extract.extract_frames` in the child, stopped if it hangs.
 
-        ``timeout`` is the longest the decoder may go without writing a chunk of frames (see
-        :meth:`call`). If the child crashes while one backend runs, the next backends are tried in
+        ``timeout`` is the longest the decoder may go without giving a frame (see :meth:`call`
+        and :mod:`vidcap.video.child`). If the child crashes while one backend runs, the next backends are tried in
         a fresh child; a timeout fails the video at once (a hung decoder is not retried with
         another backend). A crashed or killed child's temporary output file is removed.
 
@@ -380,7 +380,7 @@ class DecodeWorker:
         Backend fallback is extract's: a backend that fails or crashes is replaced by the next one
         (in a fresh child after a crash). When that happens after chunks were handed out, decoding
         starts over and the next chunk has ``start == 0`` again: the consumer drops what it had.
-        ``timeout`` is the longest the decoder may take to send its next chunk (the time the
+        ``timeout`` is the longest the decoder may go without giving a frame (the time the
         consumer spends on each chunk does not count); the child cannot run ahead more than one
         chunk (the pipe blocks it), so memory stays flat.
 
@@ -535,9 +535,8 @@ def _extract_in_child(path: str | Path, out_path: str | Path, **options: Any) ->
         out_path,
         on_attempt=lambda name: child.send_event("attempt", name),
         on_temp=lambda tmp: child.send_event("temp", str(tmp)),
-        on_chunk=lambda frames: child.send_event(
-            "progress", frames
-        ),  # alive: the time limit restarts
+        # A sign of life too (the time limit restarts), besides the frames' own.
+        on_chunk=lambda frames: child.send_event("progress", frames),
         **options,
     )
 

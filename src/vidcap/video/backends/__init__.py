@@ -199,7 +199,7 @@ def bounded_runs(positions: np.ndarray, most: int, span: float) -> list[range]:
     start = 0
     while start < len(positions):
         within = int(np.searchsorted(positions, positions[start] + span, side="left"))
-        stop = min(start + most, within)
+        stop = max(start + 1, min(start + most, within))  # at least one, whatever the bounds
         runs.append(range(start, stop))
         start = stop
     return runs

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vidcap.video.backends import Reader, VideoInfo, convert_selected, normalize_rotation
+from vidcap.video.child import sign_of_life
 from vidcap.video.errors import DecodeError
 from vidcap.video.resample import Resampler
 
@@ -102,6 +103,7 @@ class OpenCVReader(Reader):
             yield from convert_selected(resampler.push(t, frame), convert, memo, self.wanted)
             if not self._cap.grab():
                 break
+            sign_of_life()  # each decoded frame, shown or not: a low --fps is not a stall
             t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             ok, frame = self._cap.retrieve()
             if not ok or frame is None:

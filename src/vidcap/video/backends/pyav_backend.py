@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from vidcap.video.backends import Reader, VideoInfo, convert_selected, normalize_rotation
+from vidcap.video.child import sign_of_life
 from vidcap.video.errors import DecodeError, NoVideoStreamError
 from vidcap.video.resample import Resampler
 
@@ -73,7 +74,9 @@ class PyAVReader(Reader):
             except av_error:
                 self._bad_packets += 1
                 continue
-            yield from frames
+            for frame in frames:
+                sign_of_life()  # each decoded frame, shown or not: a low --fps is not a stall
+                yield frame
         if self._bad_packets:
             self.warnings.append(
                 f"{self._bad_packets} packet(s) of {self.path} could not be decoded and were "

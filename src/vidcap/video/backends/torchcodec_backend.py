@@ -80,7 +80,8 @@ class TorchCodecReader(Reader):
         step = max(1, min(_BATCH_FRAMES, _BATCH_BYTES // (w * h * 3)))
         times = self._output_times(decoder.metadata, fps)
         last = len(times) - 1
-        span_s = BATCH_SPAN_FRAMES / (self.info.fps or fps)
+        # The scanned rate, not the header's (some files' headers give 90000 fps).
+        span_s = BATCH_SPAN_FRAMES / (decoder.metadata.average_fps or self.info.fps or fps)
         # Outputs not asked for, handed out only once a decoded frame follows them: a stream cut
         # short by a damaged file then still ends on a converted frame (a partial last clip is
         # padded with it), as the other backends' streams do.
