@@ -181,6 +181,33 @@ def test_an_encoder_reading_two_frames_gets_the_same_features(
 
 
 @pytest.mark.slow
+def test_a_written_video_holds_no_memory_until_the_run_ends(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    """Each video's features are dropped once it is recorded: a process encoding thousands of
+    videos must not keep every feature it wrote (memory flat over a corpus, not only a video)."""
+    import gc
+
+    from vidcap.stages import encode_videos
+
+    held: list[int] = []
+
+    def on_video(done: object) -> None:  # after each video is recorded
+        recorded = [
+            o for o in gc.get_objects() if type(o) is encode_videos._Progress and o.recorded
+        ]
+        held.append(sum(len(p.features) for p in recorded))
+
+    inputs = resolve_inputs([str(p) for p in video_files(synth_corpus)])
+    config = EncodeConfig(loader_workers=0)
+    result = run_encode_videos(
+        inputs, tmp_path / "out", config, ExtractConfig(size=32), on_video=on_video
+    )
+    assert result.ok and len(held) == len(IDS)
+    assert held == [0] * len(IDS)
+
+
+@pytest.mark.slow
 def test_two_processes_match_one(synth_corpus: Path, tmp_path: Path) -> None:
     files = [str(p) for p in video_files(synth_corpus)]
     single, double = tmp_path / "single", tmp_path / "double"

@@ -339,7 +339,7 @@ class _Streams:
         keys, features = embedded
         touched = []
         for (progress, generation, clip_index), row in zip(keys, features, strict=True):
-            if generation == progress.generation:
+            if generation == progress.generation and not progress.recorded:
                 progress.features[clip_index] = row
                 touched.append(progress)
         if self.on_clips is not None and touched:
@@ -379,11 +379,9 @@ class _Streams:
             )
         except OSError as e:
             raise (as_resource_error(e, self.stage.path) or e) from None
-        progress.recorded = True
-        self._record(record, len(clips))
+        self._record(progress, record, len(clips))
 
     def _fail(self, progress: _Progress, error: str, sticky: bool) -> None:
-        progress.recorded = True
         video = progress.video
         record = ItemRecord(
             video.id,
@@ -393,13 +391,17 @@ class _Streams:
             fingerprint=self.item_fps[video.id],
             sticky=sticky,
         )
-        self._record(record, 0)
+        self._record(progress, record, 0)
 
     def _info(self, video: VideoInput) -> dict[str, Any]:
         return {"split": video.split, "video": str(video.path)}
 
-    def _record(self, record: ItemRecord, n_clips: int) -> None:
+    def _record(self, progress: _Progress, record: ItemRecord, n_clips: int) -> None:
+        progress.recorded = True
         self.stage.record(record)
+        # What a recorded video held is dropped now, not at the end of the run: a process
+        # encoding thousands of videos would otherwise keep every feature it wrote.
+        progress.features, progress.meta = {}, None
         if self.on_video is not None:
             self.on_video(VideoEncoded(record.id, record.status == "ok", n_clips))
 
