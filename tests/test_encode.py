@@ -285,3 +285,42 @@ def test_a_video_with_no_clips_is_failed_not_lost(frames_dir: Path, tmp_path: Pa
         first["id"]: f"{first['id']} has no clips to encode (its extract record lists none)."
     }
     assert result.counts["ok"] == len(lines) - 1
+
+
+def test_a_loader_worker_hands_over_each_clip_as_it_is_prepared(frames_dir: Path) -> None:
+    """One clip at a time, whatever the video's length (preparing a whole video first took
+    gigabytes per video-hour per worker); a video failing midway is one problem item after the
+    clips already handed over, which the main process then drops with the video."""
+    from vidcap.artifacts import read_upstream
+    from vidcap.stages.encode import VideoToEncode, _ClipDataset
+    from vidcap.video.clips import Clip
+
+    _, items = read_upstream(frames_dir, "extract")
+    item = items[sorted(items)[0]]
+    video = VideoToEncode(
+        index=0,
+        id=item.id,
+        frames_path=str(frames_dir / item.outputs["frames"]),
+        clips=[Clip(**c) for c in item.info["clips"]],
+        clip_frames=int(item.info["clip_frames"]),
+    )
+    assert len(video.clips) >= 3
+
+    class FailsOnTheThird(ClipEncoder):
+        name, dim, calls = "third", 1, 0
+
+        def prepare(self, clip: np.ndarray) -> torch.Tensor:
+            self.calls += 1
+            if self.calls == 3:
+                raise ValueError("clip 2 is bad")
+            return torch.zeros(1)
+
+        def embed(self, batch: torch.Tensor) -> torch.Tensor:
+            return batch
+
+    encoder = FailsOnTheThird()
+    items_out = iter(_ClipDataset([video], encoder))
+    assert next(items_out)[:2] == (0, 0) and encoder.calls == 1
+    rest = list(items_out)
+    assert [key[:2] for key in rest] == [(0, 1), (0, -1)]
+    assert rest[-1][2] == f"could not prepare clip 2 of {item.id}: clip 2 is bad"

@@ -84,7 +84,13 @@ class VideoToEncode:
 
 
 class _ClipDataset(IterableDataset):
-    """Yields ``(video index, clip index, prepared clip | problem)``; workers split videos."""
+    """Yields ``(video index, clip index, prepared clip | problem)``; workers split videos.
+
+    Clips are prepared and handed over one at a time, so a worker holds one clip (plus the
+    loader's prefetched batches), whatever the video's length: preparing a whole video first took
+    2.9-5.8 GB per video-hour per worker for an image model. A video that fails midway is one
+    problem item after the clips already handed over; the main process then drops them.
+    """
 
     def __init__(self, videos: list[VideoToEncode], encoder: ClipEncoder) -> None:
         self.videos = videos
@@ -96,18 +102,28 @@ class _ClipDataset(IterableDataset):
         for video in mine:
             try:
                 frames = load_frames(video.frames_path)
-                prepared = [
-                    self.encoder.prepare(clip_array(frames, clip, video.clip_frames))
-                    for clip in video.clips
-                ]
-            except Exception as e:  # a bad frames file fails its video, not the run
-                # ... but a failing disk stops it: handed over as it is (an exception raised in a
-                # loader worker would reach the main process wrapped in a traceback)
-                fault = as_resource_error(e, video.frames_path)
-                yield video.index, -1, fault or f"could not read the frames of {video.id}: {e}"
+            except Exception as e:
+                yield (
+                    video.index,
+                    -1,
+                    _problem(e, video, f"could not read the frames of {video.id}"),
+                )
                 continue
-            for clip, tensor in zip(video.clips, prepared, strict=True):
+            for clip in video.clips:
+                try:
+                    tensor = self.encoder.prepare(clip_array(frames, clip, video.clip_frames))
+                except Exception as e:
+                    what = f"could not prepare clip {clip.index} of {video.id}"
+                    yield video.index, -1, _problem(e, video, what)
+                    break
                 yield video.index, clip.index, tensor
+
+
+def _problem(error: Exception, video: VideoToEncode, what: str) -> Problem:
+    """A bad frames file or clip fails its video, not the run (a sentence); a failing disk stops
+    the run, handed over as it is (an exception raised in a loader worker would reach the main
+    process wrapped in a traceback)."""
+    return as_resource_error(error, video.frames_path) or f"{what}: {error}"
 
 
 Problem = str | ResourceError  # a video's failure sentence, or a fault that stops the run
