@@ -205,3 +205,31 @@ def test_two_processes_share_the_work(synth_corpus: Path, tmp_path: Path) -> Non
         assert np.array_equal(a, b)
     manifest = json.loads((double / "manifest.json").read_text())
     assert manifest["counts"]["ok"] == 8
+
+
+def test_a_few_videos_are_queued_per_thread_not_the_whole_list(
+    synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Videos are handed to the decode threads a few at a time: a future per video of a
+    million-video shard would hold gigabytes before the first one is done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidcap.stages import extract
+    from vidcap.stages.extract import ExtractConfig, run_extract
+    from vidcap.stages.inputs import resolve_inputs
+
+    submitted: list = []
+    queued: list[int] = []  # futures not yet done, at each submit
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            queued.append(1 + sum(1 for f in submitted if not f.done()))
+            submitted.append(super().submit(fn, *args, **kwargs))
+            return submitted[-1]
+
+    monkeypatch.setattr(extract, "ThreadPoolExecutor", Counting)
+    result = run_extract(
+        resolve_inputs([str(synth_corpus)]), tmp_path / "frames", ExtractConfig(size=32, workers=1)
+    )
+    assert result.ok and len(queued) == 8
+    assert max(queued) <= 3  # 2 per thread and the one submitted (before: all 8 at once)

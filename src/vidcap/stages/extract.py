@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -162,12 +162,20 @@ def _extract_videos(
 
     try:
         with ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="extract") as pool:
-            futures = [pool.submit(one, v) for v in videos]
+            # A few videos queued per thread, not the whole list: a future per video of a
+            # million-video shard would hold gigabytes before the first one is done.
+            running: set[Future[None]] = set()
             try:
-                for future in futures:
+                for video in videos:
+                    if len(running) >= 2 * config.workers:
+                        done, running = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            future.result()
+                    running.add(pool.submit(one, video))
+                for future in running:
                     future.result()
             except BaseException:
-                for future in futures:  # a resource fault stops the run: start no other video
+                for future in running:  # a resource fault stops the run: start no other video
                     future.cancel()
                 raise
     finally:
