@@ -199,3 +199,31 @@ def test_a_second_run_into_a_locked_folder_refuses(tmp_path: Path) -> None:
     # Only the main process of a multi-process run takes the lock.
     with first.locked(), StageDir(tmp_path, "extract", rank=1, world_size=2).locked():
         pass
+
+
+def test_resuming_reads_the_index_without_keeping_each_records_info(tmp_path: Path) -> None:
+    """Every process and --shard job reads the whole folder's index when it starts: for a
+    million videos, full records (3.3 KB each, most of it their info) would take gigabytes."""
+    import tracemalloc
+
+    stage = StageDir(tmp_path / "s", "encode")
+    stage.prepare()
+    n = 5000
+    info = {"split": "train", "video": "/data/videos/v.mp4", "backend": "decord", "n_clips": 268,
+            "source": {"width": 640, "height": 360, "fps": 25.0, "codec": "h264"}, "warnings": []}  # fmt: skip
+    with open(stage.path / "index.jsonl", "w") as index:
+        for i in range(n):
+            output = f"features/v{i}.safetensors"
+            record = {"id": f"v{i}", "status": "ok", "fingerprint": f"{i:064x}",
+                      "outputs": {"features": output}, **info, "n_frames": i}  # fmt: skip
+            index.write(json.dumps(record) + "\n")
+            (stage.path / "features").mkdir(exist_ok=True)
+            (stage.path / output).touch()
+    wanted = {f"v{i}": f"{i:064x}" for i in range(n)}
+    tracemalloc.start()
+    try:
+        assert len(stage.done_ids_matching(wanted)) == n
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / n < 1000, f"{peak / n:.0f} bytes per record"

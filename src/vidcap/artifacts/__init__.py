@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vidcap.errors import VidcapError
 
@@ -230,6 +230,15 @@ class ItemRecord:
         )
 
 
+class _ItemState(NamedTuple):
+    """An item's record without its info: what deciding to skip or redo it needs."""
+
+    status: str
+    fingerprint: str | None
+    sticky: bool
+    outputs: tuple[str, ...]
+
+
 def _lock_file(path: Path) -> int | None:
     """An open, exclusively locked ``path`` (created if needed), or None when another process
     holds it. A kill releases the lock with the process; the file may stay, and is reused."""
@@ -253,19 +262,19 @@ def _lock_file(path: Path) -> int | None:
         os.close(fd)
 
 
-def _read_index_file(path: Path) -> list[ItemRecord]:
-    """Read index lines; a torn last line (process killed mid-append) is ignored."""
-    records = []
+def _index_records(path: Path) -> Iterator[ItemRecord]:
+    """The records of an index file, a line at a time; a torn last line (a process killed
+    mid-append) is skipped."""
     if not path.is_file():
-        return records
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            records.append(ItemRecord.from_json(json.loads(line)))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return records
+        return
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                yield ItemRecord.from_json(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+                continue
 
 
 class StageDir:
@@ -311,15 +320,18 @@ class StageDir:
         manifest = self.read_manifest()
         if manifest is None or manifest.get("fingerprint") != stage_fingerprint:
             return False
-        items = self.read_index().values()
-        if any(r.status == "ok" and not self.has_outputs(r) for r in items):
+        states = self._item_states().values()
+        if any(s.status == "ok" and not self._outputs_exist(s.outputs) for s in states):
             return False  # a deleted output: the rerun makes it again
-        failed = [r for r in items if r.status == "failed"]
-        return not failed or (allow_failures and all(r.sticky for r in failed))
+        failed = [s for s in states if s.status == "failed"]
+        return not failed or (allow_failures and all(s.sticky for s in failed))
 
     def has_outputs(self, item: ItemRecord) -> bool:
         """Whether every output file of ``item`` is still there."""
-        return all((self.path / relative).exists() for relative in item.outputs.values())
+        return self._outputs_exist(tuple(item.outputs.values()))
+
+    def _outputs_exist(self, outputs: tuple[str, ...]) -> bool:
+        return all((self.path / relative).exists() for relative in outputs)
 
     @contextlib.contextmanager
     def locked(self, wait_s: float = 0.0) -> Iterator[None]:
@@ -354,21 +366,37 @@ class StageDir:
     def read_index(self) -> dict[str, ItemRecord]:
         """All items recorded so far (merged index and parts); the latest line for an id wins."""
         items: dict[str, ItemRecord] = {}
-        for path in [self.path / INDEX, *self._index_parts()]:
-            for record in _read_index_file(path):
+        for path in self._index_files():
+            for record in _index_records(path):
                 items[record.id] = record
         return items
+
+    def _item_states(self) -> dict[str, _ItemState]:
+        """What resuming needs of every recorded item (the latest line for an id wins), without
+        each record's info: every process and ``--shard`` job reads the whole folder's index when
+        it starts, and a million full records would take gigabytes (3.3 KB each)."""
+        states: dict[str, _ItemState] = {}
+        for path in self._index_files():
+            for r in _index_records(path):
+                states[r.id] = _ItemState(
+                    r.status, r.fingerprint, r.sticky, tuple(r.outputs.values())
+                )
+        return states
 
     def done_ids_matching(self, item_fingerprints: Mapping[str, str]) -> set[str]:
         """Ids already finished ``ok`` with the fingerprint given for each, their outputs still
         there: a rerun skips them."""
         return {
-            r.id
-            for r in self.read_index().values()
-            if r.status == "ok"
-            and r.fingerprint == item_fingerprints.get(r.id)
-            and self.has_outputs(r)
+            item_id
+            for item_id, s in self._item_states().items()
+            if s.status == "ok"
+            and s.fingerprint == item_fingerprints.get(item_id)
+            and self._outputs_exist(s.outputs)
         }
+
+    def _index_files(self) -> list[Path]:
+        """The merged index, then the parts not merged yet."""
+        return [self.path / INDEX, *self._index_parts()]
 
     def _index_parts(self) -> list[Path]:
         """The index parts of several processes or ``--shard`` jobs, not merged yet."""
