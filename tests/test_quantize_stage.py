@@ -105,3 +105,50 @@ def test_errors_are_sentences(features_dir: Path, frames_dir: Path, tmp_path: Pa
     )
     assert too_many.exit_code == 1 and "Traceback" not in too_many.output
     assert "error:" in too_many.output
+
+
+def _copies_of(features_dir: Path, to: Path, copies: int) -> Path:
+    """An encode folder holding each video of ``features_dir`` ``copies`` times (new ids)."""
+    import shutil
+
+    (to / "features").mkdir(parents=True)
+    shutil.copy(features_dir / "manifest.json", to / "manifest.json")
+    lines = []
+    for item in index_of(features_dir).values():
+        for n in range(copies):
+            output = f"features/{item['id']}-{n}.safetensors"
+            shutil.copy(features_dir / item["outputs"]["features"], to / output)
+            lines.append(
+                json.dumps({**item, "id": f"{item['id']}-{n}", "outputs": {"features": output}})
+            )
+    (to / "index.jsonl").write_text("\n".join(lines) + "\n")
+    return to
+
+
+def test_memory_holds_the_fitted_clips_and_one_video_not_the_folder(
+    features_dir: Path, tmp_path: Path
+) -> None:
+    """Streamed a video at a time: 16 times the videos, with the same number of fitted clips,
+    costs about the same memory (holding every feature took 3-8 MB per video-hour at 183-d)."""
+    import tracemalloc
+
+    from vidcap.stages.quantize import QuantizeConfig, run_quantize
+
+    # A first run imports and sets up what every run shares: not measured.
+    assert run_quantize(features_dir, tmp_path / "w0", QuantizeConfig(k=2, depth=2)).ok
+    peaks = []
+    for copies in (1, 16):
+        folder = _copies_of(features_dir, tmp_path / f"f{copies}", copies)
+        tracemalloc.start()
+        try:
+            result = run_quantize(
+                folder, tmp_path / f"w{copies}", QuantizeConfig(k=2, depth=2, fit_samples=40)
+            )
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert result.ok and result.counts["ok"] == 8 * copies
+    clips = sum(item["n_clips"] for item in index_of(features_dir).values())
+    held_before = 15 * clips * 183 * (2 + 4)  # the 15 extra copies, fp16 and a float32 stack
+    # What still grows is the index's records (about 2 KB a video), not the clips' features.
+    assert peaks[1] - peaks[0] < held_before / 2, (peaks, held_before)

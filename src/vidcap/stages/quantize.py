@@ -30,7 +30,6 @@ from vidcap.quantize.kmeans import (
     KMeansConfig,
     stack_features,
     top_words,
-    words_used,
 )
 from vidcap.quantize.settings import Normalization
 from vidcap.stages.base import StageResult, result_from_index
@@ -82,37 +81,44 @@ def run_quantize(
     with stage.locked():
         stage.prepare(force=True)  # one global fit: nothing from an older run can be kept
 
+        # Streamed, a video at a time: only the fitted clips are ever held together (holding
+        # every feature of the folder took 3-8 MB per video-hour at 183-d, terabytes for
+        # HowTo100M).
         ordered = sorted(items.values(), key=lambda r: r.id)
-        features = [load_features(Path(features_dir) / r.outputs["features"]) for r in ordered]
-        arrays = [f["features"] for f in features]
-        fit_rows = _fit_rows(ordered, arrays, config)
+        paths = [Path(features_dir) / r.outputs["features"] for r in ordered]
+        lengths = [_clip_count(record, path) for record, path in zip(ordered, paths, strict=True)]
+        fit_rows = _fit_rows(ordered, lengths, config)
         if on_phase is not None:
             on_phase(f"fitting k={config.k}, depth={config.depth} on {len(fit_rows):,} clips")
-        all_features = stack_features(arrays, names=[r.id for r in ordered])
-        tree = HierarchicalKMeans.fit(all_features[fit_rows], config.kmeans())
+        fit_features = _gather_rows(ordered, paths, lengths, fit_rows)
+        tree = HierarchicalKMeans.fit(fit_features, config.kmeans())
+        del fit_features
         tree.save(stage.path / CODEBOOK)
 
         if on_phase is not None:
-            on_phase(f"assigning {len(all_features):,} clips")
-        ids = tree.assign(all_features, device=config.kmeans().resolved_device())
-        offset = 0
-        for record, data in zip(ordered, features, strict=True):
-            n = len(data["features"])
-            words = ids[offset : offset + n]
-            offset += n
-            path = stage.item_path(record.id, ".json", subdir="words")
+            on_phase(f"assigning {sum(lengths):,} clips")
+        device = config.kmeans().resolved_device()
+        counts = np.zeros(tree.vocab_size, dtype=np.int64)  # clips per word, over the folder
+        for record, path, n in zip(ordered, paths, lengths, strict=True):
+            data = _features_of(record, path, n)
+            try:
+                words = tree.assign(data["features"], device=device)
+            except VidcapError as error:  # NaN features, a dim other than the fitted one
+                raise VidcapError(f"{record.id}: {error}") from None
+            counts += np.bincount(words, minlength=tree.vocab_size)
+            out = stage.item_path(record.id, ".json", subdir="words")
             payload = {
                 "id": record.id,
                 "words": words.tolist(),
                 "start_s": data["start_s"].tolist(),
                 "end_s": data["end_s"].tolist(),
             }
-            atomic_write_text(path, json.dumps(payload) + "\n")
+            atomic_write_text(out, json.dumps(payload) + "\n")
             stage.record(
                 ItemRecord(
                     record.id,
                     "ok",
-                    outputs={"words": stage.relative(path)},
+                    outputs={"words": stage.relative(out)},
                     info={
                         "split": record.info.get("split"),
                         "video": record.info.get("video"),
@@ -125,11 +131,11 @@ def run_quantize(
         description = tree.describe()
         report = {
             "vocab_size": tree.vocab_size,
-            "words_used": words_used(ids),
+            "words_used": int(np.count_nonzero(counts)),
             "level_inertia": [round(float(x), 4) for x in tree.level_inertia],
-            "top_words": [[int(w), int(c)] for w, c in top_words(ids, 20)],
+            "top_words": [[w, c] for w, c in _most_used(counts, 20)],
             "fit_clips": len(fit_rows),
-            "clips": len(ids),
+            "clips": int(counts.sum()),
         }
         stage.finalize(
             config=settings,
@@ -162,17 +168,70 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fit_rows(
-    records: list[ItemRecord], arrays: list[np.ndarray], config: QuantizeConfig
+def _clip_count(record: ItemRecord, path: Path) -> int:
+    """A video's clip count: from the encode index (every encode since it records ``n_clips``),
+    else from its features file."""
+    n = record.info.get("n_clips")
+    return int(n) if isinstance(n, int) else len(load_features(path)["features"])
+
+
+def _features_of(record: ItemRecord, path: Path, n: int) -> dict[str, np.ndarray]:
+    """A video's features file, checked against the clip count the rows were numbered by."""
+    data = load_features(path)
+    if len(data["features"]) != n:
+        raise VidcapError(
+            f"{path} holds {len(data['features'])} clips but the encode index says {n} for "
+            f"{record.id}; rerun `vidcap encode` into that folder."
+        )
+    return data
+
+
+def _gather_rows(
+    records: list[ItemRecord], paths: list[Path], lengths: list[int], rows: np.ndarray
 ) -> np.ndarray:
-    """Row indices (into the stacked features) of the clips to fit on: the train split's, when
-    splits are known, else every clip; then a seeded random sample of ``fit_samples``."""
+    """float32 ``[len(rows), dim]``: the clips at ``rows`` of the folder's features stacked in
+    ``records`` order, read a video at a time.
+
+    Raises:
+        VidcapError: two videos with different feature dims (the message names them).
+    """
+    out: np.ndarray | None = None
+    first = ""
+    starts = np.cumsum([0, *lengths])
+    for i, (record, path) in enumerate(zip(records, paths, strict=True)):
+        lo, hi = np.searchsorted(rows, [starts[i], starts[i + 1]])
+        if lo == hi:
+            continue
+        features = _features_of(record, path, lengths[i])["features"]
+        if out is None:
+            out, first = np.empty((len(rows), features.shape[1]), dtype=np.float32), record.id
+        elif features.shape[1] != out.shape[1]:
+            raise VidcapError(
+                f"Features have different dims: {first} has {out.shape[1]} but {record.id} has "
+                f"{features.shape[1]}; encode every video with the same encoder."
+            )
+        out[lo:hi] = features[rows[lo:hi] - starts[i]]
+    assert out is not None  # rows is never empty (see _fit_rows)
+    return out
+
+
+def _most_used(counts: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """The ``n`` most used words as ``(word, clips)``, most used first (ties: the lower id)."""
+    used = np.flatnonzero(counts)
+    order = used[np.lexsort((used, -counts[used]))][:n]
+    return [(int(w), int(counts[w])) for w in order]
+
+
+def _fit_rows(records: list[ItemRecord], lengths: list[int], config: QuantizeConfig) -> np.ndarray:
+    """Row indices (into the folder's features stacked in ``records`` order) of the clips to fit
+    on: the train split's, when splits are known, else every clip; then a seeded random sample
+    of ``fit_samples``."""
     has_splits = any(r.info.get("split") for r in records)
     rows, offset = [], 0
-    for record, array in zip(records, arrays, strict=True):
+    for record, n in zip(records, lengths, strict=True):
         if not has_splits or record.info.get("split") == "train":
-            rows.append(np.arange(offset, offset + len(array)))
-        offset += len(array)
+            rows.append(np.arange(offset, offset + n))
+        offset += n
     if not rows:
         raise VidcapError(
             "no train-split videos to fit the visual words on; add train videos to the corpus."
