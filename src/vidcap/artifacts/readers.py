@@ -169,6 +169,25 @@ def load_frames(path: str | Path) -> np.ndarray:
 FEATURE_TENSORS = ("features", "start_s", "end_s")
 
 
+def features_shape(path: str | Path) -> tuple[int, int]:
+    """``(clips, dim)`` of a video's features file, from its header (its values are not read).
+
+    Raises:
+        VidcapError: the file is missing, cut, or not a features file.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    remedy = _item_remedy("encode", path)
+    with reading(path, remedy), safe_open(str(path), framework="numpy") as tensors:
+        if "features" not in tensors.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
+            raise damaged(path, remedy, "is not a features file (it has no 'features' tensor)")
+        shape = tensors.get_slice("features").get_shape()
+    if len(shape) != 2:
+        raise damaged(path, remedy, f"is damaged (its features have shape {shape})")
+    return int(shape[0]), int(shape[1])
+
+
 def load_features(path: str | Path) -> dict[str, np.ndarray]:
     """A video's features file: ``features`` [n_clips, dim], ``start_s`` and ``end_s`` [n_clips].
 

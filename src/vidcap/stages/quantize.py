@@ -23,7 +23,7 @@ from vidcap.artifacts import (
     fingerprint,
     read_upstream,
 )
-from vidcap.artifacts.readers import CODEBOOK, load_features, load_words
+from vidcap.artifacts.readers import CODEBOOK, features_shape, load_features, load_words
 from vidcap.errors import VidcapError
 from vidcap.quantize.kmeans import (
     HierarchicalKMeans,
@@ -86,7 +86,7 @@ def run_quantize(
         # HowTo100M).
         ordered = sorted(items.values(), key=lambda r: r.id)
         paths = [Path(features_dir) / r.outputs["features"] for r in ordered]
-        lengths = [_clip_count(record, path) for record, path in zip(ordered, paths, strict=True)]
+        lengths = _clip_counts(ordered, paths)
         fit_rows = _fit_rows(ordered, lengths, config)
         if on_phase is not None:
             on_phase(f"fitting k={config.k}, depth={config.depth} on {len(fit_rows):,} clips")
@@ -100,7 +100,7 @@ def run_quantize(
         device = config.kmeans().resolved_device()
         counts = np.zeros(tree.vocab_size, dtype=np.int64)  # clips per word, over the folder
         for record, path, n in zip(ordered, paths, lengths, strict=True):
-            data = _features_of(record, path, n)
+            data = load_features(path)
             try:
                 words = tree.assign(data["features"], device=device)
             except VidcapError as error:  # NaN features, a dim other than the fitted one
@@ -168,22 +168,26 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _clip_count(record: ItemRecord, path: Path) -> int:
-    """A video's clip count: from the encode index (every encode since it records ``n_clips``),
-    else from its features file."""
-    n = record.info.get("n_clips")
-    return int(n) if isinstance(n, int) else len(load_features(path)["features"])
+def _clip_counts(records: list[ItemRecord], paths: list[Path]) -> list[int]:
+    """Every video's clip count, from its features file's header (no values read), checking that
+    all have the same dim before anything is fitted.
 
-
-def _features_of(record: ItemRecord, path: Path, n: int) -> dict[str, np.ndarray]:
-    """A video's features file, checked against the clip count the rows were numbered by."""
-    data = load_features(path)
-    if len(data["features"]) != n:
-        raise VidcapError(
-            f"{path} holds {len(data['features'])} clips but the encode index says {n} for "
-            f"{record.id}; rerun `vidcap encode` into that folder."
-        )
-    return data
+    Raises:
+        VidcapError: a damaged features file, or two videos with different feature dims (the
+            message names them).
+    """
+    counts, dim, first = [], 0, ""
+    for record, path in zip(records, paths, strict=True):
+        n, d = features_shape(path)
+        if not counts:
+            dim, first = d, record.id
+        elif d != dim:
+            raise VidcapError(
+                f"Features have different dims: {first} has {dim} but {record.id} has {d}; "
+                "encode every video with the same encoder."
+            )
+        counts.append(n)
+    return counts
 
 
 def _gather_rows(
@@ -196,20 +200,14 @@ def _gather_rows(
         VidcapError: two videos with different feature dims (the message names them).
     """
     out: np.ndarray | None = None
-    first = ""
     starts = np.cumsum([0, *lengths])
-    for i, (record, path) in enumerate(zip(records, paths, strict=True)):
+    for i, path in enumerate(paths):
         lo, hi = np.searchsorted(rows, [starts[i], starts[i + 1]])
         if lo == hi:
             continue
-        features = _features_of(record, path, lengths[i])["features"]
-        if out is None:
-            out, first = np.empty((len(rows), features.shape[1]), dtype=np.float32), record.id
-        elif features.shape[1] != out.shape[1]:
-            raise VidcapError(
-                f"Features have different dims: {first} has {out.shape[1]} but {record.id} has "
-                f"{features.shape[1]}; encode every video with the same encoder."
-            )
+        features = load_features(path)["features"]
+        if out is None:  # every video's dim is the same (checked by _clip_counts)
+            out = np.empty((len(rows), features.shape[1]), dtype=np.float32)
         out[lo:hi] = features[rows[lo:hi] - starts[i]]
     assert out is not None  # rows is never empty (see _fit_rows)
     return out
@@ -225,22 +223,33 @@ def _most_used(counts: np.ndarray, n: int) -> list[tuple[int, int]]:
 def _fit_rows(records: list[ItemRecord], lengths: list[int], config: QuantizeConfig) -> np.ndarray:
     """Row indices (into the folder's features stacked in ``records`` order) of the clips to fit
     on: the train split's, when splits are known, else every clip; then a seeded random sample
-    of ``fit_samples``."""
+    of ``fit_samples``.
+
+    The sample is drawn among the train clips' positions and mapped to rows, so a list of every
+    train clip is never made (8 bytes a clip: gigabytes for HowTo100M's 322 million).
+    """
     has_splits = any(r.info.get("split") for r in records)
-    rows, offset = [], 0
-    for record, n in zip(records, lengths, strict=True):
-        if not has_splits or record.info.get("split") == "train":
-            rows.append(np.arange(offset, offset + n))
-        offset += n
-    if not rows:
+    train = [i for i, r in enumerate(records) if not has_splits or r.info.get("split") == "train"]
+    if not train:
         raise VidcapError(
             "no train-split videos to fit the visual words on; add train videos to the corpus."
         )
-    fit = np.concatenate(rows)
-    if config.fit_samples is not None and config.fit_samples < len(fit):
+    train_lengths = np.array([lengths[i] for i in train], dtype=np.int64)
+    n_train = int(train_lengths.sum())
+    if n_train == 0:
+        raise VidcapError(
+            "the train-split videos have no clips to fit the visual words on; add longer train "
+            "videos to the corpus."
+        )
+    if config.fit_samples is None or config.fit_samples >= n_train:
+        positions = np.arange(n_train)
+    else:
         rng = np.random.default_rng(config.seed)
-        fit = np.sort(rng.choice(fit, size=config.fit_samples, replace=False))
-    return fit
+        positions = np.sort(rng.choice(n_train, size=config.fit_samples, replace=False))
+    starts = np.cumsum([0, *lengths])[:-1]  # each video's first row in the folder's stack
+    train_starts = np.cumsum([0, *train_lengths])[:-1]  # ... and among the train clips
+    video = np.searchsorted(train_starts, positions, side="right") - 1
+    return starts[np.array(train)][video] + (positions - train_starts[video])
 
 
 def _details(ok: list[ItemRecord]) -> dict[str, Any]:
