@@ -324,3 +324,52 @@ def test_a_loader_worker_hands_over_each_clip_as_it_is_prepared(frames_dir: Path
     rest = list(items_out)
     assert [key[:2] for key in rest] == [(0, 1), (0, -1)]
     assert rest[-1][2] == f"could not prepare clip 2 of {item.id}: clip 2 is bad"
+
+
+class _FailsOnTheThirdClip(ClipEncoder):
+    """Each clip's mean colour; the third clip prepared (in one loader) cannot be prepared."""
+
+    name = "third-fails-test"
+    dim = 3
+
+    def __init__(self, fail: bool) -> None:
+        self.fail, self.calls = fail, 0
+
+    def prepare(self, clip: np.ndarray) -> torch.Tensor:
+        self.calls += 1
+        if self.fail and self.calls == 3:
+            raise ValueError("clip 2 is bad")
+        return torch.from_numpy(clip.reshape(-1, 3).mean(axis=0, dtype=np.float32))
+
+    def embed(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch
+
+
+@register("third-fails-test", "test encoder", examples=("third-fails-test",), dims="3")
+def _build_third_fails(argument: str | None, options: EncoderOptions) -> ClipEncoder:
+    return _FailsOnTheThirdClip(fail=argument != "never")
+
+
+def test_a_video_failing_midway_drops_its_clips_and_no_other(
+    frames_dir: Path, tmp_path: Path
+) -> None:
+    """Clips are handed over one at a time, so a video may fail after some of its clips were
+    embedded (in flight, a batch ahead): it is recorded failed with its sentence, and every other
+    video gets exactly the features of a run without the failure."""
+    config = ("--loader-workers", "0", "--batch-size", "2", "--save-dtype", "float32", "--json")
+    failing = encode(
+        str(frames_dir), "--out", str(tmp_path / "a"), "-e", "third-fails-test", *config
+    )
+    plain = encode(
+        str(frames_dir), "--out", str(tmp_path / "b"), "-e", "third-fails-test:never", *config
+    )
+    assert failing.exit_code == 1 and plain.exit_code == 0, plain.output
+    first = sorted(index_of(frames_dir))[0]
+    (failure,) = json.loads(failing.stdout)["failures"]
+    assert failure == {"id": first, "error": f"could not prepare clip 2 of {first}: clip 2 is bad"}
+    ours, theirs = index_of(tmp_path / "a"), index_of(tmp_path / "b")
+    assert ours[first]["status"] == "failed" and len(ours) == len(theirs) == 8
+    for video_id in sorted(theirs)[1:]:
+        a, b = (load_features(d / i[video_id]["outputs"]["features"]) for d, i in (
+            (tmp_path / "a", ours), (tmp_path / "b", theirs)))  # fmt: skip
+        np.testing.assert_array_equal(a["features"], b["features"])
