@@ -90,7 +90,7 @@ def run_quantize(
         fit_rows = _fit_rows(ordered, lengths, config)
         if on_phase is not None:
             on_phase(f"fitting k={config.k}, depth={config.depth} on {len(fit_rows):,} clips")
-        fit_features = _gather_rows(ordered, paths, lengths, fit_rows)
+        fit_features = _gather_rows(paths, lengths, fit_rows)
         tree = HierarchicalKMeans.fit(fit_features, config.kmeans())
         del fit_features
         tree.save(stage.path / CODEBOOK)
@@ -190,15 +190,9 @@ def _clip_counts(records: list[ItemRecord], paths: list[Path]) -> list[int]:
     return counts
 
 
-def _gather_rows(
-    records: list[ItemRecord], paths: list[Path], lengths: list[int], rows: np.ndarray
-) -> np.ndarray:
+def _gather_rows(paths: list[Path], lengths: list[int], rows: np.ndarray) -> np.ndarray:
     """float32 ``[len(rows), dim]``: the clips at ``rows`` of the folder's features stacked in
-    ``records`` order, read a video at a time.
-
-    Raises:
-        VidcapError: two videos with different feature dims (the message names them).
-    """
+    ``paths`` order (``lengths`` clips each), read a video at a time."""
     out: np.ndarray | None = None
     starts = np.cumsum([0, *lengths])
     for i, path in enumerate(paths):
