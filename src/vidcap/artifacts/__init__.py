@@ -326,11 +326,8 @@ class StageDir:
         failed = [s for s in states if s.status == "failed"]
         return not failed or (allow_failures and all(s.sticky for s in failed))
 
-    def has_outputs(self, item: ItemRecord) -> bool:
-        """Whether every output file of ``item`` is still there."""
-        return self._outputs_exist(tuple(item.outputs.values()))
-
     def _outputs_exist(self, outputs: tuple[str, ...]) -> bool:
+        """Whether every output file of an item (paths relative to the folder) is still there."""
         return all((self.path / relative).exists() for relative in outputs)
 
     @contextlib.contextmanager

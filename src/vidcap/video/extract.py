@@ -90,7 +90,6 @@ def extract_frames(
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     on_attempt: Callable[[str], None] | None = None,
     on_temp: Callable[[Path], None] | None = None,
-    on_chunk: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Decode ``path`` and write its frames to ``out_path`` (``.npy``), atomically.
 
@@ -99,7 +98,7 @@ def extract_frames(
     partial output is thrown away and decoding restarts with the next backend; on any error nothing
     is left at ``out_path``. ``on_attempt`` gets each backend's name before it is tried and
     ``on_temp`` the temporary file's path before it is written (so a parent can delete it if this
-    process is killed), and ``on_chunk`` the number of frames written so far after each chunk.
+    process is killed).
 
     Returns:
         Metadata (JSON-ready): ``backend``, ``fps``, ``n_frames``, ``height``, ``width``,
@@ -118,7 +117,7 @@ def extract_frames(
         # A backend failing after frames were written starts over in the same temp file.
         meta = decode_with_fallback(
             path,
-            lambda stream: _write_all(stream, tmp, on_chunk),
+            lambda stream: _write_all(stream, tmp),
             fps,
             size,
             crop,
@@ -131,18 +130,14 @@ def extract_frames(
     return {**meta, "clip_frames": clip_frames, "clips": [c.to_dict() for c in clips], **tail}
 
 
-def _write_all(stream: FrameStream, tmp: Path, on_chunk: Callable[[int], None] | None) -> None:
+def _write_all(stream: FrameStream, tmp: Path) -> None:
     writer: NpyFrameWriter | None = None
-    written = 0
     try:
         for chunk in stream:
             if writer is None:  # the frame size is fixed once the first chunk exists
                 height, width = chunk.frames.shape[1:3]
                 writer = NpyFrameWriter(tmp, height, width)
             writer.write(chunk.frames)
-            written += len(chunk.frames)
-            if on_chunk is not None:
-                on_chunk(written)
     except BaseException:
         if writer is not None:
             writer.abort()

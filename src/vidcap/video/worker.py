@@ -535,8 +535,6 @@ def _extract_in_child(path: str | Path, out_path: str | Path, **options: Any) ->
         out_path,
         on_attempt=lambda name: child.send_event("attempt", name),
         on_temp=lambda tmp: child.send_event("temp", str(tmp)),
-        # A sign of life too (the time limit restarts), besides the frames' own.
-        on_chunk=lambda frames: child.send_event("progress", frames),
         **options,
     )
 
