@@ -228,3 +228,123 @@ def test_resuming_reads_the_index_without_keeping_each_records_info(tmp_path: Pa
     finally:
         tracemalloc.stop()
     assert peak / n < 1000, f"{peak / n:.0f} bytes per record"
+
+
+def _extract_records(stage: StageDir, n: int, clips: int, start: int = 0) -> None:
+    """``n`` extract records of videos ``clips`` clips long (an extract record lists its clips:
+    260 for HowTo100M's mean of 6.5 minutes), appended to this process's index."""
+    for i in range(start, start + n):
+        windows = [{"index": k, "start_frame": 30 * k, "end_frame": 30 * k + 30,
+                    "start_s": 1.5 * k, "end_s": 1.5 * k + 1.5} for k in range(clips)]  # fmt: skip
+        info = {"clips": windows, "n_frames": 30 * clips, "duration_s": 1.5 * clips}
+        stage.record(ItemRecord(f"v{i:05d}", "ok", outputs={"frames": f"v{i}.npy"}, info=info))
+
+
+def test_the_end_of_a_run_never_holds_every_record(tmp_path: Path) -> None:
+    """Every process reads the whole index when a run ends, and a downstream stage reads its
+    upstream's: 1.2 million extract records held as records (80 KB each for 260 clips) would take
+    about 90 GB in each process. Where each record lies is all that is held."""
+    import tracemalloc
+
+    from vidcap.stages.base import result_from_index
+    from vidcap.stages.extract import _details
+
+    parts = [StageDir(tmp_path, "extract", rank=r, world_size=2) for r in range(2)]
+    parts[0].prepare()
+    n = 600
+    _extract_records(parts[0], n // 2, clips=260)
+    _extract_records(parts[1], n // 2, clips=260, start=n // 2)
+    stage = StageDir(tmp_path, "extract")
+    for measure in (False, True):  # once first: one-off set-up (imports, caches) is not measured
+        if measure:
+            tracemalloc.start()
+        try:
+            records = stage.read_index()
+            held = tracemalloc.get_traced_memory()[0] if measure else 0
+            result = result_from_index(stage, 0.0, _details)
+            ok = sum(1 for _ in read_upstream_like(records))
+            peak = tracemalloc.get_traced_memory()[1] if measure else 0
+        finally:
+            tracemalloc.stop()
+    assert ok == n and result.counts["ok"] == n and result.details["clips"] == 260 * n
+    assert held / n < 500, f"{held / n:.0f} bytes held per record"
+    assert peak < 5_000_000, f"{peak / 1e6:.1f} MB at the peak for {n} records"  # 48 MB held
+
+    tracemalloc.start()
+    try:
+        counts = stage.merge_index()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert counts == {"ok": n} and peak < 5_000_000, f"{peak / 1e6:.1f} MB merging"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX]
+    lines = (tmp_path / INDEX).read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [f"v{i:05d}" for i in range(n)]
+
+
+def read_upstream_like(records):
+    """Every record, read the way a downstream stage walks its upstream."""
+    for record in records.select(status="ok").records():
+        assert len(record.info["clips"]) == 260
+        yield record.id
+
+
+def test_index_records_read_each_ids_latest_line(tmp_path: Path) -> None:
+    stage = StageDir(tmp_path, "extract", rank=0, world_size=2)
+    stage.prepare()
+    other = StageDir(tmp_path, "extract", rank=1, world_size=2)
+    stage.record(ItemRecord("b", "failed", error="It broke."))
+    stage.record(ItemRecord("a", "ok", info={"n": 1}))
+    other.record(ItemRecord("c", "ok", info={"n": 3}))
+    other.record(ItemRecord("b", "ok", info={"n": 2}))  # a retry in another part wins
+    with open(tmp_path / "index.part1.jsonl", "a") as f:
+        f.write('{"id": "d", "stat')  # torn by a kill
+    records = StageDir(tmp_path, "extract").read_index()
+    assert list(records) == ["b", "a", "c"]  # in the order first recorded, as a dict would be
+    assert records["b"].info == {"n": 2} and records.status("b") == "ok"
+    assert records.counts() == {"ok": 3} and "d" not in records and len(records) == 3
+    assert [r.id for r in records.records()] == ["a", "c", "b"]  # file by file
+    assert {r.id: r.info for r in records.records()} == {i: records[i].info for i in records}
+    assert list(records.select(["c", "x", "a"])) == ["c", "a"]
+    stage.record(ItemRecord("a", "failed", error="Gone."))
+    again = StageDir(tmp_path, "extract").read_index()
+    assert list(again.select(status="failed")) == ["a"] and again["a"].error == "Gone."
+
+
+def test_an_index_merged_while_it_is_read_is_a_sentence_and_the_result_reads_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --shard job reads its result while the last job to end may merge the folder's index:
+    records found in a part that is gone, or in an index.jsonl replaced since, are never read
+    from the wrong file; the result reads the merged index again."""
+    from vidcap.artifacts.index import IndexChanged, IndexRecords
+    from vidcap.stages.base import result_from_index
+
+    shard = StageDir(tmp_path, "extract", rank=1, world_size=2)
+    shard.prepare()
+    StageDir(tmp_path, "extract").record(ItemRecord("a", "ok", info={"n_frames": 1}))
+    shard.record(ItemRecord("b", "ok", info={"n_frames": 2}))
+    stage = StageDir(tmp_path, "extract")
+    records = stage.read_index()
+    stage.merge_index()  # the part is gone and index.jsonl is another file
+    for item_id in ("a", "b"):
+        with pytest.raises(IndexChanged, match=r"changed while it was being read"):
+            records[item_id]
+    with pytest.raises(IndexChanged):
+        list(records.records())
+
+    scans = []
+
+    def merged_after_the_first_scan() -> IndexRecords:
+        scans.append(StageDir(tmp_path, "extract").read_index())
+        if len(scans) == 1:
+            other = StageDir(tmp_path, "extract", rank=1, world_size=2)
+            other.record(ItemRecord("c", "ok", info={"n_frames": 4}))
+            other.merge_index()
+        return scans[-1]
+
+    monkeypatch.setattr(stage, "read_index", merged_after_the_first_scan)
+    result = result_from_index(
+        stage, 0.0, lambda ok: {"frames": sum(r.info["n_frames"] for r in ok)}
+    )
+    assert len(scans) == 2 and result.counts["ok"] == 3 and result.details == {"frames": 7}

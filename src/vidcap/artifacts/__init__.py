@@ -17,10 +17,10 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from vidcap.artifacts.index import IndexRecords, ItemRecord, index_lines
 from vidcap.errors import VidcapError
 
 if TYPE_CHECKING:
@@ -190,46 +190,6 @@ def file_fingerprint(path: str | Path) -> str:
 # The stage folder
 
 
-@dataclass
-class ItemRecord:
-    """One line of ``index.jsonl``: an item's outcome and its output files (relative paths)."""
-
-    id: str
-    status: str  # "ok" | "failed"
-    error: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
-    fingerprint: str | None = None
-    # A failure of the input itself (a file that is not a video): retrying cannot help, so with
-    # --allow-failures it does not keep the stage from being up to date. Any other failure (a
-    # timeout, a crash, a full disk) is retried by the next run.
-    sticky: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "error": self.error,
-            "outputs": self.outputs,
-            "fingerprint": self.fingerprint,
-            **({"sticky": True} if self.sticky else {}),
-            **self.info,
-        }
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> ItemRecord:
-        known = {"id", "status", "error", "outputs", "fingerprint", "sticky"}
-        return cls(
-            id=obj["id"],
-            status=obj["status"],
-            error=obj.get("error"),
-            outputs=dict(obj.get("outputs") or {}),
-            info={k: v for k, v in obj.items() if k not in known},
-            fingerprint=obj.get("fingerprint"),
-            sticky=bool(obj.get("sticky", False)),
-        )
-
-
 class _ItemState(NamedTuple):
     """An item's record without its info: what deciding to skip or redo it needs."""
 
@@ -260,21 +220,6 @@ def _lock_file(path: Path) -> int | None:
             os.write(fd, f"{os.getpid()}\n".encode())
             return fd
         os.close(fd)
-
-
-def _index_records(path: Path) -> Iterator[ItemRecord]:
-    """The records of an index file, a line at a time; a torn last line (a process killed
-    mid-append) is skipped."""
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                yield ItemRecord.from_json(json.loads(line))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-                continue
 
 
 class StageDir:
@@ -360,13 +305,10 @@ class StageDir:
             path.unlink(missing_ok=True)
             os.close(fd)
 
-    def read_index(self) -> dict[str, ItemRecord]:
-        """All items recorded so far (merged index and parts); the latest line for an id wins."""
-        items: dict[str, ItemRecord] = {}
-        for path in self._index_files():
-            for record in _index_records(path):
-                items[record.id] = record
-        return items
+    def read_index(self) -> IndexRecords:
+        """All items recorded so far (merged index and parts); the latest line for an id wins.
+        Each record is read from its file when asked for (:class:`IndexRecords`)."""
+        return IndexRecords.scan(self._index_files())
 
     def _item_states(self) -> dict[str, _ItemState]:
         """What resuming needs of every recorded item (the latest line for an id wins), without
@@ -374,7 +316,7 @@ class StageDir:
         it starts, and a million full records would take gigabytes (3.3 KB each)."""
         states: dict[str, _ItemState] = {}
         for path in self._index_files():
-            for r in _index_records(path):
+            for _, r in index_lines(path):
                 states[r.id] = _ItemState(
                     r.status, r.fingerprint, r.sticky, tuple(r.outputs.values())
                 )
@@ -447,18 +389,16 @@ class StageDir:
             f.flush()
             os.fsync(f.fileno())
 
-    def merge_index(self) -> dict[str, ItemRecord]:
+    def merge_index(self) -> dict[str, int]:
         """Fold the index parts into one ``index.jsonl`` sorted by id (the latest line of an id
-        wins) and delete the parts; returns the items."""
-        items = self.read_index()
-        text = "".join(
-            json.dumps(items[i].to_json(), ensure_ascii=False, sort_keys=True) + "\n"
-            for i in sorted(items)
-        )
-        atomic_write_text(self.path / INDEX, text)
-        for part in self._index_parts():
+        wins) and delete the parts; returns how many items have each status. The records are
+        copied a line at a time, never all held."""
+        records = self.read_index()
+        with atomic_path(self.path / INDEX) as tmp, open(tmp, "wb") as out:
+            records.write_sorted(out)
+        for part in records.files[1:]:  # only those read: nothing recorded after is lost
             part.unlink(missing_ok=True)
-        return items
+        return records.counts()
 
     def finalize(
         self,
@@ -476,12 +416,9 @@ class StageDir:
         """
         from vidcap._version import __version__
 
-        items = self.merge_index()
+        counts = {"ok": 0, "failed": 0, **self.merge_index(), "skipped": skipped}
         # The shards' state goes with their parts, before the manifest says the folder is done.
         shutil.rmtree(self.path / SHARDS, ignore_errors=True)
-        counts = {"ok": 0, "failed": 0, "skipped": skipped}
-        for item in items.values():
-            counts[item.status] = counts.get(item.status, 0) + 1
         manifest = {
             "stage": self.stage,
             "vidcap_version": __version__,
@@ -497,10 +434,9 @@ class StageDir:
         return manifest
 
 
-def read_upstream(
-    path: str | Path, expected_stage: str
-) -> tuple[dict[str, Any], dict[str, ItemRecord]]:
-    """Read a finished upstream stage folder: its manifest and its ``ok`` items.
+def read_upstream(path: str | Path, expected_stage: str) -> tuple[dict[str, Any], IndexRecords]:
+    """Read a finished upstream stage folder: its manifest and its ``ok`` items (each read from
+    the index when asked for).
 
     Raises:
         VidcapError: the folder has no manifest (the stage never finished) or is another stage's.
@@ -517,5 +453,4 @@ def read_upstream(
             f"{path} holds the output of `vidcap {manifest.get('stage')}`, "
             f"but a `vidcap {expected_stage}` folder is needed here."
         )
-    ok = {i: r for i, r in stage.read_index().items() if r.status == "ok"}
-    return manifest, ok
+    return manifest, stage.read_index().select(status="ok")

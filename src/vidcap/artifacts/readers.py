@@ -270,7 +270,8 @@ def read_tracks(
     features_dir = Path(manifest["upstream"]["path"]) if with_features else None
     feature_items = read_upstream(features_dir, "encode")[1] if features_dir else {}
     tracks, splits = {}, {}
-    for video_id, item in sorted(items.items()):
+    for video_id in sorted(items):
+        item = items[video_id]  # read when its turn comes: never every record at once
         words = load_words(Path(words_dir) / item.outputs["words"])
         if not words.words:
             continue

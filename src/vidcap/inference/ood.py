@@ -132,9 +132,11 @@ def fit_profile(words_dir: str | Path) -> OODProfile:
     features_dir = Path(manifest["upstream"]["path"])
     _, feature_items = read_upstream(features_dir, "encode")
     by_split: dict[str, list[str]] = {}
-    for video_id, item in sorted(items.items()):
-        if video_id in feature_items:
-            by_split.setdefault(str(item.info.get("split") or "train"), []).append(video_id)
+    for item in items.records():  # a record at a time, none held
+        if item.id in feature_items:
+            by_split.setdefault(str(item.info.get("split") or "train"), []).append(item.id)
+    for videos in by_split.values():
+        videos.sort()
     split, percentile = ("val", PERCENTILE) if by_split.get("val") else ("train", TRAIN_PERCENTILE)
     videos = by_split.get(split) or []
     if not videos:

@@ -4,12 +4,13 @@ stage over a list of items (extract, encode), written once: resume, processes an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from vidcap.artifacts import MANIFEST, ItemRecord, StageDir, remove_stale_temp_files, shards
+from vidcap.artifacts.index import IndexChanged
 from vidcap.distributed import Processes, Shard
 from vidcap.errors import VidcapError
 
@@ -36,25 +37,40 @@ class StageResult:
         return not self.failures
 
 
+Details = Callable[[Iterable[ItemRecord]], dict[str, Any]]
+"""A stage's own figures (frames, clips, ...) from its ``ok`` records, read in one pass: a
+folder's records are read from disk as they are handed over, never all held."""
+
+_READ_ATTEMPTS = 3
+
+
 def result_from_index(
     stage: StageDir,
     started: float,
-    details: Callable[[list[ItemRecord]], dict[str, Any]],
+    details: Details,
     skipped: int = 0,
     up_to_date: bool = False,
     only: Collection[str] | None = None,
 ) -> StageResult:
     """The result of a stage run, read back from its (merged) index.
 
-    ``details`` turns the ``ok`` items into the stage's own figures (frames, clips, ...). When the
-    stage was already up to date, every ``ok`` item counts as skipped. ``only``: the ids to count
-    (a ``--shard`` job's share); all of them when None.
+    When the stage was already up to date, every ``ok`` item counts as skipped. ``only``: the ids
+    to count (a ``--shard`` job's share); all of them when None. A ``--shard`` job reads this
+    while the last job to end may merge the folder's index: the index is read again then.
     """
-    items = stage.read_index()
-    if only is not None:
-        items = {i: items[i] for i in only if i in items}
-    failures = sorted((r.id, r.error or "failed") for r in items.values() if r.status == "failed")
-    ok = [r for r in items.values() if r.status == "ok"]
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            records = stage.read_index()
+            if only is not None:
+                records = records.select(only)
+            failed = records.select(status="failed").records()
+            failures = sorted((r.id, r.error or "failed") for r in failed)
+            ok = records.select(status="ok")
+            figures = details(ok.records())
+            break
+        except IndexChanged:
+            if attempt == _READ_ATTEMPTS - 1:
+                raise
     return StageResult(
         stage=stage.stage,
         out_dir=stage.path,
@@ -66,15 +82,16 @@ def result_from_index(
         failures=failures,
         wall_time_s=time.perf_counter() - started,
         up_to_date=up_to_date,
-        details=details(ok),
+        details=figures,
     )
 
 
-def training_details(ok: list[ItemRecord]) -> dict[str, Any]:
+def training_details(ok: Iterable[ItemRecord]) -> dict[str, Any]:
     """A training stage's figures: its steps and last val statistics."""
-    if not ok:
+    first = next(iter(ok), None)
+    if first is None:
         return {}
-    info = ok[0].info
+    info = first.info
     return {
         "steps": info.get("steps"),
         **{f"val {k}": v for k, v in (info.get("val") or {}).items()},
@@ -155,7 +172,7 @@ class ItemRun(Generic[ItemT]):
     items: list[ItemT]
     item_fps: dict[str, str]
     fingerprint: str
-    details: Callable[[list[ItemRecord]], dict[str, Any]]
+    details: Details
     config: dict[str, Any]
     upstream: dict[str, Any] | None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -271,11 +288,10 @@ class ItemRun(Generic[ItemT]):
                 f"{_listed(waiting)}."
             )
         else:
-            folder = stage.read_index().values()
-            failed = sum(r.status == "failed" for r in folder)
+            counts = stage.read_index().counts()
             note = (
-                f"shard {shard} ended last: {stage.path} is complete ({len(folder) - failed} ok, "
-                f"{failed} failed; index.jsonl and manifest.json written)."
+                f"shard {shard} ended last: {stage.path} is complete ({counts.get('ok', 0)} ok, "
+                f"{counts.get('failed', 0)} failed; index.jsonl and manifest.json written)."
             )
         return self._shard_result(result, shard, note)
 

@@ -38,7 +38,6 @@ from vidcap.stages.encode import (
     STAGE,
     EncodeConfig,
     VideoEncoded,
-    VideoToEncode,
     encode_details,
     write_features,
 )
@@ -367,15 +366,12 @@ class _Streams:
         if not clips:
             self._fail(progress, f"{video.path} gave no frames.", False)
             return
-        target = VideoToEncode(
-            progress.index, video.id, str(video.path), clips, self.extract.clip_frames
-        )
         features = np.stack([progress.features[c.index] for c in clips])
         decoded = {k: meta[k] for k in ("backend", "n_frames", "duration_s", "height", "width")}
         info = {**info, **decoded, "source": meta["source"], "warnings": meta["warnings"]}
         try:
             record = write_features(
-                self.stage, target, features, self.config, info, self.item_fps[video.id]
+                self.stage, video.id, clips, features, self.config, info, self.item_fps[video.id]
             )
         except OSError as e:
             raise (as_resource_error(e, self.stage.path) or e) from None

@@ -10,7 +10,7 @@ same way without a process group (:class:`~vidcap.stages.base.ItemRun`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -229,9 +229,11 @@ def _extract_one(
     )
 
 
-def _details(ok: list[ItemRecord]) -> dict[str, Any]:
-    return {
-        "frames": sum(int(r.info.get("n_frames", 0)) for r in ok),
-        "clips": sum(len(r.info.get("clips", [])) for r in ok),
-        "seconds of video": round(sum(float(r.info.get("duration_s", 0)) for r in ok), 1),
-    }
+def _details(ok: Iterable[ItemRecord]) -> dict[str, Any]:
+    frames = clips = 0
+    seconds = 0.0
+    for r in ok:
+        frames += int(r.info.get("n_frames", 0))
+        clips += len(r.info.get("clips", []))
+        seconds += float(r.info.get("duration_s", 0))
+    return {"frames": frames, "clips": clips, "seconds of video": round(seconds, 1)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +84,7 @@ def run_quantize(
         # Streamed, a video at a time: only the fitted clips are ever held together (holding
         # every feature of the folder took 3-8 MB per video-hour at 183-d, terabytes for
         # HowTo100M).
-        ordered = sorted(items.values(), key=lambda r: r.id)
+        ordered = sorted((_what_is_read(r) for r in items.records()), key=lambda r: r.id)
         paths = [Path(features_dir) / r.outputs["features"] for r in ordered]
         lengths = _clip_counts(ordered, paths)
         fit_rows = _fit_rows(ordered, lengths, config)
@@ -168,6 +168,13 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _what_is_read(record: ItemRecord) -> ItemRecord:
+    """What quantize reads of an encode record: its features file, split and video (a full
+    record takes 2.8 KB in memory, and every video's is held through the run)."""
+    info = {k: record.info.get(k) for k in ("split", "video")}
+    return ItemRecord(record.id, record.status, outputs=record.outputs, info=info)
+
+
 def _clip_counts(records: list[ItemRecord], paths: list[Path]) -> list[int]:
     """Every video's clip count, from its features file's header (no values read), checking that
     all have the same dim before anything is fitted.
@@ -246,7 +253,7 @@ def _fit_rows(records: list[ItemRecord], lengths: list[int], config: QuantizeCon
     return starts[np.array(train)][video] + (positions - train_starts[video])
 
 
-def _details(ok: list[ItemRecord]) -> dict[str, Any]:
+def _details(ok: Iterable[ItemRecord]) -> dict[str, Any]:
     return {"clips": sum(int(r.info.get("n_clips", 0)) for r in ok)}
 
 
