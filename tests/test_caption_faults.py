@@ -85,6 +85,33 @@ def test_caption_cli_reports_hang_and_crash_and_goes_on(
     assert errors[2] == "error: 2 of 4 videos could not be captioned."
 
 
+@fork_only
+@pytest.mark.slow
+def test_caption_writes_videos_as_they_are_captioned_not_at_the_end(
+    trap_bundle: Path, videos: dict[str, Video], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline reading stdout gets the videos captioned so far while a later video's decoder is
+    still hung (videos share generation batches 8 at a time), and nothing is held until the end."""
+    from vidcap.output.formats import CaptionsWriter
+
+    good, hang = _copies(videos, tmp_path)[:2]
+    paths = [good] * 8 + [hang]
+    written: list[tuple[float, str]] = []
+    add = CaptionsWriter.add
+
+    def timed_add(self: CaptionsWriter, result) -> None:
+        written.append((time.monotonic(), result.video))
+        add(self, result)
+
+    monkeypatch.setattr(CaptionsWriter, "add", timed_add)
+    run = invoke("caption", *paths, "--model", trap_bundle, "--format", "jsonl", "--timeout", "2")
+    ended = time.monotonic()
+    assert run.exit_code == 1
+    assert [video for _, video in written] == [str(good)] * 8
+    assert ended - written[-1][0] >= 2.0  # written before the hung decoder's 2 s ran out
+    assert [json.loads(line)["video"] for line in run.stdout.splitlines()] == [str(good)] * 8
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(FFMPEG is None or not Path("/proc").is_dir(), reason="needs ffmpeg and /proc")
 def test_ctrl_c_exits_130_with_one_line_and_kills_the_decoder(bart: Run, tmp_path: Path) -> None:
@@ -98,7 +125,7 @@ def test_ctrl_c_exits_130_with_one_line_and_kills_the_decoder(bart: Run, tmp_pat
     assert returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted."
     assert "Traceback" not in stderr
-    assert not out.exists()
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
     for child in children:
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)

@@ -16,6 +16,7 @@ from vidcap.output.formats import (
     EMPTY_CUE_TEXT,
     EN_DASH,
     FORMATS,
+    CaptionsWriter,
     TimedCaption,
     VideoCaptions,
     cue_text,
@@ -25,7 +26,6 @@ from vidcap.output.formats import (
     render,
     to_srt,
     to_vtt,
-    write_outputs,
 )
 from vidcap.output.storyboard import TILE_PADDING, drawable, render_storyboard, wrap_text
 
@@ -289,12 +289,52 @@ def test_unknown_format() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# write_outputs
+# CaptionsWriter: results written as they come
 
 
-def test_write_outputs_to_stdout_writes_nothing(tmp_path: Path) -> None:
-    assert write_outputs(_results(), "srt", None) == []
+def write_outputs(results: list[VideoCaptions], fmt: str, out: Path | None) -> list[Path]:
+    """The results written by a CaptionsWriter, as `vidcap caption` writes them."""
+    timed = any(r.dense for r in results)
+    with CaptionsWriter(fmt, out, len(results), timed) as writer:
+        for result in results:
+            writer.add(result)
+        return writer.close()
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "anet"])
+def test_the_writer_hands_each_result_over_as_it_comes(fmt: str, tmp_path: Path) -> None:
+    """A pipeline reading stdout gets every video as soon as it is captioned, and nothing is held:
+    the pieces written one by one are the text of the whole document, byte for byte."""
+    import io
+
+    results = [*_results(), _dense(), VideoCaptions("naïve/日本.mp4", [], 2.0)]
+    stream = io.StringIO()
+    writer = CaptionsWriter(fmt, None, len(results), timed=True, stream=stream)
+    sizes = []
+    for result in results:
+        writer.add(result)
+        sizes.append(len(stream.getvalue()))
+    assert sizes == sorted(sizes) and sizes[0] > 0 and len(set(sizes)) == len(sizes)
+    assert writer.close() == [] and stream.getvalue() == render(results, fmt)
+    if fmt in ("json", "anet"):  # the same bytes as json.dumps of the whole document
+        from vidcap.output.anet import anet_document
+
+        whole = [r.to_json() for r in results] if fmt == "json" else anet_document(results)
+        assert stream.getvalue() == json.dumps(whole, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_a_writer_left_early_leaves_no_file(tmp_path: Path) -> None:
+    """Ctrl-C or a fault midway: the output file is never half-written, and a run with no result
+    writes no file."""
+    out = tmp_path / "captions.jsonl"
+    with pytest.raises(KeyboardInterrupt), CaptionsWriter("jsonl", out, 2, False) as writer:
+        writer.add(_results()[0])
+        assert not out.exists()  # under a temporary name until closed
+        raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+    assert write_outputs([], "json", out) == [] and list(tmp_path.iterdir()) == []
+    with pytest.raises(VidcapError, match="use --out DIR"):
+        CaptionsWriter("srt", None, 2, True)
 
 
 def test_write_outputs_several_videos_into_a_folder(tmp_path: Path) -> None:

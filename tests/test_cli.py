@@ -320,8 +320,9 @@ def _video_app(finished: list[tuple[list[str], list[tuple[str, str]]]]) -> typer
     @videos_app.command()
     def shout_command(videos: Videos) -> None:
         paths = read_video_paths(videos)
-        results = for_each_video(
-            paths, "shouted", shout, finish=lambda done, failed: finished.append((done, failed))
+        results: list[str] = []
+        for_each_video(
+            paths, "shouted", shout, results.append, lambda f: finished.append((results, f))
         )
         print(f"all {len(results)} shouted")
 
@@ -345,3 +346,65 @@ def test_for_each_video_reports_a_failure_and_goes_on() -> None:
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.splitlines() == ["A.MP4", "C.MP4", "all 2 shouted"]
     assert finished == [(["A.MP4", "C.MP4"], [])]
+
+
+def test_shared_videos_reach_the_main_process_in_order_a_round_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a launcher, the main process writes the videos in input order as each round of
+    every process's share is gathered, not once at the end with every result held (and every
+    process receiving all of them). Two processes, here as two threads exchanging through a
+    barrier; shares of 5 and 4 videos in rounds of 2."""
+    import threading
+
+    import typer
+
+    from vidcap.cli import videos as loop
+    from vidcap.distributed import Processes
+
+    monkeypatch.setattr(loop, "ROUND", 2)
+    barrier, slots, gathers = threading.Barrier(2), [None, None], [0]
+
+    class Rank(Processes):
+        def gather(self, obj):
+            slots[self.rank] = obj
+            barrier.wait()
+            got = list(slots)
+            if self.rank == 0:
+                gathers[0] += 1
+            barrier.wait()
+            return got
+
+    paths = [f"v{i}.mp4" for i in range(9)]
+    paths[3] = "bad.mp4"  # the second process's
+    emitted: list[tuple[int, str]] = []
+    finished: list[list[tuple[str, str]]] = []
+    exits: list[int] = []
+
+    def shout(path: str) -> str:
+        if path.startswith("bad"):
+            raise VidcapError(f"{path} cannot be read.")
+        return path.upper()
+
+    def run(rank: int) -> None:
+        try:
+            loop.for_each_video(
+                paths,
+                "shouted",
+                shout,
+                lambda result: emitted.append((gathers[0], result)),
+                finished.append,
+                processes=Rank(rank, 2),
+            )
+        except typer.Exit as e:
+            exits.append(e.exit_code)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert [v for _, v in emitted] == [p.upper() for p in paths if not p.startswith("bad")]
+    # Rounds of 2 per process: videos 0-3 after the first, 4-7 after the second, 8 after the last.
+    assert [n for n, _ in emitted] == [1, 1, 1, 2, 2, 2, 2, 3]
+    assert finished == [[("bad.mp4", "bad.mp4 cannot be read.")]] and exits == [1]

@@ -127,7 +127,7 @@ def caption_command(
     from vidcap.card import model_card
     from vidcap.inference.captioner import Captioner
     from vidcap.inference.ood import warning as ood_warning
-    from vidcap.output.formats import SUBTITLE_FORMATS, render, write_outputs
+    from vidcap.output.formats import SUBTITLE_FORMATS, CaptionsWriter
     from vidcap.output.html import ReportVideo, report_storyboard, write_report
     from vidcap.output.storyboard import render_storyboard
 
@@ -137,12 +137,8 @@ def caption_command(
     paths = select_shard(read_video_paths(videos), shard)
     processes = current_processes()
     # Settings that cannot work are refused before any video is decoded.
-    if subtitles and len(paths) > 1 and out is None:
-        raise VidcapError(
-            f"{len(paths)} videos give {len(paths)} .{fmt} files; pass --out DIR to write them."
-        )
-    if out is not None and not subtitles and out.is_dir():
-        raise VidcapError(f"--out {out} is a folder, but {fmt} output goes to one file.")
+    timed = dense or segment_seconds is not None  # text output: timed lines for every video
+    writer = CaptionsWriter(fmt, out, len(paths), timed, stream=sys.stdout)
     if (
         preview is not None
         and len(paths) == 1
@@ -165,6 +161,7 @@ def caption_command(
 
         device = str(resolve_device(device, processes.world_size, processes.rank))
     captioner = Captioner.load(model, device=device, task=("caption", "dense"), timeout=timeout)
+    writer.renderer.timed = timed or captioner.is_dense  # a dense model's events are timed
     if captioner.is_dense and segment_seconds is not None:
         raise VidcapError(
             f"{model} is a dense model: it finds the events itself, so --segment-seconds does not apply."
@@ -210,7 +207,7 @@ def caption_command(
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
         # The report's storyboard is drawn now, so what waits for the report (and travels to
         # the main process under a launcher) is a PNG, not raw thumbnails. Without --html the
-        # ReportVideo just carries the captions (write() reads the results from it).
+        # ReportVideo just carries the captions (emit() writes them from it).
         report_png = None
         if html is not None:
             try:
@@ -225,15 +222,16 @@ def caption_command(
         result.thumbnails = []
         return ReportVideo(result, report_png)
 
-    def write(reported: list[ReportVideo], failures: list[Failure]) -> None:
-        results = [item.result for item in reported]
-        if results:
-            written = write_outputs(results, fmt, out)
-            if out is None:
-                sys.stdout.write(render(results, fmt))  # as is: Rich would expand the tabs
-                sys.stdout.flush()
-            for path in written:
-                stderr.print(f"wrote {escape(str(path))}", highlight=False)
+    reported: list[ReportVideo] = []  # for --html only: the page shows every video
+
+    def emit(item: ReportVideo) -> None:  # on the main process, in input order
+        writer.add(item.result)
+        if html is not None:
+            reported.append(item)
+
+    def finish(failures: list[Failure]) -> None:
+        for path in writer.close():
+            stderr.print(f"wrote {escape(str(path))}", highlight=False)
         for path in previews:
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
@@ -244,7 +242,8 @@ def caption_command(
             stderr.print(f"report {escape(str(index))}", highlight=False)
 
     try:
-        for_each_video(paths, "captioned", caption_one, finish=write, processes=processes)
+        with writer:  # left early (Ctrl-C, a fault): no half-written output stays
+            for_each_video(paths, "captioned", caption_one, emit, finish, processes=processes)
     except OSError as error:  # writing a storyboard or the output: a full disk, a read-only one
         fault = as_resource_error(error, rerun=_RERUN_CAPTION)
         if fault is None:

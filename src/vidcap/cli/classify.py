@@ -137,7 +137,9 @@ def classify_command(
             sys.stdout.flush()
         return result
 
-    def print_json(results: list[Classification], failures: list[Failure]) -> None:
+    results: list[Classification] = []  # for --json: one document of every video
+
+    def print_json(failures: list[Failure]) -> None:
         payload = {
             "model": str(classifier.folder),
             "template": template,
@@ -146,4 +148,7 @@ def classify_command(
         }
         stdout.print_json(json.dumps(payload))
 
-    for_each_video(paths, "classified", classify_one, finish=print_json if as_json else None)
+    if as_json:
+        for_each_video(paths, "classified", classify_one, results.append, print_json)
+    else:
+        for_each_video(paths, "classified", classify_one)

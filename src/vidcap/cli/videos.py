@@ -117,96 +117,114 @@ def read_video_paths(videos: list[str]) -> list[str]:
     return paths
 
 
+ROUND = 64
+"""Under a launcher, how many videos each process captions between two hand-overs of its results
+to the main process, which writes them in input order: what waits is one round, not the run."""
+
+
 def for_each_video(
     paths: Sequence[str],
     verb: str,
     work: Callable[[str], T],
-    finish: Callable[[list[T], list[Failure]], None] | None = None,
+    emit: Callable[[T], None] | None = None,
+    finish: Callable[[list[Failure]], None] | None = None,
     processes: Processes | None = None,
-) -> list[T]:
-    """Run ``work(path)`` on each video in turn, under a progress bar, and return the results.
+) -> None:
+    """Run ``work(path)`` on each video in turn, under a progress bar, handing each result to
+    ``emit`` in input order; no result is kept here.
 
     A video whose ``work`` raises :class:`~vidcap.errors.VidcapError` is reported on stderr
-    (``error: …``) and the others go on. After the last video, ``finish(results, failures)`` writes
-    what needs every result. Then, if any video failed, ``N of M videos could not be <verb>.`` is
-    printed and the command exits with status 1: the results are returned only when all worked.
+    (``error: …``) and the others go on. After the last video, ``finish(failures)`` closes what
+    was written. Then, if any video failed, ``N of M videos could not be <verb>.`` is printed and
+    the command exits with status 1.
 
     Args:
         paths: the videos, in order.
         verb: what ``work`` does, as a past participle (``captioned``): the progress bar's label
             and the end of the failure sentence.
         work: one video's work; it may print its result as soon as it has it.
-        finish: called once, after the last video, with the results and the failures.
+        emit: called with each result, in the order of ``paths``.
+        finish: called once, after the last video, with the failures.
         processes: under ``torchrun`` / ``accelerate launch``, each process runs ``work`` on
-            its share (:meth:`Processes.shard` of ``paths``, in order) and the main process
-            gathers the outcomes and reports and finishes them all, in the order of ``paths``
-            (the other processes return ``[]``). The results must pickle.
+            its share (:meth:`Processes.shard` of ``paths``, in order); every :data:`ROUND`
+            videos, the main process gathers the outcomes and reports and emits them, in the
+            order of ``paths``. ``emit`` and ``finish`` run on the main process only. The results
+            must pickle.
     """
     processes = processes or Processes()
     if processes.world_size > 1:
-        return _for_each_video_shared(paths, verb, work, finish, processes)
-    results: list[T] = []
+        _for_each_video_shared(paths, verb, work, emit, finish, processes)
+        return
     failures: list[Failure] = []
     with progress_bar() as progress:
         task = progress.add_task(verb, total=len(paths))
         for path in paths:
             try:
-                results.append(work(path))
+                result = work(path)
             except VidcapError as error:
                 failures.append((path, str(error)))
                 print_error(str(error))
+            else:
+                if emit is not None:
+                    emit(result)
             progress.advance(task)
-    return _finish(len(paths), verb, results, failures, finish)
+    _finish(len(paths), verb, failures, finish)
 
 
 def _finish(
     n_videos: int,
     verb: str,
-    results: list[T],
     failures: list[Failure],
-    finish: Callable[[list[T], list[Failure]], None] | None,
-) -> list[T]:
+    finish: Callable[[list[Failure]], None] | None,
+) -> None:
     """After the last video: ``finish``, then the failure count and exit 1 if any failed."""
     if finish is not None:
-        finish(results, failures)
+        finish(failures)
     if failures:
         print_error(f"{len(failures)} of {n_videos} videos could not be {verb}.")
         raise typer.Exit(1)
-    return results
 
 
 def _for_each_video_shared(
     paths: Sequence[str],
     verb: str,
     work: Callable[[str], T],
-    finish: Callable[[list[T], list[Failure]], None] | None,
+    emit: Callable[[T], None] | None,
+    finish: Callable[[list[Failure]], None] | None,
     processes: Processes,
-) -> list[T]:
-    """:func:`for_each_video` over several processes (see its ``processes``)."""
+) -> None:
+    """:func:`for_each_video` over several processes (see its ``processes``).
+
+    Process r takes videos r, r+N, r+2N... Round k covers positions [k·ROUND, (k+1)·ROUND) of
+    every process's share, so the videos gathered in a round are a contiguous run of ``paths``
+    that the main process can write at once. Every process takes part in every round (the last
+    ones with nothing left, when shares differ by one)."""
     mine = processes.shard(list(range(len(paths))))
-    outcomes: dict[int, T | VidcapError] = {}
+    longest = -(-len(paths) // processes.world_size)  # the first process's share
+    failures: list[Failure] = []
     with progress_bar(processes=processes) as progress:
         task = progress.add_task(f"{verb} (this process's share)", total=len(mine))
-        for index in mine:
-            try:
-                outcomes[index] = work(paths[index])
-            except VidcapError as error:
-                outcomes[index] = VidcapError(str(error))  # pickles whatever its subclass
-            progress.advance(task)
-    gathered = processes.gather(outcomes)
-    if not processes.is_main:
-        return []
-    merged = {index: outcome for part in gathered for index, outcome in part.items()}
-    results: list[T] = []
-    failures: list[Failure] = []
-    for index, path in enumerate(paths):
-        outcome = merged[index]
-        if isinstance(outcome, VidcapError):
-            failures.append((path, str(outcome)))
-            print_error(str(outcome))
-        else:
-            results.append(outcome)
-    return _finish(len(paths), verb, results, failures, finish)
+        for start in range(0, longest, ROUND):
+            outcomes: dict[int, T | VidcapError] = {}
+            for index in mine[start : start + ROUND]:
+                try:
+                    outcomes[index] = work(paths[index])
+                except VidcapError as error:
+                    outcomes[index] = VidcapError(str(error))  # pickles whatever its subclass
+                progress.advance(task)
+            gathered = processes.gather(outcomes)
+            if not processes.is_main:
+                continue
+            merged = {index: outcome for part in gathered for index, outcome in part.items()}
+            for index in sorted(merged):
+                outcome = merged[index]
+                if isinstance(outcome, VidcapError):
+                    failures.append((paths[index], str(outcome)))
+                    print_error(str(outcome))
+                elif emit is not None:
+                    emit(outcome)
+    if processes.is_main:
+        _finish(len(paths), verb, failures, finish)
 
 
 def read_transcript(

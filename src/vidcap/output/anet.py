@@ -61,18 +61,42 @@ def anet_video_ids(
                     "ActivityNet file holds one entry per video."
                 )
             used[video_id] = result.video
-    chosen = []
-    for result in videos:
-        if result.video in ids:
-            chosen.append(ids[result.video])
-            continue
-        stem = Path(result.video).stem or "video"
-        candidate, n = stem, 2
-        while candidate in used:
-            candidate, n = f"{stem}-{n}", n + 1
-        used[candidate] = result.video
-        chosen.append(candidate)
-    return chosen
+    return [ids[r.video] if r.video in ids else _stem_id(r.video, used) for r in videos]
+
+
+def _stem_id(video: str, used: dict[str, str]) -> str:
+    """``video``'s file stem, made unique among ``used`` (id -> video), which it is added to."""
+    stem = Path(video).stem or "video"
+    candidate, n = stem, 2
+    while candidate in used:
+        candidate, n = f"{stem}-{n}", n + 1
+    used[candidate] = video
+    return candidate
+
+
+def _events(result: VideoCaptions) -> list[dict[str, Any]]:
+    return [
+        {"sentence": c.text, "timestamp": [_round_ms(c.start), _round_ms(c.end)]}
+        for c in result.captions
+    ]
+
+
+def anet_entry(result: VideoCaptions, used: dict[str, str], first: bool) -> str:
+    """``result``'s entry in the document, filed under its file stem made unique among ``used``
+    (which it joins), as :func:`anet_document` lays it out with ``indent=2``; the ``first``
+    entry comes after the document's head. :func:`anet_end` closes it."""
+    head = '{\n  "version": ' + json.dumps(ANET_VERSION) + ',\n  "results": {\n' if first else ",\n"
+    events = json.dumps(_events(result), indent=2, ensure_ascii=False).replace("\n", "\n    ")
+    return f"{head}    {json.dumps(_stem_id(result.video, used), ensure_ascii=False)}: {events}"
+
+
+def anet_end(started: bool) -> str:
+    """What follows the last :func:`anet_entry` (``started``), or the whole document without a
+    result."""
+    if not started:
+        return json.dumps(anet_document([]), indent=2, ensure_ascii=False) + "\n"
+    external = json.dumps({"used": False, "details": ""}, indent=2).replace("\n", "\n  ")
+    return f'\n  }},\n  "external_data": {external}\n}}\n'
 
 
 def _round_ms(seconds: float) -> float:
@@ -94,10 +118,7 @@ def anet_document(
             ``{"used": false, "details": ""}``.
     """
     results = {
-        video_id: [
-            {"sentence": c.text, "timestamp": [_round_ms(c.start), _round_ms(c.end)]}
-            for c in result.captions
-        ]
+        video_id: _events(result)
         for video_id, result in zip(anet_video_ids(videos, ids), videos, strict=True)
     }
     return {

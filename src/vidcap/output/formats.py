@@ -19,15 +19,16 @@ lines are stripped and blank ones dropped, and a cue left with no text gets :dat
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import IO, Any, Literal, get_args
 
-from vidcap.artifacts import atomic_write_text
+from vidcap.artifacts import atomic_path, atomic_write_text
 from vidcap.errors import VidcapError
 
 Format = Literal["text", "json", "jsonl", "srt", "vtt", "anet"]
@@ -306,21 +307,71 @@ def _subtitles(captions: list[TimedCaption], fmt: str) -> str:
     return to_srt(captions) if fmt == "srt" else to_vtt(captions)
 
 
-def _render_text(results: list[VideoCaptions]) -> str:
-    several = len(results) > 1
-    if not any(r.dense for r in results):
-        if not several:
-            return f"{results[0].caption}\n" if results else ""
-        return "".join(f"{r.video}\t{_one_line(r.caption)}\n" for r in results)
-    blocks = []
-    for result in results:
-        lines = [result.video] if several else []
+class Renderer:
+    """The text of results in format ``fmt``, a result at a time: :meth:`piece` as each result
+    comes, in order, then :meth:`end`. A caller can write each piece at once (a pipeline reading
+    stdout gets every video as soon as it is captioned) and hold none of the results.
+
+    ``videos``: how many results there will be at most (the ``text`` format shows the path of
+    each video when there are several). ``timed``: the ``text`` format shows every video with
+    timed lines (a dense model, or segments asked for), else one line per video.
+
+    Raises:
+        VidcapError: an unknown format, or ``srt``/``vtt`` for several videos.
+    """
+
+    def __init__(self, fmt: str, videos: int, timed: bool) -> None:
+        _check_format(fmt)
+        if fmt in SUBTITLE_FORMATS and videos > 1:
+            raise VidcapError(
+                f"A {fmt.upper()} file holds one video's captions, but there are {videos} "
+                f"videos; use --out DIR to write one .{fmt} file per video."
+            )
+        self.fmt, self.several, self.timed = fmt, videos > 1, timed
+        self.count = 0
+        self._anet_ids: dict[str, str] = {}  # id -> the video filed under it
+
+    def piece(self, result: VideoCaptions) -> str:
+        """The text of the next result (after the head of the document, for the first)."""
+        first = self.count == 0
+        self.count += 1
+        if self.fmt in SUBTITLE_FORMATS:
+            return _subtitles(result.captions, self.fmt)
+        if self.fmt == "jsonl":
+            return json.dumps(result.to_json(), ensure_ascii=False) + "\n"
+        if self.fmt == "json":  # the bytes of json.dumps(every result, indent=2), in pieces
+            return ("[\n" if first else ",\n") + _indented(result.to_json(), "  ")
+        if self.fmt == "anet":
+            from vidcap.output.anet import anet_entry  # it reads this module's results
+
+            return anet_entry(result, self._anet_ids, first)
+        if not self.timed:
+            if not self.several:
+                return f"{result.caption}\n"
+            return f"{result.video}\t{_one_line(result.caption)}\n"
+        lines = [result.video] if self.several else []
         lines += [
             f"[{format_clock(c.start)}{EN_DASH}{format_clock(c.end)}] {_one_line(c.text)}".rstrip()
             for c in result.captions
         ]
-        blocks.append("".join(f"{line}\n" for line in lines))
-    return "\n".join(blocks)
+        return ("" if first else "\n") + "".join(f"{line}\n" for line in lines)
+
+    def end(self) -> str:
+        """What closes the document (with no result: the whole of an empty one)."""
+        if self.fmt == "json":
+            return "\n]\n" if self.count else "[]\n"
+        if self.fmt == "anet":
+            from vidcap.output.anet import anet_end
+
+            return anet_end(started=self.count > 0)
+        return ""
+
+
+def _indented(obj: Any, prefix: str) -> str:
+    """``obj`` as JSON indented by 2, every line after ``prefix``: how ``json.dumps(indent=2)``
+    lays out a value nested one level down (a JSON text holds no raw line break in a string)."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    return "\n".join(prefix + line for line in text.split("\n"))
 
 
 def render(results: list[VideoCaptions], fmt: str) -> str:
@@ -332,25 +383,10 @@ def render(results: list[VideoCaptions], fmt: str) -> str:
     Raises:
         VidcapError: an unknown format, or ``srt``/``vtt`` for other than exactly one video.
     """
-    _check_format(fmt)
-    if fmt in SUBTITLE_FORMATS:
-        if len(results) != 1:
-            if not results:
-                raise VidcapError(f"There are no captions to write as {fmt.upper()}.")
-            raise VidcapError(
-                f"A {fmt.upper()} file holds one video's captions, but there are {len(results)} "
-                f"videos; use --out DIR to write one .{fmt} file per video."
-            )
-        return _subtitles(results[0].captions, fmt)
-    if fmt == "json":
-        return json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False) + "\n"
-    if fmt == "jsonl":
-        return "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in results)
-    if fmt == "anet":
-        from vidcap.output.anet import anet_document  # it reads this module's results
-
-        return json.dumps(anet_document(results), indent=2, ensure_ascii=False) + "\n"
-    return _render_text(results)
+    renderer = Renderer(fmt, len(results), timed=any(r.dense for r in results))
+    if fmt in SUBTITLE_FORMATS and not results:
+        raise VidcapError(f"There are no captions to write as {fmt.upper()}.")
+    return "".join(renderer.piece(r) for r in results) + renderer.end()
 
 
 def file_stems(videos: list[str]) -> list[str]:
@@ -359,55 +395,100 @@ def file_stems(videos: list[str]) -> list[str]:
     Compared case-insensitively so the files stay distinct on macOS and Windows too.
     """
     used: set[str] = set()
-    stems = []
-    for video in videos:
-        stem = Path(video).stem or "video"
-        candidate, n = stem, 2
-        while candidate.casefold() in used:
-            candidate, n = f"{stem}-{n}", n + 1
-        used.add(candidate.casefold())
-        stems.append(candidate)
-    return stems
+    return [_unique_stem(video, used) for video in videos]
 
 
-def write_outputs(results: list[VideoCaptions], fmt: str, out: Path | None) -> list[Path]:
-    """Write the results to ``out`` in format ``fmt``; returns the files written, in result order.
+def _unique_stem(video: str, used: set[str]) -> str:
+    """``video``'s file stem, made unique among ``used`` (case-folded), which it joins."""
+    stem = Path(video).stem or "video"
+    candidate, n = stem, 2
+    while candidate.casefold() in used:
+        candidate, n = f"{stem}-{n}", n + 1
+    used.add(candidate.casefold())
+    return candidate
 
-    - ``out`` None: nothing is written and ``[]`` returned (the caller prints :func:`render`).
-    - ``text``/``json``/``jsonl``/``anet``: ``out`` is the file.
+
+class CaptionsWriter:
+    """Writes results in format ``fmt`` as they come, in order, holding none of them.
+
+    - ``out`` None: each result's text goes to ``stream`` at once (flushed), so a pipeline reading
+      stdout gets every video as soon as it is captioned.
+    - ``text``/``json``/``jsonl``/``anet``: ``out`` is one file, written beside it under a
+      temporary name and renamed by :meth:`close`, so a reader never sees half of it.
     - ``srt``/``vtt``, one video: ``out`` is the file, or, when it is an existing folder,
       ``out/<video stem>.<fmt>``.
     - ``srt``/``vtt``, several videos: ``out`` is a folder (created if needed) that gets one
-      ``<video stem>.<fmt>`` per video; equal stems get ``-2``, ``-3``… in order. No results: no file.
+      ``<video stem>.<fmt>`` per video as it comes; equal stems get ``-2``, ``-3``… in order.
 
-    Every file is written atomically, so a reader never sees half of one.
+    No result: no file. Use it as a context manager: leaving with an exception before
+    :meth:`close` removes the unfinished file. ``videos`` and ``timed`` are :class:`Renderer`'s.
 
     Raises:
-        VidcapError: an unknown format, a folder where a file is needed or a file where a folder is.
+        VidcapError: an unknown format, a folder where a file is needed or a file where a folder
+            is, or ``srt``/``vtt`` for several videos without ``out``.
     """
-    _check_format(fmt)
-    if out is None:
-        return []
-    out = Path(out)
-    if fmt not in SUBTITLE_FORMATS:
-        if out.is_dir():
-            raise VidcapError(f"--out {out} is a folder, but {fmt} output goes to one file.")
-        atomic_write_text(out, render(results, fmt))
-        return [out]
-    if not results:
-        return []
-    stems = file_stems([r.video for r in results])
-    if len(results) == 1:
-        path = out / f"{stems[0]}.{fmt}" if out.is_dir() else out
-        atomic_write_text(path, _subtitles(results[0].captions, fmt))
-        return [path]
-    if out.exists() and not out.is_dir():
-        raise VidcapError(
-            f"--out {out} is a file, but {len(results)} videos need a folder for their .{fmt} files."
-        )
-    written = []
-    for result, stem in zip(results, stems, strict=True):
-        path = out / f"{stem}.{fmt}"
-        atomic_write_text(path, _subtitles(result.captions, fmt))
-        written.append(path)
-    return written
+
+    def __init__(
+        self, fmt: str, out: Path | None, videos: int, timed: bool, stream: IO[str] | None = None
+    ) -> None:
+        self.fmt, self.out, self.stream = fmt, None if out is None else Path(out), stream
+        self.files = fmt in SUBTITLE_FORMATS and videos > 1 and out is not None
+        self.renderer = Renderer(fmt, 1 if self.files else videos, timed)
+        if self.out is not None and self.files and self.out.exists() and not self.out.is_dir():
+            raise VidcapError(
+                f"--out {self.out} is a file, but {videos} videos need a folder for their .{fmt} files."
+            )
+        if self.out is not None and fmt not in SUBTITLE_FORMATS and self.out.is_dir():
+            raise VidcapError(f"--out {self.out} is a folder, but {fmt} output goes to one file.")
+        self.written: list[Path] = []
+        self._stems: set[str] = set()
+        self._stack = contextlib.ExitStack()
+        self._file: IO[str] | None = None  # the single output file, under its temporary name
+        self._closed = False
+
+    def __enter__(self) -> CaptionsWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(*exc)  # with an exception: the temporary file goes
+
+    def add(self, result: VideoCaptions) -> None:
+        """Write the next result."""
+        if self.files or (self.fmt in SUBTITLE_FORMATS and self.out is not None):
+            self._write_subtitles(result)
+            return
+        text = self.renderer.piece(result)
+        if self.out is None:
+            if self.stream is not None:
+                self.stream.write(text)
+                self.stream.flush()
+            return
+        if self._file is None:
+            tmp = self._stack.enter_context(atomic_path(self.out))
+            file = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 (the stack closes it)
+            self._file = self._stack.enter_context(file)
+            self.written.append(self.out)
+        self._file.write(text)
+
+    def close(self) -> list[Path]:
+        """Finish the output (the end of the document, the file renamed into place); returns the
+        files written, in result order."""
+        if not self._closed:
+            self._closed = True
+            if self.renderer.count and not self.files and self.fmt not in SUBTITLE_FORMATS:
+                text = self.renderer.end()
+                if self._file is not None:
+                    self._file.write(text)
+                elif self.stream is not None:
+                    self.stream.write(text)
+                    self.stream.flush()
+            self._stack.close()
+        return self.written
+
+    def _write_subtitles(self, result: VideoCaptions) -> None:
+        assert self.out is not None
+        path = self.out
+        if self.files or self.out.is_dir():
+            path = self.out / f"{_unique_stem(result.video, self._stems)}.{self.fmt}"
+        atomic_write_text(path, self.renderer.piece(result))
+        self.written.append(path)
