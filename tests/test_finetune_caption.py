@@ -578,6 +578,41 @@ def test_evaluate_json(bart: Run) -> None:
     )
 
 
+@pytest.mark.slow
+def test_the_nearest_neighbour_floor_reads_a_train_video_at_a_time(
+    bart: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The floor needs a mean feature per training segment, not the corpus's features (14.8 MB
+    per video-hour at 768-d once in float32): each train video's features are read, averaged per
+    segment and dropped before the next video's; the other splits' are never read."""
+    import weakref
+
+    from vidcap.artifacts import readers
+    from vidcap.evaluation.evaluate import _train_segment_features
+    from vidcap.inference.captioner import Captioner
+
+    loaded: list[weakref.ref] = []
+    alive_at_each_load: list[int] = []
+    read = readers.TrackFeatures.__call__
+
+    def tracked(self: readers.TrackFeatures, video_id: str, n_words: int) -> np.ndarray:
+        alive_at_each_load.append(sum(ref() is not None for ref in loaded))
+        features = read(self, video_id, n_words)
+        loaded.append(weakref.ref(features))
+        return features
+
+    monkeypatch.setattr(readers.TrackFeatures, "__call__", tracked)
+    captioner = Captioner.load(bart_bundle(bart))
+    try:
+        means, captions = _train_segment_features(captioner, notices := [])
+    finally:
+        captioner.close()
+    assert notices == [] and means.shape[0] == len(captions) == 13  # the train split's segments
+    assert len(loaded) == 6  # the 6 train videos only
+    # When a video is read, at most the one before it is still referenced (about to be replaced).
+    assert max(alive_at_each_load) <= 1, alive_at_each_load
+
+
 # --------------------------------------------------------------------------------------------------
 # 9. Not a bundle
 

@@ -257,6 +257,33 @@ class ClipTrack:
         return inside
 
 
+class TrackFeatures:
+    """Each video's clip features from ``features_dir``, the encode folder that visual words came
+    from, read a video at a time (float32, one row per visual word).
+
+    Raises:
+        VidcapError: (when called) the folder has no features for the video, or not one row per
+            visual word.
+    """
+
+    def __init__(self, features_dir: str | Path) -> None:
+        self.folder = Path(features_dir)
+        _, self.items = read_upstream(self.folder, "encode")
+
+    def __call__(self, video_id: str, n_words: int) -> np.ndarray:
+        if video_id not in self.items:
+            raise VidcapError(
+                f"{self.folder} has no features for {video_id}; --with-features needs the encode folder the words came from."
+            )
+        loaded = load_features(self.folder / self.items[video_id].outputs["features"])
+        features = loaded["features"].astype(np.float32)
+        if len(features) != n_words:
+            raise VidcapError(
+                f"{video_id}: {len(features)} clip features but {n_words} visual words; re-run `vidcap quantize` on {self.folder}."
+            )
+        return features
+
+
 def read_tracks(
     words_dir: str | Path, with_features: bool = False
 ) -> tuple[dict[str, ClipTrack], dict[str, str | None], dict[str, Any]]:
@@ -267,26 +294,14 @@ def read_tracks(
         VidcapError: no video has visual words, or the features do not match the words.
     """
     manifest, items = read_upstream(words_dir, "quantize")
-    features_dir = Path(manifest["upstream"]["path"]) if with_features else None
-    feature_items = read_upstream(features_dir, "encode")[1] if features_dir else {}
+    features_of = TrackFeatures(manifest["upstream"]["path"]) if with_features else None
     tracks, splits = {}, {}
     for video_id in sorted(items):
         item = items[video_id]  # read when its turn comes: never every record at once
         words = load_words(Path(words_dir) / item.outputs["words"])
         if not words.words:
             continue
-        features = None
-        if features_dir is not None:
-            if video_id not in feature_items:
-                raise VidcapError(
-                    f"{features_dir} has no features for {video_id}; --with-features needs the encode folder the words came from."
-                )
-            loaded = load_features(features_dir / feature_items[video_id].outputs["features"])
-            features = loaded["features"].astype(np.float32)
-            if len(features) != len(words.words):
-                raise VidcapError(
-                    f"{video_id}: {len(features)} clip features but {len(words.words)} visual words; re-run `vidcap quantize` on {features_dir}."
-                )
+        features = None if features_of is None else features_of(video_id, len(words.words))
         tracks[video_id] = ClipTrack(
             np.asarray(words.words, dtype=np.int64),
             np.asarray(words.start_s, dtype=np.float64),
