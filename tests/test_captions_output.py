@@ -492,3 +492,28 @@ def test_report_storyboard_is_the_drawn_png_titled_with_the_video(tmp_path: Path
     assert png is not None and png.startswith(b"\x89PNG") and png == drawn.read_bytes()
     assert report_storyboard(VideoCaptions("a.mp4", [], duration=1.0), []) is None
     assert report_storyboard(result, []) is None
+
+
+def test_the_report_writes_each_videos_page_as_it_comes_and_the_index_last(
+    tmp_path: Path,
+) -> None:
+    """Nothing of a video is held for the report but its index row; a folder with an index page
+    is a finished report (an earlier report's index goes when a new one starts)."""
+    from vidcap.output.html import ReportVideo, ReportWriter
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "index.html").write_text("an earlier report")
+    card = {"name": "m", "arch": "bart", "task": "caption"}
+    report = ReportWriter(out, card)
+    first, second = _results()
+    report.add(ReportVideo(first, b"\x89PNG first"))
+    assert not (out / "index.html").exists()
+    assert (out / "a.html").is_file() and (out / "a.png").read_bytes() == b"\x89PNG first"
+    report.add(ReportVideo(VideoCaptions("other/a.mp4", first.captions, 10.0)))
+    report.add(ReportVideo(second))
+    assert (out / "a-2.html").is_file() and not (out / "a-2.png").exists()
+    index = report.close([("bad.mp4", "bad.mp4 is not a video.")]).read_text()
+    assert index.index('href="a.html"') < index.index('href="a-2.html"') < index.index("b.html")
+    assert "3 videos captioned" in index and "bad.mp4 is not a video." in index
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".tmp")) == []

@@ -128,7 +128,7 @@ def caption_command(
     from vidcap.inference.captioner import Captioner
     from vidcap.inference.ood import warning as ood_warning
     from vidcap.output.formats import SUBTITLE_FORMATS, CaptionsWriter
-    from vidcap.output.html import ReportVideo, report_storyboard, write_report
+    from vidcap.output.html import ReportVideo, ReportWriter, report_storyboard
     from vidcap.output.storyboard import render_storyboard
 
     subtitles = fmt in SUBTITLE_FORMATS
@@ -222,12 +222,14 @@ def caption_command(
         result.thumbnails = []
         return ReportVideo(result, report_png)
 
-    reported: list[ReportVideo] = []  # for --html only: the page shows every video
+    report = (
+        ReportWriter(html, model_card(captioner.bundle), copy_videos) if html is not None else None
+    )
 
     def emit(item: ReportVideo) -> None:  # on the main process, in input order
         writer.add(item.result)
-        if html is not None:
-            reported.append(item)
+        if report is not None:
+            report.add(item)
 
     def finish(failures: list[Failure]) -> None:
         for path in writer.close():
@@ -235,11 +237,8 @@ def caption_command(
         for path in previews:
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
-        if html is not None:
-            index = write_report(
-                html, reported, model_card(captioner.bundle), copy_videos, failures
-            )
-            stderr.print(f"report {escape(str(index))}", highlight=False)
+        if report is not None:
+            stderr.print(f"report {escape(str(report.close(failures)))}", highlight=False)
 
     try:
         with writer:  # left early (Ctrl-C, a fault): no half-written output stays

@@ -395,11 +395,12 @@ def file_stems(videos: list[str]) -> list[str]:
     Compared case-insensitively so the files stay distinct on macOS and Windows too.
     """
     used: set[str] = set()
-    return [_unique_stem(video, used) for video in videos]
+    return [unique_stem(video, used) for video in videos]
 
 
-def _unique_stem(video: str, used: set[str]) -> str:
-    """``video``'s file stem, made unique among ``used`` (case-folded), which it joins."""
+def unique_stem(video: str, used: set[str]) -> str:
+    """``video``'s file stem, made unique among ``used`` (case-folded), which it joins: called
+    for each video in turn, the stems :func:`file_stems` gives."""
     stem = Path(video).stem or "video"
     candidate, n = stem, 2
     while candidate.casefold() in used:
@@ -489,6 +490,6 @@ class CaptionsWriter:
         assert self.out is not None
         path = self.out
         if self.files or self.out.is_dir():
-            path = self.out / f"{_unique_stem(result.video, self._stems)}.{self.fmt}"
+            path = self.out / f"{unique_stem(result.video, self._stems)}.{self.fmt}"
         atomic_write_text(path, self.renderer.piece(result))
         self.written.append(path)

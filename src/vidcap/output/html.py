@@ -18,7 +18,8 @@ saying so under the player. A track loaded from a ``.vtt`` file would be refused
 ``vidcap evaluate --html DIR`` writes ``DIR/index.html``: per segment, the model's caption beside
 the references, the facts it got wrong marked (:func:`write_evaluation_page`).
 
-Every file is written atomically; ``index.html`` last, so a folder with one is complete.
+Every file is written atomically, each video's as soon as it is captioned; ``index.html`` last
+(an earlier one is removed first), so a folder with one is complete.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from vidcap.output.formats import (
     EMPTY_CUE_TEXT,
     EN_DASH,
     VideoCaptions,
-    file_stems,
     format_clock,
     to_vtt,
+    unique_stem,
 )
 from vidcap.output.storyboard import storyboard_png
 
@@ -62,9 +63,9 @@ class ReportVideo:
     """One captioned video for the report, with its storyboard (:func:`report_storyboard`; None:
     no storyboard).
 
-    The storyboard is carried as its PNG bytes, drawn as soon as the video is captioned: what a
-    report of many videos holds until it is written (and what processes under a launcher send to
-    the main one) is then the compressed pictures, not raw thumbnails.
+    The storyboard is carried as its PNG bytes, drawn as soon as the video is captioned: what
+    processes under a launcher send to the main one is the compressed picture, not raw
+    thumbnails. :class:`ReportWriter` writes it out at once.
     """
 
     result: VideoCaptions
@@ -186,33 +187,39 @@ def _duration(result: VideoCaptions) -> str:
     return format_clock(result.duration) if result.duration is not None else "\u2014"
 
 
-def write_report(
-    out: str | Path,
-    videos: Sequence[ReportVideo],
-    card: Mapping[str, Any],
-    copy_videos: bool = False,
-    failures: Sequence[tuple[str, str]] = (),
-) -> Path:
-    """Write the report folder (see the module docstring); returns its ``index.html``.
+class ReportWriter:
+    """Writes the report folder (see the module docstring) a video at a time: each video's page,
+    subtitles and storyboard as soon as it comes, in the order listed; :meth:`close` writes the
+    index page. What is held until then is one row of the index per video, not its storyboard.
 
     Args:
         out: the folder (created if needed; files of an earlier report there are replaced).
-        videos: the captioned videos, in the order listed.
         card: the model card shown on every page.
         copy_videos: copy each video into ``out/videos/`` (else pages link the original).
-        failures: ``(video, error sentence)`` of videos that could not be captioned, listed on the
-            index page.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in REPORT_FILES:
-        atomic_write_text(out / name, static_text(name))
-    model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
-    rows = []
-    stems = file_stems([v.result.video for v in videos])
-    for item, stem in zip(videos, stems, strict=True):
+
+    def __init__(self, out: str | Path, card: Mapping[str, Any], copy_videos: bool = False) -> None:
+        self.out, self.card, self.copy_videos = Path(out), card, copy_videos
+        self.model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
+        self.rows: list[str] = []
+        self._stems: set[str] = set()  # the file stems taken so far
+
+    def _start(self) -> None:
+        """The folder and the files every page uses, before the first page. An index page of an
+        earlier report goes: a folder with ``index.html`` is a finished report."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "index.html").unlink(missing_ok=True)
+        for name in REPORT_FILES:
+            atomic_write_text(self.out / name, static_text(name))
+
+    def add(self, item: ReportVideo) -> None:
+        """Write one captioned video's page, subtitles and storyboard."""
+        out = self.out
+        if not self.rows:
+            self._start()
         result, source = item.result, Path(item.result.video)
-        copy_to = out / "videos" / f"{stem}{source.suffix}" if copy_videos else None
+        stem = unique_stem(result.video, self._stems)
+        copy_to = out / "videos" / f"{stem}{source.suffix}" if self.copy_videos else None
         if copy_to is not None:
             _copy_video(source, copy_to)
         atomic_write_text(out / f"{stem}.vtt", to_vtt(result.captions))
@@ -226,39 +233,49 @@ def write_report(
             )
         count = f"{len(result.captions)} caption{'s' if len(result.captions) != 1 else ''}"
         body = (
-            _header(source.name, f"{_duration(result)} \u00b7 {count} \u00b7 {model}", back=True)
+            _header(
+                source.name, f"{_duration(result)} \u00b7 {count} \u00b7 {self.model}", back=True
+            )
             + "\n<main>\n"
             + player(_video_src(source, out, copy_to), result)
             + f"\n{storyboard}\n"
-            + f"<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n"
+            + f"<section>\n<h2>Model</h2>\n{card_html(self.card)}\n</section>\n"
             + f'<p class="muted"><a href="{quote(stem)}.vtt">{escape(stem)}.vtt</a> \u00b7 '
             + f"source: {escape(str(source))}</p>\n</main>"
         )
         atomic_write_text(out / f"{stem}.html", page(f"{source.name} \u2014 vidcap", body))
-        rows.append(
+        self.rows.append(
             f'<tr><td><a href="{quote(stem)}.html">{escape(source.name)}</a></td>'
             f'<td class="num">{_duration(result)}</td><td class="num">{len(result.captions)}</td>'
             f"<td>{escape(result.caption)}</td></tr>"
         )
-    failed = "".join(
-        f'<tr class="failed"><td>{escape(Path(v).name)}</td><td colspan="3">{escape(e)}</td></tr>'
-        for v, e in failures
-    )
-    table = (
-        '<table class="list">\n<tr><th>Video</th><th>Length</th><th>Captions</th><th>Caption</th></tr>\n'
-        + "\n".join(rows)
-        + failed
-        + "\n</table>"
-    )
-    meta = f"{len(videos)} video{'s' if len(videos) != 1 else ''} captioned by {model}"
-    body = (
-        _header("Captions", meta, back=False)
-        + f"\n<main>\n{table}\n"
-        + f"<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n</main>"
-    )
-    index = out / "index.html"
-    atomic_write_text(index, page("Captions \u2014 vidcap", body, script=False))
-    return index
+
+    def close(self, failures: Sequence[tuple[str, str]] = ()) -> Path:
+        """Write the index page, listing the videos added and ``failures`` (``(video, error
+        sentence)`` of videos that could not be captioned); returns its path."""
+        out = self.out
+        if not self.rows:  # no video came: the index page still lists the failures
+            self._start()
+        failed = "".join(
+            f'<tr class="failed"><td>{escape(Path(v).name)}</td><td colspan="3">{escape(e)}</td></tr>'
+            for v, e in failures
+        )
+        table = (
+            '<table class="list">\n<tr><th>Video</th><th>Length</th><th>Captions</th><th>Caption</th></tr>\n'
+            + "\n".join(self.rows)
+            + failed
+            + "\n</table>"
+        )
+        n = len(self.rows)
+        meta = f"{n} video{'s' if n != 1 else ''} captioned by {self.model}"
+        body = (
+            _header("Captions", meta, back=False)
+            + f"\n<main>\n{table}\n"
+            + f"<section>\n<h2>Model</h2>\n{card_html(self.card)}\n</section>\n</main>"
+        )
+        index = out / "index.html"
+        atomic_write_text(index, page("Captions \u2014 vidcap", body, script=False))
+        return index
 
 
 # --------------------------------------------------------------------------------------------------
