@@ -348,3 +348,54 @@ def test_an_index_merged_while_it_is_read_is_a_sentence_and_the_result_reads_it_
         stage, 0.0, lambda ok: {"frames": sum(r.info["n_frames"] for r in ok)}
     )
     assert len(scans) == 2 and result.counts["ok"] == 3 and result.details == {"frames": 7}
+
+
+@pytest.mark.parametrize("room", [None, 4])
+def test_merging_many_parts_opens_each_once_and_closes_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int | None
+) -> None:
+    """Ids are dealt to --shard jobs in turn, so in id order the merge reads every part by turns:
+    each part is opened once (not once a line), and every file is closed after. When the open-file
+    limit is too low for all of them (room 4), the merge is still right and leaves none open."""
+    from vidcap.artifacts import index as index_module
+    from vidcap.distributed import Shard
+
+    n_parts, n = 150, 3000
+    for k in range(n_parts):
+        job = StageDir(tmp_path, "extract", shard=Shard(k, n_parts))
+        for i in range(k, n, n_parts):
+            job.record(ItemRecord(f"v{i:05d}", "ok", info={"n_frames": i}))
+    if room is not None:
+        monkeypatch.setattr(index_module, "_open_files_allowed", lambda wanted: room)
+    opened: list = []
+    open_index = index_module.IndexRecords._open
+
+    def counting(self, file: int):
+        opened.append(open_index(self, file))
+        return opened[-1]
+
+    monkeypatch.setattr(index_module.IndexRecords, "_open", counting)
+    assert StageDir(tmp_path, "extract").merge_index() == {"ok": n}
+    assert all(f.closed for f in opened)
+    if room is None:
+        assert len(opened) == n_parts
+    lines = (tmp_path / INDEX).read_text().splitlines()
+    assert [json.loads(line)["n_frames"] for line in lines] == list(range(n))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX]
+
+
+def test_parts_a_killed_run_left_never_outrank_the_rerun(tmp_path: Path) -> None:
+    """A killed 2-process run left its parts; the rerun (here with one process) records into
+    index.jsonl, which is read before the parts: their stale failure must not win, or the video
+    would be redone by every rerun and the folder never finish."""
+    StageDir(tmp_path, "extract", rank=0, world_size=2).record(
+        ItemRecord("v0", "ok", fingerprint="fp")
+    )
+    killed = StageDir(tmp_path, "extract", rank=1, world_size=2)
+    killed.record(ItemRecord("v1", "failed", error="the decoder timed out.", fingerprint="fp"))
+    rerun = StageDir(tmp_path, "extract")
+    rerun.prepare()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX]  # the parts are folded in
+    rerun.record(ItemRecord("v1", "ok", fingerprint="fp"))
+    assert rerun.finalize({}, "fp", None, 0.0)["counts"] == {"ok": 2, "failed": 0, "skipped": 0}
+    assert rerun.read_index().status("v1") == "ok" and rerun.is_complete("fp")

@@ -207,6 +207,42 @@ def test_two_processes_share_the_work(synth_corpus: Path, tmp_path: Path) -> Non
     assert manifest["counts"]["ok"] == 8
 
 
+def test_under_a_launcher_only_the_main_process_reads_the_index_at_the_end(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    """A large corpus's index is minutes of parsing: the main process reads it once and hands the
+    result to the others, rather than every process reading it from the shared disk at once."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, sys\n"
+        "from vidcap.artifacts import StageDir\n"
+        "from vidcap.distributed import current_processes\n"
+        "from vidcap.stages.extract import ExtractConfig, run_extract\n"
+        "from vidcap.stages.inputs import resolve_inputs\n"
+        "reads = []\n"
+        "read_index = StageDir.read_index\n"
+        "StageDir.read_index = lambda self: reads.append(1) or read_index(self)\n"
+        "if __name__ == '__main__':\n"
+        "    processes = current_processes()\n"
+        "    result = run_extract(resolve_inputs([sys.argv[1]]), sys.argv[2],\n"
+        "                         ExtractConfig(size=32, workers=1), processes=processes)\n"
+        "    report = {'reads': len(reads), 'counts': result.counts, 'details': result.details}\n"
+        "    with open(f'{sys.argv[2]}.rank{processes.rank}.json', 'w') as f:\n"
+        "        json.dump(report, f)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+         str(free_port()), str(script), str(synth_corpus), str(tmp_path / "frames")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"frames.rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["reads"] >= 1 and ranks[1]["reads"] == 0  # main: to merge it, and the result
+    assert ranks[0]["counts"] == ranks[1]["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
+    assert ranks[0]["details"] == ranks[1]["details"]
+
+
 def test_a_few_videos_are_queued_per_thread_not_the_whole_list(
     synth_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ runs on CPUs (gloo) and GPUs (NCCL).
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,14 @@ class Processes:
             from accelerate import PartialState
 
             PartialState().wait_for_everyone()
+
+    def broadcast(self, obj: T) -> T:
+        """The main process's ``obj``, on every process (the others' ``obj`` is ignored)."""
+        if self.world_size == 1:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([obj], from_process=0)[0]
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order (on every process)."""
@@ -76,7 +85,18 @@ def current_processes() -> Processes:
 
     # Without a GPU, accelerate only forms a CPU (gloo) process group when asked to.
     state = PartialState(cpu=not torch.cuda.is_available())
+    atexit.register(_leave_process_group)
     return Processes(rank=state.process_index, world_size=state.num_processes)
+
+
+def _leave_process_group() -> None:
+    """Tear the process group down before the interpreter does: left to exit, a process whose
+    peer had already gone was now and then aborted by gloo ("terminate called without an active
+    exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # Where a container's CPU quota is (cgroup v2, then v1): Docker's --cpus and Kubernetes' CPU

@@ -355,6 +355,10 @@ class StageDir:
             else:
                 # A new run invalidates the old manifest until this one finishes.
                 (self.path / MANIFEST).unlink(missing_ok=True)
+                # Parts a killed run left come before this run's lines: folded into index.jsonl
+                # now, a stale line of theirs (a failure) cannot outrank this run's outcome.
+                if self._index_parts():
+                    self.merge_index()
 
     def item_path(self, item_id: str, suffix: str, subdir: str = "") -> Path:
         """Where an item's file goes: ``[subdir/]<sanitized id><suffix>``, always inside the folder."""
@@ -396,7 +400,9 @@ class StageDir:
         records = self.read_index()
         with atomic_path(self.path / INDEX) as tmp, open(tmp, "wb") as out:
             records.write_sorted(out)
-        for part in records.files[1:]:  # only those read: nothing recorded after is lost
+        # Called when no process writes the folder any more (after every process or job has
+        # recorded its share): the parts read are all there is.
+        for part in records.files[1:]:
             part.unlink(missing_ok=True)
         return records.counts()
 

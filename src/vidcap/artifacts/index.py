@@ -10,7 +10,6 @@ holds only where each id's latest line is, and reads a record when it is asked f
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections import OrderedDict
@@ -72,9 +71,10 @@ def parse_line(line: bytes) -> ItemRecord | None:
     if not line.strip():
         return None
     try:
-        return ItemRecord.from_json(json.loads(line))
+        record = ItemRecord.from_json(json.loads(line))
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         return None
+    return record if isinstance(record.id, str) and isinstance(record.status, str) else None
 
 
 def index_lines(path: Path) -> Iterator[tuple[int, ItemRecord]]:
@@ -117,7 +117,7 @@ class _Where(NamedTuple):
 
 
 _STATUSES = {"ok": "ok", "failed": "failed"}  # one string object each, however many records
-_OPEN_FILES = 64  # at most this many index files open at once while writing the merged index
+_SPARE_FILES = 64  # file descriptors left for everything else while the index is merged
 
 
 class IndexRecords(Mapping[str, ItemRecord]):
@@ -128,7 +128,8 @@ class IndexRecords(Mapping[str, ItemRecord]):
     reads its line; :meth:`records` reads them all, file by file, which is the fast way through
     every record.
 
-    Raises (when reading a record): IndexChanged: a file was replaced or removed since the scan.
+    Raises (when reading a record): IndexChanged: a file was replaced or removed since the scan
+    (told by its device and inode, and by the id on the line read).
     """
 
     def __init__(
@@ -205,21 +206,29 @@ class IndexRecords(Mapping[str, ItemRecord]):
                     yield self._record(f.readline(), item_id, file)
 
     def write_sorted(self, out: IO[bytes]) -> None:
-        """Write each id's latest line, sorted by id, to ``out`` (the merged index)."""
-        with contextlib.ExitStack() as stack:
-            handles: OrderedDict[int, IO[bytes]] = OrderedDict()  # the most recently used last
+        """Write each id's latest line, sorted by id, to ``out`` (the merged index).
+
+        Ids are dealt to processes and ``--shard`` jobs in turn, so in id order the lines come
+        from every file by turns: every file stays open (the open-file limit is raised for that
+        when it allows; past it, the least recently read file is closed and reopened later).
+        """
+        handles: OrderedDict[int, IO[bytes]] = OrderedDict()  # the most recently used last
+        room = _open_files_allowed(len(self.files))
+        try:
             for item_id in sorted(self._where):
                 where = self._where[item_id]
                 f = handles.get(where.file)
                 if f is None:
-                    if len(handles) == _OPEN_FILES:
+                    if len(handles) >= room:
                         handles.popitem(last=False)[1].close()
-                    f = handles[where.file] = stack.enter_context(self._open(where.file))
+                    f = handles[where.file] = self._open(where.file)
                 handles.move_to_end(where.file)
-                f.seek(where.offset)
+                f.seek(where.offset)  # the same file as scanned (_open checks): the same line
                 line = f.readline()
-                self._record(line, item_id, where.file)  # checks it is still that id's line
                 out.write(line if line.endswith(b"\n") else line + b"\n")
+        finally:
+            for f in handles.values():
+                f.close()
 
     # -- files ------------------------------------------------------------------------------------
     def _open(self, file: int) -> IO[bytes]:
@@ -236,6 +245,27 @@ class IndexRecords(Mapping[str, ItemRecord]):
         if record is None or record.id != item_id:
             raise IndexChanged(_changed(self.files[file]))
         return record
+
+
+def _open_files_allowed(wanted: int) -> int:
+    """How many index files may be open at once (at least 1): ``wanted`` when the process's
+    open-file limit allows it, after raising the soft limit towards the hard one if needed."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return max(1, min(wanted, 512))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + _SPARE_FILES
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - _SPARE_FILES))
 
 
 def _identity(f: IO[bytes]) -> tuple[int, int]:

@@ -41,8 +41,6 @@ Details = Callable[[Iterable[ItemRecord]], dict[str, Any]]
 """A stage's own figures (frames, clips, ...) from its ``ok`` records, read in one pass: a
 folder's records are read from disk as they are handed over, never all held."""
 
-_READ_ATTEMPTS = 3
-
 
 def result_from_index(
     stage: StageDir,
@@ -56,21 +54,31 @@ def result_from_index(
 
     When the stage was already up to date, every ``ok`` item counts as skipped. ``only``: the ids
     to count (a ``--shard`` job's share); all of them when None. A ``--shard`` job reads this
-    while the last job to end may merge the folder's index: the index is read again then.
+    while the last job to end may merge the folder's index; it then reads it again under the
+    folder's lock, which the merge holds.
     """
-    for attempt in range(_READ_ATTEMPTS):
-        try:
-            records = stage.read_index()
-            if only is not None:
-                records = records.select(only)
-            failed = records.select(status="failed").records()
-            failures = sorted((r.id, r.error or "failed") for r in failed)
-            ok = records.select(status="ok")
-            figures = details(ok.records())
-            break
-        except IndexChanged:
-            if attempt == _READ_ATTEMPTS - 1:
-                raise
+    try:
+        return _read_result(stage, started, details, skipped, up_to_date, only)
+    except IndexChanged:
+        with stage.locked(wait_s=LOCK_WAIT_S):
+            return _read_result(stage, started, details, skipped, up_to_date, only)
+
+
+def _read_result(
+    stage: StageDir,
+    started: float,
+    details: Details,
+    skipped: int,
+    up_to_date: bool,
+    only: Collection[str] | None,
+) -> StageResult:
+    records = stage.read_index()
+    if only is not None:
+        records = records.select(only)
+    failures = sorted(
+        (r.id, r.error or "failed") for r in records.select(status="failed").records()
+    )
+    ok = records.select(status="ok")
     return StageResult(
         stage=stage.stage,
         out_dir=stage.path,
@@ -82,7 +90,7 @@ def result_from_index(
         failures=failures,
         wall_time_s=time.perf_counter() - started,
         up_to_date=up_to_date,
-        details=figures,
+        details=details(ok.records()),
     )
 
 
@@ -219,8 +227,20 @@ class ItemRun(Generic[ItemT]):
             processes.barrier()  # every process has recorded its share
             if processes.is_main:
                 self._finalize(skipped, time.perf_counter() - self.started)
-        processes.barrier()
-        return result_from_index(stage, self.started, self.details, skipped=skipped)
+        # The main process reads the merged index once and hands the result to the others: for
+        # a large corpus, reading it is minutes of parsing, and N processes reading it at once
+        # from a shared file system would multiply that.
+        outcome: StageResult | VidcapError | None = None
+        if processes.is_main:
+            try:
+                outcome = result_from_index(stage, self.started, self.details, skipped=skipped)
+            except VidcapError as error:
+                outcome = VidcapError(str(error))  # pickles whatever its subclass
+        outcome = processes.broadcast(outcome)
+        if isinstance(outcome, VidcapError):
+            raise outcome
+        assert outcome is not None
+        return outcome
 
     def _run_shard(
         self,

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vidcap.artifacts import ItemRecord, StageDir, atomic_path, fingerprint, read_upstream
+from vidcap.artifacts.index import IndexRecords
 from vidcap.artifacts.readers import load_frames
 from vidcap.devices import pins_memory, resolve_device
 from vidcap.distributed import Processes, Shard
@@ -114,6 +115,11 @@ class _ClipDataset(IterableDataset):
         for video in mine:
             try:
                 clips = clips_of(self.upstream[video.id])
+            except (VidcapError, KeyError, TypeError, ValueError) as e:
+                what = f"the extract record of {video.id} lists no readable clips"
+                yield video.index, -1, _problem(e, video, what)
+                continue
+            try:
                 frames = load_frames(video.frames_path)
             except Exception as e:
                 yield (
@@ -229,7 +235,7 @@ def _encode_videos(
     encoder: ClipEncoder,
     device: torch.device,
     config: EncodeConfig,
-    upstream_items: Mapping[str, ItemRecord],
+    upstream_items: IndexRecords,
     item_fps: dict[str, str],
     on_video: Callable[[VideoEncoded], None] | None,
 ) -> None:
@@ -245,7 +251,8 @@ def _encode_videos(
     pending: dict[int, dict[int, np.ndarray]] = {v.index: {} for v in videos}
     clips: dict[int, list[Clip]] = {}  # the videos in flight only (read from their records)
     loader = DataLoader(
-        _ClipDataset(videos, upstream_items, encoder),
+        # This process's videos' records only: a loader worker started by spawn gets a copy.
+        _ClipDataset(videos, upstream_items.select(v.id for v in videos), encoder),
         batch_size=config.batch_size,
         num_workers=min(config.loader_workers, len(videos)),
         collate_fn=_collate,
