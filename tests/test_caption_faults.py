@@ -113,6 +113,41 @@ def test_caption_writes_videos_as_they_are_captioned_not_at_the_end(
 
 
 @pytest.mark.slow
+def test_results_go_to_stdout_even_while_a_progress_bar_is_on_the_terminal(
+    bart: Run, videos: dict[str, Video], tmp_path: Path
+) -> None:
+    """`vidcap caption VIDEO > captions.txt` in a terminal: the captions go to the file, and the
+    terminal shows the progress bar only (a bar on the terminal must not pull stdout onto it)."""
+    import pty
+
+    paths = [str(videos["synth-00000"].path), str(videos["synth-00001"].path)]
+    main, terminal = pty.openpty()
+    out = tmp_path / "captions.txt"
+    with open(out, "w") as stdout:
+        run = subprocess.run(
+            [sys.executable, "-m", "vidcap", "caption", *paths, "-m", str(bart_bundle(bart))],
+            stdout=stdout, stderr=terminal, stdin=subprocess.DEVNULL, timeout=300,
+        )  # fmt: skip
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    assert run.returncode == 0, shown.decode(errors="replace")[-2000:]
+    lines = out.read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == paths
+    assert b"captioned" in shown  # the bar was drawn on the terminal
+    texts = [line.split("\t")[1] for line in lines]
+    assert not any(text.encode() in shown for text in texts), shown[-2000:]
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(FFMPEG is None or not Path("/proc").is_dir(), reason="needs ffmpeg and /proc")
 def test_ctrl_c_exits_130_with_one_line_and_kills_the_decoder(bart: Run, tmp_path: Path) -> None:
     long = tmp_path / "long.mp4"  # 10 minutes: still decoding when the interrupt comes

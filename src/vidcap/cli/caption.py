@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -138,7 +137,7 @@ def caption_command(
     processes = current_processes()
     # Settings that cannot work are refused before any video is decoded.
     timed = dense or segment_seconds is not None  # text output: timed lines for every video
-    writer = CaptionsWriter(fmt, out, len(paths), timed, stream=sys.stdout)
+    writer = CaptionsWriter(fmt, out, len(paths), timed)  # out None: stdout
     if (
         preview is not None
         and len(paths) == 1

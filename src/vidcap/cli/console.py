@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -49,6 +50,10 @@ def progress_bar(*extra_columns: TextColumn, processes: Processes | None = None)
         console=stderr,
         transient=False,
         disable=not stderr.is_terminal or (processes is not None and not processes.is_main),
+        # Results written to a terminal's stdout while the bar is live are printed above it (on
+        # stderr's console: the same screen). Results going to a file or a pipe go there as they
+        # are: redirected, they would land on the terminal instead.
+        redirect_stdout=sys.stdout.isatty(),
     )
 
 

@@ -118,8 +118,9 @@ def read_video_paths(videos: list[str]) -> list[str]:
 
 
 ROUND = 64
-"""Under a launcher, how many videos each process captions between two hand-overs of its results
-to the main process, which writes them in input order: what waits is one round, not the run."""
+"""Under a launcher, how many videos each process captions between two exchanges of results
+(an all-gather), after which the main process writes them in input order: what is held is one
+round, not the run."""
 
 
 def for_each_video(

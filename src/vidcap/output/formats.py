@@ -23,6 +23,7 @@ import contextlib
 import html
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -412,8 +413,10 @@ def unique_stem(video: str, used: set[str]) -> str:
 class CaptionsWriter:
     """Writes results in format ``fmt`` as they come, in order, holding none of them.
 
-    - ``out`` None: each result's text goes to ``stream`` at once (flushed), so a pipeline reading
-      stdout gets every video as soon as it is captioned.
+    - ``out`` None: each result's text goes to ``stream`` at once (flushed at the end of each
+      line), so a pipeline reading stdout gets every video as soon as it is captioned. Without a
+      ``stream``, ``sys.stdout`` as it is at each write: a progress bar on a terminal may print
+      it above itself meanwhile.
     - ``text``/``json``/``jsonl``/``anet``: ``out`` is one file, written beside it under a
       temporary name and renamed by :meth:`close`, so a reader never sees half of it.
     - ``srt``/``vtt``, one video: ``out`` is the file, or, when it is an existing folder,
@@ -451,7 +454,10 @@ class CaptionsWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.__exit__(*exc)  # with an exception: the temporary file goes
+        if exc[0] is None:
+            self.close()
+        else:  # the temporary file goes
+            self._stack.__exit__(*exc)
 
     def add(self, result: VideoCaptions) -> None:
         """Write the next result."""
@@ -460,9 +466,7 @@ class CaptionsWriter:
             return
         text = self.renderer.piece(result)
         if self.out is None:
-            if self.stream is not None:
-                self.stream.write(text)
-                self.stream.flush()
+            self._print(text)
             return
         if self._file is None:
             tmp = self._stack.enter_context(atomic_path(self.out))
@@ -480,11 +484,16 @@ class CaptionsWriter:
                 text = self.renderer.end()
                 if self._file is not None:
                     self._file.write(text)
-                elif self.stream is not None:
-                    self.stream.write(text)
-                    self.stream.flush()
+                else:
+                    self._print(text)
             self._stack.close()
         return self.written
+
+    def _print(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        if text.endswith("\n"):  # a partial line waits for its end (a terminal shows lines)
+            stream.flush()
 
     def _write_subtitles(self, result: VideoCaptions) -> None:
         assert self.out is not None
