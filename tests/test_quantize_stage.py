@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from stage_helpers import index_of
@@ -95,6 +96,33 @@ def test_inspect_draws_a_real_picture(features_dir: Path, tmp_path: Path) -> Non
     image = cv2.imread(str(png))
     assert image is not None and image.shape[0] > 3 * 32 and image.shape[1] > 4 * 32
     assert image.std() > 5  # thumbnails, not a blank canvas
+
+
+def test_inspect_reads_a_video_at_a_time(
+    features_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figure needs each top word's clips nearest its centroid, not the corpus's features:
+    each video's are read, measured and dropped before the next video's."""
+    import weakref
+
+    from vidcap.stages import quantize as stage
+
+    out = tmp_path / "words"
+    assert quantize(str(features_dir), "--out", str(out), "--k", "3", "--depth", "1").exit_code == 0
+    loaded: list[weakref.ref] = []
+    alive_at_each_load: list[int] = []
+    load = stage.load_features
+
+    def tracked(path: Path) -> dict:
+        alive_at_each_load.append(sum(ref() is not None for ref in loaded))
+        features = load(path)
+        loaded.append(weakref.ref(features["features"]))
+        return features
+
+    monkeypatch.setattr(stage, "load_features", tracked)
+    png = stage.inspect_words(out, tmp_path / "words.png", top=3, per_word=4)
+    assert png.is_file() and len(loaded) == 8
+    assert max(alive_at_each_load) == 0, alive_at_each_load
 
 
 def test_errors_are_sentences(features_dir: Path, frames_dir: Path, tmp_path: Path) -> None:

@@ -296,8 +296,8 @@ def read_tracks(
     manifest, items = read_upstream(words_dir, "quantize")
     features_of = TrackFeatures(manifest["upstream"]["path"]) if with_features else None
     tracks, splits = {}, {}
-    for video_id in sorted(items):
-        item = items[video_id]  # read when its turn comes: never every record at once
+    for item in items.records():  # a record at a time, in file order (by id once merged)
+        video_id = item.id
         words = load_words(Path(words_dir) / item.outputs["words"])
         if not words.words:
             continue
@@ -311,7 +311,7 @@ def read_tracks(
         splits[video_id] = item.info.get("split")
     if not tracks:
         raise VidcapError(f"{words_dir} has no videos with visual words.")
-    return tracks, splits, manifest
+    return dict(sorted(tracks.items())), dict(sorted(splits.items())), manifest
 
 
 def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:

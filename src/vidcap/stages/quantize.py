@@ -28,8 +28,6 @@ from vidcap.errors import VidcapError
 from vidcap.quantize.kmeans import (
     HierarchicalKMeans,
     KMeansConfig,
-    stack_features,
-    top_words,
 )
 from vidcap.quantize.settings import Normalization
 from vidcap.stages.base import StageResult, result_from_index
@@ -291,28 +289,43 @@ def inspect_words(
     _, frame_items = read_upstream(frames_dir, "extract")
     tree = HierarchicalKMeans.load(Path(words_dir) / CODEBOOK)
 
-    # Every clip: (video id, clip index, word), and its feature for the distance to the centroid.
-    clips: list[tuple[str, int, int]] = []
-    arrays = []
-    for video_id in sorted(items):
-        words = load_words(Path(words_dir) / items[video_id].outputs["words"])
-        clips += [(video_id, i, w) for i, w in enumerate(words.words)]
-        arrays.append(
-            load_features(features_dir / feature_items[video_id].outputs["features"])["features"]
-        )
-    features = stack_features(arrays)
-    if tree.normalize == "l2":
-        features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    word_of_clip = np.array([w for _, _, w in clips])
+    # Two passes over the videos, one at a time (holding every clip's feature took the corpus's
+    # features): the words' counts, then each top word's clips nearest its centroid, ties
+    # broken by the clips' order.
+    videos = sorted(items)
+    counts = np.zeros(tree.vocab_size, dtype=np.int64)
+    for video_id in videos:
+        words = load_words(Path(words_dir) / items[video_id].outputs["words"]).words
+        counts += np.bincount(np.asarray(words, dtype=np.int64), minlength=tree.vocab_size)
+    chosen = _most_used(counts, top)
+    centroids = tree.leaf_centroids
+    nearest: dict[int, list[tuple[float, int, str, int]]] = {w: [] for w, _ in chosen}
+    row = 0  # each clip's place in the folder's order
+    for video_id in videos:
+        words = np.asarray(load_words(Path(words_dir) / items[video_id].outputs["words"]).words)
+        wanted = np.flatnonzero(np.isin(words, list(nearest)))
+        if len(wanted):
+            path = features_dir / feature_items[video_id].outputs["features"]
+            features = load_features(path)["features"].astype(np.float32)[wanted]
+            if features.shape[1] != centroids.shape[1]:
+                raise VidcapError(
+                    f"{path} holds {features.shape[1]}-d features, but {words_dir}'s words are {centroids.shape[1]}-d; give --frames the folder these words came from."
+                )
+            if tree.normalize == "l2":
+                norms = np.linalg.norm(features, axis=1, keepdims=True)
+                features = features / np.maximum(norms, 1e-12)
+            distances = np.linalg.norm(features - centroids[words[wanted]], axis=1)
+            for clip, distance in zip(wanted, distances, strict=True):
+                best = nearest[int(words[clip])]
+                best.append((float(distance), row + int(clip), video_id, int(clip)))
+                best.sort()
+                del best[per_word:]
+        row += len(words)
 
     rows = []
-    for word, count in top_words(word_of_clip, top):
-        members = np.flatnonzero(word_of_clip == word)
-        distances = np.linalg.norm(features[members] - tree.leaf_centroids[word], axis=1)
-        nearest = members[np.argsort(distances, kind="stable")[:per_word]]
+    for word, count in chosen:
         thumbs = []
-        for row in nearest:
-            video_id, clip_index, _ = clips[row]
+        for _, _, video_id, clip_index in nearest[word]:
             frame_item = frame_items.get(video_id)
             if frame_item is None:
                 continue
