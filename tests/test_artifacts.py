@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -366,7 +367,11 @@ def test_merging_many_parts_opens_each_once_and_closes_them_all(
         for i in range(k, n, n_parts):
             job.record(ItemRecord(f"v{i:05d}", "ok", info={"n_frames": i}))
     if room is not None:
-        monkeypatch.setattr(index_module, "_open_files_allowed", lambda wanted: room)
+        monkeypatch.setattr(
+            index_module,
+            "_room_for_open_files",
+            contextlib.contextmanager(lambda wanted: iter([room])),
+        )
     opened: list = []
     open_index = index_module.IndexRecords._open
 

@@ -216,7 +216,7 @@ def test_under_a_launcher_only_the_main_process_reads_the_index_at_the_end(
     script.write_text(
         "import json, sys\n"
         "from vidcap.artifacts import StageDir\n"
-        "from vidcap.distributed import current_processes\n"
+        "from vidcap.distributed import current_processes, leave_process_group\n"
         "from vidcap.stages.extract import ExtractConfig, run_extract\n"
         "from vidcap.stages.inputs import resolve_inputs\n"
         "reads = []\n"
@@ -229,6 +229,7 @@ def test_under_a_launcher_only_the_main_process_reads_the_index_at_the_end(
         "    report = {'reads': len(reads), 'counts': result.counts, 'details': result.details}\n"
         "    with open(f'{sys.argv[2]}.rank{processes.rank}.json', 'w') as f:\n"
         "        json.dump(report, f)\n"
+        "    leave_process_group()  # as the CLI does once a command has run to its end\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(
@@ -241,6 +242,42 @@ def test_under_a_launcher_only_the_main_process_reads_the_index_at_the_end(
     assert ranks[0]["reads"] >= 1 and ranks[1]["reads"] == 0  # main: to merge it, and the result
     assert ranks[0]["counts"] == ranks[1]["counts"] == {"ok": 8, "failed": 0, "skipped": 0}
     assert ranks[0]["details"] == ranks[1]["details"]
+
+
+def test_under_a_launcher_a_main_process_failing_at_the_end_fails_the_others_too(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    """The others wait for the main process's result: when reading it fails (here a KeyError in
+    the stage's figures), they are told so and stop with a sentence instead of waiting forever."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        "from vidcap.distributed import current_processes\n"
+        "from vidcap.errors import VidcapError\n"
+        "from vidcap.stages import base\n"
+        "from vidcap.stages.extract import ExtractConfig, run_extract\n"
+        "from vidcap.stages.inputs import resolve_inputs\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise KeyError('n_frames')\n"
+        "base.result_from_index = broken\n"
+        "if __name__ == '__main__':\n"
+        "    processes = current_processes()\n"
+        "    try:\n"
+        "        run_extract(resolve_inputs([sys.argv[1]]), sys.argv[2],\n"
+        "                    ExtractConfig(size=32, workers=1), processes=processes)\n"
+        "    except (VidcapError, KeyError) as e:\n"
+        "        with open(f'{sys.argv[2]}.rank{processes.rank}.txt', 'w') as f:\n"
+        "            f.write(f'{type(e).__name__}: {e}')\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+         str(free_port()), str(script), str(synth_corpus), str(tmp_path / "frames")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    said = [(tmp_path / f"frames.rank{r}.txt").read_text() for r in range(2)]
+    assert said[0] == "KeyError: 'n_frames'", run.stderr[-3000:]
+    assert said[1].startswith("VidcapError: the main process could not read"), said[1]
 
 
 def test_a_few_videos_are_queued_per_thread_not_the_whole_list(

@@ -8,7 +8,6 @@ runs on CPUs (gloo) and GPUs (NCCL).
 
 from __future__ import annotations
 
-import atexit
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,14 +84,16 @@ def current_processes() -> Processes:
 
     # Without a GPU, accelerate only forms a CPU (gloo) process group when asked to.
     state = PartialState(cpu=not torch.cuda.is_available())
-    atexit.register(_leave_process_group)
     return Processes(rank=state.process_index, world_size=state.num_processes)
 
 
-def _leave_process_group() -> None:
-    """Tear the process group down before the interpreter does: left to exit, a process whose
-    peer had already gone was now and then aborted by gloo ("terminate called without an active
-    exception")."""
+def leave_process_group() -> None:
+    """Tear the process group down, once a command has run to its end on this process: left to
+    the interpreter's exit, a process whose peer had already gone was now and then aborted by gloo
+    ("terminate called without an active exception"). Not after a crash: with NCCL, tearing down
+    waits for the others' collectives, which a failed process would never join."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():

@@ -272,8 +272,11 @@ class StageDir:
         return not failed or (allow_failures and all(s.sticky for s in failed))
 
     def _outputs_exist(self, outputs: tuple[str, ...]) -> bool:
-        """Whether every output file of an item (paths relative to the folder) is still there."""
-        return all((self.path / relative).exists() for relative in outputs)
+        """Whether every output file of an item (paths relative to the folder) is still there.
+        Plain strings, not Path objects: checked for every item of a large folder when a run
+        starts, and pathlib interns each name it parses (a table that grows with the folder)."""
+        folder = os.fspath(self.path)
+        return all(os.path.exists(os.path.join(folder, relative)) for relative in outputs)
 
     @contextlib.contextmanager
     def locked(self, wait_s: float = 0.0) -> Iterator[None]:

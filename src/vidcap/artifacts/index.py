@@ -10,6 +10,7 @@ holds only where each id's latest line is, and reads a record when it is asked f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import OrderedDict
@@ -213,22 +214,23 @@ class IndexRecords(Mapping[str, ItemRecord]):
         when it allows; past it, the least recently read file is closed and reopened later).
         """
         handles: OrderedDict[int, IO[bytes]] = OrderedDict()  # the most recently used last
-        room = _open_files_allowed(len(self.files))
-        try:
-            for item_id in sorted(self._where):
-                where = self._where[item_id]
-                f = handles.get(where.file)
-                if f is None:
-                    if len(handles) >= room:
-                        handles.popitem(last=False)[1].close()
-                    f = handles[where.file] = self._open(where.file)
-                handles.move_to_end(where.file)
-                f.seek(where.offset)  # the same file as scanned (_open checks): the same line
-                line = f.readline()
-                out.write(line if line.endswith(b"\n") else line + b"\n")
-        finally:
-            for f in handles.values():
-                f.close()
+        with _room_for_open_files(len(self.files)) as room:
+            try:
+                for item_id in sorted(self._where):
+                    where = self._where[item_id]
+                    f = handles.get(where.file)
+                    if f is None:
+                        if len(handles) >= room:
+                            handles.popitem(last=False)[1].close()
+                        f = handles[where.file] = self._open(where.file)
+                    handles.move_to_end(where.file)
+                    # _open checked it is the file scanned, so the offset is still this line's.
+                    f.seek(where.offset)
+                    line = f.readline()
+                    out.write(line if line.endswith(b"\n") else line + b"\n")
+            finally:
+                for f in handles.values():
+                    f.close()
 
     # -- files ------------------------------------------------------------------------------------
     def _open(self, file: int) -> IO[bytes]:
@@ -247,25 +249,34 @@ class IndexRecords(Mapping[str, ItemRecord]):
         return record
 
 
-def _open_files_allowed(wanted: int) -> int:
+@contextlib.contextmanager
+def _room_for_open_files(wanted: int) -> Iterator[int]:
     """How many index files may be open at once (at least 1): ``wanted`` when the process's
-    open-file limit allows it, after raising the soft limit towards the hard one if needed."""
+    open-file limit allows it, raising the soft limit towards the hard one meanwhile if needed
+    (and setting it back after, so that processes started later inherit the usual limit)."""
     try:
         import resource
     except ImportError:  # not on POSIX
-        return max(1, min(wanted, 512))
+        yield max(1, min(wanted, 512))
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raised = soft
     need = wanted + _SPARE_FILES
     if soft != resource.RLIM_INFINITY and soft < need:
         target = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(1, min(wanted, soft - _SPARE_FILES))
+            raised = target
+    try:
+        yield (
+            wanted
+            if raised == resource.RLIM_INFINITY
+            else max(1, min(wanted, raised - _SPARE_FILES))
+        )
+    finally:
+        if raised != soft:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def _identity(f: IO[bytes]) -> tuple[int, int]:

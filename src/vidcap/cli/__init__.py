@@ -30,6 +30,7 @@ from vidcap.cli import (
     synth,
 )
 from vidcap.cli.console import print_error
+from vidcap.distributed import leave_process_group
 from vidcap.errors import VidcapError, as_resource_error
 
 _state = {"debug": os.environ.get("VIDCAP_DEBUG", "") not in ("", "0")}
@@ -40,13 +41,16 @@ class _VidcapGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> object:
         try:
-            return super().invoke(ctx)
+            outcome = super().invoke(ctx)
+        except typer.Exit:
+            leave_process_group()  # the command ran to its end (its exit status says how)
+            raise
         except VidcapError as e:
             if _state["debug"]:
                 raise
             print_error(str(e))
             raise typer.Exit(e.exit_code) from None
-        except (typer.TyperException, typer.Exit, typer.Abort, BrokenPipeError):
+        except (typer.TyperException, typer.Abort, BrokenPipeError):
             raise  # click reports its own; a closed pipe (`vidcap … | head`) it ends quietly
         except KeyboardInterrupt:
             # The shell's convention for a command stopped by SIGINT; decoder children are
@@ -65,6 +69,8 @@ class _VidcapGroup(TyperGroup):
                 "`vidcap --debug ...` for the traceback and report it."
             )
             raise typer.Exit(1) from None
+        leave_process_group()
+        return outcome
 
 
 app = typer.Typer(

@@ -55,7 +55,7 @@ def result_from_index(
     When the stage was already up to date, every ``ok`` item counts as skipped. ``only``: the ids
     to count (a ``--shard`` job's share); all of them when None. A ``--shard`` job reads this
     while the last job to end may merge the folder's index; it then reads it again under the
-    folder's lock, which the merge holds.
+    folder's lock, which the merge holds (so call it without holding the lock).
     """
     try:
         return _read_result(stage, started, details, skipped, up_to_date, only)
@@ -230,16 +230,20 @@ class ItemRun(Generic[ItemT]):
         # The main process reads the merged index once and hands the result to the others: for
         # a large corpus, reading it is minutes of parsing, and N processes reading it at once
         # from a shared file system would multiply that.
-        outcome: StageResult | VidcapError | None = None
+        outcome: StageResult | str | None = None
+        failure: Exception | None = None
         if processes.is_main:
             try:
                 outcome = result_from_index(stage, self.started, self.details, skipped=skipped)
-            except VidcapError as error:
-                outcome = VidcapError(str(error))  # pickles whatever its subclass
+            except Exception as error:  # the others wait for the broadcast: they are told too
+                failure, outcome = error, str(error)
         outcome = processes.broadcast(outcome)
-        if isinstance(outcome, VidcapError):
-            raise outcome
-        assert outcome is not None
+        if failure is not None:
+            raise failure
+        if not isinstance(outcome, StageResult):
+            raise VidcapError(
+                f"the main process could not read {stage.path}'s index ({outcome}); its error says why."
+            )
         return outcome
 
     def _run_shard(
@@ -265,14 +269,16 @@ class ItemRun(Generic[ItemT]):
         only = [item.id for item in mine]
         with stage.locked(wait_s=LOCK_WAIT_S):
             # Another job may have finished the folder while this one waited.
-            if not force and stage.is_complete(self.fingerprint, allow_failures):
-                result = result_from_index(
-                    stage, self.started, self.details, up_to_date=True, only=only
-                )
-                return self._shard_result(
-                    result, shard, f"shard {shard}: {stage.path} is complete already."
-                )
-            state = shards.begin(stage, shard, self.fingerprint, force)
+            complete = not force and stage.is_complete(self.fingerprint, allow_failures)
+            if not complete:
+                state = shards.begin(stage, shard, self.fingerprint, force)
+        if complete:  # read outside the lock: result_from_index may take it to read again
+            result = result_from_index(
+                stage, self.started, self.details, up_to_date=True, only=only
+            )
+            return self._shard_result(
+                result, shard, f"shard {shard}: {stage.path} is complete already."
+            )
         # Outside the lock (reading a large index takes a while, and the other jobs wait for the
         # lock): nobody finalizes the folder while this shard is entered as running.
         done = set() if force else stage.done_ids_matching(self.item_fps)

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vidcap.artifacts import ItemRecord, StageDir, atomic_path, fingerprint, read_upstream
-from vidcap.artifacts.index import IndexRecords
+from vidcap.artifacts.index import IndexChanged, IndexRecords
 from vidcap.artifacts.readers import load_frames
 from vidcap.devices import pins_memory, resolve_device
 from vidcap.distributed import Processes, Shard
@@ -115,8 +115,8 @@ class _ClipDataset(IterableDataset):
         for video in mine:
             try:
                 clips = clips_of(self.upstream[video.id])
-            except (VidcapError, KeyError, TypeError, ValueError) as e:
-                what = f"the extract record of {video.id} lists no readable clips"
+            except Exception as e:
+                what = f"could not read the clips of {video.id} from its extract record"
                 yield video.index, -1, _problem(e, video, what)
                 continue
             try:
@@ -142,6 +142,8 @@ def _problem(error: Exception, video: VideoToEncode, what: str) -> Problem:
     """A bad frames file or clip fails its video, not the run (a sentence); a failing disk stops
     the run, handed over as it is (an exception raised in a loader worker would reach the main
     process wrapped in a traceback)."""
+    if isinstance(error, IndexChanged):  # the extract folder is being rewritten: stop
+        return ResourceError(str(error))
     return as_resource_error(error, video.frames_path) or f"{what}: {error}"
 
 
