@@ -315,6 +315,7 @@ def test_the_writer_hands_each_result_over_as_it_comes(fmt: str, tmp_path: Path)
         writer.add(result)
         sizes.append(len(stream.getvalue()))
     assert sizes == sorted(sizes) and sizes[0] > 0 and len(set(sizes)) == len(sizes)
+    assert stream.getvalue().endswith("\n")  # whole lines only, each flushed as it is complete
     assert writer.close() == [] and stream.getvalue() == render(results, fmt)
     if fmt in ("json", "anet"):  # the same bytes as json.dumps of the whole document
         from vidcap.output.anet import anet_document

@@ -99,6 +99,39 @@ def test_copy_videos_copies_bytes_and_lists_failures(
     assert not list(out.rglob("*.tmp*"))
 
 
+def test_a_report_that_cannot_be_written_keeps_the_captions(
+    caption_bundle: Path, webm_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report is written as the videos come: a full disk under it (here, while writing the
+    second video's page) stops the report with a warning, not the run, and the captions are
+    written all the same; the exit status says the report is missing."""
+    import errno
+
+    from vidcap.output.html import ReportWriter
+
+    add, calls = ReportWriter.add, []
+
+    def full_on_the_second(self: ReportWriter, item) -> None:
+        calls.append(item.result.video)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.out / "x.html"))
+        add(self, item)
+
+    monkeypatch.setattr(ReportWriter, "add", full_on_the_second)
+    out, report = tmp_path / "captions.jsonl", tmp_path / "report"
+    videos = [webm_video] * 3
+    result = caption_html(
+        *videos, "--model", caption_bundle, "-f", "jsonl", "-o", out, "--html", report
+    )
+    assert result.exit_code == 1
+    assert [json.loads(line)["video"] for line in out.read_text().splitlines()] == [
+        str(webm_video)
+    ] * 3
+    assert len(calls) == 2  # nothing more is tried once the report stopped
+    assert "the report in" in result.output and "the disk is full" in result.output
+    assert not (report / "index.html").exists()  # a folder without one is not a finished report
+
+
 def test_copy_videos_needs_html(tmp_path: Path) -> None:
     result = caption_html(tmp_path / "a.mp4", "--model", tmp_path, "--copy-videos")
     assert result.exit_code == 1

@@ -225,10 +225,23 @@ def caption_command(
         ReportWriter(html, model_card(captioner.bundle), copy_videos) if html is not None else None
     )
 
+    report_fault: list[str] = []  # why the report stopped, if it did: the captions go on
+
     def emit(item: ReportVideo) -> None:  # on the main process, in input order
         writer.add(item.result)
-        if report is not None:
+        if report is None or report_fault:
+            return
+        try:
             report.add(item)
+        except OSError as error:  # a full disk, a video that cannot be copied
+            reason = str(as_resource_error(error, html) or error)
+            report_fault.append(reason)
+            stderr.print(
+                f"[bold yellow]warning:[/] the report in {escape(str(html))} stops here "
+                f"({escape(reason)}); the captions go on.",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     def finish(failures: list[Failure]) -> None:
         for path in writer.close():
@@ -236,8 +249,13 @@ def caption_command(
         for path in previews:
             if path.exists():
                 stderr.print(f"storyboard {escape(str(path))}", highlight=False)
-        if report is not None:
-            stderr.print(f"report {escape(str(report.close(failures)))}", highlight=False)
+        if report is None:
+            return
+        if report_fault:
+            raise VidcapError(
+                f"the report in {html} could not be written ({report_fault[0]}); the captions were. Rerun with --html once the cause is gone."
+            )
+        stderr.print(f"report {escape(str(report.close(failures)))}", highlight=False)
 
     try:
         with writer:  # left early (Ctrl-C, a fault): no half-written output stays

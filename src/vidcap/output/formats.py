@@ -448,6 +448,7 @@ class CaptionsWriter:
         self._stems: set[str] = set()
         self._stack = contextlib.ExitStack()
         self._file: IO[str] | None = None  # the single output file, under its temporary name
+        self._tail = ""  # stdout: the start of a line not printed yet
         self._closed = False
 
     def __enter__(self) -> CaptionsWriter:
@@ -486,13 +487,24 @@ class CaptionsWriter:
                     self._file.write(text)
                 else:
                     self._print(text)
+            if self._tail:  # a last line without its line break: as it is
+                stream = self.stream or sys.stdout
+                stream.write(self._tail)
+                stream.flush()
+                self._tail = ""
             self._stack.close()
         return self.written
 
     def _print(self, text: str) -> None:
-        stream = self.stream or sys.stdout
-        stream.write(text)
-        if text.endswith("\n"):  # a partial line waits for its end (a terminal shows lines)
+        """Write the whole lines so far and flush them; a partial line (a json object's closing
+        brace, which the next piece's comma follows) waits for its end, since a progress bar on
+        a terminal prints what it is given as whole lines."""
+        text = self._tail + text
+        cut = text.rfind("\n") + 1
+        self._tail = text[cut:]
+        if cut:
+            stream = self.stream or sys.stdout
+            stream.write(text[:cut])
             stream.flush()
 
     def _write_subtitles(self, result: VideoCaptions) -> None:

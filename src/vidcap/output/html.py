@@ -202,7 +202,7 @@ class ReportWriter:
         self.out, self.card, self.copy_videos = Path(out), card, copy_videos
         self.model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
         self.rows: list[str] = []
-        self._stems: set[str] = set()  # the file stems taken so far
+        self._stems = {"index"}  # the file stems taken so far (a video named index.* too)
 
     def _start(self) -> None:
         """The folder and the files every page uses, before the first page. An index page of an

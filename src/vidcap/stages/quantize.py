@@ -292,17 +292,18 @@ def inspect_words(
     # Two passes over the videos, one at a time (holding every clip's feature took the corpus's
     # features): the words' counts, then each top word's clips nearest its centroid, ties
     # broken by the clips' order.
-    videos = sorted(items)
+    words_of = {r.id: Path(words_dir) / r.outputs["words"] for r in items.records()}
+    videos = sorted(words_of)
     counts = np.zeros(tree.vocab_size, dtype=np.int64)
     for video_id in videos:
-        words = load_words(Path(words_dir) / items[video_id].outputs["words"]).words
+        words = load_words(words_of[video_id]).words
         counts += np.bincount(np.asarray(words, dtype=np.int64), minlength=tree.vocab_size)
     chosen = _most_used(counts, top)
     centroids = tree.leaf_centroids
     nearest: dict[int, list[tuple[float, int, str, int]]] = {w: [] for w, _ in chosen}
     row = 0  # each clip's place in the folder's order
     for video_id in videos:
-        words = np.asarray(load_words(Path(words_dir) / items[video_id].outputs["words"]).words)
+        words = np.asarray(load_words(words_of[video_id]).words)
         wanted = np.flatnonzero(np.isin(words, list(nearest)))
         if len(wanted):
             path = features_dir / feature_items[video_id].outputs["features"]
