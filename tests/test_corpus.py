@@ -111,3 +111,35 @@ def test_record_defaults_are_independent() -> None:
     for record in (b, VideoRecord("c", Path("c.mp4"), "train")):
         assert (record.segments, record.summary, record.transcript, record.qa) == ([], [], [], [])
     assert len(a.segments) == len(a.summary) == len(a.transcript) == len(a.qa) == 1
+
+
+def test_a_stage_reads_its_corpus_a_line_at_a_time(tmp_path: Path) -> None:
+    """extract and encode need each video's id, path and split; a corpus with its transcripts
+    (HowTo100M's speech: 136 million lines) held whole took 33 KB per 4-minute video, in every
+    process, before the first frame. A repeated id is still refused."""
+    import tracemalloc
+
+    from vidcap.stages.inputs import resolve_inputs
+
+    corpus, n = tmp_path / "corpus.jsonl", 2000
+    speech = [{"start": 2.0 * k, "end": 2.0 * k + 1.9, "text": f"now add the {k}th spoon of flour"}
+              for k in range(120)]  # fmt: skip
+    with open(corpus, "w") as f:
+        for i in range(n):
+            record = {"id": f"v{i:05d}", "video": f"videos/v{i:05d}.mp4", "split": "train",
+                      "segments": [{"start": 0.0, "end": 240.0, "captions": ["a person cooks"]}],
+                      "transcript": speech}  # fmt: skip
+            f.write(json.dumps(record) + "\n")
+    assert len(resolve_inputs([str(corpus)]).videos) == n  # once first: set-up is not measured
+    tracemalloc.start()
+    try:
+        resolved = resolve_inputs([str(corpus)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(resolved.videos) == n and resolved.videos[-1].split == "train"
+    assert peak / n < 3000, f"{peak / n:.0f} bytes per video at the peak"
+    with open(corpus, "a") as f:
+        f.write(json.dumps({"id": "v00007", "video": "videos/again.mp4", "split": "test"}) + "\n")
+    with pytest.raises(CorpusError, match="already used on line 8"):
+        resolve_inputs([str(corpus)])

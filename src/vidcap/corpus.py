@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -238,11 +238,21 @@ def read_corpus(path: str | Path) -> list[VideoRecord]:
         CorpusError: the file is missing or a line is invalid (the message names file, line, field),
             or two lines share an id.
     """
+    return list(iter_corpus(path))
+
+
+def iter_corpus(path: str | Path) -> Iterator[VideoRecord]:
+    """:func:`read_corpus` a record at a time, for readers that keep little of each: a corpus
+    with its transcripts (HowTo100M's ASR: 136 million lines of speech) would take gigabytes
+    held whole. Only each id's line number is kept, to refuse a repeated id.
+
+    Raises:
+        CorpusError: as :func:`read_corpus`, when the reader reaches the line.
+    """
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: corpus file not found.")
     base_dir = path.resolve().parent
-    records: list[VideoRecord] = []
     first_line_of: dict[str, int] = {}
     with path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
@@ -259,8 +269,7 @@ def read_corpus(path: str | Path) -> list[VideoRecord]:
                     f"{first_line_of[record.id]}; ids must be unique."
                 )
             first_line_of[record.id] = line_no
-            records.append(record)
-    return records
+            yield record
 
 
 def format_corpus(records: Iterable[VideoRecord], relative_to: Path | None = None) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidcap.corpus import read_corpus
+from vidcap.corpus import iter_corpus
 from vidcap.errors import VidcapError
 
 VIDEO_EXTENSIONS = frozenset(
@@ -63,7 +63,8 @@ def resolve_inputs(inputs: Iterable[str], stdin_lines: Iterable[str] = ()) -> Re
         path = Path(raw).expanduser()
         if path.suffix == ".jsonl":
             corpora.append(path.resolve())
-            videos += [VideoInput(r.id, r.video, r.split) for r in read_corpus(path)]
+            # A record at a time: a corpus's transcripts and captions are not needed here.
+            videos += [VideoInput(r.id, r.video, r.split) for r in iter_corpus(path)]
         elif path.is_dir():
             videos += _folder_videos(path)
         else:
