@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vidcap.artifacts.readers import ClipTrack, TrackFeatures, read_tracks
-from vidcap.corpus import Segment, VideoRecord, read_corpus
+from vidcap.corpus import Segment, VideoRecord, iter_corpus
 from vidcap.errors import VidcapError
 from vidcap.evaluation.dense_bundle import DenseEvaluation, evaluate_dense_bundle
 from vidcap.inference.captioner import Captioner
@@ -105,9 +105,8 @@ def _train_segment_features(
         )
         return None
     tracks, _, words_manifest = read_tracks(words)
-    train = [
-        s for s in task_items(captioner.task, read_corpus(corpus), tracks) if s.split == "train"
-    ]
+    train_videos = [r for r in iter_corpus(corpus) if r.split == "train"]
+    train = task_items(captioner.task, train_videos, tracks)
     if not train:
         notices.append("nearest-neighbour baseline skipped: no training segments.")
         return None
@@ -157,7 +156,7 @@ def evaluate_bundle(
             model_dir, split, corpus, beams=beams, meteor=meteor, on_video=on_video, timeout=timeout
         )
     has_targets = {"caption": "segments", "qa": "qa", "summary": "summary"}[task]
-    records = [r for r in read_corpus(corpus_path) if r.split == split and getattr(r, has_targets)]
+    records = [r for r in iter_corpus(corpus_path) if r.split == split and getattr(r, has_targets)]
     if not records:
         raise VidcapError(
             f"{corpus_path} has no videos with {ITEM_NAMES[task]} in split {split!r}."
@@ -342,7 +341,7 @@ def _qa_report(
     corpus = (captioner.info.get("provenance") or {}).get("corpus")
     if corpus and Path(corpus).is_file():
         train = [
-            (q.question, q.answer) for r in read_corpus(corpus) if r.split == "train" for q in r.qa
+            (q.question, q.answer) for r in iter_corpus(corpus) if r.split == "train" for q in r.qa
         ]
         guesses = prior_answers(
             [s.narration for s in items], [q for q, _ in train], [a for _, a in train]
