@@ -185,16 +185,20 @@ def test_resume_after_kill_9(synth_corpus: Path, tmp_path: Path) -> None:
         assert len(np.load(out / item["outputs"]["frames"], mmap_mode="r")) == item["n_frames"]
 
 
+def two_processes(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``args`` (a script and its arguments, or ``-m module ...``) run by 2 CPU processes under
+    torchrun."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_port", str(free_port()), *(str(a) for a in args)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
 @pytest.mark.slow
 def test_two_processes_share_the_work(synth_corpus: Path, tmp_path: Path) -> None:
     single, double = tmp_path / "single", tmp_path / "double"
     assert extract(str(synth_corpus), "--out", str(single), "--size", "32").exit_code == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-         "-m", "vidcap", "extract", str(synth_corpus), "--out", str(double), "--size", "32"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    result = two_processes("-m", "vidcap", "extract", synth_corpus, "--out", double, "--size", 32)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not list(double.glob("index.part*"))
     one, two = index_of(single), index_of(double)
@@ -231,12 +235,7 @@ def test_under_a_launcher_only_the_main_process_reads_the_index_at_the_end(
         "        json.dump(report, f)\n"
         "    leave_process_group()  # as the CLI does once a command has run to its end\n"
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-         str(free_port()), str(script), str(synth_corpus), str(tmp_path / "frames")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    run = two_processes(script, synth_corpus, tmp_path / "frames")
     assert run.returncode == 0, run.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"frames.rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["reads"] >= 1 and ranks[1]["reads"] == 0  # main: to merge it, and the result
@@ -269,12 +268,7 @@ def test_under_a_launcher_a_main_process_failing_at_the_end_fails_the_others_too
         "        with open(f'{sys.argv[2]}.rank{processes.rank}.txt', 'w') as f:\n"
         "            f.write(f'{type(e).__name__}: {e}')\n"
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-         str(free_port()), str(script), str(synth_corpus), str(tmp_path / "frames")],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    run = two_processes(script, synth_corpus, tmp_path / "frames", timeout=120)
     said = [(tmp_path / f"frames.rank{r}.txt").read_text() for r in range(2)]
     assert said[0] == "KeyError: 'n_frames'", run.stderr[-3000:]
     assert said[1].startswith("VidcapError: the main process could not read"), said[1]
