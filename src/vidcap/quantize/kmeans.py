@@ -827,8 +827,10 @@ def words_used(ids: np.ndarray) -> int:
     return int(np.unique(np.asarray(ids)).size)
 
 
-def top_words(ids: np.ndarray, n: int = 10) -> list[tuple[int, int]]:
-    """The ``n`` most frequent words as ``(word, count)``, most frequent first (ties: lower id)."""
-    words, counts = np.unique(np.asarray(ids), return_counts=True)
-    order = np.lexsort((words, -counts))[:n]
-    return [(int(words[i]), int(counts[i])) for i in order]
+def top_words(counts: np.ndarray, n: int = 10) -> list[tuple[int, int]]:
+    """The ``n`` most frequent words as ``(word, count)``, most frequent first (ties: lower id),
+    from ``counts``, the clips per word id (``np.bincount`` of the ids): a folder's counts add up
+    a video at a time, without every clip's word held at once."""
+    used = np.flatnonzero(counts)
+    order = used[np.lexsort((used, -counts[used]))][:n]
+    return [(int(w), int(counts[w])) for w in order]

@@ -25,10 +25,7 @@ from vidcap.artifacts import (
 )
 from vidcap.artifacts.readers import CODEBOOK, features_shape, load_features, load_words
 from vidcap.errors import VidcapError
-from vidcap.quantize.kmeans import (
-    HierarchicalKMeans,
-    KMeansConfig,
-)
+from vidcap.quantize.kmeans import HierarchicalKMeans, KMeansConfig, top_words
 from vidcap.quantize.settings import Normalization
 from vidcap.stages.base import StageResult, result_from_index
 
@@ -131,7 +128,7 @@ def run_quantize(
             "vocab_size": tree.vocab_size,
             "words_used": int(np.count_nonzero(counts)),
             "level_inertia": [round(float(x), 4) for x in tree.level_inertia],
-            "top_words": [[w, c] for w, c in _most_used(counts, 20)],
+            "top_words": [[w, c] for w, c in top_words(counts, 20)],
             "fit_clips": len(fit_rows),
             "clips": int(counts.sum()),
         }
@@ -210,13 +207,6 @@ def _gather_rows(paths: list[Path], lengths: list[int], rows: np.ndarray) -> np.
         out[lo:hi] = features[rows[lo:hi] - starts[i]]
     assert out is not None  # rows is never empty (see _fit_rows)
     return out
-
-
-def _most_used(counts: np.ndarray, n: int) -> list[tuple[int, int]]:
-    """The ``n`` most used words as ``(word, clips)``, most used first (ties: the lower id)."""
-    used = np.flatnonzero(counts)
-    order = used[np.lexsort((used, -counts[used]))][:n]
-    return [(int(w), int(counts[w])) for w in order]
 
 
 def _fit_rows(records: list[ItemRecord], lengths: list[int], config: QuantizeConfig) -> np.ndarray:
@@ -298,7 +288,7 @@ def inspect_words(
     for video_id in videos:
         words = load_words(words_of[video_id]).words
         counts += np.bincount(np.asarray(words, dtype=np.int64), minlength=tree.vocab_size)
-    chosen = _most_used(counts, top)
+    chosen = top_words(counts, top)
     centroids = tree.leaf_centroids
     nearest: dict[int, list[tuple[float, int, str, int]]] = {w: [] for w, _ in chosen}
     row = 0  # each clip's place in the folder's order
