@@ -251,7 +251,9 @@ def _encode_videos(
         return
     by_index = {v.index: v for v in videos}
     pending: dict[int, dict[int, np.ndarray]] = {v.index: {} for v in videos}
-    clips: dict[int, list[Clip]] = {}  # the videos in flight only (read from their records)
+    # The videos in flight only: each one's extract record and clips, read once when its first
+    # clip comes back (an hour's record lists 2,400 clips).
+    in_flight: dict[int, tuple[ItemRecord, list[Clip]]] = {}
     loader = DataLoader(
         # This process's videos' records only: a loader worker started by spawn gets a copy.
         _ClipDataset(videos, upstream_items.select(v.id for v in videos), encoder),
@@ -263,14 +265,15 @@ def _encode_videos(
     ahead: OneBatchAhead[list[tuple[int, int]]] = OneBatchAhead(encoder)
 
     def clips_in_flight(video: VideoToEncode) -> list[Clip]:
-        if video.index not in clips:
-            clips[video.index] = clips_of(upstream_items[video.id])
-        return clips[video.index]
+        if video.index not in in_flight:
+            record = upstream_items[video.id]
+            in_flight[video.index] = record, clips_of(record)
+        return in_flight[video.index][1]
 
     def finish(video: VideoToEncode, features: np.ndarray | None, error: str | None) -> None:
-        upstream = upstream_items[video.id]
+        # A video that failed before any of its clips came back is not in flight.
+        upstream, video_clips = in_flight.pop(video.index, None) or (upstream_items[video.id], [])
         info = {"split": upstream.info.get("split"), "video": upstream.info.get("video")}
-        video_clips = clips.pop(video.index, [])  # a failed video may have none in flight
         if error is None and features is not None:
             try:
                 record = write_features(
