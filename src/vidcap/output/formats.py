@@ -481,16 +481,14 @@ class CaptionsWriter:
         files written, in result order."""
         if not self._closed:
             self._closed = True
-            if self.renderer.count and not self.files and self.fmt not in SUBTITLE_FORMATS:
+            if self.renderer.count:  # the end of a json or anet document ("" for the others)
                 text = self.renderer.end()
                 if self._file is not None:
                     self._file.write(text)
                 else:
                     self._print(text)
             if self._tail:  # a last line without its line break: as it is
-                stream = self.stream or sys.stdout
-                stream.write(self._tail)
-                stream.flush()
+                self._flush(self._tail)
                 self._tail = ""
             self._stack.close()
         return self.written
@@ -503,9 +501,12 @@ class CaptionsWriter:
         cut = text.rfind("\n") + 1
         self._tail = text[cut:]
         if cut:
-            stream = self.stream or sys.stdout
-            stream.write(text[:cut])
-            stream.flush()
+            self._flush(text[:cut])
+
+    def _flush(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(text)
+        stream.flush()
 
     def _write_subtitles(self, result: VideoCaptions) -> None:
         assert self.out is not None
