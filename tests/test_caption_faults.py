@@ -274,7 +274,7 @@ def test_shards_take_every_nth_video_and_concatenate(
 def test_two_processes_write_the_one_process_output(
     bart: Run, videos: dict[str, Video], tmp_path: Path
 ) -> None:
-    from stage_helpers import free_port
+    from stage_helpers import two_processes
 
     bundle, paths = bart_bundle(bart), _three(videos)
     paths.insert(1, str(tmp_path / "missing.mp4"))  # a failure in the middle, reported in order
@@ -282,11 +282,8 @@ def test_two_processes_write_the_one_process_output(
     single = invoke("caption", *paths, "-m", bundle, "-f", "jsonl", "-o", one, "--html", one_html)
     assert single.exit_code == 1
     two, two_html = tmp_path / "two.jsonl", tmp_path / "two-report"
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", str(free_port()), "-m", "vidcap", "caption", *paths, "-m", str(bundle),
-         "-f", "jsonl", "-o", str(two), "--html", str(two_html)],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    result = two_processes(
+        "-m", "vidcap", "caption", *paths, "-m", bundle, "-f", "jsonl", "-o", two, "--html", two_html
     )  # fmt: skip
     assert result.returncode != 0  # the missing video: exit 1, as with one process
     assert two.read_text() == one.read_text(), result.stderr[-3000:]

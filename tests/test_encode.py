@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import torch
 import transformers
 from typer.testing import CliRunner
 
-from stage_helpers import free_port, index_of
+from stage_helpers import index_of, two_processes
 from vidcap.artifacts.readers import load_features
 from vidcap.cli import app
 from vidcap.encoders import ClipEncoder, EncoderOptions, register
@@ -251,13 +249,10 @@ def test_list_and_sentences(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_processes_match_one(frames_dir: Path, tmp_path: Path) -> None:
-    port = free_port()
     single, double = tmp_path / "single", tmp_path / "double"
     assert encode(str(frames_dir), "--out", str(single), "--loader-workers", "0").exit_code == 0
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-         "-m", "vidcap", "encode", str(frames_dir), "--out", str(double), "--loader-workers", "0"],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    result = two_processes(
+        "-m", "vidcap", "encode", frames_dir, "--out", double, "--loader-workers", "0"
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     one, two = index_of(single), index_of(double)

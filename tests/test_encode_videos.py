@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stage_helpers import free_port, index_of
+from stage_helpers import index_of, two_processes
 from vidcap.artifacts import read_upstream
 from vidcap.artifacts.readers import load_features, pipeline_settings
 from vidcap.cli import app
@@ -212,12 +210,7 @@ def test_two_processes_match_one(synth_corpus: Path, tmp_path: Path) -> None:
     files = [str(p) for p in video_files(synth_corpus)]
     single, double = tmp_path / "single", tmp_path / "double"
     assert encode(*files, "--out", single, "--size", "32").exit_code == 0
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", str(free_port()), "-m", "vidcap", "encode", *files, "--out", str(double),
-         "--size", "32"],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
-    )  # fmt: skip
+    result = two_processes("-m", "vidcap", "encode", *files, "--out", double, "--size", 32)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(index_of(double)) == set(IDS)
     assert not list(double.glob("index.part*"))

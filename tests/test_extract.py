@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stage_helpers import free_port, index_of
+from stage_helpers import index_of, two_processes
 from vidcap.cli import app
 from vidcap.corpus import read_corpus
 from vidcap.video import clip_windows
@@ -183,15 +183,6 @@ def test_resume_after_kill_9(synth_corpus: Path, tmp_path: Path) -> None:
     assert not [p for p in out.rglob(".tmp-*")]
     for item in index_of(out).values():
         assert len(np.load(out / item["outputs"]["frames"], mmap_mode="r")) == item["n_frames"]
-
-
-def two_processes(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``args`` (a script and its arguments, or ``-m module ...``) run by 2 CPU processes under
-    torchrun."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", str(free_port()), *(str(a) for a in args)]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.mark.slow

@@ -4,10 +4,7 @@ resume without repeated steps, and a 2-process run."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import transformers
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from stage_helpers import free_port
+from stage_helpers import two_processes
 from vidcap.cli import app
 from vidcap.stages.pretrain import PretrainConfig, run_pretrain
 from vidcap.text import JointVocabulary
@@ -131,13 +128,10 @@ def test_resume_continues_without_repeating_steps(words_dir: Path, tmp_path: Pat
 
 @pytest.mark.slow
 def test_two_processes_train_one_checkpoint(words_dir: Path, tmp_path: Path) -> None:
-    port = free_port()
     out = tmp_path / "ddp"
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-         "-m", "vidcap", "pretrain", str(words_dir), "--out", str(out), "--preset", "tiny",
-         "--max-steps", "6", "--save-every", "3", "--batch-size", "4"],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300,
+    result = two_processes(
+        "-m", "vidcap", "pretrain", words_dir, "--out", out, "--preset", "tiny",
+        "--max-steps", "6", "--save-every", "3", "--batch-size", "4",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())

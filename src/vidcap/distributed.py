@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# How long a process waits for the others where they meet: the end of a stage waits for the
+# slowest process's share, which on a large corpus can end hours after the fastest one (shares are
+# balanced by count, not by duration). The launcher's own process group gives up much sooner (NCCL
+# after 10 minutes, gloo after 30) and aborts the waiting process, all work done. A peer that dies
+# does not leave the others waiting this long: its sockets close and the wait fails at once, and
+# the launcher stops the rest.
+WAIT_FOR_OTHERS = timedelta(days=7)
+
+_meeting_group: Any = None  # the gloo group the meetings run in, made at the first meeting
 
 
 @dataclass(frozen=True)
@@ -32,27 +43,44 @@ class Processes:
         return items[self.rank :: self.world_size]
 
     def barrier(self) -> None:
-        """Wait until every process reaches this point."""
+        """Wait until every process reaches this point (for as long as :data:`WAIT_FOR_OTHERS`)."""
         if self.world_size > 1:
-            from accelerate import PartialState
+            import torch.distributed as dist
 
-            PartialState().wait_for_everyone()
+            dist.barrier(group=_meetings())
 
     def broadcast(self, obj: T) -> T:
         """The main process's ``obj``, on every process (the others' ``obj`` is ignored)."""
         if self.world_size == 1:
             return obj
-        from accelerate.utils import broadcast_object_list
+        import torch.distributed as dist
 
-        return broadcast_object_list([obj], from_process=0)[0]
+        sent = [obj]
+        dist.broadcast_object_list(sent, src=0, group=_meetings())
+        return sent[0]
 
     def gather(self, obj: Any) -> list[Any]:
         """Every process's ``obj``, in rank order (on every process)."""
         if self.world_size == 1:
             return [obj]
-        from accelerate.utils import gather_object
+        import torch.distributed as dist
 
-        return gather_object([obj])
+        gathered: list[Any] = [None] * self.world_size
+        dist.all_gather_object(gathered, obj, group=_meetings())
+        return gathered
+
+
+def _meetings() -> Any:
+    """The process group the processes meet in: gloo, on the CPU, waiting up to
+    :data:`WAIT_FOR_OTHERS`. Made at the first meeting, which every process reaches (making a
+    group is itself a meeting of all of them); under NCCL it also keeps these small Python objects
+    off the GPUs."""
+    global _meeting_group
+    if _meeting_group is None:
+        import torch.distributed as dist
+
+        _meeting_group = dist.new_group(backend="gloo", timeout=WAIT_FOR_OTHERS)
+    return _meeting_group
 
 
 @dataclass(frozen=True)
@@ -96,8 +124,10 @@ def leave_process_group() -> None:
         return
     import torch.distributed as dist
 
+    global _meeting_group
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        dist.destroy_process_group()  # every group, the meetings' too
+    _meeting_group = None
 
 
 # Where a container's CPU quota is (cgroup v2, then v1): Docker's --cpus and Kubernetes' CPU

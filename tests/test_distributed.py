@@ -1,0 +1,92 @@
+"""Processes under a launcher meet (barrier, broadcast, gather) in a group of their own that waits
+as long as a stage's slowest share takes, not the launcher's group's timeout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from stage_helpers import free_port, two_processes
+
+# The launcher's group gives up after 1 s (NCCL's default is 10 minutes, gloo's 30); process 1
+# reaches each meeting 2.5 s after process 0, as a process with a slower share reaches the end of
+# a stage long after the others.
+LATE_MEETINGS = """
+import time
+from datetime import timedelta
+
+import torch.distributed as dist
+
+dist.init_process_group("gloo", timeout=timedelta(seconds=1))
+from vidcap.distributed import current_processes, leave_process_group
+
+processes = current_processes()
+
+
+def late() -> None:
+    if processes.rank == 1:
+        time.sleep(2.5)
+
+
+late()
+processes.barrier()
+late()
+sent = processes.broadcast(f"from {processes.rank}")
+late()
+gathered = processes.gather(processes.rank * 10)
+print(f"rank {processes.rank}: {sent}, {gathered}", flush=True)
+leave_process_group()
+"""
+
+
+def test_a_process_waits_for_a_late_one_past_the_launchers_timeout(tmp_path: Path) -> None:
+    script = tmp_path / "late.py"
+    script.write_text(LATE_MEETINGS)
+    result = two_processes(script, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rank 0: from 0, [0, 10]" in result.stdout
+    assert "rank 1: from 0, [0, 10]" in result.stdout
+
+
+# Process 1 dies between two meetings, with no launcher to stop process 0.
+DEAD_PEER = """
+import os
+import time
+
+from vidcap.distributed import current_processes
+
+processes = current_processes()
+processes.barrier()
+if processes.rank == 1:
+    os._exit(3)
+started = time.monotonic()
+try:
+    processes.barrier()
+except Exception:
+    print(f"the wait failed after {time.monotonic() - started:.1f} s", flush=True)
+"""
+
+
+def test_a_dead_peer_ends_the_wait_at_once(tmp_path: Path) -> None:
+    """The long wait is no hang: a peer's closed connection fails the meeting straight away."""
+    script = tmp_path / "dead.py"
+    script.write_text(DEAD_PEER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}  # fmt: skip
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(script)],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [rank.communicate(timeout=120) for rank in ranks]
+    assert ranks[1].returncode == 3
+    said = outputs[0][0].strip()
+    assert said.startswith("the wait failed after "), outputs[0][1][-3000:]
+    assert float(said.split()[-2]) < 30
