@@ -135,8 +135,9 @@ def test_finalize_merges_parts_and_writes_manifest_last(tmp_path: Path) -> None:
     stage.record(ItemRecord("bad", "failed", error="Not a video.", fingerprint="fp", sticky=True))
     assert not (tmp_path / MANIFEST).exists()
     main = StageDir(tmp_path, "extract")
-    manifest = main.finalize({"fps": 20}, "fp", {"path": "corpus.jsonl"}, wall_time_s=1.0)
-    assert manifest["counts"] == {"ok": 2, "failed": 1, "skipped": 0}
+    main.finalize({"fps": 20}, "fp", {"path": "corpus.jsonl"}, wall_time_s=1.0)
+    manifest = main.read_manifest()
+    assert manifest is not None and manifest["counts"] == {"ok": 2, "failed": 1, "skipped": 0}
     assert manifest["stage"] == "extract" and manifest["fingerprint"] == "fp"
     assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX, MANIFEST]
     lines = [json.loads(line) for line in (tmp_path / INDEX).read_text().splitlines()]
@@ -152,6 +153,66 @@ def test_finalize_merges_parts_and_writes_manifest_last(tmp_path: Path) -> None:
     assert read_manifest["counts"]["ok"] == 2 and set(ok) == {"v0", "v1"}
     with pytest.raises(VidcapError, match="vidcap encode"):
         read_upstream(tmp_path, "encode")
+
+
+def test_the_merge_returns_the_merged_index_as_a_scan_would_read_it(tmp_path: Path) -> None:
+    """What the merge returns stands for a scan of the file it wrote: the same records, read
+    from the same places, so a run's result needs no second pass over the index."""
+    parts = [StageDir(tmp_path, "extract", rank=r, world_size=2) for r in range(2)]
+    for i in range(7):
+        parts[i % 2].record(ItemRecord(f"v{6 - i}", "ok", fingerprint="fp", info={"n": i}))
+    parts[1].record(ItemRecord("v2", "failed", error="the disk is full.", fingerprint="fp"))
+    with open(tmp_path / "index.part0.jsonl", "ab") as f:
+        f.write(b'{"id": "torn", "sta')  # a process killed mid-append; no final newline
+    merged = StageDir(tmp_path, "extract").finalize({}, "fp", None, 0.0)
+    scanned = StageDir(tmp_path, "extract").read_index()
+    assert list(merged) == list(scanned) == [f"v{i}" for i in range(7)]
+    assert merged.files == scanned.files == [tmp_path / INDEX]
+    assert merged.counts() == scanned.counts() == {"ok": 6, "failed": 1}
+    assert list(merged.records()) == list(scanned.records())
+    assert merged["v2"] == scanned["v2"] and merged["v2"].error == "the disk is full."
+    assert merged["v6"].info == {"n": 0}
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_a_run_scans_its_index_once_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sharded: bool
+) -> None:
+    """At the end of a run the main process (or the --shard job ending last) merges the index
+    (one scan) and reads the result from what the merge wrote: scanning it again, or twice for a
+    shard's closing note, was minutes at HowTo100M's size."""
+    from vidcap.artifacts.index import IndexRecords
+    from vidcap.distributed import Processes, Shard
+    from vidcap.stages.base import ItemRun
+
+    scans: list[list[Path]] = []
+    scan = IndexRecords.scan.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[IndexRecords], files: list[Path]) -> IndexRecords:
+        scans.append(files)
+        return scan(cls, files)
+
+    monkeypatch.setattr(IndexRecords, "scan", classmethod(counted))
+
+    class Item:
+        def __init__(self, item_id: str) -> None:
+            self.id = item_id
+
+    stage = StageDir(tmp_path, "extract", shard=Shard(0, 1) if sharded else None)
+    items = [Item(f"v{i}") for i in range(5)]
+    run = ItemRun(
+        stage=stage, items=items, item_fps={i.id: "fp" for i in items}, fingerprint="fp",
+        details=lambda ok: {"videos": sum(1 for _ in ok)}, config={}, upstream=None,
+    )  # fmt: skip
+
+    def work(todo: list[Item]) -> None:
+        for item in todo:
+            stage.record(ItemRecord(item.id, "ok", fingerprint="fp"))
+
+    result = run.run(work, Processes())
+    assert result.counts == {"ok": 5, "failed": 0, "skipped": 0}
+    assert result.details["videos"] == 5
+    assert len(scans) == 1, scans
 
 
 def test_prepare_invalidates_old_manifest_and_force_forgets_items(tmp_path: Path) -> None:
@@ -273,7 +334,7 @@ def test_the_end_of_a_run_never_holds_every_record(tmp_path: Path) -> None:
 
     tracemalloc.start()
     try:
-        counts = stage.merge_index()
+        counts = stage.merge_index().counts()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -380,7 +441,7 @@ def test_merging_many_parts_opens_each_once_and_closes_them_all(
         return opened[-1]
 
     monkeypatch.setattr(index_module.IndexRecords, "_open", counting)
-    assert StageDir(tmp_path, "extract").merge_index() == {"ok": n}
+    assert StageDir(tmp_path, "extract").merge_index().counts() == {"ok": n}
     assert all(f.closed for f in opened)
     if room is None:
         assert len(opened) == n_parts
@@ -402,5 +463,6 @@ def test_parts_a_killed_run_left_never_outrank_the_rerun(tmp_path: Path) -> None
     rerun.prepare()
     assert sorted(p.name for p in tmp_path.iterdir()) == [INDEX]  # the parts are folded in
     rerun.record(ItemRecord("v1", "ok", fingerprint="fp"))
-    assert rerun.finalize({}, "fp", None, 0.0)["counts"] == {"ok": 2, "failed": 0, "skipped": 0}
+    rerun.finalize({}, "fp", None, 0.0)
+    assert rerun.read_manifest()["counts"] == {"ok": 2, "failed": 0, "skipped": 0}
     assert rerun.read_index().status("v1") == "ok" and rerun.is_complete("fp")

@@ -396,18 +396,18 @@ class StageDir:
             f.flush()
             os.fsync(f.fileno())
 
-    def merge_index(self) -> dict[str, int]:
+    def merge_index(self) -> IndexRecords:
         """Fold the index parts into one ``index.jsonl`` sorted by id (the latest line of an id
-        wins) and delete the parts; returns how many items have each status. The records are
-        copied a line at a time, never all held."""
+        wins) and delete the parts; returns the merged index's records (:meth:`read_index`
+        without reading it again). The records are copied a line at a time, never all held."""
         records = self.read_index()
         with atomic_path(self.path / INDEX) as tmp, open(tmp, "wb") as out:
-            records.write_sorted(out)
+            merged = records.write_sorted(out, self.path / INDEX)
         # Called when no process writes the folder any more (after every process or job has
         # recorded its share): the parts read are all there is.
         for part in records.files[1:]:
             part.unlink(missing_ok=True)
-        return records.counts()
+        return merged
 
     def finalize(
         self,
@@ -417,15 +417,17 @@ class StageDir:
         wall_time_s: float,
         skipped: int = 0,
         extra: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Merge index parts into one sorted ``index.jsonl``, then write the manifest last.
+    ) -> IndexRecords:
+        """Merge index parts into one sorted ``index.jsonl``, then write the manifest last;
+        returns the merged index's records (for the run's result, without a second scan).
 
         ``skipped`` counts items found already done by this run. Call on the main process only,
         after every process (every ``--shard`` job) has finished recording.
         """
         from vidcap._version import __version__
 
-        counts = {"ok": 0, "failed": 0, **self.merge_index(), "skipped": skipped}
+        merged = self.merge_index()
+        counts = {"ok": 0, "failed": 0, **merged.counts(), "skipped": skipped}
         # The shards' state goes with their parts, before the manifest says the folder is done.
         shutil.rmtree(self.path / SHARDS, ignore_errors=True)
         manifest = {
@@ -440,7 +442,7 @@ class StageDir:
             **(extra or {}),
         }
         atomic_write_json(self.path / MANIFEST, manifest)
-        return manifest
+        return merged
 
 
 def read_upstream(path: str | Path, expected_stage: str) -> tuple[dict[str, Any], IndexRecords]:

@@ -206,13 +206,17 @@ class IndexRecords(Mapping[str, ItemRecord]):
                     f.seek(offset)
                     yield self._record(f.readline(), item_id, file)
 
-    def write_sorted(self, out: IO[bytes]) -> None:
-        """Write each id's latest line, sorted by id, to ``out`` (the merged index).
+    def write_sorted(self, out: IO[bytes], path: Path) -> IndexRecords:
+        """Write each id's latest line, sorted by id, to ``out`` (the merged index, which will
+        be ``path``); returns its records as they lie there, so that reading the merged index
+        needs no second scan.
 
         Ids are dealt to processes and ``--shard`` jobs in turn, so in id order the lines come
         from every file by turns: every file stays open (the open-file limit is raised for that
         when it allows; past it, the least recently read file is closed and reopened later).
         """
+        written: dict[str, _Where] = {}
+        position = out.tell()
         handles: OrderedDict[int, IO[bytes]] = OrderedDict()  # the most recently used last
         with _room_for_open_files(len(self.files)) as room:
             try:
@@ -227,10 +231,15 @@ class IndexRecords(Mapping[str, ItemRecord]):
                     # _open checked it is the file scanned, so the offset is still this line's.
                     f.seek(where.offset)
                     line = f.readline()
-                    out.write(line if line.endswith(b"\n") else line + b"\n")
+                    line = line if line.endswith(b"\n") else line + b"\n"
+                    out.write(line)
+                    written[item_id] = _Where(0, position, where.status)
+                    position += len(line)
             finally:
                 for f in handles.values():
                     f.close()
+        out.flush()
+        return IndexRecords([path], [_identity(out)], written)
 
     # -- files ------------------------------------------------------------------------------------
     def _open(self, file: int) -> IO[bytes]:

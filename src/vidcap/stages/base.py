@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from vidcap.artifacts import MANIFEST, ItemRecord, StageDir, remove_stale_temp_files, shards
-from vidcap.artifacts.index import IndexChanged
+from vidcap.artifacts.index import IndexChanged, IndexRecords
 from vidcap.distributed import Processes, Shard
 from vidcap.errors import VidcapError
 
@@ -49,30 +49,34 @@ def result_from_index(
     skipped: int = 0,
     up_to_date: bool = False,
     only: Collection[str] | None = None,
+    merged: IndexRecords | None = None,
 ) -> StageResult:
     """The result of a stage run, read back from its (merged) index.
 
     When the stage was already up to date, every ``ok`` item counts as skipped. ``only``: the ids
-    to count (a ``--shard`` job's share); all of them when None. A ``--shard`` job reads this
+    to count (a ``--shard`` job's share); all of them when None. ``merged``: the index's records
+    as the merge that just wrote it returned them (:meth:`StageDir.finalize`), which saves
+    scanning it again; read from the folder when None. A ``--shard`` job reads this
     while the last job to end may merge the folder's index; it then reads it again under the
     folder's lock, which the merge holds (so call it without holding the lock).
     """
     try:
-        return _read_result(stage, started, details, skipped, up_to_date, only)
+        return _read_result(stage, merged, started, details, skipped, up_to_date, only)
     except IndexChanged:
         with stage.locked(wait_s=LOCK_WAIT_S):
-            return _read_result(stage, started, details, skipped, up_to_date, only)
+            return _read_result(stage, None, started, details, skipped, up_to_date, only)
 
 
 def _read_result(
     stage: StageDir,
+    merged: IndexRecords | None,
     started: float,
     details: Details,
     skipped: int,
     up_to_date: bool,
     only: Collection[str] | None,
 ) -> StageResult:
-    records = stage.read_index()
+    records = stage.read_index() if merged is None else merged
     if only is not None:
         records = records.select(only)
     failures = sorted(
@@ -209,6 +213,7 @@ class ItemRun(Generic[ItemT]):
         stage = self.stage
         if not force:
             shards.refuse_unsharded(stage)
+        merged: IndexRecords | None = None  # on the main process, once it merged the index
         with stage.locked():
             processes.barrier()  # everyone has read the old manifest before the main one removes it
             if processes.is_main:
@@ -226,15 +231,17 @@ class ItemRun(Generic[ItemT]):
 
             processes.barrier()  # every process has recorded its share
             if processes.is_main:
-                self._finalize(skipped, time.perf_counter() - self.started)
-        # The main process reads the merged index once and hands the result to the others: for
-        # a large corpus, reading it is minutes of parsing, and N processes reading it at once
-        # from a shared file system would multiply that.
+                merged = self._finalize(skipped, time.perf_counter() - self.started)
+        # The main process reads the result from the index it merged and hands it to the others:
+        # for a large corpus, reading the index is minutes of parsing, and N processes reading it
+        # at once from a shared file system would multiply that.
         outcome: StageResult | str | None = None
         failure: Exception | None = None
         if processes.is_main:
             try:
-                outcome = result_from_index(stage, self.started, self.details, skipped=skipped)
+                outcome = result_from_index(
+                    stage, self.started, self.details, skipped=skipped, merged=merged
+                )
             except Exception as error:  # the others wait for the broadcast: they are told too
                 failure, outcome = error, str(error)
         outcome = processes.broadcast(outcome)
@@ -293,6 +300,7 @@ class ItemRun(Generic[ItemT]):
         with stage.locked(wait_s=LOCK_WAIT_S):
             shards.finish(stage, state, skipped)
             waiting = self._unfinished_shards(shard.count)
+            merged: IndexRecords | None = None  # once this job, ending last, merged the index
             if not waiting:
                 # No job of this fill runs now: what killed ones left (on any host) can go.
                 remove_stale_temp_files(stage.path)
@@ -300,13 +308,15 @@ class ItemRun(Generic[ItemT]):
                 started = {s.index for s in states}
                 # A shard no job ran had all of its items done already: skipped, as in one run.
                 unrun = [j for j in range(shard.count) if j not in started]
-                self._finalize(
+                merged = self._finalize(
                     skipped=sum(s.skipped for s in states)
                     + sum(len(Shard(j, shard.count).take(self.items)) for j in unrun),
                     wall_time_s=time.time() - min(s.started for s in states),
                     shard_count=shard.count,
                 )
-        result = result_from_index(stage, self.started, self.details, skipped=skipped, only=only)
+        result = result_from_index(
+            stage, self.started, self.details, skipped=skipped, only=only, merged=merged
+        )
         if waiting:
             note = (
                 f"shard {shard} is done ({len(mine)} of {len(self.items)} videos); the last shard "
@@ -314,7 +324,8 @@ class ItemRun(Generic[ItemT]):
                 f"{_listed(waiting)}."
             )
         else:
-            counts = stage.read_index().counts()
+            assert merged is not None  # this job ended last and merged the folder
+            counts = merged.counts()
             note = (
                 f"shard {shard} ended last: {stage.path} is complete ({counts.get('ok', 0)} ok, "
                 f"{counts.get('failed', 0)} failed; index.jsonl and manifest.json written)."
@@ -338,9 +349,11 @@ class ItemRun(Generic[ItemT]):
                 waiting.append(f"{index} (not started)")
         return waiting
 
-    def _finalize(self, skipped: int, wall_time_s: float, shard_count: int | None = None) -> None:
+    def _finalize(
+        self, skipped: int, wall_time_s: float, shard_count: int | None = None
+    ) -> IndexRecords:
         extra = {**self.extra, **({"shards": shard_count} if shard_count else {})}
-        self.stage.finalize(
+        return self.stage.finalize(
             config=self.config,
             stage_fingerprint=self.fingerprint,
             upstream=self.upstream,
