@@ -8,11 +8,15 @@ runs on CPUs (gloo) and GPUs (NCCL).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+
+from vidcap.errors import VidcapError
 
 T = TypeVar("T")
 
@@ -47,7 +51,8 @@ class Processes:
         if self.world_size > 1:
             import torch.distributed as dist
 
-            dist.barrier(group=_meetings())
+            with self._meeting("meet the others"):
+                dist.barrier(group=_meetings())
 
     def broadcast(self, obj: T) -> T:
         """The main process's ``obj``, on every process (the others' ``obj`` is ignored)."""
@@ -56,7 +61,8 @@ class Processes:
         import torch.distributed as dist
 
         sent = [obj]
-        dist.broadcast_object_list(sent, src=0, group=_meetings())
+        with self._meeting("receive the main process's result"):
+            dist.broadcast_object_list(sent, src=0, group=_meetings())
         return sent[0]
 
     def gather(self, obj: Any) -> list[Any]:
@@ -66,8 +72,32 @@ class Processes:
         import torch.distributed as dist
 
         gathered: list[Any] = [None] * self.world_size
-        dist.all_gather_object(gathered, obj, group=_meetings())
+        with self._meeting("exchange results with the others"):
+            dist.all_gather_object(gathered, obj, group=_meetings())
         return gathered
+
+    @contextlib.contextmanager
+    def _meeting(self, what: str) -> Iterator[None]:
+        """A meeting that fails because a process has gone (its connections closed: it stopped
+        on an error of its own, or was killed) says so in a sentence, not as gloo's traceback
+        and never as "a bug": the process that stopped says why."""
+        try:
+            yield
+        except RuntimeError as error:  # gloo's transport errors (DistError is one)
+            raise VidcapError(
+                f"process {self.rank} of {self.world_size} could not {what}: another process of "
+                f"this run has stopped (its own message says why) or cannot be reached "
+                f"({_first_sentence(error)})."
+            ) from error
+
+
+def _first_sentence(error: Exception) -> str:
+    """``[.../pair.cc:553] Connection closed by peer [10.0.0.2]:2259. This is typically ...`` →
+    ``Connection closed by peer [10.0.0.2]:2259``."""
+    text = str(error).strip()
+    if text.startswith("[") and "] " in text:  # gloo's source location
+        text = text.split("] ", 1)[1]
+    return text.split(". ", 1)[0].rstrip(".")[:200]
 
 
 def _meetings() -> Any:
