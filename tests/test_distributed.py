@@ -99,3 +99,41 @@ def test_a_dead_peer_ends_the_wait_at_once_with_a_sentence(tmp_path: Path) -> No
     ), sentence
     assert "Connection" in sentence  # closed or reset by the peer, as gloo saw it
     assert "pair.cc" not in sentence and "GLHF" not in sentence
+
+
+def test_share_out_gives_every_process_every_result_in_order() -> None:
+    """Each process works on every N-th item only; all of them get every result, in order.
+    Three processes, here as three threads exchanging through a barrier."""
+    import threading
+
+    from vidcap.distributed import Processes
+
+    barrier, slots = threading.Barrier(3), [None, None, None]
+
+    class Rank(Processes):
+        def gather(self, obj):
+            slots[self.rank] = obj
+            barrier.wait()
+            got = list(slots)
+            barrier.wait()
+            return got
+
+    items = [f"segment {i}" for i in range(8)]
+    seen: dict[int, list[str]] = {}
+    results: dict[int, list[str]] = {}
+
+    def run(rank: int) -> None:
+        def work(share: list[str]) -> list[str]:
+            seen[rank] = share
+            return [item.upper() for item in share]
+
+        results[rank] = Rank(rank, 3).share_out(items, work)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert seen == {0: items[0::3], 1: items[1::3], 2: items[2::3]}
+    assert results == {r: [item.upper() for item in items] for r in range(3)}
+    assert Processes().share_out(items, lambda share: share[::-1]) == items[::-1]

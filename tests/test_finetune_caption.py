@@ -282,6 +282,21 @@ def test_from_scratch_on_a_words_folder(scratch, words_dir: Path, videos: dict[s
     assert len(captioned.captions) == 1
 
 
+@pytest.mark.slow
+def test_two_processes_share_the_val_captions(words_dir: Path, tmp_path: Path) -> None:
+    """Under a launcher every process generates its share of the val captions (one process
+    generating them all kept the others waiting in a collective NCCL gives up on after 10
+    minutes); the main process scores them all."""
+    from stage_helpers import two_processes
+
+    out = tmp_path / "bundle"
+    result = two_processes("-m", "vidcap", "finetune", words_dir, "--out", out, *SCRATCH)
+    assert result.returncode == 0, result.stderr[-3000:]
+    val = [line for line in metrics(out) if line["split"] == "val"]
+    assert val and {"cider", "bleu4"} <= set(val[-1]), val
+    assert json.loads((out / "manifest.json").read_text())["counts"]["ok"] == 1
+
+
 def test_words_folder_without_from_scratch_is_a_one_line_error(
     words_dir: Path, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from vidcap.errors import VidcapError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # How long a process waits for the others where they meet: the end of a stage waits for the
 # slowest process's share, which on a large corpus can end hours after the fastest one (shares are
@@ -75,6 +76,21 @@ class Processes:
         with self._meeting("exchange results with the others"):
             dist.all_gather_object(gathered, obj, group=_meetings())
         return gathered
+
+    def share_out(self, items: list[T], work: Callable[[list[T]], list[R]]) -> list[R]:
+        """``work`` on this process's share of ``items`` (every N-th, :meth:`shard`), which
+        returns a result per item; every item's result, in the order of ``items``, on every
+        process. The results must pickle."""
+        if self.world_size == 1:
+            return work(items)
+        mine = work(self.shard(items))
+        if len(mine) != len(self.shard(items)):
+            raise ValueError(f"work gave {len(mine)} results for {len(self.shard(items))} items")
+        shares = self.gather(mine)
+        results: list[Any] = [None] * len(items)
+        for rank, share in enumerate(shares):
+            results[rank :: self.world_size] = share
+        return results
 
     @contextlib.contextmanager
     def _meeting(self, what: str) -> Iterator[None]:

@@ -365,26 +365,38 @@ def run_finetune(
 
         def val_captions(objective: torch.nn.Module, step: int) -> dict[str, float]:
             """Val CIDEr and BLEU-4 (qa: exact match; dense: paragraph CIDEr and event recall)
-            with greedy decoding (beam search at the end)."""
+            with greedy decoding (beam search at the end), on the main process. Under a launcher
+            every process generates its share of the val split: one process generating it all
+            kept the others waiting in their next collective, which NCCL ends after 10 minutes
+            (a beam search over thousands of val segments takes longer), and took N times as long.
+            """
             if not val_segments:
                 return {}
             beams = 1 if step < train_config.max_steps else config.beams
             if localiser is not None:
-                found = localised_events(
-                    objective,
-                    vocab,
-                    localiser,
-                    [tracks[s.video_id] for s in val_segments],
-                    inputs,
-                    beams=beams,
-                    max_new_tokens=inputs.max_target,
+                found = processes.share_out(
+                    val_segments,
+                    lambda share: localised_events(
+                        objective,
+                        vocab,
+                        localiser,
+                        [tracks[s.video_id] for s in share],
+                        inputs,
+                        beams=beams,
+                        max_new_tokens=inputs.max_target,
+                    ),
                 )
                 objective.train()
-                return _dense_val(val_segments, found)
-            hypotheses = generate_captions(
-                objective, vocab, val_set.inputs, beams=beams, max_new_tokens=inputs.max_target
+                return _dense_val(val_segments, found) if processes.is_main else {}
+            hypotheses = processes.share_out(
+                val_set.inputs,
+                lambda share: generate_captions(
+                    objective, vocab, share, beams=beams, max_new_tokens=inputs.max_target
+                ),
             )
             objective.train()
+            if not processes.is_main:
+                return {}
             if config.task == "qa":
                 answers = [s.captions[0] for s in val_segments]
                 matched = exact_match(hypotheses, answers, [s.kind for s in val_segments])

@@ -231,7 +231,8 @@ def train(
     ``run`` (the stage's fingerprint) is written into every checkpoint; ``resume="auto"`` only
     continues a checkpoint of the same run, and a fresh start clears the others.
 
-    ``extra_eval(unwrapped objective, step)`` may add val metrics (e.g. CIDEr) on the main process.
+    ``extra_eval(unwrapped objective, step)`` may add val metrics (e.g. CIDEr); it is called on
+    every process, so that it can share its work out, and the main process's are logged.
     Returns the final val metrics (empty without a val set) and run facts.
     """
     from accelerate import Accelerator
@@ -329,7 +330,7 @@ def train(
         totals = {k: accelerator.reduce(v, "sum") for k, v in totals.items()}
         objective.train()
         values = _ratios(totals)
-        if extra_eval is not None and accelerator.is_main_process:
+        if extra_eval is not None:  # on every process: it may share its work out
             values.update(extra_eval(accelerator.unwrap_model(objective), step))
         log("val", values)
         return values
