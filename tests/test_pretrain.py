@@ -143,6 +143,20 @@ def test_two_processes_train_one_checkpoint(words_dir: Path, tmp_path: Path) -> 
     assert transformers.AutoModel.from_pretrained(out / "final").config.model_type == "bert"
 
 
+@pytest.mark.slow
+def test_two_processes_log_to_tensorboard(words_dir: Path, tmp_path: Path) -> None:
+    """Accelerate's end_training() also destroys the process group, which the processes still
+    needed afterwards: every `--log-with` run under a launcher ended in a ValueError."""
+    out = tmp_path / "logged"
+    result = two_processes(
+        "-m", "vidcap", "pretrain", words_dir, "--out", out, "--preset", "tiny",
+        "--max-steps", "2", "--batch-size", "4", "--log-with", "tensorboard",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "manifest.json").read_text())["counts"]["ok"] == 1
+    assert list(out.rglob("events.out.tfevents.*"))  # the main process logged
+
+
 @pytest.fixture(scope="module")
 def words_40(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 40-video synthetic corpus through extract, encode and quantize (36 words)."""

@@ -431,8 +431,10 @@ def train(
     finally:
         batches.close()  # ends the loader's iteration (and its worker processes)
     final = evaluate()
-    if config.log_with:
-        accelerator.end_training()
+    # The trackers are finished by hand: Accelerator.end_training() would also destroy the
+    # process group, which the processes still use after training (the stage's end).
+    for tracker in accelerator.trackers:
+        tracker.finish()
     accelerator.wait_for_everyone()
     return {
         "val": final,
