@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from stage_helpers import free_port, two_processes
 
 # The launcher's group gives up after 1 s (NCCL's default is 10 minutes, gloo's 30); process 1
@@ -50,20 +52,31 @@ def test_a_process_waits_for_a_late_one_past_the_launchers_timeout(tmp_path: Pat
     assert "rank 1: from 0, [0, 10]" in result.stdout
 
 
-# Process 1 dies between two meetings, with no launcher to stop process 0.
+# Process 1 dies, with no launcher to stop process 0: before the first meeting (after both made
+# the meetings' group), or before it joined the group at all (then process 0's wait for it ends
+# after the group's set-up time, shortened here from 30 minutes to 2 s).
 DEAD_PEER = """
 import os
+import sys
 import time
+from datetime import timedelta
 
-from vidcap.distributed import current_processes
+import torch.distributed as dist
+
+from vidcap import distributed
 from vidcap.errors import VidcapError
 
-processes = current_processes()
-processes.barrier()
-if processes.rank == 1:
-    os._exit(3)
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+distributed._MEETING_SETUP = timedelta(seconds=2)
 started = time.monotonic()
 try:
+    if sys.argv[1] == "before joining" and rank == 1:
+        os._exit(3)
+    processes = distributed.current_processes()
+    if rank == 1:
+        os._exit(3)
+    started = time.monotonic()
     processes.barrier()
 except VidcapError as error:
     print(f"the wait failed after {time.monotonic() - started:.1f} s", flush=True)
@@ -71,16 +84,18 @@ except VidcapError as error:
 """
 
 
-def test_a_dead_peer_ends_the_wait_at_once_with_a_sentence(tmp_path: Path) -> None:
-    """The long wait is no hang: a peer's closed connection fails the meeting straight away, and
-    the process left says what happened in a sentence (under the CLI: not "a bug in vidcap")."""
+@pytest.mark.parametrize("when", ["before the first meeting", "before joining"])
+def test_a_dead_peer_ends_the_wait_with_a_sentence(tmp_path: Path, when: str) -> None:
+    """The long wait is no hang: a peer's closed connection fails the meeting straight away (a
+    peer that never joined: after the group's set-up time), and the process left says what
+    happened in a sentence (under the CLI: not "a bug in vidcap")."""
     script = tmp_path / "dead.py"
     script.write_text(DEAD_PEER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}  # fmt: skip
     ranks = [
         subprocess.Popen(
-            [sys.executable, str(script)],
+            [sys.executable, str(script), when],
             env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -92,12 +107,12 @@ def test_a_dead_peer_ends_the_wait_at_once_with_a_sentence(tmp_path: Path) -> No
     assert ranks[1].returncode == 3
     timing, sentence = outputs[0][0].strip().splitlines()
     assert timing.startswith("the wait failed after "), outputs[0][1][-3000:]
-    assert float(timing.split()[-2]) < 30
+    assert float(timing.split()[-2]) < (30 if when == "before joining" else 5)
+    what = "join the others" if when == "before joining" else "meet the others"
     assert sentence.startswith(
-        "process 0 of 2 could not meet the others: another process of this run has stopped (its "
+        f"process 0 of 2 could not {what}: another process of this run has stopped (its "
         "own message says why) or cannot be reached ("
     ), sentence
-    assert "Connection" in sentence  # closed or reset by the peer, as gloo saw it
     assert "pair.cc" not in sentence and "GLHF" not in sentence
 
 

@@ -24,12 +24,16 @@ R = TypeVar("R")
 # How long a process waits for the others where they meet: the end of a stage waits for the
 # slowest process's share, which on a large corpus can end hours after the fastest one (shares are
 # balanced by count, not by duration). The launcher's own process group gives up much sooner (NCCL
-# after 10 minutes, gloo after 30) and aborts the waiting process, all work done. A peer that dies
-# does not leave the others waiting this long: its sockets close and the wait fails at once, and
-# the launcher stops the rest.
+# after 10 minutes, aborting the waiting process, all work done; gloo after 30). A process that
+# dies closes its connections, and the others' wait fails at once; a machine that vanishes (power,
+# network) closes nothing, and the others wait until the system's TCP gives up or this runs out.
 WAIT_FOR_OTHERS = timedelta(days=7)
+# How long making the meetings' group, and an exchange once everyone is there, may take: the
+# processes make it together when they start, so a process that never gets there (it died while
+# starting) costs the others this long, not WAIT_FOR_OTHERS.
+_MEETING_SETUP = timedelta(minutes=30)
 
-_meeting_group: Any = None  # the gloo group the meetings run in, made at the first meeting
+_meeting_group: Any = None  # the gloo group the meetings run in (current_processes makes it)
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,8 @@ class Processes:
     def barrier(self) -> None:
         """Wait until every process reaches this point (for as long as :data:`WAIT_FOR_OTHERS`)."""
         if self.world_size > 1:
-            import torch.distributed as dist
-
             with self._meeting("meet the others"):
-                dist.barrier(group=_meetings())
+                _wait_for_others()
 
     def broadcast(self, obj: T) -> T:
         """The main process's ``obj``, on every process (the others' ``obj`` is ignored)."""
@@ -63,7 +65,8 @@ class Processes:
 
         sent = [obj]
         with self._meeting("receive the main process's result"):
-            dist.broadcast_object_list(sent, src=0, group=_meetings())
+            _wait_for_others()
+            dist.broadcast_object_list(sent, src=0, group=_meeting_group)
         return sent[0]
 
     def gather(self, obj: Any) -> list[Any]:
@@ -74,8 +77,33 @@ class Processes:
 
         gathered: list[Any] = [None] * self.world_size
         with self._meeting("exchange results with the others"):
-            dist.all_gather_object(gathered, obj, group=_meetings())
+            _wait_for_others()
+            dist.all_gather_object(gathered, obj, group=_meeting_group)
         return gathered
+
+    def from_main(self, compute: Callable[[], T], what: str) -> T:
+        """``compute()`` run by the main process alone, its result on every process: for what all
+        of them would otherwise read at once (a large index on a shared disk). An error there is
+        raised on the main process, and the others stop with a sentence saying it could not
+        ``what`` (``"read runs/frames's index"``) instead of waiting for a result that never comes.
+        """
+        if self.world_size == 1:
+            return compute()
+        outcome: tuple[bool, Any] | None = None
+        failure: Exception | None = None
+        if self.is_main:
+            try:
+                outcome = (True, compute())
+            except Exception as error:
+                failure, outcome = error, (False, str(error))
+        worked, value = self.broadcast(outcome)  # type: ignore[misc]
+        if failure is not None:
+            raise failure
+        if not worked:
+            raise VidcapError(
+                f"the main process could not {what} ({value}); its own message says why."
+            )
+        return value
 
     def share_out(self, items: list[T], work: Callable[[list[T]], list[R]]) -> list[R]:
         """``work`` on this process's share of ``items`` (every N-th, :meth:`shard`), which
@@ -116,17 +144,15 @@ def _first_sentence(error: Exception) -> str:
     return text.split(". ", 1)[0].rstrip(".")[:200]
 
 
-def _meetings() -> Any:
-    """The process group the processes meet in: gloo, on the CPU, waiting up to
-    :data:`WAIT_FOR_OTHERS`. Made at the first meeting, which every process reaches (making a
-    group is itself a meeting of all of them); under NCCL it also keeps these small Python objects
-    off the GPUs."""
-    global _meeting_group
-    if _meeting_group is None:
-        import torch.distributed as dist
+def _wait_for_others() -> None:
+    """Every meeting starts here: wait, up to :data:`WAIT_FOR_OTHERS`, until every process is
+    there (gloo's monitored barrier takes its own timeout; the group's is :data:`_MEETING_SETUP`),
+    so that what is exchanged next never waits on a late process."""
+    import torch.distributed as dist
 
-        _meeting_group = dist.new_group(backend="gloo", timeout=WAIT_FOR_OTHERS)
-    return _meeting_group
+    if _meeting_group is None:  # a library's use after leave_process_group
+        raise VidcapError("this process has left its process group: it can meet no other.")
+    dist.monitored_barrier(group=_meeting_group, timeout=WAIT_FOR_OTHERS)
 
 
 @dataclass(frozen=True)
@@ -158,7 +184,16 @@ def current_processes() -> Processes:
 
     # Without a GPU, accelerate only forms a CPU (gloo) process group when asked to.
     state = PartialState(cpu=not torch.cuda.is_available())
-    return Processes(rank=state.process_index, world_size=state.num_processes)
+    processes = Processes(rank=state.process_index, world_size=state.num_processes)
+    global _meeting_group
+    if _meeting_group is None:
+        import torch.distributed as dist
+
+        # The processes meet in a gloo group of their own, on the CPU (under NCCL these small
+        # Python objects stay off the GPUs), made now, as every process starts the command.
+        with processes._meeting("join the others"):
+            _meeting_group = dist.new_group(backend="gloo", timeout=_MEETING_SETUP)
+    return processes
 
 
 def leave_process_group() -> None:

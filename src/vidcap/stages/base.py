@@ -206,11 +206,17 @@ class ItemRun(Generic[ItemT]):
         the manifest. With ``--shard K/N`` see :meth:`_run_shard`. ``on_start(to_do, skipped)`` is
         called once this process knows its share.
         """
-        if not force and self.stage.is_complete(self.fingerprint, allow_failures):
-            return result_from_index(self.stage, self.started, self.details, up_to_date=True)
-        if self.stage.shard is not None:
-            return self._run_shard(work, force, allow_failures, on_start)
         stage = self.stage
+        # Under a launcher the main process reads the index, at the start as at the end, and
+        # hands the others what they need: for a large corpus it is minutes of parsing, and N
+        # processes reading it at once from a shared file system would multiply that.
+        reading = f"read {stage.path}'s index"
+        if not force:
+            finished = processes.from_main(lambda: self._up_to_date(allow_failures), reading)
+            if finished is not None:
+                return finished
+        if stage.shard is not None:
+            return self._run_shard(work, force, allow_failures, on_start)
         if not force:
             shards.refuse_unsharded(stage)
         merged: IndexRecords | None = None  # on the main process, once it merged the index
@@ -222,9 +228,11 @@ class ItemRun(Generic[ItemT]):
                 stage.prepare(force=force)
             processes.barrier()
 
-            done = stage.done_ids_matching(self.item_fps)
-            todo = processes.shard([item for item in self.items if item.id not in done])
-            skipped = len(done) if processes.is_main else 0
+            done = processes.from_main(self._done_flags, reading)
+            todo = processes.shard(
+                [item for item, d in zip(self.items, done, strict=True) if not d]
+            )
+            skipped = sum(done) if processes.is_main else 0
             if on_start is not None:
                 on_start(len(todo), skipped)
             work(todo)
@@ -232,26 +240,25 @@ class ItemRun(Generic[ItemT]):
             processes.barrier()  # every process has recorded its share
             if processes.is_main:
                 merged = self._finalize(skipped, time.perf_counter() - self.started)
-        # The main process reads the result from the index it merged and hands it to the others:
-        # for a large corpus, reading the index is minutes of parsing, and N processes reading it
-        # at once from a shared file system would multiply that.
-        outcome: StageResult | str | None = None
-        failure: Exception | None = None
-        if processes.is_main:
-            try:
-                outcome = result_from_index(
-                    stage, self.started, self.details, skipped=skipped, merged=merged
-                )
-            except Exception as error:  # the others wait for the broadcast: they are told too
-                failure, outcome = error, str(error)
-        outcome = processes.broadcast(outcome)
-        if failure is not None:
-            raise failure
-        if not isinstance(outcome, StageResult):
-            raise VidcapError(
-                f"the main process could not read {stage.path}'s index ({outcome}); its error says why."
-            )
-        return outcome
+        # The main process reads the result from the index it merged.
+        return processes.from_main(
+            lambda: result_from_index(
+                stage, self.started, self.details, skipped=skipped, merged=merged
+            ),
+            reading,
+        )
+
+    def _up_to_date(self, allow_failures: bool) -> StageResult | None:
+        """The result of a finished run already here with this fingerprint, if there is one."""
+        if not self.stage.is_complete(self.fingerprint, allow_failures):
+            return None
+        return result_from_index(self.stage, self.started, self.details, up_to_date=True)
+
+    def _done_flags(self) -> bytes:
+        """For each item in order, 1 when it is done already (a rerun skips it), else 0: a
+        byte an item, what the main process sends the others instead of the ids."""
+        done = self.stage.done_ids_matching(self.item_fps)
+        return bytes(item.id in done for item in self.items)
 
     def _run_shard(
         self,
