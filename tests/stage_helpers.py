@@ -23,10 +23,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def two_processes(*args: object, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``args`` (a script and its arguments, or ``-m module ...``) run by 2 CPU processes under
-    torchrun."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+def two_processes(
+    *args: object, timeout: float = 300, processes: int = 2
+) -> subprocess.CompletedProcess[str]:
+    """``args`` (a script and its arguments, or ``-m module ...``) run by 2 (or ``processes``)
+    CPU processes under torchrun."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                "--master_port", str(free_port()), *(str(a) for a in args)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)

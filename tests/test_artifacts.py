@@ -215,6 +215,60 @@ def test_a_run_scans_its_index_once_at_the_end(
     assert len(scans) == 1, scans
 
 
+def test_processes_that_resolved_other_inputs_refuse_to_share_them(tmp_path: Path) -> None:
+    """The main process says which items are done by position: a process whose item list differs
+    (a folder listed while a file came) stops with a sentence instead of taking wrong ones. Two
+    processes, here as two threads meeting through a barrier."""
+    import threading
+
+    from vidcap.distributed import Processes
+    from vidcap.stages.base import ItemRun
+
+    meeting, sent = threading.Barrier(2, timeout=20), [None]
+
+    class Rank(Processes):
+        def barrier(self) -> None:
+            meeting.wait()
+
+        def broadcast(self, obj):  # type: ignore[no-untyped-def]
+            if self.is_main:
+                sent[0] = obj
+            meeting.wait()
+            return sent[0]
+
+    class Item:
+        def __init__(self, item_id: str) -> None:
+            self.id = item_id
+
+    worked: dict[int, list[str]] = {}
+    raised: dict[int, BaseException] = {}
+
+    def run(rank: int, ids: list[str]) -> None:
+        stage = StageDir(tmp_path, "extract", rank=rank, world_size=2)
+        items = [Item(i) for i in ids]
+        item_run = ItemRun(
+            stage=stage, items=items, item_fps={i.id: "fp" for i in items}, fingerprint="fp",
+            details=lambda ok: {}, config={}, upstream=None,
+        )  # fmt: skip
+        try:
+            item_run.run(lambda todo: worked.setdefault(rank, [i.id for i in todo]), Rank(rank, 2))
+        except BaseException as error:
+            raised[rank] = error
+            meeting.abort()  # as a process that stops closes its connections
+
+    threads = [
+        threading.Thread(target=run, args=(0, ["a", "b", "c"])),
+        threading.Thread(target=run, args=(1, ["a", "b", "b2", "c"])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert isinstance(raised[1], VidcapError) and 1 not in worked
+    assert str(raised[1]).startswith("process 1 of 2 found other inputs than the main process")
+    assert isinstance(raised[0], threading.BrokenBarrierError)  # the main one: at its next meeting
+
+
 def test_prepare_invalidates_old_manifest_and_force_forgets_items(tmp_path: Path) -> None:
     stage = StageDir(tmp_path, "extract")
     stage.prepare()

@@ -12,9 +12,10 @@ import pytest
 
 from stage_helpers import free_port, two_processes
 
-# The launcher's group gives up after 1 s (NCCL's default is 10 minutes, gloo's 30); process 1
-# reaches each meeting 2.5 s after process 0, as a process with a slower share reaches the end of
-# a stage long after the others.
+# The launcher's group gives up after 1 s (NCCL's default is 10 minutes, gloo's 30), and so does
+# the processes' joining (30 minutes in vidcap). At each meeting one process comes 2.5 s after
+# the others, as a process with a slower share reaches the end of a stage long after them: the
+# main process (as when it reads the index for the others), then the last, then the middle one.
 LATE_MEETINGS = """
 import time
 from datetime import timedelta
@@ -22,34 +23,37 @@ from datetime import timedelta
 import torch.distributed as dist
 
 dist.init_process_group("gloo", timeout=timedelta(seconds=1))
-from vidcap.distributed import current_processes, leave_process_group
+from vidcap import distributed
 
-processes = current_processes()
+distributed._MEETING_SETUP = timedelta(seconds=1)
+processes = distributed.current_processes()
 
 
-def late() -> None:
-    if processes.rank == 1:
+def late(rank: int) -> None:
+    if processes.rank == rank:
         time.sleep(2.5)
 
 
-late()
+late(0)
 processes.barrier()
-late()
+late(2)
 sent = processes.broadcast(f"from {processes.rank}")
-late()
+late(1)
 gathered = processes.gather(processes.rank * 10)
-print(f"rank {processes.rank}: {sent}, {gathered}", flush=True)
-leave_process_group()
+found = processes.from_main(lambda: late(0) or "read by the main process", "read an index")
+print(f"rank {processes.rank}: {sent}, {gathered}, {found}", flush=True)
+distributed.leave_process_group()
 """
 
 
 def test_a_process_waits_for_a_late_one_past_the_launchers_timeout(tmp_path: Path) -> None:
     script = tmp_path / "late.py"
     script.write_text(LATE_MEETINGS)
-    result = two_processes(script, timeout=120)
+    result = two_processes(script, timeout=120, processes=3)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "rank 0: from 0, [0, 10]" in result.stdout
-    assert "rank 1: from 0, [0, 10]" in result.stdout
+    for rank in range(3):
+        said = f"rank {rank}: from 0, [0, 10, 20], read by the main process"
+        assert said in result.stdout, result.stdout
 
 
 # Process 1 dies, with no launcher to stop process 0: before the first meeting (after both made

@@ -28,9 +28,8 @@ R = TypeVar("R")
 # dies closes its connections, and the others' wait fails at once; a machine that vanishes (power,
 # network) closes nothing, and the others wait until the system's TCP gives up or this runs out.
 WAIT_FOR_OTHERS = timedelta(days=7)
-# How long making the meetings' group, and an exchange once everyone is there, may take: the
-# processes make it together when they start, so a process that never gets there (it died while
-# starting) costs the others this long, not WAIT_FOR_OTHERS.
+# How long the processes wait for each other to join when they start: a process that never gets
+# there (it died while starting) costs the others this long, not WAIT_FOR_OTHERS.
 _MEETING_SETUP = timedelta(minutes=30)
 
 _meeting_group: Any = None  # the gloo group the meetings run in (current_processes makes it)
@@ -54,8 +53,10 @@ class Processes:
     def barrier(self) -> None:
         """Wait until every process reaches this point (for as long as :data:`WAIT_FOR_OTHERS`)."""
         if self.world_size > 1:
+            import torch.distributed as dist
+
             with self._meeting("meet the others"):
-                _wait_for_others()
+                dist.barrier(group=_meetings())
 
     def broadcast(self, obj: T) -> T:
         """The main process's ``obj``, on every process (the others' ``obj`` is ignored)."""
@@ -65,8 +66,7 @@ class Processes:
 
         sent = [obj]
         with self._meeting("receive the main process's result"):
-            _wait_for_others()
-            dist.broadcast_object_list(sent, src=0, group=_meeting_group)
+            dist.broadcast_object_list(sent, src=0, group=_meetings())
         return sent[0]
 
     def gather(self, obj: Any) -> list[Any]:
@@ -77,8 +77,7 @@ class Processes:
 
         gathered: list[Any] = [None] * self.world_size
         with self._meeting("exchange results with the others"):
-            _wait_for_others()
-            dist.all_gather_object(gathered, obj, group=_meeting_group)
+            dist.all_gather_object(gathered, obj, group=_meetings())
         return gathered
 
     def from_main(self, compute: Callable[[], T], what: str) -> T:
@@ -144,15 +143,12 @@ def _first_sentence(error: Exception) -> str:
     return text.split(". ", 1)[0].rstrip(".")[:200]
 
 
-def _wait_for_others() -> None:
-    """Every meeting starts here: wait, up to :data:`WAIT_FOR_OTHERS`, until every process is
-    there (gloo's monitored barrier takes its own timeout; the group's is :data:`_MEETING_SETUP`),
-    so that what is exchanged next never waits on a late process."""
-    import torch.distributed as dist
-
+def _meetings() -> Any:
+    """The gloo group the processes meet in: every operation in it waits up to
+    :data:`WAIT_FOR_OTHERS` for the last process to arrive."""
     if _meeting_group is None:  # a library's use after leave_process_group
         raise VidcapError("this process has left its process group: it can meet no other.")
-    dist.monitored_barrier(group=_meeting_group, timeout=WAIT_FOR_OTHERS)
+    return _meeting_group
 
 
 @dataclass(frozen=True)
@@ -191,8 +187,13 @@ def current_processes() -> Processes:
 
         # The processes meet in a gloo group of their own, on the CPU (under NCCL these small
         # Python objects stay off the GPUs), made now, as every process starts the command.
+        # Making a group waits for every process as long as the group's own timeout: a first,
+        # short-lived group shows that all of them are here within _MEETING_SETUP, so that making
+        # the long-waiting one right after cannot wait for a process that died while starting.
         with processes._meeting("join the others"):
-            _meeting_group = dist.new_group(backend="gloo", timeout=_MEETING_SETUP)
+            joined = dist.new_group(backend="gloo", timeout=_MEETING_SETUP)
+            dist.destroy_process_group(joined)
+            _meeting_group = dist.new_group(backend="gloo", timeout=WAIT_FOR_OTHERS)
     return processes
 
 

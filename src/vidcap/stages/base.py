@@ -3,6 +3,7 @@ stage over a list of items (extract, encode), written once: resume, processes an
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -111,14 +112,27 @@ def training_details(ok: Iterable[ItemRecord]) -> dict[str, Any]:
 
 
 def training_up_to_date(
-    stage: StageDir, fingerprint: str, resume: str | None, force: bool, started: float
+    stage: StageDir,
+    fingerprint: str,
+    resume: str | None,
+    force: bool,
+    started: float,
+    processes: Processes,
 ) -> StageResult | None:
     """The result of a training stage (pretrain, finetune) that finished before with the same
     inputs and settings, so there is nothing to do; None when it must run: with ``force``, when it
-    is not finished, or when ``resume`` asks for a particular checkpoint (not None or "auto")."""
-    if force or resume not in (None, "auto") or not stage.is_complete(fingerprint):
+    is not finished, or when ``resume`` asks for a particular checkpoint (not None or "auto").
+    Decided by the main process for all (two processes deciding alone may disagree)."""
+    if force or resume not in (None, "auto"):
         return None
-    return result_from_index(stage, started, training_details, up_to_date=True)
+    return processes.from_main(
+        lambda: (
+            result_from_index(stage, started, training_details, up_to_date=True)
+            if stage.is_complete(fingerprint)
+            else None
+        ),
+        f"read {stage.path}'s index",
+    )
 
 
 def record_training(
@@ -228,7 +242,13 @@ class ItemRun(Generic[ItemT]):
                 stage.prepare(force=force)
             processes.barrier()
 
-            done = processes.from_main(self._done_flags, reading)
+            items, done = processes.from_main(self._done_flags, reading)
+            if items != self._items_digest():
+                raise VidcapError(
+                    f"process {processes.rank} of {processes.world_size} found other inputs than "
+                    "the main process (a folder listed while files came or went?); every process "
+                    "must see the same videos: run the command again."
+                )
             todo = processes.shard(
                 [item for item, d in zip(self.items, done, strict=True) if not d]
             )
@@ -254,11 +274,20 @@ class ItemRun(Generic[ItemT]):
             return None
         return result_from_index(self.stage, self.started, self.details, up_to_date=True)
 
-    def _done_flags(self) -> bytes:
+    def _done_flags(self) -> tuple[str, bytes]:
         """For each item in order, 1 when it is done already (a rerun skips it), else 0: a
-        byte an item, what the main process sends the others instead of the ids."""
+        byte an item, what the main process sends the others instead of the ids; with the digest
+        of its items, which each process checks against its own (the flags go by position)."""
         done = self.stage.done_ids_matching(self.item_fps)
-        return bytes(item.id in done for item in self.items)
+        return self._items_digest(), bytes(item.id in done for item in self.items)
+
+    def _items_digest(self) -> str:
+        """A digest of the items' ids, in order: the same on every process that resolved the
+        same inputs."""
+        digest = hashlib.sha256()
+        for item in self.items:
+            digest.update(item.id.encode() + b"\n")
+        return digest.hexdigest()
 
     def _run_shard(
         self,

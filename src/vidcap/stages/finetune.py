@@ -275,7 +275,9 @@ def run_finetune(
     train_config = config.train_config(src.preset)
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     stage_fp = training_fingerprint(STAGE, config, train_config, src.fingerprint)
-    if (finished := training_up_to_date(stage, stage_fp, resume, force, started)) is not None:
+    if (
+        finished := training_up_to_date(stage, stage_fp, resume, force, started, processes)
+    ) is not None:
         return finished
     with stage.locked():
         fresh = resolve_resume(out_dir, resume, stage_fp) is None

@@ -117,7 +117,9 @@ def run_pretrain(
     stage = StageDir(out_dir, STAGE, processes.rank, processes.world_size)
     train_config = config.train_config(config.preset)
     stage_fp = training_fingerprint(STAGE, config, train_config, words_manifest["fingerprint"])
-    if (finished := training_up_to_date(stage, stage_fp, resume, force, started)) is not None:
+    if (
+        finished := training_up_to_date(stage, stage_fp, resume, force, started, processes)
+    ) is not None:
         return finished
     with stage.locked():
         if force and processes.is_main:
