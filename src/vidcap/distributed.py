@@ -3,7 +3,8 @@ and which share of the work is mine in a job array (``--shard K/N``).
 
 A plain ``vidcap extract`` is one process and never imports accelerate; under a launcher (which
 sets ``WORLD_SIZE``) the process group comes from accelerate's ``PartialState``, so the same code
-runs on CPUs (gloo) and GPUs (NCCL).
+runs on CPUs (gloo) and GPUs (NCCL). The processes meet (barriers, results sent to each other) in
+a gloo group of their own that waits as long as a stage's slowest share takes.
 """
 
 from __future__ import annotations

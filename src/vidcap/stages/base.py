@@ -235,15 +235,15 @@ class ItemRun(Generic[ItemT]):
             shards.refuse_unsharded(stage)
         merged: IndexRecords | None = None  # on the main process, once it merged the index
         with stage.locked():
-            processes.barrier()  # everyone has read the old manifest before the main one removes it
+            processes.barrier()  # everyone knows the folder is not up to date before it changes
             if processes.is_main:
                 if not force:
                     shards.refuse_unsharded(stage)  # a --shard job may have begun meanwhile
                 stage.prepare(force=force)
             processes.barrier()
 
-            items, done = processes.from_main(self._done_flags, reading)
-            if items != self._items_digest():
+            digest, done = processes.from_main(self._done_flags, reading)
+            if digest != self._items_digest():
                 raise VidcapError(
                     f"process {processes.rank} of {processes.world_size} found other inputs than "
                     "the main process (a folder listed while files came or went?); every process "
