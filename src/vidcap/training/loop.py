@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidcap.artifacts import atomic_write_text
 from vidcap.artifacts.readers import check_safetensors, damaged, read_json, reading
+from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError, as_write_fault
 from vidcap.training.settings import TrainConfig
 
@@ -293,11 +294,15 @@ def train(
             "vidcap", config={k: v for k, v in asdict(config).items() if v is not None}
         )
 
+    # The processes wait for each other (while the main one writes files) in vidcap's meetings
+    # group, which waits as long as it takes; the launcher's group is for the training's own
+    # collectives, and NCCL gives up on a wait after 10 minutes.
+    wait_for_everyone = current_processes().barrier
     step = 0
     checkpoint = resolve_resume(out_dir, resume, run)
     if checkpoint is None and accelerator.is_main_process and (out_dir / CHECKPOINTS).is_dir():
         shutil.rmtree(out_dir / CHECKPOINTS)  # another run's: it would be pruned or resumed wrongly
-    accelerator.wait_for_everyone()
+    wait_for_everyone()
     if checkpoint is not None:
         step = _load_checkpoint(accelerator, checkpoint)
     batches_per_epoch = len(train_loader)
@@ -338,13 +343,13 @@ def train(
     def save_checkpoint() -> None:
         folder = out_dir / CHECKPOINTS
         tmp, final = folder / f".tmp-step-{step:08d}", folder / f"step-{step:08d}"
-        accelerator.wait_for_everyone()
+        wait_for_everyone()
         if accelerator.is_main_process and tmp.exists():
             shutil.rmtree(tmp)  # left by a run killed while saving
-        accelerator.wait_for_everyone()
+        wait_for_everyone()
         try:
             accelerator.save_state(str(tmp))
-            accelerator.wait_for_everyone()
+            wait_for_everyone()
             if accelerator.is_main_process:
                 (tmp / _STATE_FILE).write_text(json.dumps({"step": step, "run": run}))
         except Exception as e:
@@ -362,7 +367,7 @@ def train(
             os.replace(tmp, final)
             for old in _checkpoints(out_dir, None)[: -config.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
+        wait_for_everyone()
 
     objective.train()
     totals: dict[str, torch.Tensor] = {}
@@ -435,7 +440,7 @@ def train(
     # process group, which the processes still use after training (the stage's end).
     for tracker in accelerator.trackers:
         tracker.finish()
-    accelerator.wait_for_everyone()
+    wait_for_everyone()
     return {
         "val": final,
         "steps": step,
