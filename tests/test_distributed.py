@@ -118,6 +118,7 @@ def test_a_dead_peer_ends_the_wait_with_a_sentence(tmp_path: Path, when: str) ->
         "own message says why) or cannot be reached ("
     ), sentence
     assert "pair.cc" not in sentence and "GLHF" not in sentence
+    assert ("GLOO_SOCKET_IFNAME" in sentence) == (when == "before joining")
 
 
 def test_share_out_gives_every_process_every_result_in_order() -> None:

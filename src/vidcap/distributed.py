@@ -34,6 +34,10 @@ WAIT_FOR_OTHERS = timedelta(days=7)
 _MEETING_SETUP = timedelta(minutes=30)
 
 _meeting_group: Any = None  # the gloo group the meetings run in (current_processes makes it)
+_JOINING_HINT = (
+    " On several machines, gloo may have taken a network interface the others cannot reach: "
+    "name the right one with GLOO_SOCKET_IFNAME (docs/scale.md)."
+)
 
 
 @dataclass(frozen=True)
@@ -121,17 +125,17 @@ class Processes:
         return results
 
     @contextlib.contextmanager
-    def _meeting(self, what: str) -> Iterator[None]:
+    def _meeting(self, what: str, hint: str = "") -> Iterator[None]:
         """A meeting that fails because a process has gone (its connections closed: it stopped
         on an error of its own, or was killed) says so in a sentence, not as gloo's traceback
-        and never as "a bug": the process that stopped says why."""
+        and never as "a bug": the process that stopped says why. ``hint`` ends the sentence."""
         try:
             yield
         except RuntimeError as error:  # gloo's transport errors (DistError is one)
             raise VidcapError(
                 f"process {self.rank} of {self.world_size} could not {what}: another process of "
                 f"this run has stopped (its own message says why) or cannot be reached "
-                f"({_first_sentence(error)})."
+                f"({_first_sentence(error)}).{hint}"
             ) from error
 
 
@@ -191,7 +195,7 @@ def current_processes() -> Processes:
         # Making a group waits for every process as long as the group's own timeout: a first,
         # short-lived group shows that all of them are here within _MEETING_SETUP, so that making
         # the long-waiting one right after cannot wait for a process that died while starting.
-        with processes._meeting("join the others"):
+        with processes._meeting("join the others", _JOINING_HINT):
             joined = dist.new_group(backend="gloo", timeout=_MEETING_SETUP)
             dist.destroy_process_group(joined)
             _meeting_group = dist.new_group(backend="gloo", timeout=WAIT_FOR_OTHERS)
