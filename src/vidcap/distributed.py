@@ -27,7 +27,8 @@ R = TypeVar("R")
 # balanced by count, not by duration). The launcher's own process group gives up much sooner (NCCL
 # after 10 minutes, aborting the waiting process, all work done; gloo after 30). A process that
 # dies closes its connections, and the others' wait fails at once; a machine that vanishes (power,
-# network) closes nothing, and the others wait until the system's TCP gives up or this runs out.
+# network) closes nothing, and the others may wait until this runs out (or the launcher or the
+# scheduler's time limit stops them).
 WAIT_FOR_OTHERS = timedelta(days=7)
 # How long the processes wait for each other to join when they start: a process that never gets
 # there (it died while starting) costs the others this long, not WAIT_FOR_OTHERS.
