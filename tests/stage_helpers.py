@@ -24,11 +24,13 @@ def free_port() -> int:
 
 
 def two_processes(
-    *args: object, timeout: float = 300, processes: int = 2
+    *args: object, timeout: float = 300, processes: int = 2, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``args`` (a script and its arguments, or ``-m module ...``) run by 2 (or ``processes``)
-    CPU processes under torchrun."""
+    CPU processes under torchrun, ``stdin`` piped to it."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
                "--master_port", str(free_port()), *(str(a) for a in args)]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=timeout, input=stdin
+    )

@@ -202,6 +202,19 @@ def test_two_processes_share_the_work(synth_corpus: Path, tmp_path: Path) -> Non
     assert manifest["counts"]["ok"] == 8
 
 
+def test_under_a_launcher_paths_from_stdin_reach_every_process(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    """The processes share one stdin, and the first to read it took every line (under torchrun
+    the other found it empty): the main process reads the paths and sends them to the others."""
+    paths = "".join(f"{p}\n" for p in sorted((synth_corpus.parent / "videos").glob("*.mp4")))
+    out = tmp_path / "frames"
+    run = two_processes("-m", "vidcap", "extract", "-", "--out", out, "--size", 32, stdin=paths)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((out / "manifest.json").read_text())["counts"]["ok"] == 8
+    assert len(index_of(out)) == 8
+
+
 def test_under_a_launcher_only_the_main_process_reads_the_index(
     synth_corpus: Path, tmp_path: Path
 ) -> None:

@@ -133,8 +133,8 @@ def caption_command(
     subtitles = fmt in SUBTITLE_FORMATS
     if subtitles:
         dense = True  # subtitles are timed captions
-    paths = select_shard(read_video_paths(videos), shard)
     processes = current_processes()
+    paths = select_shard(read_video_paths(videos, processes), shard)
     # Settings that cannot work are refused before any video is decoded.
     timed = dense or segment_seconds is not None  # text output: timed lines for every video
     writer = CaptionsWriter(fmt, out, len(paths), timed)  # out None: stdout

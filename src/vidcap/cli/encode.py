@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +22,8 @@ from vidcap.cli.options import (
     parse_shard,
     positive,
 )
-from vidcap.distributed import current_processes
+from vidcap.cli.videos import stdin_lines
+from vidcap.distributed import Processes, current_processes
 from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
 from vidcap.errors import VidcapError
 from vidcap.stages.extract import ExtractBackend, ExtractConfig
@@ -57,9 +57,9 @@ def _extract_folder(inputs: list[str]) -> Path | None:
     return folder if (folder / "manifest.json").is_file() else None
 
 
-def _resolve_videos(inputs: list[str]) -> ResolvedInputs:
+def _resolve_videos(inputs: list[str], processes: Processes) -> ResolvedInputs:
     try:
-        return resolve_inputs(inputs, sys.stdin if "-" in inputs else ())
+        return resolve_inputs(inputs, stdin_lines(processes) if "-" in inputs else ())
     except VidcapError:
         if len(inputs) == 1 and Path(inputs[0]).is_dir():
             raise VidcapError(
@@ -279,7 +279,7 @@ def encode_command(
         else:
             from vidcap.stages.encode_videos import run_encode_videos
 
-            resolved = _resolve_videos(inputs)
+            resolved = _resolve_videos(inputs, processes)
             result = run_encode_videos(
                 resolved,
                 out,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +18,7 @@ from vidcap.cli.options import (
     parse_shard,
     positive,
 )
+from vidcap.cli.videos import stdin_lines
 from vidcap.distributed import current_processes
 from vidcap.stages.extract import ExtractBackend, ExtractConfig, VideoDone, run_extract
 from vidcap.stages.inputs import resolve_inputs
@@ -98,9 +98,8 @@ def extract_command(
         timeout=timeout,
         workers=workers,
     )
-    stdin_lines = sys.stdin if "-" in inputs else ()
-    resolved = resolve_inputs(inputs, stdin_lines)
     processes = current_processes()
+    resolved = resolve_inputs(inputs, stdin_lines(processes) if "-" in inputs else ())
     with stage_progress("extracting", processes, TextColumn("{task.fields[fps]}"), fps="") as bar:
         frames = 0
 

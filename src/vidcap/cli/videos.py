@@ -104,12 +104,23 @@ Failure = tuple[str, str]
 """A video that could not be processed, and why: ``(path, error sentence)``."""
 
 
-def read_video_paths(videos: list[str]) -> list[str]:
-    """The paths given, with ``-`` replaced by the paths read from stdin (one per line)."""
+def stdin_lines(processes: Processes | None = None) -> list[str]:
+    """The non-blank lines of stdin, stripped (paths, one per line). Under a launcher the main
+    process reads them and sends them to the others: the processes share one stdin, and whichever
+    reads first gets all of it (under torchrun the others found it empty)."""
+    processes = processes or Processes()
+    return processes.from_main(
+        lambda: [line.strip() for line in sys.stdin if line.strip()], "read the paths from stdin"
+    )
+
+
+def read_video_paths(videos: list[str], processes: Processes | None = None) -> list[str]:
+    """The paths given, with ``-`` replaced by the paths read from stdin (one per line; under a
+    launcher, by the main process for all)."""
     paths: list[str] = []
     for video in videos:
         if video == "-":
-            paths += [line.strip() for line in sys.stdin if line.strip()]
+            paths += stdin_lines(processes)
         else:
             paths.append(video)
     if not paths:
