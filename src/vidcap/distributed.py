@@ -114,15 +114,13 @@ class Processes:
         """``work`` on this process's share of ``items`` (every N-th, :meth:`shard`), which
         returns a result per item; every item's result, in the order of ``items``, on every
         process. The results must pickle."""
-        if self.world_size == 1:
-            return work(items)
-        mine = work(self.shard(items))
-        if len(mine) != len(self.shard(items)):
-            raise ValueError(f"work gave {len(mine)} results for {len(self.shard(items))} items")
-        shares = self.gather(mine)
+        share = self.shard(items)  # all of them in a single process
+        mine = work(share)
+        if len(mine) != len(share):
+            raise ValueError(f"work gave {len(mine)} results for {len(share)} items")
         results: list[Any] = [None] * len(items)
-        for rank, share in enumerate(shares):
-            results[rank :: self.world_size] = share
+        for rank, theirs in enumerate(self.gather(mine)):
+            results[rank :: self.world_size] = theirs
         return results
 
     @contextlib.contextmanager
