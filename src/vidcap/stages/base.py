@@ -111,6 +111,20 @@ def training_details(ok: Iterable[ItemRecord]) -> dict[str, Any]:
     }
 
 
+def finished_result(
+    stage: StageDir,
+    fingerprint: str,
+    started: float,
+    details: Details,
+    allow_failures: bool = False,
+) -> StageResult | None:
+    """The result of a run already finished in ``stage`` with ``fingerprint`` and nothing left
+    to retry (:meth:`StageDir.is_complete`), every item skipped; None when there is work to do."""
+    if not stage.is_complete(fingerprint, allow_failures):
+        return None
+    return result_from_index(stage, started, details, up_to_date=True)
+
+
 def training_up_to_date(
     stage: StageDir,
     fingerprint: str,
@@ -126,11 +140,7 @@ def training_up_to_date(
     if force or resume not in (None, "auto"):
         return None
     return processes.from_main(
-        lambda: (
-            result_from_index(stage, started, training_details, up_to_date=True)
-            if stage.is_complete(fingerprint)
-            else None
-        ),
+        lambda: finished_result(stage, fingerprint, started, training_details),
         f"read {stage.path}'s index",
     )
 
@@ -226,7 +236,12 @@ class ItemRun(Generic[ItemT]):
         # processes reading it at once from a shared file system would multiply that.
         reading = f"read {stage.path}'s index"
         if not force:
-            finished = processes.from_main(lambda: self._up_to_date(allow_failures), reading)
+            finished = processes.from_main(
+                lambda: finished_result(
+                    stage, self.fingerprint, self.started, self.details, allow_failures
+                ),
+                reading,
+            )
             if finished is not None:
                 return finished
         if stage.shard is not None:
@@ -267,12 +282,6 @@ class ItemRun(Generic[ItemT]):
             ),
             reading,
         )
-
-    def _up_to_date(self, allow_failures: bool) -> StageResult | None:
-        """The result of a finished run already here with this fingerprint, if there is one."""
-        if not self.stage.is_complete(self.fingerprint, allow_failures):
-            return None
-        return result_from_index(self.stage, self.started, self.details, up_to_date=True)
 
     def _done_flags(self) -> tuple[str, bytes]:
         """For each item in order, 1 when it is done already (a rerun skips it), else 0: a

@@ -27,7 +27,7 @@ from vidcap.artifacts.readers import CODEBOOK, features_shape, load_features, lo
 from vidcap.errors import VidcapError
 from vidcap.quantize.kmeans import HierarchicalKMeans, KMeansConfig, top_words
 from vidcap.quantize.settings import Normalization
-from vidcap.stages.base import StageResult, result_from_index
+from vidcap.stages.base import StageResult, finished_result, result_from_index
 
 STAGE = "quantize"
 
@@ -69,8 +69,7 @@ def run_quantize(
     stage = StageDir(out_dir, STAGE)
     settings = asdict(config)
     stage_fp = fingerprint(STAGE, settings, upstream_manifest["fingerprint"])
-    if not force and stage.is_complete(stage_fp):
-        result = result_from_index(stage, started, _details, up_to_date=True)
+    if not force and (result := finished_result(stage, stage_fp, started, _details)) is not None:
         result.details.update(_summary(quantize_report(out_dir)))
         return result
     with stage.locked():
