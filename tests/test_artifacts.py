@@ -6,9 +6,11 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,29 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     atomic_write_json(target, {"x": 2})
     assert json.loads(target.read_text()) == {"x": 2}
     assert [p.name for p in target.parent.iterdir()] == ["a.json"]
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+def test_atomic_write_gives_the_mode_open_would(tmp_path: Path, umask_027: None) -> None:
+    # mkstemp's temporary file is owner-only; an output renamed from it kept that 0600, so a team
+    # sharing a stage folder could not read each other's features, manifests or captions.
+    new = tmp_path / "new.json"
+    atomic_write_json(new, {"x": 1})
+    assert stat.S_IMODE(new.stat().st_mode) == 0o640  # 0666 less the umask
+    with atomic_path(tmp_path / "by_name.bin") as tmp:
+        tmp.write_bytes(b"written by a library that wants a file name")
+    assert stat.S_IMODE((tmp_path / "by_name.bin").stat().st_mode) == 0o640
+    existing = tmp_path / "existing.json"
+    existing.write_text("{}")
+    existing.chmod(0o604)
+    atomic_write_json(existing, {"x": 2})
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o604  # an overwritten file keeps its own
 
 
 def test_atomic_path_removes_temp_on_error(tmp_path: Path) -> None:
