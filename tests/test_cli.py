@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +78,54 @@ def test_user_error_is_one_sentence_not_a_traceback(tmp_path: Path) -> None:
         text=True,
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def _without_access_rights() -> list[str]:
+    """A command prefix that makes the folder permissions apply (root ignores them)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: no folder can be denied")
+    drop = "-dac_override,-dac_read_search,-fowner"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
+
+
+def test_a_folder_the_user_may_not_write_is_a_sentence(tmp_path: Path) -> None:
+    # An --out inside another user's (or a read-only) folder was "unexpected PermissionError ...
+    # This is a bug in vidcap".
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        result = subprocess.run(
+            [*_without_access_rights(), sys.executable, "-m", "vidcap", "synth",
+             str(locked / "corpus"), "--videos", "1"],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+    finally:
+        locked.chmod(0o755)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "bug" not in result.stderr
+    assert f"permission denied: this user may not write or read {locked}" in result.stderr
+    assert list(locked.iterdir()) == []
+
+
+def test_an_atomic_write_names_the_folder_it_may_not_write(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        result = subprocess.run(
+            [*_without_access_rights(), sys.executable, "-c",
+             "import sys; from vidcap.artifacts import atomic_write_text; "
+             "atomic_write_text(sys.argv[1], 'x')", str(locked / "out.txt")],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+    finally:
+        locked.chmod(0o755)
+    # The folder, not the temporary file's name, so the sentence above names what to fix.
+    assert f"PermissionError: [Errno 13] Permission denied: '{locked}'" in result.stderr
 
 
 def test_bad_option_value_is_a_usage_error(tmp_path: Path) -> None:

@@ -84,3 +84,17 @@ def as_write_fault(
         full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
         return as_resource_error(full, rerun=rerun)
     return None
+
+
+def as_access_error(error: BaseException) -> VidcapError | None:
+    """The one sentence for a path this user may not read or write (``EACCES``, ``EPERM``) that
+    stopped a whole command: an ``--out`` in a folder of another user or group, a model folder
+    without read permission. None for any other error. (An input video that cannot be read is
+    that video's failure, not this.)"""
+    if not isinstance(error, PermissionError):
+        return None
+    place = error.filename if error.filename is not None else "a path it needs"
+    return VidcapError(
+        f"permission denied: this user may not write or read {place}; change its permissions, "
+        "or give a path this user can write to."
+    )

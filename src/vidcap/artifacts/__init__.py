@@ -55,7 +55,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(), suffix=path.suffix, dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(), suffix=path.suffix, dir=path.parent)
+    except PermissionError as e:  # named after the folder, not a temporary name nobody knows
+        raise PermissionError(e.errno, e.strerror, str(path.parent)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -31,7 +31,7 @@ from vidcap.cli import (
 )
 from vidcap.cli.console import print_error
 from vidcap.distributed import leave_process_group
-from vidcap.errors import VidcapError, as_resource_error
+from vidcap.errors import VidcapError, as_access_error, as_resource_error
 
 _state = {"debug": os.environ.get("VIDCAP_DEBUG", "") not in ("", "0")}
 
@@ -60,7 +60,8 @@ class _VidcapGroup(TyperGroup):
         except Exception as e:
             if _state["debug"]:
                 raise
-            fault = as_resource_error(e)  # a full disk, no memory: the machine's, not a bug
+            # a full disk, no memory, a folder of another user: the machine's, not a bug
+            fault = as_resource_error(e) or as_access_error(e)
             if fault is not None:
                 print_error(str(fault))
                 raise typer.Exit(1) from None

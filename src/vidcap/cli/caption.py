@@ -26,7 +26,7 @@ from vidcap.cli.videos import (
     select_shard,
 )
 from vidcap.distributed import current_processes
-from vidcap.errors import VidcapError, as_resource_error
+from vidcap.errors import VidcapError, as_access_error, as_resource_error
 from vidcap.output.formats import Format
 from vidcap.video.worker import VIDEO_TIMEOUT_S
 
@@ -261,7 +261,7 @@ def caption_command(
         with writer:  # left early (Ctrl-C, a fault): no half-written output stays
             for_each_video(paths, "captioned", caption_one, emit, finish, processes=processes)
     except OSError as error:  # writing a storyboard or the output: a full disk, a read-only one
-        fault = as_resource_error(error, rerun=_RERUN_CAPTION)
+        fault = as_resource_error(error, rerun=_RERUN_CAPTION) or as_access_error(error)
         if fault is None:
             raise
         raise fault from None
