@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 
 def index_of(stage_dir: Path) -> dict[str, dict]:
@@ -34,3 +37,14 @@ def two_processes(
     return subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=timeout, input=stdin
     )
+
+
+def fail_file_locks(monkeypatch: pytest.MonkeyPatch, number: int = errno.ENOLCK) -> None:
+    """Make ``flock`` fail with ``number``, as on a file system without locks (NFS mounted with
+    nolock: ``ENOLCK``; Lustre without its flock option: ``ENOSYS``)."""
+    import fcntl
+
+    def flock(fd: int, operation: int) -> None:
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(fcntl, "flock", flock)

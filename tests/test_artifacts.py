@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stage_helpers import fail_file_locks
 from vidcap.artifacts import (
     INDEX,
     MANIFEST,
@@ -28,7 +30,7 @@ from vidcap.artifacts import (
     remove_stale_temp_files,
     sanitize_id,
 )
-from vidcap.errors import VidcapError
+from vidcap.errors import VidcapError, VidcapWarning
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -60,6 +62,40 @@ def test_atomic_write_gives_the_mode_open_would(tmp_path: Path, umask_027: None)
     existing.chmod(0o604)
     atomic_write_json(existing, {"x": 2})
     assert stat.S_IMODE(existing.stat().st_mode) == 0o604  # an overwritten file keeps its own
+
+
+@pytest.mark.parametrize("no_locks", [errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_a_file_system_without_locks_is_written_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_locks: int
+) -> None:
+    # NFS mounted with nolock, Lustre without flock: flock() fails, and every stage stopped with
+    # "unexpected OSError ... a bug in vidcap" before writing anything.
+    fail_file_locks(monkeypatch, no_locks)
+    stage = StageDir(tmp_path / "out", "extract")
+    with pytest.warns(VidcapWarning, match="cannot lock files"), stage.locked():
+        stage.path.joinpath("written").write_text("x")
+    assert [p.name for p in stage.path.iterdir()] == ["written"]  # no lock file left
+
+
+def test_shard_jobs_on_a_file_system_without_locks_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The jobs of an array decide through the lock which of them merges the folder.
+    fail_file_locks(monkeypatch)
+    from vidcap.distributed import Shard
+
+    stage = StageDir(tmp_path / "out", "extract", shard=Shard(0, 2))
+    with pytest.raises(VidcapError, match="--shard jobs need locks"), stage.locked():
+        pass
+    assert list(stage.path.iterdir()) == []
+
+
+def test_a_failing_lock_for_another_reason_still_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_file_locks(monkeypatch, errno.EIO)
+    with pytest.raises(OSError), StageDir(tmp_path / "out", "extract").locked():
+        pass
 
 
 def test_atomic_path_removes_temp_on_error(tmp_path: Path) -> None:

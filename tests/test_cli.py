@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import typer.core
 import typer.main
 from typer.testing import CliRunner
 
+from stage_helpers import fail_file_locks
 from vidcap import __version__
 from vidcap.cli import app
 from vidcap.cli.videos import Videos, for_each_video, read_video_paths
@@ -126,6 +128,24 @@ def test_an_atomic_write_names_the_folder_it_may_not_write(tmp_path: Path) -> No
         locked.chmod(0o755)
     # The folder, not the temporary file's name, so the sentence above names what to fix.
     assert f"PermissionError: [Errno 13] Permission denied: '{locked}'" in result.stderr
+
+
+def test_a_stage_on_a_file_system_without_locks_runs_and_says_so(
+    frames_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_file_locks(monkeypatch)
+    shown = warnings.showwarning
+    try:
+        result = runner.invoke(app, ["encode", str(frames_dir), "--out", str(tmp_path / "f")])
+    finally:
+        warnings.showwarning = shown
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "f" / "manifest.json").is_file()
+    # One warning line, not Python's "file:line: VidcapWarning: ..." nor a traceback.
+    assert (
+        "warning: " in result.output and "cannot lock files (No locks available)" in result.output
+    )
+    assert "VidcapWarning" not in result.output
 
 
 def test_bad_option_value_is_a_usage_error(tmp_path: Path) -> None:

@@ -18,6 +18,11 @@ class VidcapError(Exception):
     exit_code: int = 1
 
 
+class VidcapWarning(UserWarning):
+    """Something the user should know that does not stop the command (``warnings.warn`` it from
+    any layer; the CLI prints it as one ``warning:`` line)."""
+
+
 class CorpusError(VidcapError):
     """A corpus file that cannot be read: names the file, the line and the field."""
 

@@ -8,6 +8,7 @@ atomically under a name derived from a sanitized id.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -17,12 +18,13 @@ import socket
 import stat
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vidcap.artifacts.index import IndexRecords, ItemRecord, index_lines
-from vidcap.errors import VidcapError
+from vidcap.errors import VidcapError, VidcapWarning
 
 if TYPE_CHECKING:
     from vidcap.distributed import Shard
@@ -217,6 +219,10 @@ def file_fingerprint(path: str | Path) -> str:
 # The stage folder
 
 
+# What flock() fails with on a file system that has no locks (rather than one that is held).
+_NO_FILE_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+
+
 class _ItemState(NamedTuple):
     """An item's record without its info: what deciding to skip or redo it needs."""
 
@@ -319,7 +325,30 @@ class StageDir:
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK
         deadline = time.monotonic() + wait_s
-        fd = _lock_file(path)
+        try:
+            fd = _lock_file(path)
+        except OSError as e:
+            if e.errno not in _NO_FILE_LOCKS:
+                raise
+            # NFS mounted with nolock, Lustre without its flock option: refusing would leave the
+            # folder unusable there; what the lock prevents is a second run at the same time.
+            path.unlink(missing_ok=True)
+            if self.shard is not None:  # the jobs of an array finish the folder through the lock
+                raise VidcapError(
+                    f"{self.path} is on a file system that cannot lock files ({e.strerror}), and "
+                    "--shard jobs need locks to tell which of them finishes the folder; give an "
+                    "--out on a file system with locks (NFS with its lock service, Lustre "
+                    "mounted with -o flock), or run without --shard (torchrun or one process)."
+                ) from None
+            warnings.warn(
+                f"{self.path} is on a file system that cannot lock files ({e.strerror}), so "
+                "vidcap cannot stop a second run from writing into it at the same time: make "
+                "sure only one does.",
+                VidcapWarning,
+                stacklevel=3,
+            )
+            yield
+            return
         while fd is None and time.monotonic() < deadline:
             time.sleep(0.2)
             fd = _lock_file(path)

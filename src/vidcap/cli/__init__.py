@@ -29,7 +29,7 @@ from vidcap.cli import (
     serve,
     synth,
 )
-from vidcap.cli.console import print_error
+from vidcap.cli.console import print_error, show_vidcap_warnings
 from vidcap.distributed import leave_process_group
 from vidcap.errors import VidcapError, as_access_error, as_resource_error
 
@@ -108,6 +108,7 @@ def _root(
     """End-to-end video captioning (VideoBERT / BART)."""
     _state["debug"] = _state["debug"] or debug
     _quiet_libraries()
+    show_vidcap_warnings()
 
 
 def _quiet_libraries() -> None:

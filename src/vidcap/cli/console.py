@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -21,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from vidcap.distributed import Processes
+from vidcap.errors import VidcapWarning
 from vidcap.stages.base import StageResult
 
 # Results go to stdout so they can be piped; everything for the human (progress, tables, errors)
@@ -32,6 +35,33 @@ stderr = Console(stderr=True)
 def print_error(message: str) -> None:
     """Print one error sentence on stderr."""
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def print_warning(message: str) -> None:
+    """Print one warning sentence on stderr: the command goes on."""
+    stderr.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def show_vidcap_warnings() -> None:
+    """Print the warnings vidcap's layers raise (:class:`VidcapWarning`) as ``warning:`` lines,
+    not as Python's ``file:line: VidcapWarning: ...``; other libraries' warnings are left as they
+    are."""
+    shown_by_python = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if issubclass(category, VidcapWarning):
+            print_warning(str(message))
+        else:
+            shown_by_python(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def progress_bar(*extra_columns: TextColumn, processes: Processes | None = None) -> Progress:
