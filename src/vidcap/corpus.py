@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,37 @@ from vidcap.errors import CorpusError
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[str, ...] = get_args(Split)
+
+# The names a video file may end in (any case), in order of preference where one id has several
+# files (an .mp4 beside a half-converted .mkv): containers for the web, then cameras' and discs'
+# (AVCHD .mts/.m2ts, DVD .vob, broadcast .mxf).
+VIDEO_EXTENSIONS = (
+    ".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ts", ".wmv",
+    ".3gp", ".3g2", ".ogv", ".mts", ".m2ts", ".vob", ".mxf", ".m2v", ".asf", ".f4v", ".dv",
+)  # fmt: skip
+_VIDEO_EXTENSIONS = frozenset(VIDEO_EXTENSIONS)
+
+
+def is_video_name(name: str) -> bool:
+    """Whether a file name is a video's: a video extension, and not hidden (a macOS ``._clip.mp4``
+    beside each copied video, an editor's or downloader's temporary file)."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in _VIDEO_EXTENSIONS
+
+
+def walk_videos(root: Path) -> Iterator[Path]:
+    """Every video file below ``root`` (:func:`is_video_name`), as ``root / relative path``, in
+    sorted order: symlinked folders are followed (a loop is walked once), hidden ones skipped."""
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:  # a symlink loop: already walked
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if is_video_name(name) and os.path.isfile(os.path.join(folder, name)):
+                yield Path(folder, name)
 
 
 @dataclass(frozen=True)

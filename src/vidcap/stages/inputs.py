@@ -6,13 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidcap.corpus import iter_corpus
+from vidcap.corpus import iter_corpus, walk_videos
 from vidcap.errors import VidcapError
-
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
-     ".3gp", ".ogv"}
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,10 +28,10 @@ class ResolvedInputs:
 
 
 def _folder_videos(folder: Path) -> list[VideoInput]:
-    found = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-    )
-    return [VideoInput(p.relative_to(folder).with_suffix("").as_posix(), p) for p in found]
+    return [
+        VideoInput(p.relative_to(folder).with_suffix("").as_posix(), p)
+        for p in sorted(walk_videos(folder))
+    ]
 
 
 def resolve_inputs(inputs: Iterable[str], stdin_lines: Iterable[str] = ()) -> ResolvedInputs:
@@ -78,24 +73,41 @@ def _unique_ids(videos: list[VideoInput]) -> list[VideoInput]:
     """Drop repeats of the same file and give different files distinct ids.
 
     Ids derived from a path (file stem) that clash are replaced by the path as given, without its
-    extension (``a/clip`` and ``b/clip``); a clash involving a corpus id is an error, since corpus
-    ids are the user's own.
+    extension (``a/clip`` and ``b/clip``), or with it where only the extension tells the files
+    apart (``clip.mp4`` and ``clip.webm``: an original and its transcode). A clash involving a
+    corpus id is an error, since corpus ids are the user's own; so is one that remains.
     """
     unique: dict[tuple[str, Path], VideoInput] = {}
     for video in videos:
         unique.setdefault((video.id, video.path.resolve()), video)
-    by_id: dict[str, list[VideoInput]] = {}
-    for video in unique.values():
-        by_id.setdefault(video.id, []).append(video)
     result = []
-    for video_id, group in by_id.items():
+    for video_id, group in _by_id(unique.values()).items():
         if len(group) == 1:
             result.append(group[0])
             continue
         if any(v.split is not None for v in group):
-            paths = ", ".join(str(v.path) for v in group[:3])
-            raise VidcapError(
-                f"several videos share the id {video_id!r} ({paths}); ids must be unique."
-            )
-        result += [VideoInput(v.path.with_suffix("").as_posix(), v.path) for v in group]
+            raise _clash(video_id, group)
+        ids = [v.path.with_suffix("").as_posix() for v in group]
+        if len(set(ids)) < len(ids):
+            ids = [v.path.as_posix() for v in group]
+        result += [VideoInput(new_id, v.path) for new_id, v in zip(ids, group, strict=True)]
+    # A renamed id may meet another video's own (a file named like another's folder path).
+    for video_id, group in _by_id(result).items():
+        if len(group) > 1:
+            raise _clash(video_id, group)
     return result
+
+
+def _by_id(videos: Iterable[VideoInput]) -> dict[str, list[VideoInput]]:
+    by_id: dict[str, list[VideoInput]] = {}
+    for video in videos:
+        by_id.setdefault(video.id, []).append(video)
+    return by_id
+
+
+def _clash(video_id: str, group: list[VideoInput]) -> VidcapError:
+    paths = ", ".join(str(v.path) for v in group[:3])
+    return VidcapError(
+        f"several videos share the id {video_id!r} ({paths}); ids must be unique: rename one "
+        "of the files, or give the videos ids of their own in a corpus.jsonl."
+    )

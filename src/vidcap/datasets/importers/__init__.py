@@ -20,7 +20,6 @@ from vidcap.datasets.importers.captions import (
 )
 from vidcap.datasets.importers.common import (
     MAX_EXAMPLES,
-    VIDEO_EXTENSIONS,
     AnnotationFile,
     Entry,
     ImportReport,
@@ -34,7 +33,6 @@ from vidcap.errors import VidcapError
 
 __all__ = [
     "FORMATS",
-    "VIDEO_EXTENSIONS",
     "CorpusStats",
     "ImportReport",
     "Issue",

@@ -7,6 +7,7 @@ gives them); :mod:`vidcap.datasets.importers.assemble` turns entries into corpus
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -16,11 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidcap.corpus import SPLITS, TranscriptLine
+from vidcap.corpus import SPLITS, VIDEO_EXTENSIONS, TranscriptLine, walk_videos
 from vidcap.errors import VidcapError
 
-# In order of preference when one id has several files (an .mp4 and a half-converted .mkv).
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv")
 _EXTENSION_RANK = {ext: rank for rank, ext in enumerate(VIDEO_EXTENSIONS)}
 MAX_EXAMPLES = 5
 
@@ -203,7 +202,9 @@ class VideoIndex:
         for root in self.roots:
             if not root.is_dir():
                 raise VidcapError(f"--videos {root}: no such folder.")
-            for path in _walk_videos(root):
+            for found in walk_videos(root):
+                # The folder is resolved, not the file: a symlinked video keeps its name (its id).
+                path = _real_folder(found.parent) / found.name
                 best = self._by_stem.get(path.stem)
                 if best is None or _preference(path) < _preference(best):
                     self._by_stem[path.stem] = path
@@ -221,24 +222,13 @@ class VideoIndex:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _real_folder(folder: Path) -> Path:
+    return Path(os.path.realpath(folder))
+
+
 def _preference(path: Path) -> tuple[int, str]:
     return _EXTENSION_RANK[path.suffix.lower()], str(path)
-
-
-def _walk_videos(root: Path) -> Iterable[Path]:
-    seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in seen:  # a symlink loop: already walked
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs.sort()
-        # The folder is resolved, not the file: a symlinked video keeps its name (its id).
-        real_folder = Path(os.path.realpath(folder))
-        for name in sorted(files):
-            if os.path.splitext(name)[1].lower() in _EXTENSION_RANK and not name.startswith("."):
-                yield real_folder / name
 
 
 # --------------------------------------------------------------------------------------------------
