@@ -478,3 +478,71 @@ def test_shared_videos_reach_the_main_process_in_order_a_round_at_a_time(
     # Rounds of 2 per process: videos 0-3 after the first, 4-7 after the second, 8 after the last.
     assert [n for n, _ in emitted] == [1, 1, 1, 2, 2, 2, 2, 3]
     assert finished == [[("bad.mp4", "bad.mp4 cannot be read.")]] and exits == [1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs that would destroy inputs
+
+
+def test_a_stage_refuses_to_write_into_another_stages_folder(
+    features_dir: Path, tmp_path: Path
+) -> None:
+    # `vidcap quantize feats --out feats` deleted the features' manifest and index, then blamed
+    # "another process"; `vidcap encode frames --out frames` turned the frames into features.
+    copy = tmp_path / "features"
+    shutil.copytree(features_dir, copy)
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    result = runner.invoke(app, ["quantize", str(copy), "--out", str(copy), "--k", "3"])
+    assert result.exit_code == 1
+    assert f"{copy} holds the output of `vidcap encode`, which `vidcap quantize` would destroy" in (
+        " ".join(result.output.split())
+    )
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before
+    # The folder is still a finished encode: quantizing it elsewhere works.
+    elsewhere = runner.invoke(
+        app, ["quantize", str(copy), "--out", str(tmp_path / "words"), "--k", "3", "--depth", "1"]
+    )
+    assert elsewhere.exit_code == 0, elsewhere.output
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_an_out_that_is_a_file_is_a_sentence(
+    features_dir: Path, tmp_path: Path, where: str
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    out = notes if where == "file" else notes / "words"
+    result = runner.invoke(app, ["quantize", str(features_dir), "--out", str(out), "--k", "3"])
+    assert result.exit_code == 1
+    assert "bug" not in result.output and "Error" not in result.output
+    assert "is a file, not a folder" in result.output or "a file stands where" in result.output
+    assert notes.read_text() == "mine"
+
+
+def test_an_upstream_manifest_that_is_not_an_object_is_damaged(
+    features_dir: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "features"
+    shutil.copytree(features_dir, copy)
+    (copy / "manifest.json").write_text("[]")
+    result = runner.invoke(app, ["quantize", str(copy), "--out", str(tmp_path / "w"), "--k", "3"])
+    assert result.exit_code == 1
+    assert "manifest.json is damaged (not a JSON object); rerun `vidcap encode --force`" in (
+        " ".join(result.output.split())
+    )
+
+
+def test_caption_refuses_an_out_that_is_a_video_or_inside_the_model(tmp_path: Path) -> None:
+    # `--out video.mp4` replaced the video with its caption; `--out MODEL/vidcap.json` the bundle's
+    # settings. Refused before the model is loaded or anything decoded.
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"a video")
+    model = tmp_path / "model"
+    model.mkdir()
+    for out, why in ((video, "is one of the videos to caption"), (model / "x.json", "inside")):
+        result = runner.invoke(
+            app, ["caption", str(video), "--model", str(model), "--out", str(out)]
+        )
+        assert result.exit_code == 1
+        assert why in " ".join(result.output.split())
+    assert video.read_bytes() == b"a video" and list(model.iterdir()) == []

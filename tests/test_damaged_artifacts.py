@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidcap.artifacts import read_upstream
-from vidcap.artifacts.readers import reading
+from vidcap.artifacts.damage import reading
 from vidcap.cli import app
 from vidcap.corpus import read_corpus
 from vidcap.errors import ResourceError, VidcapError

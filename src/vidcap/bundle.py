@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from vidcap.artifacts import atomic_write_json
-from vidcap.artifacts.readers import CODEBOOK, check_safetensors, damaged, read_json, reading
+from vidcap.artifacts.damage import check_safetensors, damaged, read_json, reading
+from vidcap.artifacts.readers import CODEBOOK
 from vidcap.errors import VidcapError
 
 if TYPE_CHECKING:

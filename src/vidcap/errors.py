@@ -91,15 +91,18 @@ def as_write_fault(
     return None
 
 
-def as_access_error(error: BaseException) -> VidcapError | None:
-    """The one sentence for a path this user may not read or write (``EACCES``, ``EPERM``) that
-    stopped a whole command: an ``--out`` in a folder of another user or group, a model folder
-    without read permission. None for any other error. (An input video that cannot be read is
-    that video's failure, not this.)"""
-    if not isinstance(error, PermissionError):
-        return None
-    place = error.filename if error.filename is not None else "a path it needs"
-    return VidcapError(
-        f"permission denied: this user may not write or read {place}; change its permissions, "
-        "or give a path this user can write to."
-    )
+def as_path_error(error: BaseException) -> VidcapError | None:
+    """The one sentence for a path given to a command that cannot be used as one, when it
+    stopped the whole command: this user may not read or write it (``EACCES``, ``EPERM``: an
+    ``--out`` in another user's folder), or a file stands where a folder must be (``--out
+    notes.txt/run``). None for any other error. (An input video that cannot be read is that
+    video's failure, not this.)"""
+    place = getattr(error, "filename", None) or "a path it needs"
+    if isinstance(error, PermissionError):
+        return VidcapError(
+            f"permission denied: this user may not write or read {place}; change its "
+            "permissions, or give a path this user can write to."
+        )
+    if isinstance(error, (NotADirectoryError, FileExistsError)):
+        return VidcapError(f"{place}: a file stands where a folder is needed; give another path.")
+    return None

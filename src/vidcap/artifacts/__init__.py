@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from vidcap.artifacts.damage import read_json, rerun_stage
 from vidcap.artifacts.index import IndexRecords, ItemRecord, index_lines
 from vidcap.errors import VidcapError, VidcapWarning
 
@@ -284,12 +285,7 @@ class StageDir:
         path = self.path / MANIFEST
         if not path.is_file():
             return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise VidcapError(
-                f"{path} is not valid JSON ({e.msg}); delete it or use --force."
-            ) from None
+        return read_json(path, rerun_stage(self.stage, self.path))
 
     def is_complete(self, stage_fingerprint: str, allow_failures: bool = False) -> bool:
         """True when a finished run with the same fingerprint is already here and nothing is left
@@ -311,6 +307,18 @@ class StageDir:
         folder = os.fspath(self.path)
         return all(os.path.exists(os.path.join(folder, relative)) for relative in outputs)
 
+    def _refuse_foreign_folder(self) -> None:
+        """Refuse a folder this stage must not write: a file, or another stage's output (the
+        stage's own input, given as --out by mistake, would be destroyed before it is read)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise VidcapError(f"{self.path} is a file, not a folder: give --out a folder.")
+        manifest = self.read_manifest()
+        if manifest is not None and manifest.get("stage") != self.stage:
+            raise VidcapError(
+                f"{self.path} holds the output of `vidcap {manifest.get('stage')}`, which "
+                f"`vidcap {self.stage}` would destroy: give it another --out."
+            )
+
     @contextlib.contextmanager
     def locked(self, wait_s: float = 0.0) -> Iterator[None]:
         """Hold the folder's lock while a run writes it (the main process takes it): a second run
@@ -322,6 +330,7 @@ class StageDir:
         if self.rank != 0:
             yield
             return
+        self._refuse_foreign_folder()
         self.path.mkdir(parents=True, exist_ok=True)
         path = self.path / LOCK
         deadline = time.monotonic() + wait_s

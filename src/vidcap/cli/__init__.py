@@ -31,7 +31,7 @@ from vidcap.cli import (
 )
 from vidcap.cli.console import print_error, show_vidcap_warnings
 from vidcap.distributed import leave_process_group
-from vidcap.errors import VidcapError, as_access_error, as_resource_error
+from vidcap.errors import VidcapError, as_path_error, as_resource_error
 
 _state = {"debug": os.environ.get("VIDCAP_DEBUG", "") not in ("", "0")}
 
@@ -61,7 +61,7 @@ class _VidcapGroup(TyperGroup):
             if _state["debug"]:
                 raise
             # a full disk, no memory, a folder of another user: the machine's, not a bug
-            fault = as_resource_error(e) or as_access_error(e)
+            fault = as_resource_error(e) or as_path_error(e)
             if fault is not None:
                 print_error(str(fault))
                 raise typer.Exit(1) from None

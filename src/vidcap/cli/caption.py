@@ -26,7 +26,7 @@ from vidcap.cli.videos import (
     select_shard,
 )
 from vidcap.distributed import current_processes
-from vidcap.errors import VidcapError, as_access_error, as_resource_error
+from vidcap.errors import VidcapError, as_path_error, as_resource_error
 from vidcap.output.formats import Format
 from vidcap.video.worker import VIDEO_TIMEOUT_S
 
@@ -138,6 +138,8 @@ def caption_command(
     # Settings that cannot work are refused before any video is decoded.
     timed = dense or segment_seconds is not None  # text output: timed lines for every video
     writer = CaptionsWriter(fmt, out, len(paths), timed)  # out None: stdout
+    if out is not None:
+        _refuse_overwriting(out, paths, model)
     if (
         preview is not None
         and len(paths) == 1
@@ -261,7 +263,18 @@ def caption_command(
         with writer:  # left early (Ctrl-C, a fault): no half-written output stays
             for_each_video(paths, "captioned", caption_one, emit, finish, processes=processes)
     except OSError as error:  # writing a storyboard or the output: a full disk, a read-only one
-        fault = as_resource_error(error, rerun=_RERUN_CAPTION) or as_access_error(error)
+        fault = as_resource_error(error, rerun=_RERUN_CAPTION) or as_path_error(error)
         if fault is None:
             raise
         raise fault from None
+
+
+def _refuse_overwriting(out: Path, videos: list[str], model: Path) -> None:
+    """Refuse an --out that is one of the videos being captioned, or a file of the model (a
+    slip of the shell's completion would replace the video, or the bundle's vidcap.json, with
+    captions)."""
+    target = out.resolve()
+    if target.is_relative_to(model.resolve()):
+        raise VidcapError(f"--out {out} is inside the model {model}; write the captions elsewhere.")
+    if any(Path(video).resolve() == target for video in videos):
+        raise VidcapError(f"--out {out} is one of the videos to caption; give another file.")

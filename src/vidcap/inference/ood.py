@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from vidcap.artifacts import atomic_write_json, read_upstream
-from vidcap.artifacts.readers import CODEBOOK, damaged, load_features, reading
+from vidcap.artifacts.damage import damaged, reading
+from vidcap.artifacts.readers import CODEBOOK, load_features
 from vidcap.errors import VidcapError
 from vidcap.quantize.kmeans import HierarchicalKMeans, prepare_features
 

@@ -29,7 +29,7 @@ import transformers
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
-from vidcap.artifacts.readers import reading
+from vidcap.artifacts.damage import reading
 from vidcap.bundle import FEATURE_PROJECTION, Bundle, model_remedy, reading_model
 from vidcap.errors import VidcapError
 from vidcap.models.decoding import DEFAULT_EVENT_NO_REPEAT_NGRAM, EventNoRepeatNGram

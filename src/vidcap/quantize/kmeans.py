@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from vidcap.artifacts import atomic_path
-from vidcap.artifacts.readers import damaged, reading, rerun_stage
+from vidcap.artifacts.damage import damaged, reading, rerun_stage
 from vidcap.devices import check_device_name, resolve_device
 from vidcap.errors import VidcapError
 from vidcap.quantize.settings import BACKENDS, NORMALIZATIONS, KMeansBackend, Normalization

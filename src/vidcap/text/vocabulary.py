@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vidcap.artifacts import atomic_write_json
-from vidcap.artifacts.readers import read_json, reading
+from vidcap.artifacts.damage import read_json, reading
 from vidcap.bundle import CONFIG, model_remedy
 from vidcap.errors import VidcapError
 

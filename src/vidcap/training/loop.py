@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidcap.artifacts import atomic_write_text
-from vidcap.artifacts.readers import check_safetensors, damaged, read_json, reading
+from vidcap.artifacts.damage import check_safetensors, damaged, read_json, reading
 from vidcap.distributed import current_processes
 from vidcap.errors import VidcapError, as_write_fault
 from vidcap.training.settings import TrainConfig
