@@ -179,3 +179,24 @@ def test_alignment_head_beats_chance(words_40: Path, tmp_path: Path) -> None:
     # Half the joint pairs take their text from another video: chance is 0.5.
     assert late_mean(train, "acc_align") > 0.6
     assert late_mean(train, "acc_video_tokens") > 5 / 36
+
+
+def _not_json(constant: str) -> None:
+    raise AssertionError(f"{constant} in metrics.jsonl is not JSON")
+
+
+@pytest.mark.parametrize("steps", [2, 30])
+def test_a_diverging_run_stops_with_a_sentence(words_dir: Path, tmp_path: Path, steps: int) -> None:
+    # --lr 1e9 gave NaN losses, weights of 1e9, exit 0, a manifest and a final/ model (and a
+    # captioner from it that wrote "##g").
+    out = tmp_path / "pretrain"
+    result = pretrain(words_dir, out, "--max-steps", str(steps), "--save-every", "5", "--lr", "1e9")
+    assert result.exit_code == 1, result.output
+    assert "training diverged by step" in result.output and "lower --lr" in result.output
+    assert not (out / "manifest.json").exists() and not (out / "final").exists()
+    if steps == 2:  # caught by the final val loss, which is logged as null, not a bare NaN
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+        rows = [json.loads(line, parse_constant=_not_json) for line in lines]
+        assert any(row["split"] == "val" and row["loss"] is None for row in rows)
+    else:  # caught while training, before its first checkpoint
+        assert not list((out / "checkpoints").glob("step-*"))

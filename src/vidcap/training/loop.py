@@ -182,6 +182,22 @@ def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, A
     ]
 
 
+# Batches in a row with a NaN or infinite loss that stop training: one can be a passing overflow
+# in float16; several in a row is a model that diverged and will not come back.
+_DIVERGED_AFTER = 3
+
+
+def _diverged(step: int, config: TrainConfig) -> VidcapError:
+    """The sentence for a training run whose loss became NaN or infinite."""
+    hint = f"lower --lr (it is {config.lr:g})"
+    if config.mixed_precision == "fp16":
+        hint += ", or train in bf16 or full precision (--mixed-precision)"
+    return VidcapError(
+        f"training diverged by step {step}: the loss became NaN or infinite, so the model is "
+        f"not saved as finished; {hint} and start again with --force."
+    )
+
+
 def _ratios(totals: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: round(float(v[0] / v[1]), 6) for k, v in totals.items() if float(v[1]) > 0}
 
@@ -316,7 +332,9 @@ def train(
 
     def log(split: str, values: dict[str, float], **extra: Any) -> None:
         if accelerator.is_main_process:
-            line = {"step": step, "split": split, **extra, **values}
+            # NaN and infinity as null: bare NaN is not JSON (jq and JSON.parse refuse the file).
+            finite = {k: v if math.isfinite(v) else None for k, v in values.items()}
+            line = {"step": step, "split": split, **extra, **finite}
             with open(metrics_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(line) + "\n")
         if config.log_with:
@@ -369,6 +387,15 @@ def train(
                 shutil.rmtree(old, ignore_errors=True)
         wait_for_everyone()
 
+    # Batches in a row whose loss was NaN or infinite, counted on the device (no wait for it
+    # each step) and read by every process at the same steps.
+    non_finite_run = torch.zeros((), device=accelerator.device)
+
+    def stop_if_diverged(at_least: int) -> None:
+        diverged = (non_finite_run >= at_least).float()
+        if float(accelerator.reduce(diverged, "sum")) > 0:
+            raise _diverged(step, config)
+
     objective.train()
     totals: dict[str, torch.Tensor] = {}
     tokens, window_start = 0, time.perf_counter()
@@ -399,6 +426,7 @@ def train(
                     scheduler.step()
                 optimizer.zero_grad()
             micro += 1
+            non_finite_run = (non_finite_run + 1) * (~torch.isfinite(loss.detach())).float()
             tokens += int(batch["attention_mask"].sum())
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0) + v
@@ -417,6 +445,11 @@ def train(
                         scheduler.get_last_lr()[0],
                     )
                 )
+            checks = (config.log_every, config.eval_every, config.save_every)
+            if any(step % every == 0 for every in checks) or step == config.max_steps:
+                # A few bad batches in a row (not one fp16 overflow) before anything is logged,
+                # evaluated or saved: a diverged model is not kept as a checkpoint or as final.
+                stop_if_diverged(_DIVERGED_AFTER)
             if step % config.log_every == 0 or step == config.max_steps:
                 reduced = {k: accelerator.reduce(v, "sum") for k, v in totals.items()}
                 log(
@@ -435,7 +468,10 @@ def train(
                 break
     finally:
         batches.close()  # ends the loader's iteration (and its worker processes)
+    stop_if_diverged(1)  # the weights that become final gave a NaN loss on their last batch
     final = evaluate()
+    if not all(math.isfinite(v) for k, v in final.items() if k.startswith("loss")):
+        raise _diverged(step, config)
     # The trackers are finished by hand: Accelerator.end_training() would also destroy the
     # process group, which the processes still use after training (the stage's end).
     for tracker in accelerator.trackers:
