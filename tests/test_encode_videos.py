@@ -239,7 +239,9 @@ def test_ctrl_c_stops_with_130_keeps_finished_videos_and_kills_the_decoder(
         ["encode", str(first), str(long), "--out", str(out), "--size", "32"], ready=first_done
     )
     assert returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1] == "error: interrupted."
+    assert stderr.strip().splitlines()[-1] == (
+        "error: interrupted; what finished is kept: rerun the same command to do the rest."
+    )
     for child in children:
         with pytest.raises(ProcessLookupError):
             os.kill(child, 0)

@@ -17,6 +17,7 @@ from stage_helpers import two_processes
 from vidcap.cli import app
 from vidcap.stages.pretrain import PretrainConfig, run_pretrain
 from vidcap.text import JointVocabulary
+from vidcap.training.loop import StepReport
 
 runner = CliRunner()
 
@@ -200,3 +201,36 @@ def test_a_diverging_run_stops_with_a_sentence(words_dir: Path, tmp_path: Path, 
         assert any(row["split"] == "val" and row["loss"] is None for row in rows)
     else:  # caught while training, before its first checkpoint
         assert not list((out / "checkpoints").glob("step-*"))
+
+
+def test_a_stopped_run_is_not_restarted_over_its_checkpoints(
+    words_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C said only "interrupted."; the same command again then deleted the checkpoints and
+    # trained from step 0 without a word.
+    import vidcap.stages.pretrain as stage
+
+    def ctrl_c_in_step_5(report: StepReport) -> None:  # after the checkpoint of step 4
+        if report.step == 5:
+            raise KeyboardInterrupt
+
+    real_train = stage.train
+    monkeypatch.setattr(
+        stage, "train", lambda *a, **k: real_train(*a, **{**k, "on_step": ctrl_c_in_step_5})
+    )
+    out = tmp_path / "pretrain"
+    args = ("--max-steps", "6", "--save-every", "2")
+    stopped = pretrain(words_dir, out, *args)
+    assert stopped.exit_code == 130
+    assert "interrupted; rerun the same command with --resume auto" in stopped.output
+    monkeypatch.undo()
+    again = pretrain(words_dir, out, *args)
+    assert again.exit_code == 1
+    assert "holds checkpoints of this same run, the latest after step 4: add --resume auto" in (
+        " ".join(again.output.split())
+    )
+    assert (out / "checkpoints" / "step-00000004").is_dir()
+    resumed = pretrain(words_dir, out, *args, "--resume", "auto")
+    assert resumed.exit_code == 0, resumed.output
+    assert [row["step"] for row in metrics(out) if row["split"] == "train"] == [6]
+    assert pretrain(words_dir, out, *args, "--force").exit_code == 0  # starting over is asked for

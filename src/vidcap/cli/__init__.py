@@ -36,6 +36,16 @@ from vidcap.errors import VidcapError, as_path_error, as_resource_error
 _state = {"debug": os.environ.get("VIDCAP_DEBUG", "") not in ("", "0")}
 
 
+# What to do after Ctrl-C, for the commands whose work a rerun continues.
+_ITEMS_KEPT = "; what finished is kept: rerun the same command to do the rest"
+_AFTER_INTERRUPT = {
+    "extract": _ITEMS_KEPT,
+    "encode": _ITEMS_KEPT,
+    "pretrain": "; rerun the same command with --resume auto to go on from its last checkpoint",
+    "finetune": "; rerun the same command with --resume auto to go on from its last checkpoint",
+}
+
+
 class _VidcapGroup(TyperGroup):
     """Turns exceptions from commands into one readable sentence and a non-zero exit."""
 
@@ -55,7 +65,7 @@ class _VidcapGroup(TyperGroup):
         except KeyboardInterrupt:
             # The shell's convention for a command stopped by SIGINT; decoder children are
             # killed on the way out (vidcap.video.worker), outputs are written atomically.
-            print_error("interrupted.")
+            print_error(f"interrupted{_AFTER_INTERRUPT.get(ctx.invoked_subcommand or '', '')}.")
             raise typer.Exit(130) from None
         except Exception as e:
             if _state["debug"]:

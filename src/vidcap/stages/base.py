@@ -136,13 +136,23 @@ def training_up_to_date(
     """The result of a training stage (pretrain, finetune) that finished before with the same
     inputs and settings, so there is nothing to do; None when it must run: with ``force``, when it
     is not finished, or when ``resume`` asks for a particular checkpoint (not None or "auto").
-    Decided by the main process for all (two processes deciding alone may disagree)."""
+    Decided by the main process for all (two processes deciding alone may disagree).
+
+    Raises:
+        VidcapError: not finished, no ``resume`` and no ``force``, and the folder holds
+            checkpoints of this same run (:func:`refuse_fresh_start`).
+    """
     if force or resume not in (None, "auto"):
         return None
-    return processes.from_main(
+    finished = processes.from_main(
         lambda: finished_result(stage, fingerprint, started, training_details),
         f"read {stage.path}'s index",
     )
+    if finished is None and resume is None:
+        from vidcap.training.loop import refuse_fresh_start  # torch: not at the CLI's start
+
+        refuse_fresh_start(stage.path, fingerprint)  # every process: they read the same folder
+    return finished
 
 
 def record_training(
