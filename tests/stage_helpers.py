@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,3 +49,14 @@ def fail_file_locks(monkeypatch: pytest.MonkeyPatch, number: int = errno.ENOLCK)
         raise OSError(number, os.strerror(number))
 
     monkeypatch.setattr(fcntl, "flock", flock)
+
+
+def without_access_rights() -> list[str]:
+    """A command prefix under which file permissions apply (root's override rights dropped)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: no file can be denied")
+    drop = "-dac_override,-dac_read_search,-fowner"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]

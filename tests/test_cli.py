@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import typer.core
 import typer.main
 from typer.testing import CliRunner
 
-from stage_helpers import fail_file_locks
+from stage_helpers import fail_file_locks, without_access_rights
 from vidcap import __version__
 from vidcap.cli import app
 from vidcap.cli.videos import Videos, for_each_video, read_video_paths
@@ -82,17 +81,6 @@ def test_user_error_is_one_sentence_not_a_traceback(tmp_path: Path) -> None:
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
-def _without_access_rights() -> list[str]:
-    """A command prefix that makes the folder permissions apply (root ignores them)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: no folder can be denied")
-    drop = "-dac_override,-dac_read_search,-fowner"
-    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
-
-
 def test_a_folder_the_user_may_not_write_is_a_sentence(tmp_path: Path) -> None:
     # An --out inside another user's (or a read-only) folder was "unexpected PermissionError ...
     # This is a bug in vidcap".
@@ -100,7 +88,7 @@ def test_a_folder_the_user_may_not_write_is_a_sentence(tmp_path: Path) -> None:
     locked.mkdir(mode=0o555)
     try:
         result = subprocess.run(
-            [*_without_access_rights(), sys.executable, "-m", "vidcap", "synth",
+            [*without_access_rights(), sys.executable, "-m", "vidcap", "synth",
              str(locked / "corpus"), "--videos", "1"],
             capture_output=True,
             text=True,
@@ -118,7 +106,7 @@ def test_an_atomic_write_names_the_folder_it_may_not_write(tmp_path: Path) -> No
     locked.mkdir(mode=0o555)
     try:
         result = subprocess.run(
-            [*_without_access_rights(), sys.executable, "-c",
+            [*without_access_rights(), sys.executable, "-c",
              "import sys; from vidcap.artifacts import atomic_write_text; "
              "atomic_write_text(sys.argv[1], 'x')", str(locked / "out.txt")],
             capture_output=True,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stage_helpers import index_of, two_processes
+from stage_helpers import index_of, two_processes, without_access_rights
 from vidcap.cli import app
 from vidcap.corpus import read_corpus
 from vidcap.video import clip_windows
@@ -101,6 +101,23 @@ def test_bad_videos_fail_alone_with_sentences(synth_corpus: Path, tmp_path: Path
     # --allow-failures turns the exit code to 0 and the failures are still listed.
     allowed = extract(str(videos), "--out", str(out), "--allow-failures")
     assert allowed.exit_code == 0 and "failures" in allowed.output
+
+
+def test_a_video_made_readable_is_retried_even_with_allow_failures(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    # "permission denied" was a sticky failure: a chmod changes neither size nor time, so with
+    # --allow-failures the folder stayed "up to date" with the stale error for ever.
+    video = tmp_path / "locked.mp4"
+    shutil.copy(next(iter(read_corpus(synth_corpus))).video, video)
+    video.chmod(0o000)
+    out = tmp_path / "frames"
+    command = [*without_access_rights(), *_vidcap("extract", str(video), "--out", str(out))]
+    first = subprocess.run([*command, "--allow-failures", "--json"], capture_output=True, text=True)
+    assert json.loads(first.stdout)["failures"][0]["error"].endswith("(permission denied).")
+    video.chmod(0o644)
+    again = subprocess.run([*command, "--allow-failures", "--json"], capture_output=True, text=True)
+    assert json.loads(again.stdout)["counts"] == {"ok": 1, "failed": 0, "skipped": 0}
 
 
 def test_stdin_paths_and_unsafe_ids(synth_corpus: Path, tmp_path: Path) -> None:

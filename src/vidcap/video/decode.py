@@ -34,7 +34,7 @@ from vidcap.video.backends import (
     open_reader,
 )
 from vidcap.video.child import sign_of_life
-from vidcap.video.errors import BackendUnavailableError, DecodeError
+from vidcap.video.errors import BackendUnavailableError, DecodeError, UnreadableFileError
 from vidcap.video.resample import Geometry, output_geometry
 
 DEFAULT_FPS = 20.0
@@ -483,6 +483,8 @@ def check_video_file(path: str | Path) -> Path:
         st = p.stat()
     except FileNotFoundError:
         raise DecodeError(f"{p} does not exist (missing file).") from None
+    except PermissionError as e:  # a folder above it that this user may not enter
+        raise UnreadableFileError(f"{p} cannot be accessed ({e.strerror or e}).") from None
     except OSError as e:
         raise DecodeError(f"{p} cannot be accessed ({e.strerror or e}).") from None
     if p.is_dir():
@@ -492,7 +494,7 @@ def check_video_file(path: str | Path) -> Path:
     if st.st_size == 0:
         raise DecodeError(f"{p} is empty (0 bytes).")
     if not os.access(p, os.R_OK):
-        raise DecodeError(f"{p} cannot be read (permission denied).")
+        raise UnreadableFileError(f"{p} cannot be read (permission denied).")
     return p
 
 

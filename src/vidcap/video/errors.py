@@ -42,5 +42,16 @@ class DecoderCrashedError(DecodeError):
     """The child process running the decoder died (a segfault or abort in a native library)."""
 
 
-TRANSIENT_DECODE_ERRORS = (DecodeTimeoutError, DecoderCrashedError, BackendUnavailableError)
-"""Decode failures a rerun may cure (a busy machine, a decoder installed later): never sticky."""
+class UnreadableFileError(DecodeError):
+    """The file is there but this user may not read it (its permissions, or a folder's above
+    it): a ``chmod`` cures it without changing the file's size or time."""
+
+
+TRANSIENT_DECODE_ERRORS = (
+    DecodeTimeoutError,
+    DecoderCrashedError,
+    BackendUnavailableError,
+    UnreadableFileError,
+)
+"""Decode failures a rerun may cure (a busy machine, a decoder installed later, a file made
+readable): never sticky."""
