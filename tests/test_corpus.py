@@ -88,6 +88,19 @@ def test_bad_line_names_file_line_and_field(tmp_path: Path, change: dict, messag
         read_corpus(corpus)
 
 
+def test_a_line_that_is_not_utf8_is_named_and_a_bom_is_read(tmp_path: Path) -> None:
+    # A Latin-1 caption was "unexpected UnicodeDecodeError ... a bug in vidcap".
+    corpus = tmp_path / "corpus.jsonl"
+    line = json.dumps(FULL_LINE).encode()
+    corpus.write_bytes(line + b"\n" + line.replace(b"cooking-01", b"caf\xe9-02") + b"\n")
+    with pytest.raises(CorpusError, match=r"corpus.jsonl:2: line: is not UTF-8 text \(byte 0xe9"):
+        read_corpus(corpus)
+    corpus.write_bytes(b"\xef\xbb\xbf" + line + b"\r\n")  # as Windows tools write it
+    assert [r.id for r in read_corpus(corpus)] == ["cooking-01"]
+    with pytest.raises(CorpusError, match="is a folder, not a corpus file"):
+        read_corpus(tmp_path)
+
+
 def test_invalid_json_and_duplicates_and_missing_file(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(json.dumps(FULL_LINE) + "\n\n{not json\n")

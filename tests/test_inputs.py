@@ -75,3 +75,10 @@ def test_a_folder_gives_camera_and_disc_videos_and_leaves_hidden_files(tmp_path:
     (root / "link").symlink_to(tmp_path / "elsewhere")
     ids = [v.id for v in resolve_inputs([str(root)]).videos]
     assert ids == ["00001", "00002", "VIDEO_TS/VTS_01_1", "clip", "link/linked"]
+
+
+def test_an_empty_corpus_is_named(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n")
+    with pytest.raises(VidcapError, match=r"corpus.jsonl holds no videos\.$"):
+        resolve_inputs([str(corpus)])

@@ -282,12 +282,23 @@ def iter_corpus(path: str | Path) -> Iterator[VideoRecord]:
         CorpusError: as :func:`read_corpus`, when the reader reaches the line.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder, not a corpus file (corpus.jsonl).")
     if not path.is_file():
         raise CorpusError(f"{path}: corpus file not found.")
     base_dir = path.resolve().parent
     first_line_of: dict[str, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+    with path.open("rb") as f:  # bytes: a line that is not UTF-8 is named by its number
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode(
+                    "utf-8-sig" if line_no == 1 else "utf-8"
+                )  # a BOM, as Windows writes
+            except UnicodeDecodeError as e:
+                raise CorpusError(
+                    f"{path}:{line_no}: line: is not UTF-8 text (byte {raw[e.start]:#04x} at "
+                    f"column {e.start + 1}); save the corpus as UTF-8."
+                ) from None
             if not line.strip():
                 continue
             try:

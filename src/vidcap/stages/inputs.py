@@ -64,6 +64,8 @@ def resolve_inputs(inputs: Iterable[str], stdin_lines: Iterable[str] = ()) -> Re
             videos += _folder_videos(path)
         else:
             videos.append(VideoInput(path.stem, path))
+    if not videos and corpora:
+        raise VidcapError(f"{', '.join(map(str, corpora))} holds no videos.")
     if not videos:
         raise VidcapError("no videos to process: give a corpus.jsonl, video files, folders or -.")
     return ResolvedInputs(_unique_ids(videos), corpora)
