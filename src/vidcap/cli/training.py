@@ -72,7 +72,7 @@ LogWith = Annotated[
     typer.Option(
         "--log-with",
         callback=_tracker,
-        help="An Accelerate tracker, e.g. tensorboard (pip install 'vidcap[tensorboard]').",
+        help="An Accelerate tracker, e.g. tensorboard (pip install 'vidcap\\[tensorboard]').",
     ),
 ]
 Resume = Annotated[
