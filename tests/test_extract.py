@@ -19,6 +19,7 @@ from stage_helpers import index_of, two_processes, without_access_rights
 from vidcap.cli import app
 from vidcap.corpus import read_corpus
 from vidcap.video import clip_windows
+from videos import ffmpeg
 
 runner = CliRunner()
 
@@ -118,6 +119,27 @@ def test_a_video_made_readable_is_retried_even_with_allow_failures(
     video.chmod(0o644)
     again = subprocess.run([*command, "--allow-failures", "--json"], capture_output=True, text=True)
     assert json.loads(again.stdout)["counts"] == {"ok": 1, "failed": 0, "skipped": 0}
+
+
+@pytest.mark.parametrize("command", ["extract", "encode"])
+def test_a_video_that_gave_only_part_of_itself_is_a_warning_line(
+    synth_corpus: Path, tmp_path: Path, command: str
+) -> None:
+    # A half-downloaded file gave its first half and was "ok"; its warning was in index.jsonl
+    # only, so a collection's truncated downloads passed as whole (extract, encode from videos).
+    good = next(iter(read_corpus(synth_corpus))).video
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-i", str(good), "-c", "copy", "-movflags", "+faststart", str(whole))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out"
+    result = runner.invoke(app, [command, str(good), str(cut), "--out", str(out), "--size", "32"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "videos with warnings │ 1" in text
+    assert f"warning: {cut} gave " in text and "may be truncated" in text
+    as_json = runner.invoke(app, [command, str(good), str(cut), "--out", str(out), "--json"])
+    assert [w.split(" gave ")[0] for w in json.loads(as_json.stdout)["warnings"]] == [str(cut)]
 
 
 def test_stdin_paths_and_unsafe_ids(synth_corpus: Path, tmp_path: Path) -> None:

@@ -171,10 +171,17 @@ def print_stage_result(result: StageResult, as_json: bool = False, max_failures:
             key,
             f"[{style}]{result.counts.get(key, 0)}[/]" if style else str(result.counts.get(key, 0)),
         )
+    warnings = result.details.get("warnings", [])
     for key, value in result.details.items():
-        table.add_row(key.replace("_", " "), str(value))
+        if key != "warnings":  # printed below, a line each
+            table.add_row(key.replace("_", " "), str(value))
     table.add_row("time", f"{result.wall_time_s:.1f} s")
     stderr.print(table)
+    for sentence in warnings:
+        print_warning(sentence)
+    more = result.details.get("videos with warnings", 0) - len(warnings)
+    if more > 0:
+        print_warning(f"and {more} more videos: each one's warnings are in its index.jsonl line.")
     if result.failures:
         failures = Table(title="failures", show_header=True, header_style="bold red")
         failures.add_column("id", overflow="fold")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -41,6 +41,33 @@ class StageResult:
 Details = Callable[[Iterable[ItemRecord]], dict[str, Any]]
 """A stage's own figures (frames, clips, ...) from its ``ok`` records, read in one pass: a
 folder's records are read from disk as they are handed over, never all held."""
+
+WARNINGS_SHOWN = 5  # the decoder's warnings a result carries (and the CLI prints); all are indexed
+
+
+def with_decode_warnings(details: Details) -> Details:
+    """``details`` plus the decoder's warnings of the ``ok`` videos (a truncated download that gave
+    part of its video, packets that could not be decoded): ``videos with warnings``, how many had
+    one, and ``warnings``, the first :data:`WARNINGS_SHOWN` sentences (each names its file)."""
+
+    def figures(ok: Iterable[ItemRecord]) -> dict[str, Any]:
+        shown: list[str] = []
+        warned = 0
+
+        def watched() -> Iterator[ItemRecord]:
+            nonlocal warned
+            for record in ok:
+                sentences = record.info.get("warnings") or []
+                warned += bool(sentences)
+                shown.extend(sentences[: WARNINGS_SHOWN - len(shown)])
+                yield record
+
+        result = details(watched())
+        if warned:
+            result.update({"videos with warnings": warned, "warnings": shown})
+        return result
+
+    return figures
 
 
 def result_from_index(

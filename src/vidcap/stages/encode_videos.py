@@ -32,7 +32,7 @@ from vidcap.distributed import Processes, Shard
 from vidcap.encoders import ClipEncoder, EncoderOptions, build_encoder
 from vidcap.encoders.ahead import OneBatchAhead
 from vidcap.errors import ResourceError, as_resource_error
-from vidcap.stages.base import ItemRun, StageResult, open_stage
+from vidcap.stages.base import ItemRun, StageResult, open_stage, with_decode_warnings
 from vidcap.stages.encode import (
     EXTRACT_KEYS,
     STAGE,
@@ -95,7 +95,7 @@ def run_encode_videos(
         videos,
         item_fps,
         fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items())),
-        details=encode_details(description),
+        details=with_decode_warnings(encode_details(description)),
         config=asdict(config),
         upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},
         extra={

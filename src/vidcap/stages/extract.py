@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 from vidcap.artifacts import ItemRecord, StageDir, fingerprint
 from vidcap.distributed import Processes, Shard
 from vidcap.errors import ResourceError, VidcapError, as_resource_error
-from vidcap.stages.base import ItemRun, StageResult, open_stage
+from vidcap.stages.base import ItemRun, StageResult, open_stage, with_decode_warnings
 from vidcap.stages.inputs import ResolvedInputs, VideoInput
 from vidcap.video import DecodeWorker
 from vidcap.video.backends import BuiltinBackend
@@ -120,7 +120,7 @@ def run_extract(
         videos,
         item_fps,
         fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items())),
-        details=_details,
+        details=with_decode_warnings(_details),
         config=asdict(config),
         upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},
         extra={"corpus": str(inputs.corpora[0]) if len(inputs.corpora) == 1 else None},
