@@ -19,7 +19,7 @@ from stage_helpers import index_of, two_processes, without_access_rights
 from vidcap.cli import app
 from vidcap.corpus import read_corpus
 from vidcap.video import clip_windows
-from videos import ffmpeg
+from videos import truncated_copy
 
 runner = CliRunner()
 
@@ -128,10 +128,7 @@ def test_a_video_that_gave_only_part_of_itself_is_a_warning_line(
     # A half-downloaded file gave its first half and was "ok"; its warning was in index.jsonl
     # only, so a collection's truncated downloads passed as whole (extract, encode from videos).
     good = next(iter(read_corpus(synth_corpus))).video
-    whole = tmp_path / "whole.mp4"
-    ffmpeg("-i", str(good), "-c", "copy", "-movflags", "+faststart", str(whole))
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    cut = truncated_copy(good, tmp_path / "cut.mp4")
     out = tmp_path / "out"
     result = runner.invoke(app, [command, str(good), str(cut), "--out", str(out), "--size", "32"])
     assert result.exit_code == 0, result.output

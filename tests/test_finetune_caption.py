@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from vidcap.artifacts.readers import ClipTrack
 from vidcap.cli import app
+from vidcap.corpus import read_corpus
 from vidcap.errors import VidcapError
 from vidcap.inference.captioner import Captioner
 from vidcap.inference.segments import change_segments, fixed_segments
@@ -177,6 +178,22 @@ def test_text_format_for_several_videos_is_path_tab_caption(
     for path, line in zip(paths, lines, strict=True):
         assert line.startswith(f"{path}\t"), repr(line)
         assert "\t" not in line[len(str(path)) + 1 :]
+
+
+def test_a_video_that_gave_only_part_of_itself_is_captioned_with_a_warning(
+    caption_bundle: Path, synth_corpus: Path, tmp_path: Path
+) -> None:
+    # A truncated download was captioned as if whole, its decoder's warning never shown.
+    from videos import truncated_copy
+
+    good = next(iter(read_corpus(synth_corpus))).video
+    cut = truncated_copy(good, tmp_path / "cut.mp4")
+    run = invoke("caption", good, cut, "--model", caption_bundle, "-f", "jsonl")
+    assert run.exit_code == 0, run.output
+    assert f"warning: {cut} gave " in run.stderr and "may be truncated" in run.stderr
+    results = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [len(r.get("warnings", [])) for r in results] == [0, 1]
+    assert results[1]["warnings"][0].startswith(f"{cut} gave ")
 
 
 # --------------------------------------------------------------------------------------------------

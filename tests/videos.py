@@ -95,6 +95,16 @@ def ffmpeg(*args: str, input: bytes | None = None) -> None:
         raise RuntimeError(f"ffmpeg failed: {result.stderr.decode(errors='replace')}")
 
 
+def truncated_copy(video: Path, to: Path) -> Path:
+    """The first half of ``video`` as an MP4 with its index first (faststart), as a download cut
+    short leaves it: its first part decodes, and the container still gives the whole length."""
+    whole = to.with_name(f"whole-{to.name}")
+    ffmpeg("-i", str(video), "-c", "copy", "-movflags", "+faststart", str(whole))
+    to.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    whole.unlink()
+    return to
+
+
 def encode(
     path: Path,
     frames: Sequence[np.ndarray] | np.ndarray,

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from vidcap.artifacts import remove_abandoned_temp_files
-from vidcap.cli.console import stderr
+from vidcap.cli.console import print_warning, stderr
 from vidcap.cli.options import positive
 from vidcap.cli.videos import (
     Beams,
@@ -193,12 +193,10 @@ def caption_command(
         storyboard, result = next(outcomes)
         if isinstance(result, VidcapError):
             raise result
+        for sentence in result.warnings:  # a truncated download captioned from what it holds
+            print_warning(sentence)
         if result.ood is not None and result.ood.flagged:
-            stderr.print(
-                f"[bold yellow]warning:[/] {escape(ood_warning(path, result.ood, synthetic))}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            print_warning(ood_warning(path, result.ood, synthetic))
         if storyboard is not None and not result.captions:  # a dense model that found no event
             stderr.print(
                 f"no events found in {escape(path)}; no storyboard for it", highlight=False

@@ -42,12 +42,16 @@ class CaptionedVideo(VideoCaptions):
 
     thumbnails: list[np.ndarray] = field(default_factory=list, repr=False)
     ood: OODResult | None = None  # how unlike the training videos it is (None: no profile)
+    warnings: list[str] = field(default_factory=list)  # the decoder's: only part of it was read
 
     def to_json(self) -> dict[str, Any]:
-        """The json / jsonl object, with ``ood`` (score, threshold, flagged) when scored."""
+        """The json / jsonl object, with ``ood`` (score, threshold, flagged) when scored and the
+        decoder's ``warnings`` when it had any."""
         out = super().to_json()
         if self.ood is not None:
             out["ood"] = self.ood.to_json()
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
 
@@ -288,6 +292,7 @@ class Captioner(BundleModel):
                     captions,
                     duration=clips.duration,
                     ood=self.out_of_domain(clips),
+                    warnings=clips.warnings,
                     thumbnails=[clips.thumbnails[(a + b - 1) // 2] for a, b in ranges]
                     if thumbnails
                     else [],
@@ -323,6 +328,7 @@ class Captioner(BundleModel):
                     events,
                     duration=clips.duration,
                     timed=True,
+                    warnings=clips.warnings,
                     thumbnails=[clips.thumbnails[_middle_clip(clips, e)] for e in events]
                     if thumbnails
                     else [],

@@ -38,6 +38,7 @@ class VideoClips(ClipTrack):
 
     thumbnails: list[np.ndarray] = field(default_factory=list)
     duration: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # the decoder's (a truncated file, ...)
 
 
 class VideoPipeline:
@@ -134,7 +135,7 @@ class VideoPipeline:
             features.extend(self.encoder.encode(waiting))
             waiting.clear()
 
-        chunks = self.worker.stream(
+        streamed = self.worker.stream(
             video,
             timeout=self.timeout,
             backend=self.extract.get("backend", "auto"),
@@ -142,7 +143,8 @@ class VideoPipeline:
             size=self.extract["size"],
             crop=bool(self.extract.get("crop", False)),
             keep=clip_frame_mask(indices, clip_frames),
-        ).__iter__()
+        )
+        chunks = iter(streamed)
         try:
             for chunk in chunks:
                 if chunk.start == 0 and cutter.n_frames:  # another backend started over
@@ -174,6 +176,7 @@ class VideoPipeline:
             words=self.tree.assign(stacked),
             thumbnails=kept,
             duration=cutter.n_frames / fps,
+            warnings=list(streamed.meta.get("warnings", [])),
         )
 
 
