@@ -77,6 +77,22 @@ def test_rerun_is_up_to_date_and_changed_settings_redo(synth_corpus: Path, tmp_p
     assert json.loads(forced.stdout)["counts"]["ok"] == 8
 
 
+def test_the_same_videos_through_their_corpus_are_another_input(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    # Extracting the bare videos, then the same ones through their corpus, said "up to date" and
+    # kept a folder without the corpus: quantize fitted on the val and test clips too, and
+    # pretrain found no text.
+    out = tmp_path / "frames"
+    videos = str(synth_corpus.parent / "videos")
+    assert extract(videos, "--out", str(out), "--size", "32").exit_code == 0
+    through_corpus = extract(str(synth_corpus), "--out", str(out), "--size", "32", "--json")
+    result = json.loads(through_corpus.stdout)
+    assert result["up_to_date"] is False and result["counts"]["skipped"] == 8  # nothing redone
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["corpus"] == str(synth_corpus.resolve())
+
+
 def test_bad_videos_fail_alone_with_sentences(synth_corpus: Path, tmp_path: Path) -> None:
     videos = tmp_path / "in put"
     videos.mkdir()

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidcap.artifacts import file_fingerprint
 from vidcap.corpus import iter_corpus, walk_videos
 from vidcap.errors import VidcapError
 
@@ -25,6 +26,12 @@ class ResolvedInputs:
 
     videos: list[VideoInput]
     corpora: list[Path]
+
+    def corpus_state(self) -> list[str]:
+        """The corpus files as a stage's fingerprint takes them (path, size and time of each): the
+        same videos given through a corpus, through another or as bare files are not the same
+        input, since later stages read the splits and captions from it."""
+        return [file_fingerprint(corpus) for corpus in self.corpora]
 
 
 def _folder_videos(folder: Path) -> list[VideoInput]:
