@@ -391,3 +391,19 @@ def test_encode_from_frames_reads_each_videos_clips_when_its_turn_comes(
     # At most the videos in flight: the one just written, and the next one (loader and model).
     assert max(alive) <= 2 * max(len(i["clips"]) for i in index_of(frames_dir).values())
     assert max(alive) < total / 2, (alive, total)
+
+
+def test_a_frames_folder_where_every_video_failed_is_refused(tmp_path: Path) -> None:
+    # It gave an empty features folder with a manifest, exit 0, for quantize to find empty.
+    frames = tmp_path / "frames"
+    gone = f"{tmp_path / 'gone.mp4'}\n"
+    failed = runner.invoke(
+        app, ["extract", "-", "--out", str(frames), "--allow-failures"], input=gone
+    )
+    assert failed.exit_code == 0 and (frames / "manifest.json").is_file()
+    result = encode(str(frames), "--out", str(tmp_path / "features"))
+    assert result.exit_code == 1
+    assert "holds no extracted videos (every one failed: its index says why)" in (
+        " ".join(result.output.split())
+    )
+    assert not (tmp_path / "features" / "manifest.json").exists()

@@ -102,7 +102,13 @@ def test_bad_videos_fail_alone_with_sentences(synth_corpus: Path, tmp_path: Path
     (videos / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(50_000))
     (videos / "text.mp4").write_text("this is not a video\n" * 100)
     out = tmp_path / "frames"
-    result = extract(str(videos), str(tmp_path / "missing.mp4"), "--out", str(out), "--json")
+    # A path read from stdin that is gone (`find | vidcap extract -` racing a deletion) is a
+    # failed video; one given as an argument is refused (a typo), before anything is written.
+    typo = extract(str(tmp_path / "missing.mp4"), "--out", str(out))
+    assert typo.exit_code == 1 and "missing.mp4: no such file or folder." in typo.output
+    assert not out.exists()
+    stdin = f"{tmp_path / 'missing.mp4'}\n"
+    result = extract(str(videos), "-", "--out", str(out), "--json", input=stdin)
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
     assert summary["counts"]["ok"] == 1 and summary["counts"]["failed"] == 4

@@ -200,6 +200,11 @@ def run_encode(
         item_fps[item.id] = fingerprint(STAGE, settings, item.fingerprint)
         frames = str(Path(frames_dir) / item.outputs["frames"])
         found.append((item.id, frames, int(item.info["clip_frames"])))
+    if not found:
+        raise VidcapError(
+            f"{frames_dir} holds no extracted videos (every one failed: its index says why); "
+            "extract some first."
+        )
     videos = [VideoToEncode(n, *video) for n, video in enumerate(sorted(found))]
     run = ItemRun(
         stage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +49,13 @@ def resolve_inputs(inputs: Iterable[str], stdin_lines: Iterable[str] = ()) -> Re
     - a folder: every file with a video extension below it; the id is its path inside the folder
       without extension.
     - ``-``: one path per line from ``stdin_lines``.
-    - anything else: a video file, id = file name without extension. A missing file is kept (it
-      becomes a failed item with a reason), since ``find … | vidcap extract -`` may race deletions.
+    - anything else: a video file, id = file name without extension; one that does not exist is
+      refused (a typo). A missing file read from stdin or a corpus is kept instead: it becomes a
+      failed item with a reason (``find … | vidcap extract -`` may race deletions).
 
     Raises:
-        VidcapError: no input at all, or a corpus id is used for two different videos.
+        VidcapError: no input at all, a path given that does not exist, or two videos that
+            would share an id.
     """
     videos: list[VideoInput] = []
     corpora: list[Path] = []
@@ -69,6 +72,8 @@ def resolve_inputs(inputs: Iterable[str], stdin_lines: Iterable[str] = ()) -> Re
             videos += [VideoInput(r.id, r.video, r.split) for r in iter_corpus(path)]
         elif path.is_dir():
             videos += _folder_videos(path)
+        elif not os.path.lexists(path):  # a typo: a "finished" folder of one failure helps nobody
+            raise VidcapError(f"{path}: no such file or folder.")
         else:
             videos.append(VideoInput(path.stem, path))
     if not videos and corpora:
