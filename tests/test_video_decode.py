@@ -820,6 +820,12 @@ def test_single_frame_gives_at_least_one_output() -> None:
         (641, 479, False, (300, 224), (300, 224)),
         (360, 640, True, (224, 398), (224, 224)),
         (100, 100, False, (224, 224), (224, 224)),  # small videos are scaled up
+        (896, 224, False, (896, 224), (896, 224)),  # 4:1, the widest kept whole
+        # Strips: the long side stops at 4 x 224 (at 224 high, 1920x16 was 26,880 px wide: 18 MB
+        # a frame, 4.8 GB of memory to extract 8 s of it).
+        (1920, 16, False, (896, 7), (896, 7)),
+        (1920, 120, True, (896, 56), (56, 56)),
+        (16, 1920, False, (7, 896), (7, 896)),
     ],
 )
 def test_output_geometry(w: int, h: int, crop: bool, resize: tuple, out: tuple) -> None:

@@ -139,18 +139,30 @@ class Geometry:
         return frames[..., y0 : y0 + h, x0 : x0 + w, :]
 
 
+MAX_ASPECT = 4
+"""The longest side of an output frame, in short sides (``size``): wider than any film (2.76:1)
+or 32:9 monitor, and it bounds a frame's bytes whatever strip the source is."""
+
+
 def output_geometry(width: int, height: int, size: int | None, crop: bool) -> Geometry:
     """Resize so the short side of the (upright, square-pixel) ``width`` x ``height`` is ``size``.
 
-    The long side keeps the aspect ratio (rounded; at least 1 pixel). With ``crop``, the centre
-    ``size`` x ``size`` square is kept. ``size=None`` keeps the native size (and ``crop`` takes the
-    centre square of side ``min(width, height)``).
+    The long side keeps the aspect ratio (rounded; at least 1 pixel), up to :data:`MAX_ASPECT`
+    times ``size``: a frame longer than that for its width is scaled so its long side is that, and
+    its short side is then less than ``size``. With ``crop``, the centre square of the short side
+    is kept (``size`` x ``size`` but for those strips). ``size=None`` keeps the native size (and
+    ``crop`` takes the centre square of side ``min(width, height)``).
     """
     if width < 1 or height < 1:
         raise ValueError(f"bad frame size {width}x{height}")
     if size is None:
         rw, rh = width, height
-        side = min(width, height)
+    elif max(width, height) > MAX_ASPECT * min(width, height):
+        # A strip (a 1920x16 banner): its short side at ``size`` would make frames of 26,880 px
+        # (18 MB each at 224); the long side stops at MAX_ASPECT * size instead.
+        scale = MAX_ASPECT * size / max(width, height)
+        rw = MAX_ASPECT * size if width > height else max(1, round(width * scale))
+        rh = MAX_ASPECT * size if height > width else max(1, round(height * scale))
     else:
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
@@ -158,6 +170,6 @@ def output_geometry(width: int, height: int, size: int | None, crop: bool) -> Ge
         # The short side is exactly ``size``; rounding only ever touches the long side.
         rw = size if width <= height else max(size, round(width * scale))
         rh = size if height < width else max(size, round(height * scale))
-        side = size
+    side = min(rw, rh)
     box = ((rw - side) // 2, (rh - side) // 2, side, side) if crop else None
     return Geometry(resize=(rw, rh), crop_box=box)
