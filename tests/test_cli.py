@@ -214,6 +214,9 @@ def test_a_bad_choice_is_a_usage_error_before_any_work(case: int, tmp_path: Path
         (["classify", "IN/v.mp4", "-m", "IN/m", "-t", "a [MASK]", "--top", "0"], "--top"),
         (["extract", "IN", "-o", "OUT", "--fps", "-20"], "--fps"),
         (["extract", "IN", "-o", "OUT", "-j", "0"], "--workers"),
+        # --size 5000 wrote 13 GB for a 7-second video; 100000 failed every video as "damaged".
+        (["extract", "IN", "-o", "OUT", "--size", "5000"], "--size"),
+        (["encode", "IN", "-o", "OUT", "--size", "2161"], "--size"),
         (["encode", "IN", "-o", "OUT", "-j", "many"], "--workers"),
         (["encode", "IN", "-o", "OUT", "--loader-workers", "-1"], "--loader-workers"),
         (["quantize", "IN", "-o", "OUT", "--k", "1"], "--k"),

@@ -26,7 +26,7 @@ from vidcap.cli.videos import stdin_lines
 from vidcap.distributed import Processes, current_processes
 from vidcap.encoders.dtypes import ComputeDtype, SaveDtype
 from vidcap.errors import VidcapError
-from vidcap.stages.extract import ExtractBackend, ExtractConfig
+from vidcap.stages.extract import MAX_SIZE, MIN_SIZE, ExtractBackend, ExtractConfig
 from vidcap.stages.inputs import ResolvedInputs, resolve_inputs
 
 
@@ -134,7 +134,8 @@ def encode_command(
         int | None,
         typer.Option(
             "--size",
-            min=8,
+            min=MIN_SIZE,
+            max=MAX_SIZE,
             help="From videos: short side of the frames in pixels (default: 224).",
             rich_help_panel="From videos (as vidcap extract)",
         ),

@@ -20,7 +20,14 @@ from vidcap.cli.options import (
 )
 from vidcap.cli.videos import stdin_lines
 from vidcap.distributed import current_processes
-from vidcap.stages.extract import ExtractBackend, ExtractConfig, VideoDone, run_extract
+from vidcap.stages.extract import (
+    MAX_SIZE,
+    MIN_SIZE,
+    ExtractBackend,
+    ExtractConfig,
+    VideoDone,
+    run_extract,
+)
 from vidcap.stages.inputs import resolve_inputs
 
 
@@ -42,7 +49,10 @@ def extract_command(
         ),
     ] = 20.0,
     size: Annotated[
-        int, typer.Option("--size", min=8, help="Short side of the frames, in pixels.")
+        int,
+        typer.Option(
+            "--size", min=MIN_SIZE, max=MAX_SIZE, help="Short side of the frames, in pixels."
+        ),
     ] = 224,
     crop: Annotated[
         bool, typer.Option("--crop", help="Centre-crop frames to a SIZE x SIZE square.")

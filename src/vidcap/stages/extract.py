@@ -36,6 +36,11 @@ ExtractBackend = Literal["auto", BuiltinBackend]
 BACKENDS: tuple[str, ...] = get_args(ExtractBackend)
 
 
+# The frame sizes --size takes: below 8 px nothing is left to see; above 4K's short side a frame
+# only gets larger (no clip encoder reads more; --size 5000 wrote 13 GB for a 7-second video).
+MIN_SIZE, MAX_SIZE = 8, 2160
+
+
 @dataclass(frozen=True)
 class ExtractConfig:
     """Settings of ``vidcap extract`` (VideoBERT's defaults: 20 fps, 30-frame clips of 1.5 s)."""
@@ -51,8 +56,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if not self.fps > 0:
             raise VidcapError(f"--fps must be > 0, got {self.fps}.")
-        if self.size < 8:
-            raise VidcapError(f"--size must be at least 8 pixels, got {self.size}.")
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise VidcapError(f"--size must be {MIN_SIZE} to {MAX_SIZE} pixels, got {self.size}.")
         if self.clip_frames < 1:
             raise VidcapError(f"--clip-frames must be >= 1, got {self.clip_frames}.")
         if self.backend not in BACKENDS:
