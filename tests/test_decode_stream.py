@@ -158,3 +158,25 @@ def test_stopping_early_kills_the_decoder(coded: Path) -> None:
         assert worker._proc is None
         with pytest.raises(ProcessLookupError):  # killed and reaped
             os.kill(pid, 0)
+
+
+@fork_only
+def test_a_backend_that_stalls_gives_way_to_the_next(
+    coded: Path, fake_backends: None, tmp_path: Path
+) -> None:
+    """A stall was the video's end even with other backends left (decord stays silent 98 s on a
+    DVD's MPEG-2 .VOB that PyAV reads in 2 s): now the next backend starts, with its own limit,
+    from the first frame again (the frames the stalled one gave are dropped by the consumer)."""
+    with DecodeWorker(start_method="fork") as worker:
+        stream = worker.stream(coded, timeout=1.0, backend=["stalling", "pyav"], size=32)
+        chunks = list(stream)
+        assert stream.meta["backend"] == "pyav"
+        assert "stalled" in stream.meta["failed_backends"]["stalling"]
+        restart = max(i for i, chunk in enumerate(chunks) if chunk.start == 0)
+        assert restart > 0 and sum(len(c) for c in chunks[restart:]) == 67
+        meta = worker.extract(
+            coded, coded.with_suffix(".npy"), timeout=1.0, backend=["hanging", "pyav"]
+        )
+        assert meta["backend"] == "pyav" and "stalled" in meta["failed_backends"]["hanging"]
+        with pytest.raises(DecodeTimeoutError, match=r"nothing for 1 s"):
+            list(worker.stream(coded, timeout=1.0, backend="stalling", size=32))

@@ -88,20 +88,26 @@ def test_resume_skips_done_videos_and_retries_failed_ones(
     synth_corpus: Path, tmp_path: Path
 ) -> None:
     files = video_files(synth_corpus)
-    late = tmp_path / "late.mp4"  # missing at first: a failed item, retried by the rerun
+    # Missing at first (read from stdin, as `find | vidcap encode -` may race a copy): a failed
+    # item, retried by the rerun.
+    late = tmp_path / "late.mp4"
     out = tmp_path / "features"
-    first = encode(files[0], files[1], late, "--out", out, "--size", "48", "--json")
+
+    def run(*options: str):
+        args = ["encode", str(files[0]), str(files[1]), "-", "--out", str(out), *options]
+        return runner.invoke(app, [*args, "--json"], input=f"{late}\n")
+
+    first = run("--size", "48")
     assert first.exit_code == 1
     summary = json.loads(first.stdout)
     assert summary["counts"] == {"ok": 2, "failed": 1, "skipped": 0}
     assert "late.mp4 does not exist" in summary["failures"][0]["error"]
     shutil.copy(files[2], late)
-    second = encode(files[0], files[1], late, "--out", out, "--size", "48", "--json")
+    second = run("--size", "48")
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["counts"] == {"ok": 3, "failed": 0, "skipped": 2}
-    again = encode(files[0], files[1], late, "--out", out, "--size", "48", "--json")
-    assert json.loads(again.stdout)["up_to_date"] is True
-    changed = encode(files[0], files[1], late, "--out", out, "--size", "32", "--json")
+    assert json.loads(run("--size", "48").stdout)["up_to_date"] is True
+    changed = run("--size", "32")
     assert json.loads(changed.stdout)["counts"] == {"ok": 3, "failed": 0, "skipped": 0}
 
 

@@ -90,9 +90,11 @@ def test_encode_from_videos_does_every_good_file_and_fails_every_bad_one(
 ) -> None:
     good, bad = media
     out = tmp_path / "features"
-    # The bad files interleaved with the good ones: a failure must not stop the run.
+    # The bad files interleaved with the good ones: a failure must not stop the run. Read from
+    # stdin, where a file that is gone is a failed video (as an argument it is refused).
     files = [f for pair in zip(good, [*bad, *[None] * len(good)], strict=False) for f in pair if f]
-    run = invoke("encode", *files, "--out", out, "--size", "32", "--timeout", "60")
+    paths = "".join(f"{f}\n" for f in files)
+    run = invoke("encode", "-", "--out", out, "--size", "32", "--timeout", "60", input=paths)
     assert run.exit_code == 1, run.output
     assert "Traceback" not in run.output
     index = index_of(out)

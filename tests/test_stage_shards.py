@@ -33,8 +33,8 @@ runner = CliRunner()
 IDS = ("synth-00000", "synth-00001", "synth-00002", "synth-00003")
 
 
-def vidcap(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
+def vidcap(*args: object, input: str | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
 
 
 def video_files(synth_corpus: Path) -> list[str]:
@@ -275,26 +275,29 @@ def test_rerunning_only_the_shard_with_failures_finishes_the_folder(
     synth_corpus: Path, tmp_path: Path
 ) -> None:
     files = video_files(synth_corpus)
-    late = tmp_path / "late.mp4"  # missing at first: a failed item of shard 0 ("late" sorts first)
+    # Missing at first, from the list on stdin: a failed item of shard 0 ("late" sorts first).
+    late = tmp_path / "late.mp4"
+    listed = "".join(f"{f}\n" for f in [*files, late])
     out = tmp_path / "frames"
-    args = ("extract", *files, late, "--out", out, "--size", "32", "--json")
-    first = vidcap(*args, "--shard", "0/2")
+    args = ("extract", "-", "--out", out, "--size", "32", "--json")
+    first = vidcap(*args, "--shard", "0/2", input=listed)
     assert first.exit_code == 1  # its own video failed
     assert json.loads(first.stdout)["counts"] == {"ok": 2, "failed": 1, "skipped": 0}
-    second = vidcap(*args, "--shard", "1/2")
+    second = vidcap(*args, "--shard", "1/2", input=listed)
     assert second.exit_code == 0 and "ended last" in json.loads(second.stdout)["note"]
     assert json.loads((out / "manifest.json").read_text())["counts"]["failed"] == 1
 
     shutil.copy(files[0], late)
-    retried = vidcap(*args, "--shard", "0/2")  # shard 1 has nothing left: it counts as finished
+    # Shard 1 has nothing left: it counts as finished.
+    retried = vidcap(*args, "--shard", "0/2", input=listed)
     assert retried.exit_code == 0, retried.output
     summary = json.loads(retried.stdout)
     assert summary["counts"] == {"ok": 3, "failed": 0, "skipped": 2}
     assert "ended last" in summary["note"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == {"ok": 5, "failed": 0, "skipped": 4}
-    assert vidcap(*args, "--shard", "1/2").exit_code == 0  # up to date
-    assert vidcap(*args[:-1]).exit_code == 0  # and for a run without --shard
+    assert vidcap(*args, "--shard", "1/2", input=listed).exit_code == 0  # up to date
+    assert vidcap(*args[:-1], input=listed).exit_code == 0  # and for a run without --shard
 
 
 def test_the_same_shard_twice_on_one_host_is_refused(tmp_path: Path) -> None:

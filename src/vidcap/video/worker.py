@@ -321,9 +321,9 @@ class DecodeWorker:
         """:func:`~vidcap.video.extract.extract_frames` in the child, stopped if it hangs.
 
         ``timeout`` is the longest the decoder may go without giving a frame (see :meth:`call`
-        and :mod:`vidcap.video.child`). If the child crashes while one backend runs, the next backends are tried in
-        a fresh child; a timeout fails the video at once (a hung decoder is not retried with
-        another backend). A crashed or killed child's temporary output file is removed.
+        and :mod:`vidcap.video.child`). If the child crashes or stalls while one backend runs, the
+        next backends are tried in a fresh child, each with the whole time limit. A crashed or
+        killed child's temporary output file is removed.
 
         Raises:
             DecodeError: as :func:`extract_frames` does, plus :class:`DecodeTimeoutError` and
@@ -346,21 +346,14 @@ class DecodeWorker:
                     ),
                     **options,
                 )
-            except DecodeError as e:
+            except (DecoderCrashedError, DecodeTimeoutError) as e:
                 _remove_temp_files(events)
                 running = [v for k, v in events if k == "attempt"]
-                if not isinstance(e, DecoderCrashedError) or not running:
-                    raise
-                backend_name = running[-1]
-                rest = candidates[candidates.index(backend_name) + 1 :]
-                crashed[backend_name] = str(e)
-                if not rest:
-                    raise DecoderCrashedError(
-                        f"the {backend_name} decoder crashed while reading {path} "
-                        f"({self.last_exit_reason})."
-                    ) from None
-                candidates = rest
+                candidates = _backends_after(e, running, candidates, crashed, path, self)
                 continue
+            except DecodeError:
+                _remove_temp_files(events)
+                raise
             meta["failed_backends"] = {**crashed, **meta["failed_backends"]}
             return meta
 
@@ -458,20 +451,41 @@ class StreamedVideo:
                         attempts.append(value)
                     elif kind == "item":
                         yield value if self.unpack is None else self.unpack(value)
-            except DecoderCrashedError as e:
-                if not attempts:
-                    raise
-                name = attempts[-1]
-                rest = candidates[candidates.index(name) + 1 :]
-                crashed[name] = str(e)
-                if not rest:
-                    raise DecoderCrashedError(
-                        f"the {name} decoder crashed while reading {self.path} "
-                        f"({self.worker.last_exit_reason})."
-                    ) from None
-                candidates = rest
+            except (DecoderCrashedError, DecodeTimeoutError) as e:
+                candidates = _backends_after(
+                    e, attempts, candidates, crashed, self.path, self.worker
+                )
             finally:
                 exchange.close()
+
+
+def _backends_after(
+    error: DecoderCrashedError | DecodeTimeoutError,
+    attempts: list[str],
+    candidates: list[str],
+    failed: dict[str, str],
+    path: Path | str,
+    worker: DecodeWorker,
+) -> list[str]:
+    """The backends left to try after the child crashed or stalled running ``attempts[-1]``
+    (recorded in ``failed``): a decoder that crashes on a file, or stalls on it (decord on a
+    DVD's MPEG-2 .VOB: 98 s of silence where PyAV takes 2 s), is not the file's last chance.
+
+    Raises:
+        the error itself when no backend is left (or none had started).
+    """
+    if not attempts:
+        raise error
+    name = attempts[-1]
+    rest = candidates[candidates.index(name) + 1 :]
+    failed[name] = str(error)
+    if rest:
+        return rest
+    if isinstance(error, DecoderCrashedError):
+        raise DecoderCrashedError(
+            f"the {name} decoder crashed while reading {path} ({worker.last_exit_reason})."
+        ) from None
+    raise error
 
 
 def decode_with_restarts(
