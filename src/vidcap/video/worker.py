@@ -370,8 +370,9 @@ class DecodeWorker:
         ``crop``, ``chunk_frames``, ``keep``). With ``keep`` (the frames of each clip an encoder
         reads), the frames it leaves out are never converted nor sent: their rows are zeros.
 
-        Backend fallback is extract's: a backend that fails or crashes is replaced by the next one
-        (in a fresh child after a crash). When that happens after chunks were handed out, decoding
+        Backend fallback is extract's: a backend that fails, crashes or stalls is replaced by the
+        next one (in a fresh child after a crash or a stall). When that happens after chunks were
+        handed out, decoding
         starts over and the next chunk has ``start == 0`` again: the consumer drops what it had.
         ``timeout`` is the longest the decoder may go without giving a frame (the time the
         consumer spends on each chunk does not count); the child cannot run ahead more than one
