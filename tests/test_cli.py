@@ -556,3 +556,20 @@ def test_caption_refuses_an_out_that_is_a_video_or_inside_the_model(tmp_path: Pa
         assert result.exit_code == 1
         assert why in " ".join(result.output.split())
     assert video.read_bytes() == b"a video" and list(model.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["quantize", "MISSING", "--out", "OUT"],  # said "has no manifest.json: run encode into it"
+        ["caption", "v.mp4", "--model", "MISSING"],  # said "is not a caption model"
+    ],
+)
+def test_a_folder_that_does_not_exist_is_named_as_such(args: list[str], tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    args = [
+        str(missing) if a == "MISSING" else str(tmp_path / a) if a == "OUT" else a for a in args
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {missing}: no such folder."

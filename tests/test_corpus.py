@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from vidcap.corpus import QAPair, Segment, TranscriptLine, VideoRecord, read_corpus, write_corpus
+from vidcap.corpus import (
+    QAPair,
+    Segment,
+    TranscriptLine,
+    VideoRecord,
+    corpus_to_score,
+    read_corpus,
+    write_corpus,
+)
 from vidcap.errors import CorpusError
 
 FULL_LINE = {
@@ -156,3 +164,17 @@ def test_a_stage_reads_its_corpus_a_line_at_a_time(tmp_path: Path) -> None:
         f.write(json.dumps({"id": "v00007", "video": "videos/again.mp4", "split": "test"}) + "\n")
     with pytest.raises(CorpusError, match="already used on line 8"):
         resolve_inputs([str(corpus)])
+
+
+def test_the_corpus_to_score_is_the_one_given_or_the_one_recorded(tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "corpus.jsonl", FULL_LINE)
+    assert corpus_to_score(None, str(corpus), "bundle") == corpus
+    assert corpus_to_score(corpus, "/elsewhere/corpus.jsonl", "bundle") == corpus
+    # `evaluate --corpus /typo.jsonl` said "the corpus the bundle was trained on (/typo.jsonl) is
+    # not here; pass --corpus" to a user who had.
+    with pytest.raises(CorpusError, match=r"^--corpus /typo.jsonl: corpus file not found\.$"):
+        corpus_to_score("/typo.jsonl", str(corpus), "bundle")
+    with pytest.raises(CorpusError, match=r"trained on \(/moved/c.jsonl\) is not here \(moved"):
+        corpus_to_score(None, "/moved/c.jsonl", "pretrain")
+    with pytest.raises(CorpusError, match="the bundle records no corpus; pass --corpus"):
+        corpus_to_score(None, None, "bundle")

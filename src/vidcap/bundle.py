@@ -100,6 +100,8 @@ class Bundle:
                 says which stage and architecture wrote it.
         """
         folder = Path(path)
+        if not folder.exists():
+            raise VidcapError(f"{path}: no such folder.")
         if stage == "pretrain" and not (folder / BUNDLE_INFO).is_file():
             folder = folder / FINAL
         info_path = folder / BUNDLE_INFO

@@ -273,6 +273,28 @@ def read_corpus(path: str | Path) -> list[VideoRecord]:
     return list(iter_corpus(path))
 
 
+def corpus_to_score(given: str | Path | None, recorded: str | None, model: str) -> Path:
+    """The corpus a command scores a model on: ``given`` (``--corpus``), else the one ``model``
+    (its kind: "bundle", "pretrain") recorded it was trained on.
+
+    Raises:
+        CorpusError: the one given is not a file, or the recorded one is gone (moved, deleted)
+            and none was given.
+    """
+    if given is not None:
+        if not Path(given).is_file():
+            raise CorpusError(f"--corpus {given}: corpus file not found.")
+        return Path(given)
+    if recorded is None:
+        raise CorpusError(f"the {model} records no corpus; pass --corpus corpus.jsonl.")
+    if not Path(recorded).is_file():
+        raise CorpusError(
+            f"the corpus the {model} was trained on ({recorded}) is not here (moved or "
+            "deleted?); pass --corpus corpus.jsonl."
+        )
+    return Path(recorded)
+
+
 def iter_corpus(path: str | Path) -> Iterator[VideoRecord]:
     """:func:`read_corpus` a record at a time, for readers that keep little of each: a corpus
     with its transcripts (HowTo100M's ASR: 136 million lines of speech) would take gigabytes

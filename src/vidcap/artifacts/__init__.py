@@ -518,6 +518,8 @@ def read_upstream(path: str | Path, expected_stage: str) -> tuple[dict[str, Any]
         VidcapError: the folder has no manifest (the stage never finished) or is another stage's.
     """
     stage = StageDir(path, expected_stage)
+    if not stage.path.is_dir():  # a typo, not a run that never finished
+        raise VidcapError(f"{path}: no such folder.")
     manifest = stage.read_manifest()
     if manifest is None:
         raise VidcapError(

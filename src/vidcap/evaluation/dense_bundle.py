@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidcap.corpus import read_corpus
+from vidcap.corpus import corpus_to_score, read_corpus
 from vidcap.errors import VidcapError
 from vidcap.evaluation.dense import DenseReport, score_dense
 from vidcap.evaluation.predictions import Cuts, cut_predictions, dense_predictions
@@ -77,11 +77,8 @@ def evaluate_dense_bundle(
     """
     model = _load(model_dir, "dense", timeout)
     captioner = _load(captioner_dir, "caption", timeout) if captioner_dir is not None else None
-    corpus_path = corpus or (model.info.get("provenance") or {}).get("corpus")
-    if corpus_path is None or not Path(corpus_path).is_file():
-        raise VidcapError(
-            f"the corpus the model was trained on ({corpus_path}) is not here; pass --corpus corpus.jsonl."
-        )
+    recorded = (model.info.get("provenance") or {}).get("corpus")
+    corpus_path = corpus_to_score(corpus, recorded, "model")
     records = read_corpus(corpus_path)
     scored = [r for r in records if r.split == split and r.segments]
     if not scored:

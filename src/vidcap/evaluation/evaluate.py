@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vidcap.artifacts.readers import ClipTrack, TrackFeatures, read_tracks
-from vidcap.corpus import Segment, VideoRecord, iter_corpus
+from vidcap.corpus import Segment, VideoRecord, corpus_to_score, iter_corpus
 from vidcap.errors import VidcapError
 from vidcap.evaluation.dense_bundle import DenseEvaluation, evaluate_dense_bundle
 from vidcap.inference.captioner import Captioner
@@ -145,11 +145,8 @@ def evaluate_bundle(
     failed video).
     """
     captioner = Captioner.load(model_dir, timeout=timeout)
-    corpus_path = corpus or (captioner.info.get("provenance") or {}).get("corpus")
-    if corpus_path is None or not Path(corpus_path).is_file():
-        raise VidcapError(
-            f"the corpus the bundle was trained on ({corpus_path}) is not here; pass --corpus corpus.jsonl."
-        )
+    recorded = (captioner.info.get("provenance") or {}).get("corpus")
+    corpus_path = corpus_to_score(corpus, recorded, "bundle")
     task = captioner.task
     if task == "dense":  # events, not segment captions: scored by the dense protocols
         return evaluate_dense_bundle(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vidcap.artifacts import StageDir
-from vidcap.corpus import read_corpus
+from vidcap.corpus import corpus_to_score, read_corpus
 from vidcap.errors import VidcapError
 from vidcap.inference.zeroshot import ZeroShotClassifier, clip_range
 from vidcap.synth.facts import FIELDS, normal_label, segment_facts, truth_text
@@ -67,11 +67,7 @@ def evaluate_classifier(
         raise VidcapError(
             f"classification ranks labels in one [MASK] slot; the template {template!r} has {slots}."
         )
-    corpus_path = corpus or _pretrain_corpus(classifier.folder)
-    if corpus_path is None or not Path(corpus_path).is_file():
-        raise VidcapError(
-            f"the corpus the pretrain was trained on ({corpus_path}) is not here; pass --corpus corpus.jsonl."
-        )
+    corpus_path = corpus_to_score(corpus, _pretrain_corpus(classifier.folder), "pretrain")
     records = read_corpus(corpus_path)
     facts = {
         (record.id, index): found
