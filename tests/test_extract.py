@@ -93,6 +93,24 @@ def test_the_same_videos_through_their_corpus_are_another_input(
     assert manifest["corpus"] == str(synth_corpus.resolve())
 
 
+def test_items_of_an_earlier_run_with_other_inputs_are_pointed_out(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    # A video left out of the inputs stayed in the folder's index, counted and read downstream,
+    # without a word (25 items for 24 inputs).
+    out = tmp_path / "frames"
+    videos = sorted((synth_corpus.parent / "videos").iterdir())[:2]
+    assert extract(*map(str, videos), "--out", str(out), "--size", "32").exit_code == 0
+    fewer = json.loads(extract(str(videos[0]), "--out", str(out), "--size", "32", "--json").stdout)
+    assert fewer["counts"]["ok"] == 2
+    assert fewer["note"].startswith(f"1 item(s) in {out} are not among this run's inputs")
+    assert videos[1].stem in fewer["note"]
+    again = json.loads(
+        extract(*map(str, videos), "--out", str(out), "--size", "32", "--json").stdout
+    )
+    assert "note" not in again
+
+
 def test_bad_videos_fail_alone_with_sentences(synth_corpus: Path, tmp_path: Path) -> None:
     videos = tmp_path / "in put"
     videos.mkdir()

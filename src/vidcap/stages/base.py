@@ -312,12 +312,27 @@ class ItemRun(Generic[ItemT]):
             processes.barrier()  # every process has recorded its share
             if processes.is_main:
                 merged = self._finalize(skipped, time.perf_counter() - self.started)
-        # The main process reads the result from the index it merged.
-        return processes.from_main(
-            lambda: result_from_index(
+
+        def result() -> StageResult:  # the main process's, from the index it merged
+            found = result_from_index(
                 stage, self.started, self.details, skipped=skipped, merged=merged
-            ),
-            reading,
+            )
+            found.note = self._others_note(merged if merged is not None else stage.read_index())
+            return found
+
+        return processes.from_main(result, reading)
+
+    def _others_note(self, records: IndexRecords) -> str | None:
+        """What to say of the items in the folder that are not among this run's (an earlier run
+        into the same folder had other inputs): they stay, counted and read downstream."""
+        ours = {item.id for item in self.items}
+        others = [item_id for item_id in records if item_id not in ours]
+        if not others:
+            return None
+        return (
+            f"{len(others)} item(s) in {self.stage.path} are not among this run's inputs (an "
+            f"earlier run's, such as {others[0]!r}); they stay in the folder, in its counts, and "
+            "the next stage reads them too: give a new --out to leave them out."
         )
 
     def _done_flags(self) -> tuple[str, bytes]:
