@@ -20,6 +20,7 @@ from vidcap import __version__
 from vidcap.cli import app
 from vidcap.cli.videos import Videos, for_each_video, read_video_paths
 from vidcap.errors import VidcapError
+from vidcap.stages.base import StageResult
 
 runner = CliRunner()
 
@@ -573,3 +574,21 @@ def test_a_folder_that_does_not_exist_is_named_as_such(args: list[str], tmp_path
     result = runner.invoke(app, args)
     assert result.exit_code == 1
     assert result.output.strip() == f"error: {missing}: no such folder."
+
+
+def test_the_summary_says_the_skipped_items_are_among_the_ok_ones() -> None:
+    # "ok 20, failed 5, skipped 20" read as 45 results for 25 videos.
+    from rich.console import Console
+
+    from vidcap.cli import console
+
+    result = StageResult("extract", Path("out"), {"ok": 20, "failed": 5, "skipped": 20})
+    shown = Console(width=80, record=True)
+    original, console.stderr = console.stderr, shown
+    try:
+        console.print_stage_result(result)
+    finally:
+        console.stderr = original
+    rows = [" ".join(line.strip("│ ").split()) for line in shown.export_text().splitlines()]
+    start = rows.index("ok │ 20")
+    assert rows[start : start + 3] == ["ok │ 20", "of them done before │ 20", "failed │ 5"]

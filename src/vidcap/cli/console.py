@@ -165,10 +165,13 @@ def print_stage_result(result: StageResult, as_json: bool = False, max_failures:
     table = Table(title=f"vidcap {result.stage} → {result.out_dir}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    for key in ("ok", "failed", "skipped"):
+    # "skipped": the items this run found done already, which "ok" counts too (20 ok, 5 failed,
+    # 20 skipped read as 45 of 25 videos).
+    labels = {"ok": "ok", "skipped": "of them done before", "failed": "failed"}
+    for key, label in labels.items():
         style = "red" if key == "failed" and result.counts.get(key) else ""
         table.add_row(
-            key,
+            label,
             f"[{style}]{result.counts.get(key, 0)}[/]" if style else str(result.counts.get(key, 0)),
         )
     warnings = result.details.get("warnings", [])
