@@ -413,6 +413,25 @@ def test_serve_refuses_allow_paths_that_is_not_a_folder(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "is not a folder" in result.output
 
 
+def test_serve_on_a_port_in_use_or_a_bad_host_is_a_sentence_before_the_model_loads(
+    tmp_path: Path,
+) -> None:
+    # It loaded the model, printed "serving ... on" and then uvicorn's "ERROR: [Errno 98] ..."
+    # line, exit 3. (tmp_path is no model: the address is refused before any is loaded.)
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path), "--port", str(port)])
+    assert busy.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in busy.output
+    nowhere = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path), "--host", "999.1.1.1"])
+    assert nowhere.exit_code == 1 and nowhere.output.startswith("error: --host 999.1.1.1: ")
+    assert "serving" not in busy.output + nowhere.output
+
+
 def test_serve_help_lists_its_options() -> None:
     result = CliRunner().invoke(cli, ["serve", "--help"], terminal_width=200)
     for option in ("--host", "--port", "--max-upload-mb", "--timeout", "--allow-paths", "--queue"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -72,13 +73,47 @@ def serve_command(
 
     if allow_paths is not None and not allow_paths.is_dir():
         raise VidcapError(f"--allow-paths {allow_paths} is not a folder.")
+    # The address is taken before the model loads: a port in use is a sentence at once, not
+    # uvicorn's log line (and exit 3) after the load and a "serving on" that was not true.
+    listening = _listen(host, port)
     captioner = load_model(model, device=device, timeout=timeout)
     config = ServeConfig(
         max_upload_bytes=round(max_upload_mb * 2**20), allow_paths=allow_paths, queue=queue
     )
     app = create_app(captioner, config)
+    port = listening.getsockname()[1]  # the one the system chose for --port 0
     stderr.print(
         f"serving {model} (task {captioner.task}) on http://{host}:{port}/ (API docs at /docs)",
         highlight=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port``, ready for the server.
+
+    Raises:
+        VidcapError: the address cannot be had (in use, not this machine's, not a host name).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as error:
+        raise VidcapError(
+            f"--host {host}: {_why(error)}; give a name or address of this machine."
+        ) from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        listening.bind(address)
+    except OSError as error:
+        listening.close()
+        raise VidcapError(
+            f"cannot listen on {host}:{port} ({_why(error)}); give another --port, or stop what "
+            "uses it."
+        ) from None
+    return listening
+
+
+def _why(error: BaseException) -> str:
+    return getattr(error, "strerror", None) or str(error) or type(error).__name__
