@@ -592,3 +592,20 @@ def test_the_summary_says_the_skipped_items_are_among_the_ok_ones() -> None:
     rows = [" ".join(line.strip("│ ").split()) for line in shown.export_text().splitlines()]
     start = rows.index("ok │ 20")
     assert rows[start : start + 3] == ["ok │ 20", "of them done before │ 20", "failed │ 5"]
+
+
+@pytest.mark.parametrize("damage", ["{", "{}"])
+def test_a_damaged_manifest_of_its_own_folder_is_rewritten_with_force(
+    features_dir: Path, tmp_path: Path, damage: str
+) -> None:
+    # The sentence says "rerun with --force"; --force must then get past the check that refuses
+    # another stage's folder (whose stage a damaged manifest cannot tell).
+    out = tmp_path / "words"
+    args = ["quantize", str(features_dir), "--out", str(out), "--k", "3", "--depth", "1"]
+    assert runner.invoke(app, args).exit_code == 0
+    (out / "manifest.json").write_text(damage)
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 1 and "manifest.json is damaged" in refused.output
+    assert "--force" in refused.output
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert json.loads((out / "manifest.json").read_text())["stage"] == "quantize"

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from vidcap.artifacts.damage import read_json, rerun_stage
+from vidcap.artifacts.damage import damaged, read_json, rerun_stage
 from vidcap.artifacts.index import IndexRecords, ItemRecord, index_lines
 from vidcap.errors import VidcapError, VidcapWarning
 
@@ -285,7 +285,11 @@ class StageDir:
         path = self.path / MANIFEST
         if not path.is_file():
             return None
-        return read_json(path, rerun_stage(self.stage, self.path))
+        remedy = rerun_stage(self.stage, self.path)
+        manifest = read_json(path, remedy)
+        if "stage" not in manifest:
+            raise damaged(path, remedy, "is damaged (it has no 'stage')")
+        return manifest
 
     def is_complete(self, stage_fingerprint: str, allow_failures: bool = False) -> bool:
         """True when a finished run with the same fingerprint is already here and nothing is left
@@ -312,7 +316,10 @@ class StageDir:
         stage's own input, given as --out by mistake, would be destroyed before it is read)."""
         if self.path.exists() and not self.path.is_dir():
             raise VidcapError(f"{self.path} is a file, not a folder: give --out a folder.")
-        manifest = self.read_manifest()
+        try:
+            manifest = self.read_manifest()
+        except VidcapError:  # damaged: whose it was cannot be told, and --force rewrites it
+            return
         if manifest is not None and manifest.get("stage") != self.stage:
             raise VidcapError(
                 f"{self.path} holds the output of `vidcap {manifest.get('stage')}`, which "
