@@ -609,3 +609,18 @@ def test_a_damaged_manifest_of_its_own_folder_is_rewritten_with_force(
     assert "--force" in refused.output
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     assert json.loads((out / "manifest.json").read_text())["stage"] == "quantize"
+
+
+def test_the_video_commands_take_folders(tmp_path: Path) -> None:
+    # `vidcap caption DIR` was "DIR is a directory, not a video file", where encode takes folders.
+    for name in ("b.mp4", "a/c.MKV", "a/._c.MKV", "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert read_video_paths([str(tmp_path), "other.mp4"]) == [
+        str(tmp_path / "a" / "c.MKV"),
+        str(tmp_path / "b.mp4"),
+        "other.mp4",
+    ]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VidcapError, match="the folders hold none"):
+        read_video_paths([str(tmp_path / "empty")])

@@ -4,6 +4,7 @@ in which a video that cannot be read is reported and the others go on."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 
 from vidcap.cli.console import print_error, progress_bar
 from vidcap.cli.options import Device, check_shard, parse_shard
+from vidcap.corpus import walk_videos
 from vidcap.distributed import Processes
 from vidcap.errors import VidcapError
 
@@ -38,7 +40,11 @@ T = TypeVar("T")
 
 Videos = Annotated[
     list[str],
-    typer.Argument(help="Video files; - reads paths from stdin, one per line.", show_default=False),
+    typer.Argument(
+        help="Video files, folders (searched for videos, as by encode), or - to read paths from "
+        "stdin, one per line.",
+        show_default=False,
+    ),
 ]
 Model = Annotated[
     Path,
@@ -116,15 +122,18 @@ def stdin_lines(processes: Processes | None = None) -> list[str]:
 
 def read_video_paths(videos: list[str], processes: Processes | None = None) -> list[str]:
     """The paths given, with ``-`` replaced by the paths read from stdin (one per line; under a
-    launcher, by the main process for all)."""
+    launcher, by the main process for all) and a folder by the videos below it
+    (:func:`~vidcap.corpus.walk_videos`, in sorted order)."""
     paths: list[str] = []
     for video in videos:
         if video == "-":
             paths += stdin_lines(processes)
+        elif os.path.isdir(video):
+            paths += [str(path) for path in sorted(walk_videos(Path(video)))]
         else:
             paths.append(video)
     if not paths:
-        raise VidcapError("no videos given (stdin was empty).")
+        raise VidcapError("no videos given (stdin was empty, or the folders hold none).")
     return paths
 
 
