@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -832,3 +833,23 @@ def test_output_geometry(w: int, h: int, crop: bool, resize: tuple, out: tuple) 
     g = output_geometry(w, h, 224, crop)
     assert g.resize == resize and g.output_size == out
     assert g.crop(np.zeros((resize[1], resize[0], 3))).shape[:2] == (out[1], out[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "install"),
+    [("torchcodec", "pip install 'vidcap[torchcodec]'"), ("pyav", "pip install av")],
+)
+def test_a_backend_not_installed_says_how_to_install_it(
+    name: str, install: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vidcap.video import backends
+    from vidcap.video.decode import resolve_backends
+    from vidcap.video.errors import BackendUnavailableError
+
+    registered = backends.get_backend(name)
+    missing = backends.Backend(name, "not_installed_module_x", registered.opener)
+    monkeypatch.setitem(backends._REGISTRY, name, missing)
+    with pytest.raises(
+        BackendUnavailableError, match=f"which is not installed: {re.escape(install)}"
+    ):
+        resolve_backends(name)

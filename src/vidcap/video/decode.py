@@ -466,10 +466,20 @@ def resolve_backends(backend: BackendChoice) -> list[str]:
                 "torchcodec or opencv-python-headless."
             )
         needed = ", ".join(get_backend(n).module for n in names)
+        how = "; ".join(_INSTALL[n] for n in names if n in _INSTALL)
         raise BackendUnavailableError(
-            f"the {' / '.join(names)} video backend needs {needed}, which is not installed."
+            f"the {' / '.join(names)} video backend needs {needed}, which is not installed"
+            + (f": {how}." if how else ".")
         )
     return names
+
+
+_INSTALL = {  # how to install each backend's library
+    "decord": "pip install decord (Linux x86_64 only)",
+    "pyav": "pip install av",
+    "torchcodec": "pip install 'vidcap[torchcodec]', the build for your torch (see docs/extract.md)",
+    "opencv": "pip install opencv-python-headless",
+}
 
 
 # --------------------------------------------------------------------------------------------------
