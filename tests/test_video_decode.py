@@ -154,6 +154,10 @@ def need(vids: dict[str, Path], name: str) -> Path:
 def test_missing_file(tmp_path: Path, backend: str) -> None:
     with pytest.raises(DecodeError, match="does not exist"):
         open_frames(tmp_path / "nope.mp4", backend=_backend_param(backend))
+    # A link whose target is gone (a moved collection) is named as a link, not as missing.
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "moved" / "clip.mp4")
+    with pytest.raises(DecodeError, match=r"link.mp4 is a symbolic link to .*moved/clip.mp4, wh"):
+        open_frames(tmp_path / "link.mp4", backend=_backend_param(backend))
 
 
 @pytest.mark.parametrize("backend", ALL)

@@ -492,6 +492,10 @@ def check_video_file(path: str | Path) -> Path:
     try:
         st = p.stat()
     except FileNotFoundError:
+        if p.is_symlink():  # the link is there; what it points to is not
+            raise DecodeError(
+                f"{p} is a symbolic link to {os.readlink(p)}, which does not exist."
+            ) from None
         raise DecodeError(f"{p} does not exist (missing file).") from None
     except PermissionError as e:  # a folder above it that this user may not enter
         raise UnreadableFileError(f"{p} cannot be accessed ({e.strerror or e}).") from None
