@@ -624,3 +624,19 @@ def test_the_video_commands_take_folders(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(VidcapError, match="the folders hold none"):
         read_video_paths([str(tmp_path / "empty")])
+
+
+def test_vidcap_warnings_are_shown_by_one_hook_however_many_commands_ran() -> None:
+    # Each command installs it; wrapping the last one again each time would stack a wrapper per
+    # command run in one process (a library or test session), past Python's recursion limit.
+    from vidcap.cli.console import show_vidcap_warnings
+
+    shown = warnings.showwarning
+    try:
+        show_vidcap_warnings()
+        hook = warnings.showwarning
+        for _ in range(5):
+            show_vidcap_warnings()
+        assert warnings.showwarning is hook
+    finally:
+        warnings.showwarning = shown

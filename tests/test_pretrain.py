@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,21 @@ def test_a_stopped_run_is_not_restarted_over_its_checkpoints(
     assert resumed.exit_code == 0, resumed.output
     assert [row["step"] for row in metrics(out) if row["split"] == "train"] == [6]
     assert pretrain(words_dir, out, *args, "--force").exit_code == 0  # starting over is asked for
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs in fp16 on a GPU")
+def test_fp16_without_a_gpu_says_it_trains_in_float32(words_dir: Path, tmp_path: Path) -> None:
+    # Accelerate takes fp16 on a CPU and trains in float32; the run only recorded "fp16". (In a
+    # process of its own, as a user runs it: Accelerate keeps one precision per process.)
+    args = ["--preset", "tiny", "--max-steps", "2", "--mixed-precision", "fp16"]
+    result = subprocess.run(
+        [sys.executable, "-m", "vidcap", "pretrain", str(words_dir), "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert (
+        "warning: --mixed-precision fp16 needs a GPU; on the CPU this run trains in float32."
+        in said
+    )

@@ -47,6 +47,8 @@ def show_vidcap_warnings() -> None:
     not as Python's ``file:line: VidcapWarning: ...``; other libraries' warnings are left as they
     are."""
     shown_by_python = warnings.showwarning
+    if getattr(shown_by_python, "vidcap", False):  # installed by an earlier command already
+        return
 
     def show(
         message: Warning | str,
@@ -61,6 +63,7 @@ def show_vidcap_warnings() -> None:
         else:
             shown_by_python(message, category, filename, lineno, file, line)
 
+    show.vidcap = True  # type: ignore[attr-defined]
     warnings.showwarning = show
 
 

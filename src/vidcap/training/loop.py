@@ -15,6 +15,7 @@ import os
 import pickle
 import shutil
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -29,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from vidcap.artifacts import atomic_write_text
 from vidcap.artifacts.damage import check_safetensors, damaged, read_json, reading
 from vidcap.distributed import current_processes
-from vidcap.errors import VidcapError, as_write_fault
+from vidcap.errors import VidcapError, VidcapWarning, as_write_fault
 from vidcap.training.settings import TrainConfig
 
 CHECKPOINTS = "checkpoints"
@@ -288,6 +289,18 @@ def train(
         project_dir=str(out_dir),
         cpu=not torch.cuda.is_available(),
     )
+    if (
+        config.mixed_precision != "no"
+        and not accelerator.native_amp
+        and accelerator.is_main_process
+    ):
+        # Accelerate takes fp16 without a GPU and trains in float32: say so, not just record it.
+        warnings.warn(
+            f"--mixed-precision {config.mixed_precision} needs a GPU; on the "
+            f"{accelerator.device.type.upper()} this run trains in float32.",
+            VidcapWarning,
+            stacklevel=2,
+        )
     set_seed(config.seed)
     if len(train_set) == 0:
         raise VidcapError("there are no training examples (is the train split empty?).")
