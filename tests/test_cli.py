@@ -640,3 +640,34 @@ def test_vidcap_warnings_are_shown_by_one_hook_however_many_commands_ran() -> No
         assert warnings.showwarning is hook
     finally:
         warnings.showwarning = shown
+
+
+def test_a_run_tree_moved_as_a_whole_still_reads_its_upstream(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    # Stage folders record their upstream folders and corpus by absolute path: a run directory
+    # renamed (or copied to another disk) broke with "/old/words has no manifest.json: run vidcap
+    # quantize into it first" and "the corpus /old/corpus.jsonl ... is gone".
+    run = tmp_path / "run"
+    shutil.copytree(synth_corpus.parent, run / "corpus")
+    steps = [
+        ["extract", str(run / "corpus" / "corpus.jsonl"), "--out", str(run / "frames"), "--size", "32"],
+        ["encode", str(run / "frames"), "--out", str(run / "features")],
+        ["quantize", str(run / "features"), "--out", str(run / "words"), "--k", "3", "--depth", "1"],
+    ]  # fmt: skip
+    for args in steps:
+        assert runner.invoke(app, args).exit_code == 0, args
+    moved = tmp_path / "moved"
+    run.rename(moved)
+    tiny = ["--preset", "tiny", "--max-steps", "2"]
+    pretrain = runner.invoke(
+        app, ["pretrain", str(moved / "words"), "--out", str(moved / "pre"), *tiny]
+    )
+    assert pretrain.exit_code == 0, pretrain.output
+    finetune = runner.invoke(
+        app, ["finetune", str(moved / "pre"), "--out", str(moved / "model"), *tiny]
+    )
+    assert finetune.exit_code == 0, finetune.output
+    manifest = json.loads((moved / "pre" / "manifest.json").read_text())
+    assert manifest["corpus"] == str(moved / "corpus" / "corpus.jsonl")
+    assert manifest["folder"] == str(moved / "pre")

@@ -99,7 +99,7 @@ def test_a_bundle_from_before_downscale_still_gets_area_downscaling(
     from vidcap.inference.pipeline import VideoPipeline
 
     manifest, _ = read_upstream(words_dir, "quantize")
-    info = {"stage": "finetune", "arch": "bart", **pipeline_settings(manifest)}
+    info = {"stage": "finetune", "arch": "bart", **pipeline_settings(words_dir, manifest)}
     assert info["encoder"]["description"]["config"]["downscale"] == "pyramid"
     with VideoPipeline(Bundle(words_dir, info)) as today:
         assert today.encoder.descriptor.config.downscale == "pyramid"

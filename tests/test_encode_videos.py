@@ -74,7 +74,7 @@ def test_from_videos_equals_extract_then_encode(
     # Downstream: quantize reads it as any encode folder; finetune/pretrain find the settings.
     words = tmp_path / "words"
     assert run_quantize(out, words, QuantizeConfig(k=2, depth=1)).ok
-    settings = pipeline_settings(read_upstream(words, "quantize")[0])
+    settings = pipeline_settings(words, read_upstream(words, "quantize")[0])
     assert settings["extract"] == ours["extract"]
     assert settings["encoder"]["spec"] == "descriptor"
     figure = runner.invoke(

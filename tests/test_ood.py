@@ -101,7 +101,7 @@ def _pipeline_info(words_dir: Path) -> dict:
     from vidcap.artifacts.readers import pipeline_settings
 
     manifest, _ = read_upstream(words_dir, "quantize")
-    return {"stage": "finetune", "arch": "bart", **pipeline_settings(manifest)}
+    return {"stage": "finetune", "arch": "bart", **pipeline_settings(words_dir, manifest)}
 
 
 def test_profile_round_trip_and_damage(tmp_path: Path) -> None:

@@ -504,6 +504,9 @@ class StageDir:
         shutil.rmtree(self.path / SHARDS, ignore_errors=True)
         manifest = {
             "stage": self.stage,
+            # Where it was written: a path recorded below is found again relative to it once
+            # the run's folders have moved together (recorded_path).
+            "folder": str(self.path.resolve()),
             "vidcap_version": __version__,
             "config": dict(config),
             "upstream": dict(upstream) if upstream else None,
@@ -515,6 +518,40 @@ class StageDir:
         }
         atomic_write_json(self.path / MANIFEST, manifest)
         return merged
+
+
+def recorded_path(
+    folder: str | Path, manifest: Mapping[str, Any], recorded: str | None
+) -> Path | None:
+    """Where a path that ``folder``'s manifest recorded (its upstream folder, its corpus) is now:
+    as recorded while it is there; else, when the folders were moved together since (a run tree
+    renamed, or copied to another disk or machine), at the same place relative to ``folder`` as
+    it was to where ``folder`` was written (the manifest's ``folder``). None when nothing was
+    recorded; the recorded path when neither is there (for the sentence that names it)."""
+    if recorded is None:
+        return None
+    path = Path(recorded)
+    written = manifest.get("folder")
+    if path.exists() or not written:
+        return path
+    moved = Path(os.path.normpath(Path(folder).resolve() / os.path.relpath(path, written)))
+    return moved if moved.exists() else path
+
+
+def upstream_folder(folder: str | Path, manifest: Mapping[str, Any]) -> Path | None:
+    """The upstream stage folder ``folder`` was made from (:func:`recorded_path`); None for a
+    stage made from videos or a corpus."""
+    return recorded_path(folder, manifest, (manifest.get("upstream") or {}).get("path"))
+
+
+def recorded_corpus(folder: str | Path, manifest: Mapping[str, Any]) -> Path | None:
+    """The corpus.jsonl ``folder``'s videos came from (:func:`recorded_path`); None without one."""
+    return recorded_path(folder, manifest, manifest.get("corpus"))
+
+
+def as_recorded(path: Path | None) -> str | None:
+    """A path as a manifest records it (None stays None)."""
+    return None if path is None else str(path)
 
 
 def read_upstream(path: str | Path, expected_stage: str) -> tuple[dict[str, Any], IndexRecords]:

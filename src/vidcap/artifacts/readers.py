@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vidcap.artifacts import read_upstream
+from vidcap.artifacts import read_upstream, upstream_folder
 from vidcap.artifacts.damage import (
     damaged,
     reading,
@@ -200,7 +200,7 @@ def read_tracks(
         VidcapError: no video has visual words, or the features do not match the words.
     """
     manifest, items = read_upstream(words_dir, "quantize")
-    features_of = TrackFeatures(manifest["upstream"]["path"]) if with_features else None
+    features_of = TrackFeatures(upstream_folder(words_dir, manifest)) if with_features else None
     tracks, splits = {}, {}
     for item in items.records():  # a record at a time, in file order (by id once merged)
         video_id = item.id
@@ -220,13 +220,15 @@ def read_tracks(
     return dict(sorted(tracks.items())), dict(sorted(splits.items())), manifest
 
 
-def pipeline_settings(words_manifest: dict[str, Any]) -> dict[str, Any]:
+def pipeline_settings(words_dir: str | Path, words_manifest: dict[str, Any]) -> dict[str, Any]:
     """What turning a raw video into visual words needs from the stage folders upstream of a words
     folder: the extract settings and the encoder (recorded in a bundle's ``vidcap.json``)."""
-    features_manifest, _ = read_upstream(words_manifest["upstream"]["path"], "encode")
+    features_dir = upstream_folder(words_dir, words_manifest)
+    features_manifest, _ = read_upstream(features_dir, "encode")
     extract = features_manifest.get("extract")  # recorded by encode, from videos or from frames
     if extract is None:  # an encode folder written before encode recorded them
-        frames_manifest, _ = read_upstream(features_manifest["upstream"]["path"], "extract")
+        frames_dir = upstream_folder(features_dir, features_manifest)
+        frames_manifest, _ = read_upstream(frames_dir, "extract")
         extract = frames_manifest["config"]
     encode = features_manifest["config"]
     return {

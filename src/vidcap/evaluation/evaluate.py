@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vidcap.artifacts import upstream_folder
 from vidcap.artifacts.readers import ClipTrack, TrackFeatures, read_tracks
 from vidcap.corpus import Segment, VideoRecord, corpus_to_score, iter_corpus
 from vidcap.errors import VidcapError
@@ -110,7 +111,7 @@ def _train_segment_features(
     if not train:
         notices.append("nearest-neighbour baseline skipped: no training segments.")
         return None
-    features_of = TrackFeatures(words_manifest["upstream"]["path"])  # as the words were made
+    features_of = TrackFeatures(upstream_folder(words, words_manifest))  # as the words were made
     by_video: dict[str, list[int]] = {}
     for i, segment in enumerate(train):
         by_video.setdefault(segment.video_id, []).append(i)

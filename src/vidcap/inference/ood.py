@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vidcap.artifacts import atomic_write_json, read_upstream
+from vidcap.artifacts import atomic_write_json, read_upstream, upstream_folder
 from vidcap.artifacts.damage import damaged, reading
 from vidcap.artifacts.readers import CODEBOOK, load_features
 from vidcap.errors import VidcapError
@@ -130,7 +130,7 @@ def fit_profile(words_dir: str | Path) -> OODProfile:
     """
     manifest, items = read_upstream(words_dir, "quantize")
     tree = HierarchicalKMeans.load(Path(words_dir) / CODEBOOK)
-    features_dir = Path(manifest["upstream"]["path"])
+    features_dir = upstream_folder(words_dir, manifest)
     _, feature_items = read_upstream(features_dir, "encode")
     by_split: dict[str, list[str]] = {}
     for item in items.records():  # a record at a time, none held

@@ -18,7 +18,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from vidcap.artifacts import ItemRecord, StageDir, atomic_path, fingerprint, read_upstream
+from vidcap.artifacts import (
+    ItemRecord,
+    StageDir,
+    as_recorded,
+    atomic_path,
+    fingerprint,
+    read_upstream,
+    recorded_corpus,
+)
 from vidcap.artifacts.index import IndexChanged, IndexRecords
 from vidcap.artifacts.readers import load_frames
 from vidcap.devices import pins_memory, resolve_device
@@ -221,7 +229,7 @@ def run_encode(
         },
         extra={
             "encoder": description,
-            "corpus": upstream_manifest.get("corpus"),
+            "corpus": as_recorded(recorded_corpus(frames_dir, upstream_manifest)),
             "extract": {k: upstream_manifest["config"][k] for k in EXTRACT_KEYS},
         },
         started=started,

@@ -24,7 +24,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vidcap.artifacts import MANIFEST, StageDir, remove_outputs
+from vidcap.artifacts import (
+    MANIFEST,
+    StageDir,
+    as_recorded,
+    recorded_corpus,
+    remove_outputs,
+    upstream_folder,
+)
 from vidcap.artifacts.readers import CODEBOOK, ClipTrack, pipeline_settings, read_tracks
 from vidcap.bundle import (
     BUNDLE_INFO,
@@ -182,7 +189,7 @@ def resolve_source(source: str | Path, config: FinetuneConfig) -> _Source:
                 f"{folder} holds a {info['arch']} pretrain; finetune it as {info['arch']}, or add --from-scratch to train a {arch} without it."
             )
         return _Source(
-            Path(manifest["upstream"]["path"]),
+            upstream_folder(folder, manifest),
             None if config.from_scratch else pretrained.folder,
             pretrained.folder,
             arch,
@@ -290,7 +297,8 @@ def run_finetune(
             stage.prepare()
             (out_dir / BUNDLE_INFO).unlink(missing_ok=True)  # not a bundle until training ends
         processes.barrier()
-        bundle_settings = pipeline_settings(words_manifest)  # fails now, not after training
+        # Read now: a missing upstream folder fails here, not after training.
+        bundle_settings = pipeline_settings(src.words_dir, words_manifest)
 
         tree = HierarchicalKMeans.load(src.words_dir / CODEBOOK)
         vocab_dir = out_dir / VOCABULARY
@@ -443,7 +451,7 @@ def run_finetune(
                 upstream={"path": str(Path(source).resolve()), "fingerprint": src.fingerprint},
                 wall_time_s=time.perf_counter() - started,
                 extra={
-                    "corpus": words_manifest.get("corpus"),
+                    "corpus": as_recorded(recorded_corpus(src.words_dir, words_manifest)),
                     "words": str(src.words_dir.resolve()),
                 },
             )
@@ -526,9 +534,9 @@ def _write_bundle(
             "quantize": words_manifest.get("tree"),
             **settings,
             "provenance": {
-                "corpus": words_manifest.get("corpus"),
+                "corpus": as_recorded(recorded_corpus(src.words_dir, words_manifest)),
                 "words": str(src.words_dir.resolve()),
-                "features": words_manifest["upstream"]["path"],
+                "features": as_recorded(upstream_folder(src.words_dir, words_manifest)),
             },
             # what the model card (README.md) says it was trained on, and how far
             "training": training_facts(src.words_dir, steps, out_dir / "metrics.jsonl"),

@@ -16,10 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from vidcap.artifacts import (
-    StageDir,
-    remove_outputs,
-)
+from vidcap.artifacts import StageDir, as_recorded, recorded_corpus, remove_outputs
 from vidcap.artifacts.readers import pipeline_settings
 from vidcap.bundle import CODEBOOK, FINAL, VOCABULARY, copy_codebook, write_bundle
 from vidcap.card import training_facts
@@ -195,7 +192,7 @@ def run_pretrain(
                     "codebook": CODEBOOK,
                     "quantize": words_manifest.get("tree"),
                     # extract settings and encoder, so `vidcap classify` can read raw videos
-                    **pipeline_settings(words_manifest),
+                    **pipeline_settings(words_dir, words_manifest),
                     # what the model card (README.md) says it was trained on, and how far
                     "training": training_facts(
                         words_dir, outcome["steps"], out_dir / "metrics.jsonl"
@@ -213,7 +210,7 @@ def run_pretrain(
                 },
                 wall_time_s=time.perf_counter() - started,
                 extra={
-                    "corpus": words_manifest.get("corpus"),
+                    "corpus": as_recorded(recorded_corpus(words_dir, words_manifest)),
                     "encoder": words_manifest.get("encoder"),
                     "processes": outcome["processes"],
                     "final": FINAL,

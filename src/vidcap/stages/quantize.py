@@ -19,9 +19,12 @@ import numpy as np
 from vidcap.artifacts import (
     ItemRecord,
     StageDir,
+    as_recorded,
     atomic_write_text,
     fingerprint,
     read_upstream,
+    recorded_corpus,
+    upstream_folder,
 )
 from vidcap.artifacts.readers import CODEBOOK, features_shape, load_features, load_words
 from vidcap.errors import VidcapError
@@ -144,7 +147,7 @@ def run_quantize(
                 "tree": description,
                 "report": report,
                 "encoder": upstream_manifest.get("encoder"),
-                "corpus": upstream_manifest.get("corpus"),
+                "corpus": as_recorded(recorded_corpus(features_dir, upstream_manifest)),
             },
         )
     result = result_from_index(stage, started, _details)
@@ -267,10 +270,10 @@ def inspect_words(
     from vidcap.quantize.figure import render_word_grid
 
     manifest, items = read_upstream(words_dir, STAGE)
-    features_dir = Path(manifest["upstream"]["path"])
+    features_dir = upstream_folder(words_dir, manifest)
     features_manifest, feature_items = read_upstream(features_dir, "encode")
     if frames_dir is None:
-        frames_dir = features_manifest["upstream"].get("path")
+        frames_dir = upstream_folder(features_dir, features_manifest)
         if frames_dir is None:
             raise VidcapError(
                 f"{features_dir} was encoded straight from videos, so there are no frames to draw; pass --frames, the folder of a `vidcap extract` with the same settings."

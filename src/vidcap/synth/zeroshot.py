@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidcap.artifacts import StageDir
+from vidcap.artifacts import StageDir, as_recorded, recorded_corpus
 from vidcap.corpus import corpus_to_score, read_corpus
 from vidcap.errors import VidcapError
 from vidcap.inference.zeroshot import ZeroShotClassifier, clip_range
@@ -32,7 +32,7 @@ def _pretrain_corpus(folder: Path) -> str | None:
     for candidate in (folder, folder.parent):
         manifest = StageDir(candidate, "pretrain").read_manifest()  # a damaged one: a sentence
         if manifest is not None and manifest.get("corpus"):
-            return str(manifest["corpus"])
+            return as_recorded(recorded_corpus(candidate, manifest))
     return None
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidcap.artifacts import recorded_corpus
 from vidcap.artifacts.readers import ClipTrack, read_tracks
 from vidcap.corpus import VideoRecord, read_corpus
 from vidcap.errors import VidcapError
@@ -74,7 +75,7 @@ def load_video_samples(
 ) -> tuple[list[VideoSample], dict[str, Any]]:
     """Every quantized video with its text (from the corpus recorded upstream), and the manifest."""
     tracks, splits, manifest = read_tracks(words_dir)
-    corpus_path = manifest.get("corpus")
+    corpus_path = recorded_corpus(words_dir, manifest)
     records: dict[str, VideoRecord] = {}
     if corpus_path:
         if not Path(corpus_path).is_file():

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidcap.artifacts import recorded_corpus
 from vidcap.artifacts.readers import ClipTrack
 from vidcap.bundle import TASKS
 from vidcap.corpus import Segment, VideoRecord, read_corpus
@@ -215,7 +216,7 @@ def item_inputs(
 
 def corpus_records(manifest: dict[str, Any], words_dir: str | Path) -> list[VideoRecord]:
     """The corpus recorded in a words folder's manifest (its captions are the targets)."""
-    corpus_path = manifest.get("corpus")
+    corpus_path = recorded_corpus(words_dir, manifest)
     if not corpus_path:
         raise VidcapError(
             f"{words_dir} was built from plain video files, with no corpus; captioning needs a corpus.jsonl with segment captions."
