@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 import sys
 import warnings
@@ -100,6 +101,23 @@ def test_a_folder_the_user_may_not_write_is_a_sentence(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "bug" not in result.stderr
     assert f"permission denied: this user may not write or read {locked}" in result.stderr
     assert list(locked.iterdir()) == []
+
+
+def test_an_atomic_write_replaces_a_read_only_file_as_editors_do(tmp_path: Path) -> None:
+    # Giving the temporary file the old file's 0444 before writing it made every rewrite of a
+    # read-only output (DVC's, a tarball's) fail; a rename needs only the folder's permission.
+    target = tmp_path / "captions.jsonl"
+    target.write_text("old")
+    target.chmod(0o444)
+    result = subprocess.run(
+        [*without_access_rights(), sys.executable, "-c",
+         "import sys; from vidcap.artifacts import atomic_write_text; "
+         "atomic_write_text(sys.argv[1], 'new')", str(target)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o444
 
 
 def test_an_atomic_write_names_the_folder_it_may_not_write(tmp_path: Path) -> None:

@@ -65,11 +65,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        # mkstemp makes the file readable by its owner only; the output gets the mode a plain
-        # open() would give it (a team sharing a stage folder reads it as the umask allows).
-        os.chmod(tmp, _new_file_mode(path))
         yield tmp
         _fsync_file(tmp)
+        # mkstemp makes the file readable by its owner only; the output gets the mode a plain
+        # open() would give it (a team sharing a stage folder reads it as the umask allows). Set
+        # once written (an existing read-only file's 0444 would stop the writing), and left
+        # when the file system refuses it (FAT and exFAT drives have no such modes).
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
