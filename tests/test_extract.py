@@ -83,6 +83,8 @@ def test_the_same_videos_through_their_corpus_are_another_input(
     # Extracting the bare videos, then the same ones through their corpus, said "up to date" and
     # kept a folder without the corpus: quantize fitted on the val and test clips too, and
     # pretrain found no text.
+    shutil.copytree(synth_corpus.parent, tmp_path / "corpus")  # its time is changed below
+    synth_corpus = tmp_path / "corpus" / synth_corpus.name
     out = tmp_path / "frames"
     videos = str(synth_corpus.parent / "videos")
     assert extract(videos, "--out", str(out), "--size", "32").exit_code == 0
@@ -91,6 +93,28 @@ def test_the_same_videos_through_their_corpus_are_another_input(
     assert result["up_to_date"] is False and result["counts"]["skipped"] == 8  # nothing redone
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["corpus"] == str(synth_corpus.resolve())
+    # By content: a corpus touched (copied, written again unchanged) is the same input, and
+    # retrains nothing downstream.
+    os.utime(synth_corpus, ns=(time.time_ns(), time.time_ns() + 10**9))
+    touched = extract(str(synth_corpus), "--out", str(out), "--size", "32", "--json")
+    assert json.loads(touched.stdout)["up_to_date"] is True
+
+
+def test_a_folder_of_bare_videos_keeps_the_fingerprint_it_had(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    # Folders written before the corpus counted (none for bare videos) stay up to date.
+    from vidcap.artifacts import fingerprint
+    from vidcap.stages.extract import ExtractConfig, video_fingerprint
+    from vidcap.stages.inputs import resolve_inputs
+
+    videos = synth_corpus.parent / "videos"
+    out = tmp_path / "frames"
+    assert extract(str(videos), "--out", str(out), "--size", "32").exit_code == 0
+    settings = ExtractConfig(size=32).output_settings()
+    items = {v.id: video_fingerprint(settings, v) for v in resolve_inputs([str(videos)]).videos}
+    before = fingerprint("extract", settings, sorted(items.items()))
+    assert json.loads((out / "manifest.json").read_text())["fingerprint"] == before
 
 
 def test_items_of_an_earlier_run_with_other_inputs_are_pointed_out(

@@ -94,7 +94,7 @@ def run_encode_videos(
         stage,
         videos,
         item_fps,
-        fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items()), inputs.corpus_state()),
+        fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items()), *inputs.corpus_state()),
         details=with_decode_warnings(encode_details(description)),
         config=asdict(config),
         upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},

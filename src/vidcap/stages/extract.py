@@ -124,7 +124,7 @@ def run_extract(
         stage,
         videos,
         item_fps,
-        fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items()), inputs.corpus_state()),
+        fingerprint=fingerprint(STAGE, settings, sorted(item_fps.items()), *inputs.corpus_state()),
         details=with_decode_warnings(_details),
         config=asdict(config),
         upstream={"corpora": [str(c) for c in inputs.corpora], "videos": len(videos)},

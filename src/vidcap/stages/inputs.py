@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidcap.artifacts import file_fingerprint
 from vidcap.corpus import iter_corpus, walk_videos
 from vidcap.errors import VidcapError
 
@@ -29,10 +29,19 @@ class ResolvedInputs:
     corpora: list[Path]
 
     def corpus_state(self) -> list[str]:
-        """The corpus files as a stage's fingerprint takes them (path, size and time of each): the
-        same videos given through a corpus, through another or as bare files are not the same
-        input, since later stages read the splits and captions from it."""
-        return [file_fingerprint(corpus) for corpus in self.corpora]
+        """The corpus files as a stage's fingerprint takes them, by content (a sha256 each; none
+        for bare videos): the same videos given through a corpus, through another or as bare
+        files are not the same input, since later stages read the splits and captions from it.
+        By content, so a corpus touched, copied or written again unchanged retrains nothing."""
+        return [_content_digest(corpus) for corpus in self.corpora]
+
+
+def _content_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _folder_videos(folder: Path) -> list[VideoInput]:
