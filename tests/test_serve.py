@@ -427,6 +427,14 @@ def test_serve_on_a_port_in_use_or_a_bad_host_is_a_sentence_before_the_model_loa
         busy = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path), "--port", str(port)])
     assert busy.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port} (Address already in use)" in busy.output
+    # A second serve on the port of one still loading its model (bound, and listening).
+    from vidcap.cli.serve import _listen
+
+    loading = _listen("127.0.0.1", 0)
+    port = loading.getsockname()[1]
+    second = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path), "--port", str(port)])
+    loading.close()
+    assert second.exit_code == 1 and "(Address already in use)" in second.output
     nowhere = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path), "--host", "999.1.1.1"])
     assert nowhere.exit_code == 1 and nowhere.output.startswith("error: --host 999.1.1.1: ")
     assert "serving" not in busy.output + nowhere.output

@@ -106,6 +106,9 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         listening.bind(address)
+        # Listening now, not when uvicorn starts: two sockets with SO_REUSEADDR may both bind
+        # one port until one listens, so a second serve would pass and fail after its load.
+        listening.listen(2048)  # uvicorn's backlog
     except OSError as error:
         listening.close()
         raise VidcapError(
