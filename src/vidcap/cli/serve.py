@@ -97,7 +97,11 @@ def _listen(host: str, port: int) -> socket.socket:
         VidcapError: the address cannot be had (in use, not this machine's, not a host name).
     """
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # IPv4 first, as uvicorn binds a host without ':': "localhost" may list ::1 first, and
+        # the http://127.0.0.1:PORT/ that serve prints would then be refused.
+        found.sort(key=lambda info: info[0] != socket.AF_INET)
+        family, kind, proto, _, address = found[0]
         listening = socket.socket(family, kind, proto)
     except (OSError, UnicodeError) as error:
         raise VidcapError(
