@@ -6,14 +6,21 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from tests.videos import coded_frames, fork_only, read_codes, write_cv2
 
 from vidcap.video import DecodeWorker, available_backends, decode_frames, open_frames
+from vidcap.video.backends import register_backend, unregister_backend
 from vidcap.video.clips import ClipCutter, clip_array, clip_frame_mask, clip_windows
-from vidcap.video.errors import DecoderCrashedError, DecodeTimeoutError
+from vidcap.video.errors import (
+    TRANSIENT_DECODE_ERRORS,
+    DecodeError,
+    DecoderCrashedError,
+    DecodeTimeoutError,
+)
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +187,22 @@ def test_a_backend_that_stalls_gives_way_to_the_next(
         assert meta["backend"] == "pyav" and "stalled" in meta["failed_backends"]["hanging"]
         with pytest.raises(DecodeTimeoutError, match=r"nothing for 1 s"):
             list(worker.stream(coded, timeout=1.0, backend="stalling", size=32))
+        # The next one fails too, as decoders fail on a file: the video's failure stays one a
+        # rerun may cure (not sticky), and says the first one stalled.
+        register_backend("refusing", "av", _refusing)
+        try:
+            for attempt in (
+                lambda: list(worker.stream(coded, timeout=1.0, backend=["stalling", "refusing"])),
+                lambda: worker.extract(coded, tmp_path / "g.npy", 1.0, ["hanging", "refusing"]),
+            ):
+                with pytest.raises(
+                    DecodeError, match=r"refusing reads nothing\.\)\. Before it, \w+: "
+                ) as e:
+                    attempt()
+                assert isinstance(e.value, TRANSIENT_DECODE_ERRORS) and "stalled" in str(e.value)
+        finally:
+            unregister_backend("refusing")
+
+
+def _refusing(path: Path) -> Any:
+    raise DecodeError(f"{path}: refusing reads nothing.")

@@ -73,7 +73,8 @@ def extract_command(
             "--timeout",
             callback=positive,
             help="Seconds a video's decoder may go without delivering frames (a hung decoder) "
-            "before it is stopped and the video fails.",
+            "before it is stopped; with --backend auto the next library then tries, with a limit "
+            "of its own, and when none is left the video fails.",
         ),
     ] = 120.0,
     workers: Annotated[

@@ -70,9 +70,10 @@ Timeout = Annotated[
     typer.Option(
         "--timeout",
         min=0.001,
-        help="Seconds a video's decoder may go without delivering frames before it is killed and "
-        "that video fails (a hung or crashed decoder never stops the others; a long video that "
-        "keeps delivering is never cut short).",
+        help="Seconds a video's decoder may go without delivering frames before it is killed; the "
+        "next decoding library then tries, with a limit of its own, and when none is left that "
+        "video fails (a hung or crashed decoder never stops the others; a long video that keeps "
+        "delivering is never cut short).",
     ),
 ]
 

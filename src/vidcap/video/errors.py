@@ -42,6 +42,11 @@ class DecoderCrashedError(DecodeError):
     """The child process running the decoder died (a segfault or abort in a native library)."""
 
 
+class AfterStallOrCrashError(DecodeError):
+    """The backends tried after one that stalled or crashed failed too: as curable by a rerun
+    as that first failure (a stall is often a busy machine's)."""
+
+
 class UnreadableFileError(DecodeError):
     """The file is there but this user may not read it (its permissions, or a folder's above
     it): a ``chmod`` cures it without changing the file's size or time."""
@@ -52,6 +57,7 @@ TRANSIENT_DECODE_ERRORS = (
     DecoderCrashedError,
     BackendUnavailableError,
     UnreadableFileError,
+    AfterStallOrCrashError,
 )
 """Decode failures a rerun may cure (a busy machine, a decoder installed later, a file made
 readable): never sticky."""

@@ -46,7 +46,12 @@ from vidcap.video.decode import (
     decode_with_fallback,
     resolve_backends,
 )
-from vidcap.video.errors import DecodeError, DecoderCrashedError, DecodeTimeoutError
+from vidcap.video.errors import (
+    AfterStallOrCrashError,
+    DecodeError,
+    DecoderCrashedError,
+    DecodeTimeoutError,
+)
 from vidcap.video.extract import extract_frames
 
 T = TypeVar("T")
@@ -351,9 +356,9 @@ class DecodeWorker:
                 running = [v for k, v in events if k == "attempt"]
                 candidates = _backends_after(e, running, candidates, crashed, path, self)
                 continue
-            except DecodeError:
+            except DecodeError as e:
                 _remove_temp_files(events)
-                raise
+                raise _after_fallbacks(e, crashed) from None
             meta["failed_backends"] = {**crashed, **meta["failed_backends"]}
             return meta
 
@@ -456,8 +461,20 @@ class StreamedVideo:
                 candidates = _backends_after(
                     e, attempts, candidates, crashed, self.path, self.worker
                 )
+            except DecodeError as e:
+                raise _after_fallbacks(e, crashed) from None
             finally:
                 exchange.close()
+
+
+def _after_fallbacks(error: DecodeError, stalled_or_crashed: dict[str, str]) -> DecodeError:
+    """The video's failure when the backends tried after one that stalled or crashed failed
+    too: still one a rerun may cure (a stall is often a busy machine's), as the first failure
+    was, and it says what happened to the first ones."""
+    if not stalled_or_crashed:
+        return error
+    before = "; ".join(f"{name}: {reason}" for name, reason in stalled_or_crashed.items())
+    return AfterStallOrCrashError(f"{str(error).rstrip('.')}. Before it, {before}")
 
 
 def _backends_after(
