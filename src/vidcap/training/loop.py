@@ -199,15 +199,18 @@ def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, A
     ]
 
 
-# Batches in a row with a NaN or infinite loss that stop training: one can be a passing overflow
-# in float16; several in a row is a model that diverged and will not come back.
+# Batches in a row with a NaN or infinite loss that stop a float16 run: its loss scaler skips a
+# step whose gradients overflow, so one bad batch passes; several in a row is a model that
+# diverged and will not come back. Without a scaler (float32, bf16) one is enough: a NaN loss
+# gives NaN gradients, and AdamW NaN weights for good.
 _DIVERGED_AFTER = 3
 
 
-def _diverged(step: int, config: TrainConfig) -> VidcapError:
-    """The sentence for a training run whose loss became NaN or infinite."""
+def _diverged(step: int, config: TrainConfig, scaled: bool) -> VidcapError:
+    """The sentence for a training run whose loss became NaN or infinite (``scaled``: trained
+    in float16, with a loss scaler)."""
     hint = f"lower --lr (it is {config.lr:g})"
-    if config.mixed_precision == "fp16":
+    if scaled:
         hint += ", or train in bf16 or full precision (--mixed-precision)"
     return VidcapError(
         f"training diverged by step {step}: the loss became NaN or infinite, so the model is "
@@ -290,11 +293,12 @@ def train(
         cpu=not torch.cuda.is_available(),
     )
     if (
-        config.mixed_precision != "no"
-        and not accelerator.native_amp
+        config.mixed_precision == "fp16"
+        and accelerator.device.type == "cpu"
         and accelerator.is_main_process
     ):
-        # Accelerate takes fp16 without a GPU and trains in float32: say so, not just record it.
+        # Accelerate takes fp16 on a CPU and trains in float32: say so, not just record it.
+        # (Not under DeepSpeed on GPUs, which does its own mixed precision: native_amp is off.)
         warnings.warn(
             f"--mixed-precision {config.mixed_precision} needs a GPU; on the "
             f"{accelerator.device.type.upper()} this run trains in float32.",
@@ -419,11 +423,13 @@ def train(
     # Batches in a row whose loss was NaN or infinite, counted on the device (no wait for it
     # each step) and read by every process at the same steps.
     non_finite_run = torch.zeros((), device=accelerator.device)
+    scaled = accelerator.scaler is not None
+    diverged_after = _DIVERGED_AFTER if scaled else 1
 
-    def stop_if_diverged(at_least: int) -> None:
-        diverged = (non_finite_run >= at_least).float()
+    def stop_if_diverged() -> None:
+        diverged = (non_finite_run >= diverged_after).float()
         if float(accelerator.reduce(diverged, "sum")) > 0:
-            raise _diverged(step, config)
+            raise _diverged(step, config, scaled)
 
     objective.train()
     totals: dict[str, torch.Tensor] = {}
@@ -476,9 +482,9 @@ def train(
                 )
             checks = (config.log_every, config.eval_every, config.save_every)
             if any(step % every == 0 for every in checks) or step == config.max_steps:
-                # A few bad batches in a row (not one fp16 overflow) before anything is logged,
-                # evaluated or saved: a diverged model is not kept as a checkpoint or as final.
-                stop_if_diverged(_DIVERGED_AFTER)
+                # Before anything is logged, evaluated or saved (the last step's check is the
+                # final weights'): a diverged model is not kept as a checkpoint or as final.
+                stop_if_diverged()
             if step % config.log_every == 0 or step == config.max_steps:
                 reduced = {k: accelerator.reduce(v, "sum") for k, v in totals.items()}
                 log(
@@ -497,10 +503,9 @@ def train(
                 break
     finally:
         batches.close()  # ends the loader's iteration (and its worker processes)
-    stop_if_diverged(1)  # the weights that become final gave a NaN loss on their last batch
     final = evaluate()
     if not all(math.isfinite(v) for k, v in final.items() if k.startswith("loss")):
-        raise _diverged(step, config)
+        raise _diverged(step, config, scaled)
     # The trackers are finished by hand: Accelerator.end_training() would also destroy the
     # process group, which the processes still use after training (the stage's end).
     for tracker in accelerator.trackers:
