@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,15 @@ def _content_digest(path: Path) -> str:
 
 
 def _folder_videos(folder: Path) -> list[VideoInput]:
+    """The videos below ``folder``, each with its path inside it as id: without its extension, or
+    with it where only the extension tells two files apart (``d/clip.mp4``, ``d/clip.webm``), so
+    that ids never depend on how the folder itself was written."""
+    found = sorted(walk_videos(folder))
+    stems = [p.relative_to(folder).with_suffix("").as_posix() for p in found]
+    shared = {stem for stem, n in Counter(stems).items() if n > 1}
     return [
-        VideoInput(p.relative_to(folder).with_suffix("").as_posix(), p)
-        for p in sorted(walk_videos(folder))
+        VideoInput(p.relative_to(folder).as_posix() if stem in shared else stem, p)
+        for p, stem in zip(found, stems, strict=True)
     ]
 
 
