@@ -164,10 +164,6 @@ def training_up_to_date(
     inputs and settings, so there is nothing to do; None when it must run: with ``force``, when it
     is not finished, or when ``resume`` asks for a particular checkpoint (not None or "auto").
     Decided by the main process for all (two processes deciding alone may disagree).
-
-    Raises:
-        VidcapError: not finished, no ``resume`` and no ``force``, and the folder holds
-            checkpoints of this same run (:func:`refuse_fresh_start`).
     """
     if force or resume not in (None, "auto"):
         return None
@@ -175,11 +171,29 @@ def training_up_to_date(
         lambda: finished_result(stage, fingerprint, started, training_details),
         f"read {stage.path}'s index",
     )
-    if finished is None and resume is None:
-        from vidcap.training.loop import refuse_fresh_start  # torch: not at the CLI's start
-
-        refuse_fresh_start(stage.path, fingerprint)  # every process: they read the same folder
     return finished
+
+
+def refuse_fresh_start(
+    stage: StageDir, fingerprint: str, resume: str | None, force: bool, processes: Processes
+) -> None:
+    """Refuse to start a training stage afresh (no ``resume``, no ``force``) over checkpoints of
+    this same run: a rerun of a stopped command would throw their steps away. Inside the
+    folder's lock (a run still writing them is refused by the lock first), decided by the main
+    process for all.
+
+    Raises:
+        VidcapError: naming the latest checkpoint, --resume auto and --force.
+    """
+    if resume is not None or force:
+        return
+    from vidcap.training.loop import fresh_start_problem  # torch: not at the CLI's start
+
+    problem = processes.from_main(
+        lambda: fresh_start_problem(stage.path, fingerprint), f"read {stage.path}'s checkpoints"
+    )
+    if problem is not None:
+        raise VidcapError(problem)
 
 
 def record_training(

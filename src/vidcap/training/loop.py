@@ -166,20 +166,18 @@ def resolve_resume(out_dir: Path, resume: str | None, run: str | None = None) ->
     return path
 
 
-def refuse_fresh_start(out_dir: Path, run: str) -> None:
-    """Refuse to start training afresh over checkpoints of this same run (a rerun of a stopped
-    command without --resume would silently throw their steps away).
-
-    Raises:
-        VidcapError: naming the latest checkpoint, --resume auto and --force.
-    """
+def fresh_start_problem(out_dir: Path, run: str) -> str | None:
+    """Why training must not start afresh in ``out_dir``: it holds checkpoints of this same run
+    (a rerun of a stopped command without --resume would throw their steps away); None when it
+    may."""
     latest = latest_checkpoint(out_dir, run)
-    if latest is not None:
-        raise VidcapError(
-            f"{out_dir} holds checkpoints of this same run, the latest after step "
-            f"{_read_state(latest)['step']}: add --resume auto to continue from it, or --force "
-            "to start over (deleting them)."
-        )
+    if latest is None:
+        return None
+    return (
+        f"{out_dir} holds checkpoints of this same run, the latest after step "
+        f"{_read_state(latest)['step']}: add --resume auto to continue from it, or --force to "
+        "start over (deleting them)."
+    )
 
 
 def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
