@@ -284,3 +284,15 @@ def test_finetune_resume_refuses_a_damaged_checkpoint(
     one_sentence(
         result, out / LAST / name, f"delete {out / LAST} to resume from the checkpoint before it"
     )
+
+
+def test_a_damaged_manifest_of_the_folder_finetune_starts_from_names_its_writers(
+    tmp_path: Path,
+) -> None:
+    # finetune read its source as a finetune folder and told the user to rerun `vidcap finetune
+    # --force` into a pretrain folder (which would have thrown the pretrain away).
+    from vidcap.stages.finetune import FinetuneConfig, resolve_source
+
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(VidcapError, match=r"rerun the `vidcap pretrain` \(or finetune, or quant"):
+        resolve_source(tmp_path, FinetuneConfig())

@@ -283,12 +283,16 @@ class StageDir:
         self.shard = shard
 
     # -- reading ------------------------------------------------------------------------------
-    def read_manifest(self) -> dict[str, Any] | None:
-        """The finished run's manifest, or None when the stage never finished here."""
+    def read_manifest(self, remedy: str | None = None) -> dict[str, Any] | None:
+        """The finished run's manifest, or None when the stage never finished here.
+
+        ``remedy``: what a damaged one's sentence tells to do (default: rerun this stage with
+        --force), for a reader that does not know which stage wrote the folder.
+        """
         path = self.path / MANIFEST
         if not path.is_file():
             return None
-        remedy = rerun_stage(self.stage, self.path)
+        remedy = remedy or rerun_stage(self.stage, self.path)
         manifest = read_json(path, remedy)
         if "stage" not in manifest:
             raise damaged(path, remedy, "is damaged (it has no 'stage')")

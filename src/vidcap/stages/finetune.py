@@ -165,7 +165,11 @@ class _Source:
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
-    manifest = StageDir(folder, STAGE).read_manifest()
+    # Whose folder it is, a damaged manifest cannot tell: a pretrain's, a bundle's or a words one.
+    remedy = (
+        f"rerun the `vidcap pretrain` (or finetune, or quantize) that wrote {folder}, with --force"
+    )
+    manifest = StageDir(folder, STAGE).read_manifest(remedy)
     if manifest is None:
         raise VidcapError(
             f"{folder} has no {MANIFEST}: give a folder written by `vidcap pretrain` or `vidcap finetune` (or, with --from-scratch, by `vidcap quantize`)."
