@@ -41,8 +41,8 @@ def two_processes(
 
 
 def fail_file_locks(monkeypatch: pytest.MonkeyPatch, number: int = errno.ENOLCK) -> None:
-    """Make ``flock`` fail with ``number``, as on a file system without locks (NFS mounted with
-    nolock: ``ENOLCK``; Lustre without its flock option: ``ENOSYS``)."""
+    """Make ``flock`` fail with ``number``, as on a file system without locks (NFSv3 whose lock
+    service cannot be reached: ``ENOLCK``; Lustre without its flock option: ``ENOSYS``)."""
     import fcntl
 
     def flock(fd: int, operation: int) -> None:

@@ -68,7 +68,7 @@ def test_atomic_write_gives_the_mode_open_would(tmp_path: Path, umask_027: None)
 def test_a_file_system_without_locks_is_written_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_locks: int
 ) -> None:
-    # NFS mounted with nolock, Lustre without flock: flock() fails, and every stage stopped with
+    # NFSv3 without its lock service, Lustre without flock: flock() fails, and every stage stopped with
     # "unexpected OSError ... a bug in vidcap" before writing anything.
     fail_file_locks(monkeypatch, no_locks)
     stage = StageDir(tmp_path / "out", "extract")

@@ -575,6 +575,13 @@ def test_caption_refuses_an_out_that_is_a_video_or_inside_the_model(tmp_path: Pa
         assert result.exit_code == 1
         assert why in " ".join(result.output.split())
     assert video.read_bytes() == b"a video" and list(model.iterdir()) == []
+    # A --shard job is refused an --out that is another job's video too (it may be reading it).
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"another video")
+    args = ["caption", str(video), str(other), "--model", str(model), "--shard", "0/2"]
+    result = runner.invoke(app, [*args, "--out", str(other)])
+    assert result.exit_code == 1 and "is one of the videos to caption" in result.output
+    assert other.read_bytes() == b"another video"
 
 
 @pytest.mark.parametrize(

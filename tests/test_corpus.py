@@ -178,3 +178,5 @@ def test_the_corpus_to_score_is_the_one_given_or_the_one_recorded(tmp_path: Path
         corpus_to_score(None, "/moved/c.jsonl", "pretrain")
     with pytest.raises(CorpusError, match="the bundle records no corpus; pass --corpus"):
         corpus_to_score(None, None, "bundle")
+    with pytest.raises(CorpusError, match="is a folder, not a corpus file"):
+        corpus_to_score(tmp_path, None, "bundle")

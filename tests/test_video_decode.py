@@ -818,6 +818,12 @@ def test_single_frame_gives_at_least_one_output() -> None:
     assert select_frames(np.array([0.0]), 1.0, 20.0).tolist() == [0] * 20
 
 
+def test_output_geometry_refuses_a_size_below_one() -> None:
+    for w, h in ((640, 360), (1920, 16)):  # the strips' branch checked nothing
+        with pytest.raises(ValueError, match="size must be >= 1"):
+            output_geometry(w, h, 0, False)
+
+
 @pytest.mark.parametrize(
     ("w", "h", "crop", "resize", "out"),
     [

@@ -282,6 +282,8 @@ def corpus_to_score(given: str | Path | None, recorded: str | None, model: str) 
             and none was given.
     """
     if given is not None:
+        if Path(given).is_dir():
+            raise CorpusError(f"--corpus {given} is a folder, not a corpus file (corpus.jsonl).")
         if not Path(given).is_file():
             raise CorpusError(f"--corpus {given}: corpus file not found.")
         return Path(given)

@@ -353,7 +353,7 @@ class StageDir:
         except OSError as e:
             if e.errno not in _NO_FILE_LOCKS:
                 raise
-            # NFS mounted with nolock, Lustre without its flock option: refusing would leave the
+            # NFSv3 without its lock service, Lustre without -o flock: refusing would leave the
             # folder unusable there; what the lock prevents is a second run at the same time.
             path.unlink(missing_ok=True)
             if self.shard is not None:  # the jobs of an array finish the folder through the lock

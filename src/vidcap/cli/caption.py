@@ -134,12 +134,13 @@ def caption_command(
     if subtitles:
         dense = True  # subtitles are timed captions
     processes = current_processes()
-    paths = select_shard(read_video_paths(videos, processes), shard)
+    given = read_video_paths(videos, processes)
+    paths = select_shard(given, shard)
     # Settings that cannot work are refused before any video is decoded.
     timed = dense or segment_seconds is not None  # text output: timed lines for every video
     writer = CaptionsWriter(fmt, out, len(paths), timed)  # out None: stdout
-    if out is not None:
-        _refuse_overwriting(out, paths, model)
+    if out is not None:  # any job's videos: the others may still be reading theirs
+        _refuse_overwriting(out, given, model)
     if (
         preview is not None
         and len(paths) == 1

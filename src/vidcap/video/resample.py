@@ -155,6 +155,8 @@ def output_geometry(width: int, height: int, size: int | None, crop: bool) -> Ge
     """
     if width < 1 or height < 1:
         raise ValueError(f"bad frame size {width}x{height}")
+    if size is not None and size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
     if size is None:
         rw, rh = width, height
     elif max(width, height) > MAX_ASPECT * min(width, height):
@@ -164,8 +166,6 @@ def output_geometry(width: int, height: int, size: int | None, crop: bool) -> Ge
         rw = MAX_ASPECT * size if width > height else max(1, round(width * scale))
         rh = MAX_ASPECT * size if height > width else max(1, round(height * scale))
     else:
-        if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
         scale = size / min(width, height)
         # The short side is exactly ``size``; rounding only ever touches the long side.
         rw = size if width <= height else max(size, round(width * scale))
