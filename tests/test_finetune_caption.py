@@ -658,7 +658,7 @@ def test_caption_with_a_folder_that_is_not_a_bundle(
     for folder, message in [
         (bart.pretrain, "is not a caption model"),  # no vidcap.json at its top
         (bart.pretrain / "final", "is a pretrain folder, not a finetuned caption model"),
-        (tmp_path / "nowhere", "is not a caption model"),
+        (tmp_path / "nowhere", "no such folder"),
     ]:
         run = invoke("caption", video, "--model", folder)
         assert run.exit_code == 1, (folder, run.output)

@@ -134,7 +134,8 @@ def read_video_paths(videos: list[str], processes: Processes | None = None) -> l
         else:
             paths.append(video)
     if not paths:
-        raise VidcapError("no videos given (stdin was empty, or the folders hold none).")
+        where = "stdin was empty" if "-" in videos else "the folders hold none"
+        raise VidcapError(f"no videos given ({where}).")
     return paths
 
 
