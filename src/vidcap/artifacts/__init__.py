@@ -213,6 +213,15 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's content, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_fingerprint(path: str | Path) -> str:
     """Fingerprint of a file from its size and modification time (cheap; no full read)."""
     st = Path(path).stat()

@@ -28,7 +28,6 @@ device) and :meth:`TorchvisionVideoEncoder.forward_features` (the bare model cal
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidcap.artifacts import file_sha256
 from vidcap.devices import resolve_device
 from vidcap.encoders.base import (
     ClipEncoder,
@@ -165,14 +165,6 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class TorchvisionVideoEncoder(LazyModelEncoder):
     """A torchvision video classifier whose classifier head is an identity: one vector per clip.
 
@@ -238,7 +230,7 @@ class TorchvisionVideoEncoder(LazyModelEncoder):
                 )
             state = _read_state_dict(path)
             model = get_model(name, weights=None)
-            self.weights_id = f"sha256:{_file_sha256(path)}"
+            self.weights_id = f"sha256:{file_sha256(path)}"
 
         self.dim = _head_width(getattr(model, self.spec.head))
         # The features are what the classifier reads: replace it, keep everything before it.

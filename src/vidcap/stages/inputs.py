@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidcap.artifacts import file_sha256
 from vidcap.corpus import iter_corpus, walk_videos
 from vidcap.errors import VidcapError
 
@@ -34,15 +34,7 @@ class ResolvedInputs:
         for bare videos): the same videos given through a corpus, through another or as bare
         files are not the same input, since later stages read the splits and captions from it.
         By content, so a corpus touched, copied or written again unchanged retrains nothing."""
-        return [_content_digest(corpus) for corpus in self.corpora]
-
-
-def _content_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return [file_sha256(corpus) for corpus in self.corpora]
 
 
 def _folder_videos(folder: Path) -> list[VideoInput]:
