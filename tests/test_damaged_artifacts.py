@@ -296,3 +296,24 @@ def test_a_damaged_manifest_of_the_folder_finetune_starts_from_names_its_writers
     (tmp_path / "manifest.json").write_text("{")
     with pytest.raises(VidcapError, match=r"rerun the `vidcap pretrain` \(or finetune, or quant"):
         resolve_source(tmp_path, FinetuneConfig())
+
+
+@pytest.mark.parametrize("damage", ["a line overwritten", "the end cut"])
+def test_an_upstream_index_that_lost_lines_is_damaged(
+    features_dir: Path, tmp_path: Path, damage: str
+) -> None:
+    # A bad line in the middle of an index, or a truncated one, was skipped as it was read: its
+    # videos dropped out of the words (11 of 12, 4 of 12) with exit 0.
+    from vidcap.artifacts import read_upstream
+
+    copy = tmp_path / "features"
+    shutil.copytree(features_dir, copy)
+    index = copy / "index.jsonl"
+    lines = index.read_text().splitlines(keepends=True)
+    if damage == "a line overwritten":
+        lines[2] = "{not json\n"
+        index.write_text("".join(lines))
+    else:
+        index.write_text("".join(lines)[: len("".join(lines)) // 2])
+    with pytest.raises(VidcapError, match=r"index.jsonl is damaged \(it gives \d+ finished items "):
+        read_upstream(copy, "encode")

@@ -140,7 +140,6 @@ def _copies_of(features_dir: Path, to: Path, copies: int) -> Path:
     import shutil
 
     (to / "features").mkdir(parents=True)
-    shutil.copy(features_dir / "manifest.json", to / "manifest.json")
     lines = []
     for item in index_of(features_dir).values():
         for n in range(copies):
@@ -150,6 +149,9 @@ def _copies_of(features_dir: Path, to: Path, copies: int) -> Path:
                 json.dumps({**item, "id": f"{item['id']}-{n}", "outputs": {"features": output}})
             )
     (to / "index.jsonl").write_text("\n".join(lines) + "\n")
+    manifest = json.loads((features_dir / "manifest.json").read_text())
+    manifest["counts"] = {**manifest["counts"], "ok": len(lines)}  # as a run of them counts
+    (to / "manifest.json").write_text(json.dumps(manifest))
     return to
 
 

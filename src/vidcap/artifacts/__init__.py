@@ -591,4 +591,14 @@ def read_upstream(path: str | Path, expected_stage: str) -> tuple[dict[str, Any]
             f"{path} holds the output of `vidcap {manifest.get('stage')}`, "
             f"but a `vidcap {expected_stage}` folder is needed here."
         )
-    return manifest, stage.read_index().select(status="ok")
+    ok = stage.read_index().select(status="ok")
+    recorded = (manifest.get("counts") or {}).get("ok")
+    if recorded is not None and recorded != len(ok):
+        # A line cut or overwritten in the middle of the index is skipped as it is read (as a
+        # torn last line must be): its video would drop out of every later stage unseen.
+        raise damaged(
+            stage.path / INDEX,
+            rerun_stage(expected_stage, path),
+            f"is damaged (it gives {len(ok)} finished items where the manifest counts {recorded})",
+        )
+    return manifest, ok
