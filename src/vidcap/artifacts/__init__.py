@@ -222,12 +222,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def file_fingerprint(path: str | Path) -> str:
-    """Fingerprint of a file from its size and modification time (cheap; no full read)."""
-    st = Path(path).stat()
-    return fingerprint(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-
-
 # --------------------------------------------------------------------------------------------------
 # The stage folder
 
