@@ -106,6 +106,7 @@ def test_encode_from_videos_does_every_good_file_and_fails_every_bad_one(
         assert item["n_clips"] >= 1 and (out / item["outputs"]["features"]).is_file()
     if "av1.mp4" in by_video:
         assert by_video["av1.mp4"]["backend"] != "decord"  # decord has no AV1: a fallback did it
+        assert "decord" in by_video["av1.mp4"]["failed_backends"]  # and says why, as extract's
     for path in bad:
         item = by_video[path.name]
         assert item["status"] == "failed", path.name

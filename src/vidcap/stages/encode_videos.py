@@ -368,7 +368,14 @@ class _Streams:
             return
         features = np.stack([progress.features[c.index] for c in clips])
         decoded = {k: meta[k] for k in ("backend", "n_frames", "duration_s", "height", "width")}
-        info = {**info, **decoded, "source": meta["source"], "warnings": meta["warnings"]}
+        info = {
+            **info,
+            **decoded,
+            "source": meta["source"],
+            "warnings": meta["warnings"],
+            # As extract's: the backends that failed before the one that read it, and why.
+            "failed_backends": meta.get("failed_backends", {}),
+        }
         try:
             record = write_features(
                 self.stage, video.id, clips, features, self.config, info, self.item_fps[video.id]
