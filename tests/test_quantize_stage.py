@@ -133,6 +133,7 @@ def test_errors_are_sentences(features_dir: Path, frames_dir: Path, tmp_path: Pa
     )
     assert too_many.exit_code == 1 and "Traceback" not in too_many.output
     assert "error:" in too_many.output
+    assert not (tmp_path / "w").exists()  # a refused run leaves no empty --out behind
 
 
 def _copies_of(features_dir: Path, to: Path, copies: int) -> Path:

@@ -348,7 +348,18 @@ class StageDir:
             yield
             return
         self._refuse_foreign_folder()
+        created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._holding_lock(wait_s):
+                yield
+        finally:
+            if created:  # a run stopped before it wrote anything leaves no empty --out behind
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+
+    @contextlib.contextmanager
+    def _holding_lock(self, wait_s: float) -> Iterator[None]:
         path = self.path / LOCK
         deadline = time.monotonic() + wait_s
         try:
