@@ -163,15 +163,13 @@ def training_up_to_date(
     """The result of a training stage (pretrain, finetune) that finished before with the same
     inputs and settings, so there is nothing to do; None when it must run: with ``force``, when it
     is not finished, or when ``resume`` asks for a particular checkpoint (not None or "auto").
-    Decided by the main process for all (two processes deciding alone may disagree).
-    """
+    Decided by the main process for all (two processes deciding alone may disagree)."""
     if force or resume not in (None, "auto"):
         return None
-    finished = processes.from_main(
+    return processes.from_main(
         lambda: finished_result(stage, fingerprint, started, training_details),
         f"read {stage.path}'s index",
     )
-    return finished
 
 
 def refuse_fresh_start(
