@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vidcap.errors import VidcapError
+from vidcap.errors import VidcapError, VidcapWarning
 from vidcap.training.loop import train
 from vidcap.training.settings import TrainConfig
 
@@ -57,3 +57,16 @@ def test_one_nan_loss_in_float32_stops_before_the_next_checkpoint(tmp_path: Path
         train(NaNAt(bad=3), Points(), None, _collate, tmp_path, config)
     saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*"))
     assert saved == ["step-00000002"]
+
+
+def test_resuming_a_checkpoint_past_max_steps_says_nothing_is_trained(tmp_path: Path) -> None:
+    # `--resume checkpoints/step-4 --max-steps 2` finished "steps 4" without a word.
+    config = TrainConfig(max_steps=4, batch_size=1, lr=0.1, save_every=2, log_every=100)
+    train(NaNAt(bad=0), Points(), None, _collate, tmp_path, config)
+    shorter = TrainConfig(max_steps=2, batch_size=1, lr=0.1, save_every=2, log_every=100)
+    with pytest.warns(VidcapWarning, match="after step 4, at or past --max-steps 2: nothing is"):
+        outcome = train(
+            NaNAt(bad=0), Points(), None, _collate, tmp_path, shorter,
+            resume=str(tmp_path / "checkpoints" / "step-00000004"),
+        )  # fmt: skip
+    assert outcome["steps"] == 4

@@ -352,6 +352,17 @@ def train(
     wait_for_everyone()
     if checkpoint is not None:
         step = _load_checkpoint(accelerator, checkpoint)
+        if (
+            step >= config.max_steps
+            and resume not in (None, "auto")
+            and accelerator.is_main_process
+        ):
+            warnings.warn(
+                f"{checkpoint} is after step {step}, at or past --max-steps {config.max_steps}: "
+                "nothing is trained; it is evaluated and saved as it is.",
+                VidcapWarning,
+                stacklevel=2,
+            )
     batches_per_epoch = len(train_loader)
     metrics_path = out_dir / METRICS
     if accelerator.is_main_process:
