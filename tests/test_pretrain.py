@@ -254,3 +254,13 @@ def test_fp16_without_a_gpu_says_it_trains_in_float32(words_dir: Path, tmp_path:
         "warning: --mixed-precision fp16 needs a GPU; on the CPU this run trains in float32."
         in said
     )
+
+
+def test_a_resume_that_is_no_checkpoint_is_refused_before_anything_is_written(
+    words_dir: Path, tmp_path: Path
+) -> None:
+    # It was found only when training began: the vocabulary was written, and stayed.
+    out = tmp_path / "pretrain"
+    result = pretrain(words_dir, out, "--max-steps", "2", "--resume", str(tmp_path / "bogus"))
+    assert result.exit_code == 1 and "is not a vidcap checkpoint" in result.output
+    assert not out.exists()

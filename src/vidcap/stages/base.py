@@ -172,21 +172,24 @@ def training_up_to_date(
     )
 
 
-def refuse_fresh_start(
+def check_resume(
     stage: StageDir, fingerprint: str, resume: str | None, force: bool, processes: Processes
 ) -> None:
-    """Refuse to start a training stage afresh (no ``resume``, no ``force``) over checkpoints of
-    this same run: a rerun of a stopped command would throw their steps away. Inside the
-    folder's lock (a run still writing them is refused by the lock first), decided by the main
-    process for all.
+    """Refuse, before a training stage writes anything: a ``resume`` path that is no checkpoint
+    (found only when training began, after the vocabulary was written), and a fresh start (no
+    ``resume``, no ``force``) over checkpoints of this same run (a rerun of a stopped command
+    would throw their steps away). Inside the folder's lock (a run still writing them is refused
+    by the lock first), decided by the main process for all.
 
     Raises:
-        VidcapError: naming the latest checkpoint, --resume auto and --force.
+        VidcapError: what is wrong, and what to give instead.
     """
+    from vidcap.training.loop import fresh_start_problem, resolve_resume  # torch: not at start
+
+    if resume not in (None, "auto"):
+        resolve_resume(stage.path, resume)
     if resume is not None or force:
         return
-    from vidcap.training.loop import fresh_start_problem  # torch: not at the CLI's start
-
     problem = processes.from_main(
         lambda: fresh_start_problem(stage.path, fingerprint), f"read {stage.path}'s checkpoints"
     )

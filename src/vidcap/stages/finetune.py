@@ -72,8 +72,8 @@ from vidcap.output.formats import TimedCaption
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.base import (
     StageResult,
+    check_resume,
     record_training,
-    refuse_fresh_start,
     result_from_index,
     training_details,
     training_up_to_date,
@@ -292,7 +292,7 @@ def run_finetune(
     ) is not None:
         return finished
     with stage.locked():
-        refuse_fresh_start(stage, stage_fp, resume, force, processes)
+        check_resume(stage, stage_fp, resume, force, processes)
         fresh = resolve_resume(out_dir, resume, stage_fp) is None
         if (force or fresh) and processes.is_main:
             # A fresh start owes nothing to an earlier run in this folder: its checkpoints, vocabulary

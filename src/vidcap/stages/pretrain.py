@@ -26,8 +26,8 @@ from vidcap.models.presets import ARCHS, Arch, Preset, model_size
 from vidcap.quantize.kmeans import HierarchicalKMeans
 from vidcap.stages.base import (
     StageResult,
+    check_resume,
     record_training,
-    refuse_fresh_start,
     result_from_index,
     training_details,
     training_up_to_date,
@@ -120,7 +120,7 @@ def run_pretrain(
     ) is not None:
         return finished
     with stage.locked():
-        refuse_fresh_start(stage, stage_fp, resume, force, processes)
+        check_resume(stage, stage_fp, resume, force, processes)
         if force and processes.is_main:
             remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
         processes.barrier()
