@@ -352,3 +352,15 @@ def test_a_shard_killed_with_sigkill_resumes(synth_corpus: Path, tmp_path: Path)
     assert len(index) == 9 and all(item["status"] == "ok" for item in index.values())
     assert index["zlong"]["n_frames"] == len(np.load(out / index["zlong"]["outputs"]["frames"]))
     assert not list(out.rglob(".tmp-*")) and not (out / SHARDS).exists()
+
+
+def test_encoding_a_folder_whose_shard_jobs_have_not_all_ended_says_so(
+    synth_corpus: Path, tmp_path: Path
+) -> None:
+    # It said the folder was "not a `vidcap extract` folder" and "holds no videos".
+    frames = tmp_path / "frames"
+    half = vidcap("extract", synth_corpus, "--out", frames, "--size", "32", "--shard", "0/2")
+    assert half.exit_code == 0, half.output
+    result = vidcap("encode", frames, "--out", tmp_path / "features")
+    assert result.exit_code == 1
+    assert "holds a stage run that has not finished" in " ".join(result.output.split())

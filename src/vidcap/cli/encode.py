@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import TextColumn
 from rich.table import Table
 
+from vidcap.artifacts import SHARDS
 from vidcap.cli.console import finish_stage, stage_progress, stdout
 from vidcap.cli.options import (
     AllowFailures,
@@ -62,8 +63,15 @@ def _resolve_videos(inputs: list[str], processes: Processes) -> ResolvedInputs:
         return resolve_inputs(inputs, stdin_lines(processes) if "-" in inputs else ())
     except VidcapError:
         if len(inputs) == 1 and Path(inputs[0]).is_dir():
+            folder = Path(inputs[0])
+            if (folder / SHARDS).is_dir() or any(folder.glob("index*.jsonl")):
+                raise VidcapError(
+                    f"{folder} holds a stage run that has not finished (an index, no "
+                    "manifest.json yet): let it finish, or run its missing --shard jobs, then "
+                    "encode it."
+                ) from None
             raise VidcapError(
-                f"{inputs[0]} has no manifest.json (it is not a `vidcap extract` folder) and holds no videos."
+                f"{folder} has no manifest.json (it is not a `vidcap extract` folder) and holds no videos."
             ) from None
         raise
 
