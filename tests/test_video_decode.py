@@ -863,3 +863,23 @@ def test_a_backend_not_installed_says_how_to_install_it(
         BackendUnavailableError, match=f"which is not installed: {re.escape(install)}"
     ):
         resolve_backends(name)
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        # decord rethrowing: a log prefix per level, then the C++ check that failed (VP9 here).
+        ("[07:24:46] /github/workspace/src/video/ffmpeg/threaded_decoder.cc:292: [07:24:46] "
+         "/github/workspace/src/video/ffmpeg/threaded_decoder.cc:218: Check failed: "
+         "avcodec_send_packet(dec_ctx_.get(), pkt.get()) >= 0 (-11 vs. 0) Thread worker: Error "
+         "sending packet.", "Thread worker: Error sending packet."),
+        ("Check failed: st_nb >= 0 (-1128613112 vs. 0) ERROR cannot find video stream with wanted "
+         "index: -1", "ERROR cannot find video stream with wanted index: -1"),  # AV1
+        ("[12:00:00] src/x.cc:10: Error: cannot open file", "cannot open file"),
+    ],
+)  # fmt: skip
+def test_a_backends_error_is_told_in_its_own_words_only(raised: str, said: str) -> None:
+    # A failure sentence carried decord's nested log prefixes and C++ assertions.
+    from vidcap.video.decode import describe_error
+
+    assert describe_error(RuntimeError(raised)) == said

@@ -512,7 +512,11 @@ def check_video_file(path: str | Path) -> Path:
     return p
 
 
-_LOG_PREFIX = re.compile(r"^\[[\d:]+\]\s+\S+:\d+:\s*(Error:\s*)?")
+# decord's messages: log prefixes ("[07:24:46] .../threaded_decoder.cc:292: "), one per nested
+# rethrow, and the C++ assertion that failed ("Check failed: st_nb >= 0 (-1128613112 vs. 0) "),
+# before the words that say what happened.
+_LOG_PREFIX = re.compile(r"^(\[[\d:]+\]\s+\S+:\d+:\s*)+(Error:\s*)?")
+_FAILED_CHECK = re.compile(r"Check failed: .*?\(-?\d+ vs\. -?\d+\)\s*")
 
 
 def describe_error(error: BaseException) -> str:
@@ -520,7 +524,7 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, DecodeError):
         return str(error)
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    text = _LOG_PREFIX.sub("", lines[0]) if lines else ""
+    text = _FAILED_CHECK.sub("", _LOG_PREFIX.sub("", lines[0])) if lines else ""
     text = text or type(error).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
