@@ -239,6 +239,10 @@ def test_a_bad_choice_is_a_usage_error_before_any_work(case: int, tmp_path: Path
         (["encode", "IN", "-o", "OUT", "-j", "many"], "--workers"),
         (["encode", "IN", "-o", "OUT", "--loader-workers", "-1"], "--loader-workers"),
         (["quantize", "IN", "-o", "OUT", "--k", "1"], "--k"),
+        # These failed at run time, exit 1, after the command had started.
+        (["pretrain", "IN", "-o", "OUT", "--save-every", "0"], "--save-every"),
+        (["finetune", "IN", "-o", "OUT", "--eval-every", "0"], "--eval-every"),
+        (["pretrain", "IN", "-o", "OUT", "--lr", "-1"], "--lr"),
         (["evaluate", "IN", "--task", "classify"], "--task"),  # needs --template and --field
     ],
 )

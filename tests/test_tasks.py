@@ -258,11 +258,6 @@ def test_a_finetuned_bundle_goes_on_training_on_another_task(
         assert refused.exit_code == 1 and message in refused.output, refused.output
 
 
-def test_zero_intervals_are_refused(pretrain: Path) -> None:
-    result = invoke("finetune", pretrain, "--out", pretrain.parent / "x", "--eval-every", "0")
-    assert result.exit_code == 1 and "--eval-every must be >= 1" in result.output
-
-
 @fork_only
 @pytest.mark.slow
 def test_answer_and_summarize_fail_a_hung_or_crashing_decoders_video_only(

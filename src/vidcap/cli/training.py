@@ -14,7 +14,7 @@ import typer
 from rich.progress import TextColumn
 
 from vidcap.cli.console import print_stage_result, progress_bar
-from vidcap.cli.options import AsJson
+from vidcap.cli.options import AsJson, positive
 from vidcap.distributed import current_processes
 from vidcap.training.settings import MixedPrecision, TrainingOverrides
 
@@ -37,6 +37,7 @@ LearningRate = Annotated[
     float | None,
     typer.Option(
         "--lr",
+        callback=positive,
         help="Peak learning rate, after 10% warmup, then linear decay (default: the preset's).",
     ),
 ]
@@ -45,10 +46,11 @@ MixedPrecisionOption = Annotated[
     MixedPrecision, typer.Option("--mixed-precision", help="Mixed precision (fp16, bf16: GPU).")
 ]
 SaveEvery = Annotated[
-    int, typer.Option("--save-every", help="Save a resumable checkpoint every N steps.")
+    int, typer.Option("--save-every", min=1, help="Save a resumable checkpoint every N steps.")
 ]
 EvalEvery = Annotated[
-    int, typer.Option("--eval-every", help="Val loss (finetune: and val CIDEr) every N steps.")
+    int,
+    typer.Option("--eval-every", min=1, help="Val loss (finetune: and val CIDEr) every N steps."),
 ]
 Seed = Annotated[
     int, typer.Option("--seed", help="Random seed (data order, masking, initial weights).")
