@@ -282,10 +282,7 @@ def corpus_to_score(given: str | Path | None, recorded: str | None, model: str) 
             and none was given.
     """
     if given is not None:
-        if Path(given).is_dir():
-            raise CorpusError(f"--corpus {given} is a folder, not a corpus file (corpus.jsonl).")
-        if not Path(given).is_file():
-            raise CorpusError(f"--corpus {given}: corpus file not found.")
+        _check_corpus_file(Path(given), f"--corpus {given}")
         return Path(given)
     if recorded is None:
         raise CorpusError(f"the {model} records no corpus; pass --corpus corpus.jsonl.")
@@ -297,6 +294,14 @@ def corpus_to_score(given: str | Path | None, recorded: str | None, model: str) 
     return Path(recorded)
 
 
+def _check_corpus_file(path: Path, named: str) -> None:
+    """Refuse a corpus path (``named`` so in the sentence) that is a folder or is not there."""
+    if path.is_dir():
+        raise CorpusError(f"{named} is a folder, not a corpus file (corpus.jsonl).")
+    if not path.is_file():
+        raise CorpusError(f"{named}: corpus file not found.")
+
+
 def iter_corpus(path: str | Path) -> Iterator[VideoRecord]:
     """:func:`read_corpus` a record at a time, for readers that keep little of each: a corpus
     with its transcripts (HowTo100M's ASR: 136 million lines of speech) would take gigabytes
@@ -306,18 +311,13 @@ def iter_corpus(path: str | Path) -> Iterator[VideoRecord]:
         CorpusError: as :func:`read_corpus`, when the reader reaches the line.
     """
     path = Path(path)
-    if path.is_dir():
-        raise CorpusError(f"{path} is a folder, not a corpus file (corpus.jsonl).")
-    if not path.is_file():
-        raise CorpusError(f"{path}: corpus file not found.")
+    _check_corpus_file(path, str(path))
     base_dir = path.resolve().parent
     first_line_of: dict[str, int] = {}
     with path.open("rb") as f:  # bytes: a line that is not UTF-8 is named by its number
         for line_no, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode(
-                    "utf-8-sig" if line_no == 1 else "utf-8"
-                )  # a BOM, as Windows writes
+            try:  # the first line may start with a BOM, as Windows tools write
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 raise CorpusError(
                     f"{path}:{line_no}: line: is not UTF-8 text (byte {raw[e.start]:#04x} at "

@@ -329,10 +329,11 @@ class ItemRun(Generic[ItemT]):
                 merged = self._finalize(skipped, time.perf_counter() - self.started)
 
         def result() -> StageResult:  # the main process's, from the index it merged
+            assert merged is not None  # from_main runs this on the main process only
             found = result_from_index(
                 stage, self.started, self.details, skipped=skipped, merged=merged
             )
-            found.note = self._others_note(merged if merged is not None else stage.read_index())
+            found.note = self._others_note(merged)
             return found
 
         return processes.from_main(result, reading)

@@ -298,8 +298,7 @@ def train(
         # Accelerate takes fp16 on a CPU and trains in float32: say so, not just record it.
         # (Not under DeepSpeed on GPUs, which does its own mixed precision: native_amp is off.)
         warnings.warn(
-            f"--mixed-precision {config.mixed_precision} needs a GPU; on the "
-            f"{accelerator.device.type.upper()} this run trains in float32.",
+            "--mixed-precision fp16 needs a GPU; on the CPU this run trains in float32.",
             VidcapWarning,
             stacklevel=2,
         )
