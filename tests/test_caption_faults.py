@@ -76,8 +76,9 @@ def test_caption_cli_reports_hang_and_crash_and_goes_on(
     paths = _copies(videos, tmp_path)
     run = invoke("caption", *paths, "--model", trap_bundle, "--format", "jsonl", "--timeout", "2")
     assert run.exit_code == 1
-    done = [json.loads(line)["video"] for line in run.stdout.splitlines()]
-    assert done == [str(paths[0]), str(paths[3])]
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["video"] for r in records] == [str(p) for p in paths]
+    assert ["error" in r for r in records] == [False, True, True, False]
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 3, run.stderr
     assert "hang.mp4 stalled: the decoder sent nothing for 2 s" in errors[0]
@@ -109,7 +110,9 @@ def test_caption_writes_videos_as_they_are_captioned_not_at_the_end(
     assert run.exit_code == 1
     assert [video for _, video in written] == [str(good)] * 8
     assert ended - written[-1][0] >= 2.0  # written before the hung decoder's 2 s ran out
-    assert [json.loads(line)["video"] for line in run.stdout.splitlines()] == [str(good)] * 8
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["video"] for r in records] == [str(good)] * 8 + [str(hang)]
+    assert "stalled" in records[-1]["error"]
 
 
 @pytest.mark.slow

@@ -324,6 +324,44 @@ def test_the_writer_hands_each_result_over_as_it_comes(fmt: str, tmp_path: Path)
         assert stream.getvalue() == json.dumps(whole, indent=2, ensure_ascii=False) + "\n"
 
 
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "anet"])
+def test_a_failed_video_keeps_its_place_in_json_and_jsonl(fmt: str, tmp_path: Path) -> None:
+    """A consumer of json/jsonl tells a video that failed from one never given: its
+    {"video", "error"} record stands in its place. The other formats hold captions only."""
+    first, second = _results()
+    out = tmp_path / f"captions.{fmt}"
+    with CaptionsWriter(fmt, out, 3, timed=False) as writer:
+        writer.add(first)
+        writer.add_failure("broken.mp4", "broken.mp4 is not a video file.")
+        writer.add(second)
+        writer.close()
+    text = out.read_text(encoding="utf-8")
+    record = {"video": "broken.mp4", "error": "broken.mp4 is not a video file."}
+    if fmt == "json":
+        whole = [first.to_json(), record, second.to_json()]
+        assert text == json.dumps(whole, indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "jsonl":
+        assert [json.loads(line) for line in text.splitlines()] == [
+            first.to_json(),
+            record,
+            second.to_json(),
+        ]
+    else:
+        assert text == render([first, second], fmt)  # no trace of it
+        assert "broken.mp4" not in text
+
+
+def test_a_run_whose_every_video_failed_writes_their_records(tmp_path: Path) -> None:
+    """json with nothing but failures is still a document (the records), not an empty one."""
+    out = tmp_path / "captions.json"
+    with CaptionsWriter("json", out, 1, timed=False) as writer:
+        writer.add_failure("gone.mp4", "gone.mp4: no such file.")
+        writer.close()
+    assert json.loads(out.read_text()) == [
+        {"video": "gone.mp4", "error": "gone.mp4: no such file."}
+    ]
+
+
 def test_a_writer_left_early_leaves_no_file(tmp_path: Path) -> None:
     """Ctrl-C or a fault midway: the output file is never half-written, and a run with no result
     writes no file."""

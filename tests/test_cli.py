@@ -498,6 +498,7 @@ def test_shared_videos_reach_the_main_process_in_order_a_round_at_a_time(
                 lambda result: emitted.append((gathers[0], result)),
                 finished.append,
                 processes=Rank(rank, 2),
+                failed=lambda path, _: emitted.append((gathers[0], f"failed {path}")),
             )
         except typer.Exit as e:
             exits.append(e.exit_code)
@@ -507,9 +508,12 @@ def test_shared_videos_reach_the_main_process_in_order_a_round_at_a_time(
         t.start()
     for t in threads:
         t.join(timeout=30)
-    assert [v for _, v in emitted] == [p.upper() for p in paths if not p.startswith("bad")]
+    # Each in its place, the failure too (a jsonl output records it there).
+    assert [v for _, v in emitted] == [
+        f"failed {p}" if p.startswith("bad") else p.upper() for p in paths
+    ]
     # Rounds of 2 per process: videos 0-3 after the first, 4-7 after the second, 8 after the last.
-    assert [n for n, _ in emitted] == [1, 1, 1, 2, 2, 2, 2, 3]
+    assert [n for n, _ in emitted] == [1, 1, 1, 1, 2, 2, 2, 2, 3]
     assert finished == [[("bad.mp4", "bad.mp4 cannot be read.")]] and exits == [1]
 
 

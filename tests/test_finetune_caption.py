@@ -490,11 +490,13 @@ def test_bad_files_mid_batch(bart: Run, videos: dict[str, Video], tmp_path: Path
     text.write_text("hello\n")
     run = invoke("caption", good, missing, text, good2, "--model", bundle, "--format", "jsonl")
     assert run.exit_code == 1
-    lines = run.stdout.splitlines()
-    assert len(lines) == 2, run.stdout
-    assert [json.loads(line)["video"] for line in lines] == [str(good), str(good2)]
-    for line in lines:
-        assert len(json.loads(line)["captions"]) == 1
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    # Every video in its place: the two failures as {"video", "error"}, with stderr's sentence.
+    assert [r["video"] for r in records] == [str(good), str(missing), str(text), str(good2)]
+    assert [len(r["captions"]) for r in (records[0], records[3])] == [1, 1]
+    assert [sorted(r) for r in records[1:3]] == [["error", "video"]] * 2
+    for record in records[1:3]:
+        assert f"error: {record['error']}" in run.stderr
     assert "missing.mp4" in run.stderr and "not_a_video.txt" in run.stderr
     assert "2 of 4 videos could not be captioned" in run.stderr
     assert "Traceback" not in run.output

@@ -124,8 +124,9 @@ def test_caption_does_every_good_file_and_fails_every_bad_one(
     assert run.exit_code == 1, run.output
     assert "Traceback" not in run.output
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert [line["video"] for line in lines] == [str(p) for p in good]
-    assert all(line["captions"] for line in lines)
+    assert [line["video"] for line in lines] == [str(p) for p in files]
+    assert all(line["captions"] for line in lines[: len(good)])
+    assert all(sorted(line) == ["error", "video"] for line in lines[len(good) :])
     errors = [e for e in run.stderr.splitlines() if e.startswith("error")]
     for path in bad:
         mine = [e for e in errors if path.name in e]

@@ -298,7 +298,10 @@ def test_answer_and_summarize_fail_a_hung_or_crashing_decoders_video_only(
     assert fine.exit_code == 0 and len(fine.stdout.splitlines()) == 1
     assert "Traceback" not in hung.output + crashed.output + summaries.output
     assert summaries.exit_code == 1
-    assert [json.loads(line)["video"] for line in summaries.stdout.splitlines()] == [str(video)]
+    records = [json.loads(line) for line in summaries.stdout.splitlines()]
+    assert [r["video"] for r in records] == [str(video), str(hang), str(crash)]
+    assert "summary" in records[0] and "error" not in records[0]
     errors = [line for line in summaries.stderr.splitlines() if line.startswith("error:")]
     assert "hang.mp4 stalled" in errors[0] and "crash.mp4" in errors[1]
+    assert [f"error: {r['error']}" for r in records[1:]] == errors[:2]
     assert errors[-1] == "error: 2 of 3 videos could not be summarized."

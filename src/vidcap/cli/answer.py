@@ -82,7 +82,8 @@ def summarize_command(
     """Summarize each video in one paragraph, across its events.
 
     A video that cannot be read prints an error and the others go on; the exit status is 1 if any
-    failed. With several videos each line is `video<TAB>summary`.
+    failed (--json gives it a line of its own, {"video": ..., "error": ...}). With several videos
+    each line is `video<TAB>summary`.
 
     With a dense model (`vidcap finetune --task dense`): the key moments, each with its time, then
     the story, a paragraph telling them in order (repeats merged, joined by "Then", "Meanwhile,",
@@ -109,7 +110,7 @@ def summarize_command(
         sys.stdout.flush()
         return summary
 
-    for_each_video(paths, "summarized", summarize_one)
+    for_each_video(paths, "summarized", summarize_one, failed=_json_failure if as_json else None)
 
 
 def _tell_stories(
@@ -135,4 +136,11 @@ def _tell_stories(
         sys.stdout.flush()
         return story.paragraph
 
-    for_each_video(paths, "summarized", tell_one)
+    for_each_video(paths, "summarized", tell_one, failed=_json_failure if as_json else None)
+
+
+def _json_failure(video: str, error: str) -> None:
+    """--json: a video that could not be summarized, in its place, as caption's jsonl records
+    it (a consumer tells "failed" from "not given" without reading stderr)."""
+    sys.stdout.write(json.dumps({"video": video, "error": error}, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

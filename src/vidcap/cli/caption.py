@@ -112,7 +112,8 @@ def caption_command(
     One caption per video by default; --dense gives timed captions (use --format srt or vtt for
     subtitle files). A dense model (`vidcap finetune --task dense`) gives each video's events with
     their times, in every format. A video that cannot be read prints an error and the others go
-    on; the exit status is 1 if any failed. Each video is decoded in a killable process: a decoder
+    on; the exit status is 1 if any failed (json and jsonl record it in its place as
+    {"video": ..., "error": ...}). Each video is decoded in a killable process: a decoder
     that hangs past --timeout or crashes fails that video only. Ctrl-C exits 130.
 
     Many videos: --shard K/N captions every N-th (one shard per job; concatenate the jsonl
@@ -260,7 +261,15 @@ def caption_command(
 
     try:
         with writer:  # left early (Ctrl-C, a fault): no half-written output stays
-            for_each_video(paths, "captioned", caption_one, emit, finish, processes=processes)
+            for_each_video(
+                paths,
+                "captioned",
+                caption_one,
+                emit,
+                finish,
+                processes=processes,
+                failed=writer.add_failure,
+            )
     except OSError as error:  # writing a storyboard or the output: a full disk, a read-only one
         fault = as_resource_error(error, rerun=_RERUN_CAPTION) or as_path_error(error)
         if fault is None:

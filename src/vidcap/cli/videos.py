@@ -152,6 +152,7 @@ def for_each_video(
     emit: Callable[[T], None] | None = None,
     finish: Callable[[list[Failure]], None] | None = None,
     processes: Processes | None = None,
+    failed: Callable[[str, str], None] | None = None,
 ) -> None:
     """Run ``work(path)`` on each video in turn, under a progress bar, handing each result to
     ``emit`` in input order; no result is kept here.
@@ -171,12 +172,14 @@ def for_each_video(
         processes: under ``torchrun`` / ``accelerate launch``, each process runs ``work`` on
             its share (:meth:`Processes.shard` of ``paths``, in order); every :data:`ROUND`
             videos, the main process gathers the outcomes and reports and emits them, in the
-            order of ``paths``. ``emit`` and ``finish`` run on the main process only. The results
-            must pickle.
+            order of ``paths``. ``emit``, ``failed`` and ``finish`` run on the main process
+            only. The results must pickle.
+        failed: called with each failed video and its error sentence, in the same order as
+            ``emit`` (a jsonl output records it in its place).
     """
     processes = processes or Processes()
     if processes.world_size > 1:
-        _for_each_video_shared(paths, verb, work, emit, finish, processes)
+        _for_each_video_shared(paths, verb, work, emit, finish, processes, failed)
         return
     failures: list[Failure] = []
     with progress_bar() as progress:
@@ -185,13 +188,22 @@ def for_each_video(
             try:
                 result = work(path)
             except VidcapError as error:
-                failures.append((path, str(error)))
-                print_error(str(error))
+                _fail(path, str(error), failures, failed)
             else:
                 if emit is not None:
                     emit(result)
             progress.advance(task)
     _finish(len(paths), verb, failures, finish)
+
+
+def _fail(
+    path: str, error: str, failures: list[Failure], failed: Callable[[str, str], None] | None
+) -> None:
+    """A video that failed: its error on stderr, counted, and handed to ``failed``."""
+    failures.append((path, error))
+    print_error(error)
+    if failed is not None:
+        failed(path, error)
 
 
 def _finish(
@@ -215,6 +227,7 @@ def _for_each_video_shared(
     emit: Callable[[T], None] | None,
     finish: Callable[[list[Failure]], None] | None,
     processes: Processes,
+    failed: Callable[[str, str], None] | None,
 ) -> None:
     """:func:`for_each_video` over several processes (see its ``processes``).
 
@@ -242,8 +255,7 @@ def _for_each_video_shared(
             for index in sorted(merged):
                 outcome = merged[index]
                 if isinstance(outcome, VidcapError):
-                    failures.append((paths[index], str(outcome)))
-                    print_error(str(outcome))
+                    _fail(paths[index], str(outcome), failures, failed)
                 elif emit is not None:
                     emit(outcome)
     if processes.is_main:

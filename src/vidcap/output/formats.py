@@ -357,6 +357,19 @@ class Renderer:
         ]
         return ("" if first else "\n") + "".join(f"{line}\n" for line in lines)
 
+    def failure(self, video: str, error: str) -> str:
+        """The text of a video that could not be captioned, in its place: a ``{"video", "error"}``
+        object in ``json``/``jsonl`` (a consumer tells "failed" from "not given" without reading
+        stderr); nothing in the other formats, whose files hold captions only."""
+        if self.fmt not in ("json", "jsonl"):
+            return ""
+        record = {"video": video, "error": error}
+        first = self.count == 0
+        self.count += 1
+        if self.fmt == "jsonl":
+            return json.dumps(record, ensure_ascii=False) + "\n"
+        return ("[\n" if first else ",\n") + _indented(record, "  ")
+
     def end(self) -> str:
         """What closes the document (with no result: the whole of an empty one)."""
         if self.fmt == "json":
@@ -465,7 +478,18 @@ class CaptionsWriter:
         if self.files or (self.fmt in SUBTITLE_FORMATS and self.out is not None):
             self._write_subtitles(result)
             return
-        text = self.renderer.piece(result)
+        self._write(self.renderer.piece(result))
+
+    def add_failure(self, video: str, error: str) -> None:
+        """Record, in its place, a video that could not be captioned (json/jsonl only: see
+        :meth:`Renderer.failure`)."""
+        text = self.renderer.failure(video, error)
+        if text:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        """Write a result's text: to the output file (opened under its temporary name at the
+        first) or stdout."""
         if self.out is None:
             self._print(text)
             return
