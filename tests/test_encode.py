@@ -240,6 +240,14 @@ def test_list_and_sentences(tmp_path: Path) -> None:
     assert listed.exit_code == 0
     for name in ("descriptor", "hf:", "torchvision:s3d"):
         assert name in listed.output
+    # --list needs nothing else; without it, no inputs or no --out is a usage error (exit 2,
+    # before anything is read), as every missing required option is.
+    assert encode("--list", "--out", str(tmp_path / "o")).exit_code == 0
+    no_out = encode(str(tmp_path))
+    assert no_out.exit_code == 2 and "Missing option '--out'" in no_out.output
+    no_inputs = encode("--out", str(tmp_path / "o"))
+    assert no_inputs.exit_code == 2 and "Missing argument" in no_inputs.output
+    assert not (tmp_path / "o").exists()
     assert encode(str(tmp_path), "--out", str(tmp_path / "o")).exit_code == 1
     no_manifest = encode(str(tmp_path), "--out", str(tmp_path / "o"))
     assert "has no manifest.json" in no_manifest.output

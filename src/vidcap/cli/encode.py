@@ -50,6 +50,14 @@ def _print_encoders() -> None:
     stdout.print(table)
 
 
+def _list_encoders(value: bool) -> None:
+    """``--list``: the table, then exit, before the inputs and ``--out`` it does not need are
+    asked for (an eager option)."""
+    if value:
+        _print_encoders()
+        raise typer.Exit()
+
+
 def _extract_folder(inputs: list[str]) -> Path | None:
     """The extract folder when that is the input (one folder holding a stage manifest)."""
     if len(inputs) != 1:
@@ -78,17 +86,19 @@ def _resolve_videos(inputs: list[str], processes: Processes) -> ResolvedInputs:
 
 def encode_command(
     inputs: Annotated[
-        list[str] | None,
+        list[str],
         typer.Argument(
             help="A folder written by `vidcap extract`, or videos as `vidcap extract` takes them "
             "(a corpus.jsonl, video files, folders, or - to read paths from stdin).",
             show_default=False,
         ),
-    ] = None,
+    ],
     out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Folder for the features (a stage folder)."),
-    ] = None,
+        Path,
+        typer.Option(
+            "--out", "-o", help="Folder for the features (a stage folder).", show_default=False
+        ),
+    ],
     encoder: Annotated[
         str,
         typer.Option(
@@ -202,7 +212,12 @@ def encode_command(
     as_json: AsJson = False,
     list_encoders: Annotated[
         bool,
-        typer.Option("--list", help="List the encoders, their sizes and whether they run here."),
+        typer.Option(
+            "--list",
+            callback=_list_encoders,
+            is_eager=True,
+            help="List the encoders, their sizes and whether they run here.",
+        ),
     ] = False,
 ) -> None:
     """Encode every clip into one feature vector (one safetensors per video).
@@ -214,13 +229,6 @@ def encode_command(
     under `accelerate launch` or `torchrun` to share the videos between processes or GPUs, or as N
     jobs with --shard K/N (a SLURM array) into one --out.
     """
-    if list_encoders:
-        _print_encoders()
-        return
-    if not inputs or out is None:
-        raise VidcapError(
-            "give an extract folder or videos, and --out (or --list to see the encoders)."
-        )
     from vidcap.stages.encode import EncodeConfig, VideoEncoded, run_encode
 
     config = EncodeConfig(
