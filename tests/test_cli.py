@@ -33,6 +33,33 @@ def test_help_lists_commands() -> None:
         assert command in result.output
 
 
+def _commands(group, path=()):  # every command below the app, with its path
+    for name, command in group.commands.items():
+        if isinstance(command, typer.core.TyperGroup):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_help_paragraphs_fill_the_terminal_they_are_shown_in() -> None:
+    """A command's description is wrapped to the terminal, not to its docstring's source lines:
+    at 80 columns each 100-column source line became a long line and a short one."""
+    commands = dict(_commands(typer.main.get_command(app)))
+    assert len(commands) >= 15
+    for path, command in commands.items():
+        for paragraph in (command.help or "").split("\n\n"):
+            assert "\n" not in paragraph, path
+    result = runner.invoke(app, ["extract", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Frames are resized" in line)
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip())
+    paragraph = " ".join(line.strip() for line in lines[start:end])
+    assert paragraph.startswith("Frames are resized") and paragraph.endswith("into one --out.")
+    assert end - start <= -(-len(paragraph) // 70)  # full lines (the ragged text took 8 here)
+    assert all(len(line) <= 80 for line in lines)
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

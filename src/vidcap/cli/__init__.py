@@ -7,7 +7,9 @@ Ctrl-C prints ``error: interrupted.`` and exits 130.
 
 from __future__ import annotations
 
+import inspect
 import os
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -46,8 +48,30 @@ _AFTER_INTERRUPT = {
 }
 
 
+def _one_line_paragraphs(text: str | None) -> str | None:
+    """A docstring's paragraphs each on one line. Typer keeps the line breaks of a command's
+    docstring, so a terminal narrower than its source lines wrapped every one of them in two
+    (a long line, then a short one); Rich wraps a paragraph given on one line to any width."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _reflow_help(group: TyperGroup) -> None:
+    """:func:`_one_line_paragraphs` for the help of every command below ``group``."""
+    for command in group.commands.values():
+        command.help = _one_line_paragraphs(command.help)
+        if isinstance(command, TyperGroup):
+            _reflow_help(command)
+
+
 class _VidcapGroup(TyperGroup):
     """Turns exceptions from commands into one readable sentence and a non-zero exit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _reflow_help(self)
 
     def invoke(self, ctx: typer.Context) -> object:
         try:
