@@ -185,6 +185,27 @@ def test_a_video_made_readable_is_retried_even_with_allow_failures(
     assert json.loads(again.stdout)["counts"] == {"ok": 1, "failed": 0, "skipped": 0}
 
 
+@pytest.mark.parametrize(("command", "files"), [("extract", "frames"), ("encode", "features")])
+def test_a_video_that_fails_on_a_rerun_leaves_no_file_of_the_earlier_run(
+    synth_corpus: Path, tmp_path: Path, command: str, files: str
+) -> None:
+    """The index says failed, and the folder agrees: a reader of the folder itself
+    (features/*.safetensors) does not take the earlier settings' file for this run's."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for n, item in enumerate(list(read_corpus(synth_corpus))[:2]):
+        shutil.copy(item.video, videos / f"v{n}.mp4")
+    out = tmp_path / "out"
+    run = [command, str(videos), "--out", str(out)]
+    assert runner.invoke(app, [*run, "--size", "48"]).exit_code == 0
+    assert len(list((out / files).iterdir())) == 2
+    (videos / "v1.mp4").write_bytes(b"damaged since")
+    again = runner.invoke(app, [*run, "--size", "32", "--json"])
+    assert again.exit_code == 1 and json.loads(again.stdout)["counts"]["failed"] == 1
+    assert [p.stem for p in (out / files).iterdir()] == ["v0"]
+    assert index_of(out)["v1"]["status"] == "failed"
+
+
 @pytest.mark.parametrize("command", ["extract", "encode"])
 def test_a_video_that_gave_only_part_of_itself_is_a_warning_line(
     synth_corpus: Path, tmp_path: Path, command: str

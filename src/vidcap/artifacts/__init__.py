@@ -38,6 +38,12 @@ _INDEX_PART = "index.part{rank}.jsonl"
 _SHARD_INDEX = "index.shard{index}of{count}.jsonl"
 _INDEX_PARTS = ("index.part*.jsonl", "index.shard*.jsonl")
 SHARDS = ".vidcap-shards"  # the state of each --shard job while a job array fills the folder
+# Each item stage's one file per item: (its folder in the stage folder, its suffix).
+ITEM_FILES = {
+    "extract": ("frames", ".npy"),
+    "encode": ("features", ".safetensors"),
+    "quantize": ("words", ".json"),
+}
 _TMP_PREFIX = ".tmp-"
 
 
@@ -464,6 +470,12 @@ class StageDir:
             raise VidcapError(f"item id {item_id!r} would write outside {self.path}.")
         return path
 
+    def item_file(self, item_id: str) -> Path:
+        """Where this stage writes an item's file (:data:`ITEM_FILES`: its frames, features or
+        visual words)."""
+        subdir, suffix = ITEM_FILES[self.stage]
+        return self.item_path(item_id, suffix, subdir)
+
     def relative(self, path: Path) -> str:
         """A path inside the stage folder, as stored in the index."""
         return path.relative_to(self.path).as_posix()
@@ -475,7 +487,13 @@ class StageDir:
         return INDEX if self.world_size == 1 else _INDEX_PART.format(rank=self.rank)
 
     def record(self, item: ItemRecord) -> None:
-        """Append one item's line to this process's index; flushed so a kill loses at most it."""
+        """Append one item's line to this process's index; flushed so a kill loses at most it.
+
+        A failed item's file from an earlier run (other settings, or a video since damaged) is
+        removed first: the index says failed, but a reader of the folder itself
+        (``features/*.safetensors``) would take the stale file for this run's result."""
+        if item.status == "failed" and self.stage in ITEM_FILES:
+            self.item_file(item.id).unlink(missing_ok=True)
         name = self.index_name()
         line = (json.dumps(item.to_json(), ensure_ascii=False, sort_keys=True) + "\n").encode()
         with open(self.path / name, "a+b") as f:

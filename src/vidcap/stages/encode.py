@@ -349,7 +349,7 @@ def write_features(
         bad = int((~np.isfinite(features).all(axis=1)).sum())
         error = f"the encoder produced NaN or infinite features for {bad} of {len(features)} clips of {video_id}."
         return ItemRecord(video_id, "failed", error=error, info=info, fingerprint=item_fp)
-    path = stage.item_path(video_id, ".safetensors", subdir="features")
+    path = stage.item_file(video_id)
     tensors = {
         "features": np.ascontiguousarray(features.astype(SAVE_DTYPES[config.save_dtype])),
         "start_s": np.array([c.start_s for c in clips], dtype=np.float64),

@@ -196,7 +196,7 @@ def _extract_one(
     worker: DecodeWorker,
 ) -> ItemRecord:
     """Decode one video; any error becomes a failed record with its sentence, never an exception."""
-    out_path = stage.item_path(video.id, ".npy", subdir="frames")
+    out_path = stage.item_file(video.id)
     info: dict[str, Any] = {"video": str(video.path), "split": video.split}
     try:
         meta = worker.extract(

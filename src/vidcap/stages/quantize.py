@@ -103,7 +103,7 @@ def run_quantize(
             except VidcapError as error:  # NaN features, a dim other than the fitted one
                 raise VidcapError(f"{record.id}: {error}") from None
             counts += np.bincount(words, minlength=tree.vocab_size)
-            out = stage.item_path(record.id, ".json", subdir="words")
+            out = stage.item_file(record.id)
             payload = {
                 "id": record.id,
                 "words": words.tolist(),
