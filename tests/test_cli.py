@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from stage_helpers import fail_file_locks, without_access_rights
 from vidcap import __version__
 from vidcap.cli import app
+from vidcap.cli.help import VidcapCommand
 from vidcap.cli.videos import Videos, for_each_video, read_video_paths
 from vidcap.errors import VidcapError
 from vidcap.stages.base import StageResult
@@ -47,6 +48,7 @@ def test_help_paragraphs_fill_the_terminal_they_are_shown_in() -> None:
     commands = dict(_commands(typer.main.get_command(app)))
     assert len(commands) >= 15
     for path, command in commands.items():
+        assert isinstance(command, VidcapCommand), path  # registered with cls=VidcapCommand
         for paragraph in (command.help or "").split("\n\n"):
             assert "\n" not in paragraph, path
     result = runner.invoke(app, ["extract", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
@@ -58,6 +60,17 @@ def test_help_paragraphs_fill_the_terminal_they_are_shown_in() -> None:
     assert paragraph.startswith("Frames are resized") and paragraph.endswith("into one --out.")
     assert end - start <= -(-len(paragraph) // 70)  # full lines (the ragged text took 8 here)
     assert all(len(line) <= 80 for line in lines)
+
+
+def test_flags_show_no_value_in_help() -> None:
+    """typer writes `<bool>` after a flag, as if `--force true` were how to give it."""
+    commands = [path for path, _ in _commands(typer.main.get_command(app))]
+    for path in [(), ("data",), ("quantize",), *commands]:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "160"})
+        assert result.exit_code == 0, path
+        assert "<bool>" not in result.output, path
+    extract = runner.invoke(app, ["extract", "--help"], env={"COLUMNS": "160"}).output
+    assert "<float>" in extract  # options that take a value still say which
 
 
 def test_version() -> None:

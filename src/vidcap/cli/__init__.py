@@ -7,12 +7,9 @@ Ctrl-C prints ``error: interrupted.`` and exits 130.
 
 from __future__ import annotations
 
-import inspect
 import os
-from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from vidcap import __version__
 from vidcap.cli import (
@@ -32,6 +29,7 @@ from vidcap.cli import (
     synth,
 )
 from vidcap.cli.console import print_error, show_vidcap_warnings
+from vidcap.cli.help import VidcapCommand, VidcapGroup
 from vidcap.distributed import leave_process_group
 from vidcap.errors import VidcapError, as_path_error, as_resource_error
 
@@ -48,30 +46,8 @@ _AFTER_INTERRUPT = {
 }
 
 
-def _one_line_paragraphs(text: str | None) -> str | None:
-    """A docstring's paragraphs each on one line. Typer keeps the line breaks of a command's
-    docstring, so a terminal narrower than its source lines wrapped every one of them in two
-    (a long line, then a short one); Rich wraps a paragraph given on one line to any width."""
-    if not text:
-        return text
-    paragraphs = inspect.cleandoc(text).split("\n\n")
-    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
-
-
-def _reflow_help(group: TyperGroup) -> None:
-    """:func:`_one_line_paragraphs` for the help of every command below ``group``."""
-    for command in group.commands.values():
-        command.help = _one_line_paragraphs(command.help)
-        if isinstance(command, TyperGroup):
-            _reflow_help(command)
-
-
-class _VidcapGroup(TyperGroup):
+class _VidcapGroup(VidcapGroup):
     """Turns exceptions from commands into one readable sentence and a non-zero exit."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _reflow_help(self)
 
     def invoke(self, ctx: typer.Context) -> object:
         try:
@@ -155,21 +131,24 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-app.command("info")(info.info_command)
-app.command("synth")(synth.synth_command)
+for name, command in {
+    "info": info.info_command,
+    "synth": synth.synth_command,
+    "extract": extract.extract_command,
+    "encode": encode.encode_command,
+    "pretrain": pretrain.pretrain_command,
+    "finetune": finetune.finetune_command,
+    "caption": caption.caption_command,
+    "evaluate": evaluate.evaluate_command,
+    "classify": classify.classify_command,
+    "answer": answer.answer_command,
+    "summarize": answer.summarize_command,
+    "demo": demo.demo_command,
+    "serve": serve.serve_command,
+}.items():
+    app.command(name, cls=VidcapCommand)(command)
 app.add_typer(data.app, name="data")
-app.command("extract")(extract.extract_command)
-app.command("encode")(encode.encode_command)
 app.add_typer(quantize.app, name="quantize")
-app.command("pretrain")(pretrain.pretrain_command)
-app.command("finetune")(finetune.finetune_command)
-app.command("caption")(caption.caption_command)
-app.command("evaluate")(evaluate.evaluate_command)
-app.command("classify")(classify.classify_command)
-app.command("answer")(answer.answer_command)
-app.command("summarize")(answer.summarize_command)
-app.command("demo")(demo.demo_command)
-app.command("serve")(serve.serve_command)
 
 
 def main() -> None:

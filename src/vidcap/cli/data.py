@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vidcap.cli.console import stderr, stdout
+from vidcap.cli.help import VidcapCommand, VidcapGroup
 from vidcap.corpus import Split
 from vidcap.datasets.importers import FORMATS
 from vidcap.datasets.importers.common import MAX_EXAMPLES
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 FORMAT_NAMES = tuple(FORMATS)
 
 app = typer.Typer(
+    cls=VidcapGroup,
     no_args_is_help=True,
     help="Import public datasets or subtitles into a corpus (`import`), or count a corpus (`stats`).\n\n"
     "`vidcap data import FORMAT ANNOTATIONS... --videos DIR --out corpus.jsonl` turns a public "
@@ -36,7 +38,7 @@ app = typer.Typer(
 ImportFormat = Enum("ImportFormat", {name: name for name in FORMAT_NAMES}, type=str)
 
 
-@app.command("import")
+@app.command("import", cls=VidcapCommand)
 def import_command(
     fmt: Annotated[
         ImportFormat,
@@ -163,7 +165,7 @@ def _print_report(report: ImportReport, out: Path) -> None:
         stderr.print(issues)
 
 
-@app.command("stats")
+@app.command("stats", cls=VidcapCommand)
 def stats_command(
     corpus: Annotated[
         Path, typer.Argument(metavar="CORPUS", help="A corpus.jsonl.", show_default=False)

@@ -6,14 +6,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from vidcap.cli.console import print_stage_result, stderr
+from vidcap.cli.help import VidcapCommand, VidcapGroup
 from vidcap.cli.options import AsJson, check_device
 from vidcap.quantize.settings import Normalization
 
 
-class _FitByDefault(TyperGroup):
+class _FitByDefault(VidcapGroup):
     """``vidcap quantize FEATURES_DIR ...`` runs ``fit``; ``vidcap quantize inspect ...`` inspects."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
@@ -32,7 +32,7 @@ app = typer.Typer(
 )
 
 
-@app.command("fit")
+@app.command("fit", cls=VidcapCommand)
 def fit_command(
     features_dir: Annotated[
         Path, typer.Argument(help="A folder written by `vidcap encode`.", show_default=False)
@@ -83,7 +83,7 @@ def fit_command(
     print_stage_result(result, as_json=as_json)
 
 
-@app.command("inspect")
+@app.command("inspect", cls=VidcapCommand)
 def inspect_command(
     words_dir: Annotated[
         Path, typer.Argument(help="A folder written by `vidcap quantize`.", show_default=False)
