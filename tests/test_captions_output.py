@@ -556,3 +556,33 @@ def test_the_report_writes_each_videos_page_as_it_comes_and_the_index_last(
     assert index.index('href="a.html"') < index.index('href="a-2.html"') < index.index("b.html")
     assert "3 videos captioned" in index and "bad.mp4 is not a video." in index
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".tmp")) == []
+
+
+def test_the_report_shows_what_to_know_before_trusting_a_videos_captions(tmp_path: Path) -> None:
+    """A video unlike the training videos (or decoded in part) says so above its player and in
+    its row of the index, as the CLI says it on stderr; failures are counted in the header and
+    marked in words, not by colour alone; a dense video's segments stay apart in the index."""
+    from vidcap.output.html import ReportVideo, ReportWriter
+
+    card = {"name": "m", "arch": "bart", "task": "caption", "parameters": 1534208}
+    report = ReportWriter(tmp_path, card)
+    first, second = _results()
+    flagged = "clips/a.mp4 is unlike the videos the model was trained on (score 1.05 > 1.03)."
+    report.add(ReportVideo(first, notices=[flagged]))
+    report.add(ReportVideo(_dense()))
+    report.add(ReportVideo(second))
+    index = report.close([("bad.mp4", "bad.mp4 is not a video.")]).read_text()
+    page = (tmp_path / "a.html").read_text()
+    notice = '<ul class="notices" role="note">\n<li>clips/a.mp4 is unlike the videos'
+    assert notice in page and page.index(notice) < page.index("<video")
+    assert "notices" not in (tmp_path / "b.html").read_text()
+    rows = index.split("<tr")
+    assert [notice in row for row in rows if row.startswith("><td><a href=")] == [
+        True,
+        False,
+        False,
+    ]
+    assert "a dog \u00b7 a cat" in index  # _dense(): "a dog", then "a\ncat"
+    assert "3 videos captioned by m (bart, task caption) \u00b7 1 could not be captioned" in index
+    assert "<strong>Failed:</strong> bad.mp4 is not a video." in index
+    assert "<dd>1,534,208</dd>" in index

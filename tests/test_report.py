@@ -241,3 +241,29 @@ def test_evaluate_html_refuses_a_file(caption_bundle: Path, tmp_path: Path) -> N
         app, ["evaluate", str(caption_bundle), "--html", str(tmp_path / "taken")]
     )
     assert result.exit_code == 1 and "is a file" in result.output
+
+
+@pytest.mark.slow
+def test_report_pages_fit_a_phone(report) -> None:
+    """At a phone's width nothing runs off the screen: the index's rows stack (a four-column
+    table ran 113 px past a 390 px screen) and the model card's values keep a readable width
+    (they were crushed to one or two characters a line)."""
+    out, _ = report
+    with chromium() as browser:
+        # A phone's screen (a headless window is at least 500 px wide).
+        metrics = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        for page in ("index.html", "synth video.html"):
+            browser.get((out / page).as_uri())
+            width = browser.execute_script("return window.innerWidth")
+            assert width <= 400  # the window is a phone's
+            scroll = browser.execute_script("return document.documentElement.scrollWidth")
+            assert scroll <= width, page
+            values = browser.execute_script(
+                "return [...document.querySelectorAll('dl.card dd')]"
+                ".map(e => e.getBoundingClientRect().width)"
+            )
+            assert values and min(values) > 0.35 * width, (page, values)
+        browser.get((out / "index.html").as_uri())
+        caption = browser.find_element("css selector", "table.videos tbody td:last-child")
+        assert caption.is_displayed() and caption.rect["x"] + caption.rect["width"] <= width

@@ -113,12 +113,67 @@ def test_page_uploads_a_video_and_plays_it_with_captions(server: Server, webm_vi
         now = browser.execute_script(f"return {video}.currentTime")
         assert now == pytest.approx(start, abs=2e-3)
         assert "current" in items[2].get_attribute("class")
-        # A file the server cannot decode: the page says why, in one sentence.
+        # The same file chosen again is sent again (the input forgets it once sent).
+        browser.execute_script("arguments[0].textContent = 'before'", status)
+        browser.find_element("id", "file").send_keys(str(webm_video))
+        wait_for(lambda: "caption" in status.text, 120, "the captions of the second upload")
+        # A file the server cannot decode: the page says why, in one sentence, and the last
+        # video's captions go (they are not this file's).
         browser.find_element("id", "file").send_keys(str(Path(__file__)))
         wait_for(lambda: "error" in status.get_attribute("class"), 60, "the error")
         assert "test_serve_browser.py" in status.text
-        assert not [e for e in browser.get_log("browser") if "player" in e["message"]]
+        assert not browser.find_element("id", "result").is_displayed()
+        # Windows are for timed captions: the field is off without them.
+        seconds, dense = browser.find_element("id", "seconds"), browser.find_element("id", "dense")
+        assert seconds.is_enabled()
+        dense.click()
+        assert not seconds.is_enabled()
+        logged = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert [m for m in logged if "status of 415" not in m] == []  # but the refused file
     assert uploads_left(server) == []
+
+
+@pytest.mark.slow
+def test_a_video_unlike_the_training_videos_is_flagged_on_the_page(
+    server: Server, tmp_path: Path
+) -> None:
+    """The out-of-domain warning the CLI prints reaches the page, above the captions."""
+    from tests.videos import ffmpeg
+
+    pattern = tmp_path / "test pattern.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "4", "-pix_fmt", "yuv420p",
+           str(pattern))  # fmt: skip
+    with pattern.open("rb") as f:
+        answer = httpx.post(f"{server.url}/v1/caption", files={"video": f}, timeout=120).json()
+    assert answer["ood"]["flagged"], answer  # colour bars are no synthetic shapes
+    with chromium() as browser:
+        browser.get(f"{server.url}/")
+        browser.find_element("id", "file").send_keys(str(pattern))
+        notices = browser.find_element("id", "notices")
+        wait_for(notices.is_displayed, 120, "the warning")
+        assert "unlike the videos the model was trained on" in notices.text
+        assert f"{answer['ood']['score']:.2f} > {answer['ood']['threshold']:.2f}" in notices.text
+
+
+@pytest.mark.slow
+def test_api_docs_render_without_network(server: Server) -> None:
+    """/docs is Swagger UI from the server's own files: the browser here reaches no other host
+    (FastAPI's default took it from a CDN, and the page stayed blank)."""
+    page = httpx.get(f"{server.url}/docs").text
+    assert "cdn." not in page and "https://" not in page
+    with chromium() as browser:
+        browser.get(f"{server.url}/docs")
+        wait_for(
+            lambda: "/v1/caption" in browser.find_element("tag name", "body").text,
+            60,
+            "the API's operations",
+        )
+        browser.get(f"{server.url}/redoc")
+        wait_for(
+            lambda: "v1/caption" in browser.find_element("tag name", "body").text,
+            60,
+            "ReDoc's operations",
+        )
 
 
 def _post_head(port: int, length: str | None) -> socket.socket:

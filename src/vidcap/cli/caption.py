@@ -195,10 +195,11 @@ def caption_command(
         storyboard, result = next(outcomes)
         if isinstance(result, VidcapError):
             raise result
-        for sentence in result.warnings:  # a truncated download captioned from what it holds
-            print_warning(sentence)
+        notices = [*result.warnings]  # a truncated download captioned from what it holds
         if result.ood is not None and result.ood.flagged:
-            print_warning(ood_warning(path, result.ood, synthetic))
+            notices.append(ood_warning(path, result.ood, synthetic))
+        for sentence in notices:  # on stderr, and in the report (above the video's player)
+            print_warning(sentence)
         if storyboard is not None and not result.captions:  # a dense model that found no event
             stderr.print(
                 f"no events found in {escape(path)}; no storyboard for it", highlight=False
@@ -221,7 +222,7 @@ def caption_command(
                     soft_wrap=True,
                 )
         result.thumbnails = []
-        return ReportVideo(result, report_png)
+        return ReportVideo(result, report_png, notices)
 
     report = (
         ReportWriter(html, model_card(captioner.bundle), copy_videos) if html is not None else None

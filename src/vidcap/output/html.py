@@ -28,7 +28,7 @@ import base64
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from importlib import resources
 from pathlib import Path
@@ -70,6 +70,10 @@ class ReportVideo:
 
     result: VideoCaptions
     storyboard: bytes | None = None
+    notices: list[str] = field(default_factory=list)
+    """What a reader must know before trusting the captions, a sentence each (the video is
+    unlike the model's training videos; its decoder read only part of it): shown above its
+    player and in its row of the index."""
 
 
 def report_storyboard(result: VideoCaptions, thumbnails: Sequence[np.ndarray]) -> bytes | None:
@@ -92,6 +96,8 @@ def page(title: str, body: str, script: bool = True) -> str:
         "<!doctype html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        # No icon: else the browser asks for /favicon.ico (a 404 from `vidcap serve`).
+        '<link rel="icon" href="data:,">\n'
         f"<title>{escape(title)}</title>\n"
         '<link rel="stylesheet" href="player.css">\n</head>\n'
         f"<body>\n{body}\n{tail}</body>\n</html>\n"
@@ -130,7 +136,9 @@ def player(video_src: str, result: VideoCaptions) -> str:
         f'<track default kind="captions" srclang="en" label="vidcap" src="{vtt_data_url(result)}">\n'
         "</video>\n"
         '<p class="video-error" hidden>This browser cannot play this video\'s codec (vidcap '
-        f'never re-encodes videos). <a href="{src}">Open the file</a> in a video player.</p>\n'
+        f'never re-encodes videos): <a href="{src}">open the file</a> in a video player, or '
+        "convert it, e.g. <code>ffmpeg -i VIDEO -c:v libx264 -pix_fmt yuv420p VIDEO.mp4</code>."
+        "</p>\n"
         "</div>\n"
         f'<ol class="captions" aria-label="Captions">\n{"".join(items)}\n</ol>\n</div>'
     )
@@ -141,7 +149,24 @@ def _value(value: Any) -> str:
         return f"{value:.6g}"
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "\u2014"}[value]
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"  # parameters 1,534,208
     return str(value)
+
+
+def notices_html(notices: Sequence[str]) -> str:
+    """Sentences a reader must see before trusting the captions, marked as warnings ("" for
+    none)."""
+    if not notices:
+        return ""
+    items = "".join(f"<li>{escape(n)}</li>" for n in notices)
+    return f'<ul class="notices" role="note">\n{items}\n</ul>'
+
+
+def _index_caption(result: VideoCaptions) -> str:
+    """A video's captions in its row of the index: one, or each segment's apart (" · ")."""
+    texts = [c.text.strip() for c in result.captions if c.text.strip()]
+    return " \u00b7 ".join(" ".join(t.split()) for t in texts)
 
 
 def _flatten(card: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -237,6 +262,7 @@ class ReportWriter:
                 source.name, f"{_duration(result)} \u00b7 {count} \u00b7 {self.model}", back=True
             )
             + "\n<main>\n"
+            + notices_html(item.notices)
             + player(_video_src(source, out, copy_to), result)
             + f"\n{storyboard}\n"
             + f"<section>\n<h2>Model</h2>\n{card_html(self.card)}\n</section>\n"
@@ -247,7 +273,7 @@ class ReportWriter:
         self.rows.append(
             f'<tr><td><a href="{quote(stem)}.html">{escape(source.name)}</a></td>'
             f'<td class="num">{_duration(result)}</td><td class="num">{len(result.captions)}</td>'
-            f"<td>{escape(result.caption)}</td></tr>"
+            f"<td>{escape(_index_caption(result))}{notices_html(item.notices)}</td></tr>"
         )
 
     def close(self, failures: Sequence[tuple[str, str]] = ()) -> Path:
@@ -257,17 +283,21 @@ class ReportWriter:
         if not self.rows:  # no video came: the index page still lists the failures
             self._start()
         failed = "".join(
-            f'<tr class="failed"><td>{escape(Path(v).name)}</td><td colspan="3">{escape(e)}</td></tr>'
+            f'<tr class="failed"><td>{escape(Path(v).name)}</td>'
+            f'<td colspan="3"><strong>Failed:</strong> {escape(e)}</td></tr>'
             for v, e in failures
         )
         table = (
-            '<table class="list">\n<tr><th>Video</th><th>Length</th><th>Captions</th><th>Caption</th></tr>\n'
+            '<table class="list videos">\n<thead><tr><th>Video</th><th>Length</th>'
+            "<th>Captions</th><th>Caption</th></tr></thead>\n<tbody>\n"
             + "\n".join(self.rows)
             + failed
-            + "\n</table>"
+            + "\n</tbody>\n</table>"
         )
         n = len(self.rows)
         meta = f"{n} video{'s' if n != 1 else ''} captioned by {self.model}"
+        if failures:
+            meta += f" \u00b7 {len(failures)} could not be captioned"
         body = (
             _header("Captions", meta, back=False)
             + f"\n<main>\n{table}\n"
@@ -287,29 +317,31 @@ def service_page(card: Mapping[str, Any], endpoint: str) -> str:
     watch it with its captions in the report's player (``endpoint`` is where the model's task is
     served; the page captions only, other tasks point to ``/docs``)."""
     model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
+    clip = float((card.get("extract") or {}).get("clip_seconds") or 1.5)
     if card.get("task") != "caption":
         form = (
             f"<p>This model is finetuned for {escape(str(card.get('task')))}: call "
             f'<code>POST {escape(endpoint)}</code> (see <a href="docs">the API docs</a>).</p>'
         )
     else:
-        form = """<form id="upload" action="v1/caption" method="post" enctype="multipart/form-data">
+        form = f"""<form id="upload" action="v1/caption" method="post" enctype="multipart/form-data">
 <label class="drop" id="drop">
 <input type="file" name="video" accept="video/*" id="file">
 <strong>Drop a video here</strong> or click to choose one
 </label>
 <p class="options"><label><input type="checkbox" id="dense" checked> Timed captions</label>
-<label>cut every <input type="number" id="seconds" min="0.5" step="0.5" placeholder="auto">
-seconds (empty: where the picture changes)</label></p>
+<label>windows of about <input type="number" id="seconds" min="{clip:g}" step="{clip:g}"
+placeholder="auto"> seconds (whole {clip:g} s clips; empty: cut where the picture changes)</label></p>
 <progress id="progress" value="0" max="1" hidden></progress>
 <div class="status" id="status" role="status"></div>
 </form>
 <section id="result" hidden>
 <h2 id="result-name"></h2>
+<ul class="notices" role="note" id="notices" hidden></ul>
 <div class="player" id="player">
 <div><video controls preload="metadata"></video>
-<p class="video-error" hidden>This browser cannot play this video's codec; the captions are
-listed beside.</p></div>
+<p class="video-error" hidden>This browser cannot play this video's codec; its captions are
+listed all the same.</p></div>
 <ol class="captions" aria-label="Captions"></ol>
 </div>
 </section>"""
@@ -344,7 +376,7 @@ def _scores_table(report: Mapping[str, Any]) -> str:
         + "</tr>\n"
         for name, values in scores.items()
     )
-    return f'<table class="list">\n<tr><th></th>{head}</tr>\n{rows}</table>'
+    return f'<div class="scroll">\n<table class="list">\n<tr><th></th>{head}</tr>\n{rows}</table>\n</div>'
 
 
 def _facts_cell(row: Mapping[str, Any]) -> str:
@@ -407,10 +439,10 @@ def write_evaluation_page(
         + f"\n<main>\n<section>\n<h2>Scores</h2>\n{_scores_table(report)}\n{fact_line}\n"
         + (f'<ul class="muted">{notices}</ul>\n' if notices else "")
         + "</section>\n<section>\n<h2>Segments</h2>\n"
-        + '<table class="list">\n<tr><th>Video</th><th>Caption</th><th>References</th>'
-        + "<th>Facts (\u2717 not in the caption)</th></tr>\n"
+        + '<div class="scroll">\n<table class="list">\n<tr><th>Video</th><th>Caption</th>'
+        + "<th>References</th><th>Facts (\u2717 not in the caption)</th></tr>\n"
         + "\n".join(lines)
-        + f"\n</table>\n</section>\n<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n</main>"
+        + f"\n</table>\n</div>\n</section>\n<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n</main>"
     )
     index = out / "index.html"
     atomic_write_text(index, page("Evaluation \u2014 vidcap", body, script=False))

@@ -23,6 +23,7 @@ try:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from fastapi_offline import FastAPIOffline
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.requests import ClientDisconnect
 except ImportError as error:  # pragma: no cover - depends on the environment
@@ -141,7 +142,9 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
             state["worker"].close()
             shutil.rmtree(state["root"], ignore_errors=True)
 
-    app = FastAPI(
+    # /docs and /redoc from files served here (fastapi-offline), not FastAPI's CDN: a server on
+    # a cluster node or behind a firewall showed a blank page there.
+    app = FastAPIOffline(
         title="vidcap",
         summary="Captions, answers and summaries for videos, from one finetuned vidcap model.",
         lifespan=lifespan,

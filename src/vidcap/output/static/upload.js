@@ -11,11 +11,37 @@
   const status = document.getElementById("status");
   const result = document.getElementById("result");
   const player = document.getElementById("player");
+  const notices = document.getElementById("notices");
+  const dense = document.getElementById("dense");
+  const seconds = document.getElementById("seconds");
   let objectUrl = null;
+
+  // Windows apply to timed captions only: the field says so by being off without them.
+  const followDense = () => { seconds.disabled = !dense.checked; };
+  dense.addEventListener("change", followDense);
+  followDense();
 
   function say(text, error = false) {
     status.textContent = text;
     status.classList.toggle("error", error);
+  }
+
+  // What to know before trusting the captions, as the report shows it: the video is unlike the
+  // model's training videos, or its decoder read only part of it.
+  function warn(answer) {
+    const lines = [];
+    const ood = answer.ood;
+    if (ood && ood.flagged) {
+      lines.push(`This video is unlike the videos the model was trained on (out-of-domain score `
+        + `${ood.score.toFixed(2)} > ${ood.threshold.toFixed(2)}): its captions are likely wrong.`);
+    }
+    (answer.warnings || []).forEach((w) => lines.push(w));
+    notices.replaceChildren(...lines.map((line) => {
+      const item = document.createElement("li");
+      item.textContent = line;
+      return item;
+    }));
+    notices.hidden = lines.length === 0;
   }
 
   // The track as a data: URL of WebVTT text (UTF-8, base64).
@@ -47,6 +73,7 @@
     vidcap.fillList(list, answer.captions);
     document.getElementById("result-name").textContent = file.name;
     player.querySelector(".video-error").hidden = true;
+    warn(answer);
     result.hidden = false;
     vidcap.attach(player);
     track.track.mode = "showing";
@@ -55,10 +82,9 @@
   function send(file) {
     const data = new FormData();
     data.append("video", file);
-    const dense = document.getElementById("dense").checked;
-    const seconds = document.getElementById("seconds").value.trim();
-    data.append("dense", dense ? "true" : "false");
-    if (dense && seconds) data.append("segment_seconds", seconds);
+    const span = seconds.value.trim();
+    data.append("dense", dense.checked ? "true" : "false");
+    if (dense.checked && span) data.append("segment_seconds", span);
     const request = new XMLHttpRequest();
     request.open("POST", form.getAttribute("action"));
     request.responseType = "json";
@@ -74,6 +100,7 @@
       progress.hidden = true;
       const answer = request.response;
       if (request.status !== 200) {
+        result.hidden = true; // the last video's captions are not this one's
         say((answer && answer.error) || `The server answered ${request.status}.`, true);
         return;
       }
@@ -81,11 +108,19 @@
       say(`${n} caption${n === 1 ? "" : "s"} for ${file.name} (${vidcap.clock(answer.duration || 0)}).`);
       show(file, answer);
     };
-    request.onerror = () => { progress.hidden = true; say("The server could not be reached.", true); };
+    request.onerror = () => {
+      progress.hidden = true;
+      result.hidden = true;
+      say("The server could not be reached.", true);
+    };
     request.send(data);
   }
 
-  input.addEventListener("change", () => { if (input.files.length) send(input.files[0]); });
+  input.addEventListener("change", () => {
+    if (!input.files.length) return;
+    send(input.files[0]);
+    input.value = ""; // the same file chosen again (other options) is sent again
+  });
   ["dragenter", "dragover"].forEach((e) => drop.addEventListener(e, (ev) => {
     ev.preventDefault();
     drop.classList.add("over");
