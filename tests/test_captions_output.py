@@ -586,3 +586,10 @@ def test_the_report_shows_what_to_know_before_trusting_a_videos_captions(tmp_pat
     assert "3 videos captioned by m (bart, task caption) \u00b7 1 could not be captioned" in index
     assert "<strong>Failed:</strong> bad.mp4 is not a video." in index
     assert "<dd>1,534,208</dd>" in index
+
+
+def test_a_storyboard_is_titled_alike_in_the_report_and_by_preview() -> None:
+    from vidcap.output.html import storyboard_title
+
+    assert storyboard_title(VideoCaptions("clips/a b.mp4", [], duration=7.24)) == "a b.mp4 (0:07.2)"
+    assert storyboard_title(VideoCaptions("x.webm", [], duration=None)) == "x.webm (\u2014)"

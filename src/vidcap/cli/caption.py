@@ -128,7 +128,12 @@ def caption_command(
     from vidcap.inference.captioner import Captioner
     from vidcap.inference.ood import warning as ood_warning
     from vidcap.output.formats import SUBTITLE_FORMATS, CaptionsWriter
-    from vidcap.output.html import ReportVideo, ReportWriter, report_storyboard
+    from vidcap.output.html import (
+        ReportVideo,
+        ReportWriter,
+        report_storyboard,
+        storyboard_title,
+    )
     from vidcap.output.storyboard import render_storyboard
 
     subtitles = fmt in SUBTITLE_FORMATS
@@ -205,7 +210,7 @@ def caption_command(
                 f"no events found in {escape(path)}; no storyboard for it", highlight=False
             )
         elif storyboard is not None:
-            title = f"{Path(result.video).name} ({result.duration:.1f} s)"
+            title = storyboard_title(result)
             render_storyboard(result.thumbnails, result.captions, storyboard, title=title)
         # The report's storyboard is drawn now, so what waits for the report (and travels to
         # the main process under a launcher) is a PNG, not raw thumbnails. Without --html the

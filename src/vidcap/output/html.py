@@ -76,13 +76,17 @@ class ReportVideo:
     player and in its row of the index."""
 
 
+def storyboard_title(result: VideoCaptions) -> str:
+    """A storyboard's title, in the report as in ``--preview``: the video's name and length."""
+    return f"{Path(result.video).name} ({_duration(result)})"
+
+
 def report_storyboard(result: VideoCaptions, thumbnails: Sequence[np.ndarray]) -> bytes | None:
-    """The report's storyboard of ``result`` (one thumbnail per caption) as PNG bytes, titled
-    with the video's name and length; None when there is no caption (or no thumbnail)."""
+    """The report's storyboard of ``result`` (one thumbnail per caption) as PNG bytes
+    (:func:`storyboard_title`); None when there is no caption (or no thumbnail)."""
     if not thumbnails or not result.captions:
         return None
-    title = f"{Path(result.video).name} ({_duration(result)})"
-    return storyboard_png(list(thumbnails), result.captions, title=title)
+    return storyboard_png(list(thumbnails), result.captions, title=storyboard_title(result))
 
 
 # --------------------------------------------------------------------------------------------------
