@@ -66,7 +66,7 @@ print(*(r.video for r in read_corpus(sys.argv[1]) if r.split == "test"), sep="\n
   | vidcap caption - --model "$work/model" --format jsonl > "$work/test-captions.jsonl"
 echo "one caption per test video: $work/test-captions.jsonl"
 if command -v jq > /dev/null; then
-  jq -r '[.video, .captions[0].text] | @tsv' "$work/test-captions.jsonl"
+  jq -r 'select(.error | not) | [.video, .captions[0].text] | @tsv' "$work/test-captions.jsonl"
 fi
 
 # 9. Dense captions of one test video as subtitles, cut where the picture changes, with a

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from stage_helpers import fail_file_locks, without_access_rights
 from vidcap import __version__
 from vidcap.cli import app
-from vidcap.cli.help import VidcapCommand
+from vidcap.cli.help import VidcapCommand, VidcapGroup
 from vidcap.cli.videos import Videos, for_each_video, read_video_paths
 from vidcap.errors import VidcapError
 from vidcap.stages.base import StageResult
@@ -45,8 +45,11 @@ def _commands(group, path=()):  # every command below the app, with its path
 def test_help_paragraphs_fill_the_terminal_they_are_shown_in() -> None:
     """A command's description is wrapped to the terminal, not to its docstring's source lines:
     at 80 columns each 100-column source line became a long line and a short one."""
-    commands = dict(_commands(typer.main.get_command(app)))
+    root = typer.main.get_command(app)
+    commands = dict(_commands(root))
     assert len(commands) >= 15
+    groups = [root, *(c for c in root.commands.values() if isinstance(c, typer.core.TyperGroup))]
+    assert len(groups) == 3 and all(isinstance(g, VidcapGroup) for g in groups)
     for path, command in commands.items():
         assert isinstance(command, VidcapCommand), path  # registered with cls=VidcapCommand
         for paragraph in (command.help or "").split("\n\n"):

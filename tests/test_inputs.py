@@ -58,6 +58,29 @@ def test_a_corpus_id_that_a_file_also_takes_is_a_sentence(tmp_path: Path) -> Non
         resolve_inputs([str(corpus), str(tmp_path / "other" / "clip.mp4")])
 
 
+def test_ids_that_differ_only_in_case_are_told_apart_or_refused(tmp_path: Path) -> None:
+    """On a case-insensitive disk (macOS, exFAT, an SMB share) `Clip` and `clip` are one file:
+    one video's frames were written over the other's (and a failed one deleted the other's)."""
+    _touch(tmp_path / "a" / "Clip.mp4", tmp_path / "b" / "clip.mp4")
+    videos = resolve_inputs([str(tmp_path / "a" / "Clip.mp4"), str(tmp_path / "b" / "clip.mp4")])
+    assert sorted(v.id for v in videos.videos) == [
+        (tmp_path / "a" / "Clip").as_posix(),
+        (tmp_path / "b" / "clip").as_posix(),
+    ]
+    _touch(tmp_path / "c" / "Clip.mp4", tmp_path / "c" / "clip.mp4")
+    with pytest.raises(VidcapError, match=r"Clip.mp4', '[^(]*/c/clip.mp4' differ only in case"):
+        resolve_inputs([str(tmp_path / "c")])
+    corpus = tmp_path / "corpus.jsonl"
+    records = [
+        {"id": id_, "video": "a/Clip.mp4", "split": "train", "segments": []}
+        for id_ in ("v_AbC", "v_abc")
+    ]
+    records[1]["video"] = "b/clip.mp4"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(VidcapError, match=r"'v_AbC', 'v_abc' \(.*\) differ only in case"):
+        resolve_inputs([str(corpus)])
+
+
 def test_a_folder_gives_camera_and_disc_videos_and_leaves_hidden_files(tmp_path: Path) -> None:
     # A camera card's AVCHD .MTS / .m2ts and a DVD's .VOB were skipped without a word, and the
     # macOS "._" file copied beside each video was taken for one (and failed the run).

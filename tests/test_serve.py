@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-fastapi = pytest.importorskip("fastapi", reason="the serve extra is not installed")
-from fastapi.testclient import TestClient  # noqa: E402
+pytest.importorskip("fastapi_offline", reason="the serve extra is not installed")
+from fastapi.testclient import TestClient
 
-from vidcap.cli import app as cli  # noqa: E402
-from vidcap.errors import VidcapError  # noqa: E402
-from vidcap.output.formats import parse_srt, parse_vtt  # noqa: E402
-from vidcap.serve.app import ServeConfig, create_app  # noqa: E402
-from vidcap.serve.errors import RequestError  # noqa: E402
-from vidcap.serve.model import load_model  # noqa: E402
-from vidcap.serve.uploads import read_form  # noqa: E402
-from vidcap.serve.worker import ModelWorker  # noqa: E402
-from vidcap.video.errors import DecodeTimeoutError  # noqa: E402
+from vidcap.cli import app as cli
+from vidcap.errors import VidcapError
+from vidcap.output.formats import parse_srt, parse_vtt
+from vidcap.serve.app import ServeConfig, create_app
+from vidcap.serve.errors import RequestError
+from vidcap.serve.model import load_model
+from vidcap.serve.uploads import read_form
+from vidcap.serve.worker import ModelWorker
+from vidcap.video.errors import DecodeTimeoutError
 
 LIMIT = 256 * 1024  # --max-upload-mb for these tests: the WebM test video fits, 300 KiB does not
 
@@ -123,6 +123,23 @@ def test_caption_json_is_what_vidcap_caption_prints(
     expected = json.loads(cli_out.stdout)[0]
     assert got.json() == {**expected, "video": webm_video.name}
     assert len(got.json()["captions"]) >= 3
+    check_clean(client)
+
+
+def test_a_truncated_upload_is_named_as_the_client_named_it(
+    client: TestClient, synth_corpus: Path, tmp_path: Path
+) -> None:
+    """The decoder's warning about an upload cut short names it by the client's file name, not
+    by the server's private temporary path (which the page now shows)."""
+    from vidcap.corpus import read_corpus
+    from videos import truncated_copy
+
+    cut = truncated_copy(next(iter(read_corpus(synth_corpus))).video, tmp_path / "cut.mp4")
+    got = client.post("/v1/caption", files=upload(cut, "holiday.mp4"))
+    assert got.status_code == 200, got.text
+    warnings = got.json()["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("holiday.mp4 gave "), warnings
+    assert "vidcap-serve" not in got.text
     check_clean(client)
 
 

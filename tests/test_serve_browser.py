@@ -21,7 +21,7 @@ import pytest
 from browser import chromium, wait_for
 from stage_helpers import free_port
 
-pytest.importorskip("fastapi", reason="the serve extra is not installed")
+pytest.importorskip("fastapi_offline", reason="the serve extra is not installed")
 
 LIMIT_MB = 1.0
 

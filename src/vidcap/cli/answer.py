@@ -142,5 +142,7 @@ def _tell_stories(
 def _json_failure(video: str, error: str) -> None:
     """--json: a video that could not be summarized, in its place, as caption's jsonl records
     it (a consumer tells "failed" from "not given" without reading stderr)."""
-    sys.stdout.write(json.dumps({"video": video, "error": error}, ensure_ascii=False) + "\n")
+    from vidcap.output.formats import failure_record
+
+    sys.stdout.write(json.dumps(failure_record(video, error), ensure_ascii=False) + "\n")
     sys.stdout.flush()

@@ -140,11 +140,13 @@ def classify_command(
     results: list[Classification] = []  # for --json: one document of every video
 
     def print_json(failures: list[Failure]) -> None:
+        from vidcap.output.formats import failure_record
+
         payload = {
             "model": str(classifier.folder),
             "template": template,
             "results": [r.to_json() for r in results],
-            "failed": [{"video": video, "error": error} for video, error in failures],
+            "failed": [failure_record(video, error) for video, error in failures],
         }
         stdout.print_json(json.dumps(payload))
 

@@ -74,7 +74,11 @@ class VideoCaptions:
         when dense ("" when there are no captions)."""
         if not self.dense:
             return self.captions[0].text if self.captions else ""
-        return " ".join(_one_line(c.text) for c in self.captions if c.text.strip())
+        return self.joined(" ")
+
+    def joined(self, separator: str) -> str:
+        """The captions' texts on one line, each made one line, the empty ones left out."""
+        return separator.join(_one_line(c.text) for c in self.captions if c.text.strip())
 
     def to_json(self) -> dict[str, Any]:
         """The object written by the ``json`` and ``jsonl`` formats (times rounded to the ms)."""
@@ -308,6 +312,11 @@ def _subtitles(captions: list[TimedCaption], fmt: str) -> str:
     return to_srt(captions) if fmt == "srt" else to_vtt(captions)
 
 
+def failure_record(video: str, error: str) -> dict[str, str]:
+    """A video that could not be processed, as the JSON outputs list it in its place."""
+    return {"video": video, "error": error}
+
+
 class Renderer:
     """The text of results in format ``fmt``, a result at a time: :meth:`piece` as each result
     comes, in order, then :meth:`end`. A caller can write each piece at once (a pipeline reading
@@ -363,7 +372,7 @@ class Renderer:
         stderr); nothing in the other formats, whose files hold captions only."""
         if self.fmt not in ("json", "jsonl"):
             return ""
-        record = {"video": video, "error": error}
+        record = failure_record(video, error)
         first = self.count == 0
         self.count += 1
         if self.fmt == "jsonl":
@@ -437,7 +446,7 @@ class CaptionsWriter:
     - ``srt``/``vtt``, several videos: ``out`` is a folder (created if needed) that gets one
       ``<video stem>.<fmt>`` per video as it comes; equal stems get ``-2``, ``-3``… in order.
 
-    No result: no file. Use it as a context manager: leaving with an exception before
+    No result (and no failure recorded by :meth:`add_failure`): no file. Use it as a context manager: leaving with an exception before
     :meth:`close` removes the unfinished file. ``videos`` and ``timed`` are :class:`Renderer`'s.
 
     Raises:

@@ -51,6 +51,7 @@ from vidcap.output.storyboard import storyboard_png
 STATIC_FILES = ("player.css", "player.js", "upload.js")
 """The page assets, package data in ``vidcap/output/static`` (``upload.js``: the service page's)."""
 REPORT_FILES = ("player.css", "player.js")
+_SEGMENTS = " \u00b7 "  # between a dense video's captions in its row of the index
 
 
 def static_text(name: str) -> str:
@@ -167,12 +168,6 @@ def notices_html(notices: Sequence[str]) -> str:
     return f'<ul class="notices" role="note">\n{items}\n</ul>'
 
 
-def _index_caption(result: VideoCaptions) -> str:
-    """A video's captions in its row of the index: one, or each segment's apart (" · ")."""
-    texts = [c.text.strip() for c in result.captions if c.text.strip()]
-    return " \u00b7 ".join(" ".join(t.split()) for t in texts)
-
-
 def _flatten(card: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     rows = []
     for key, value in card.items():
@@ -277,7 +272,7 @@ class ReportWriter:
         self.rows.append(
             f'<tr><td><a href="{quote(stem)}.html">{escape(source.name)}</a></td>'
             f'<td class="num">{_duration(result)}</td><td class="num">{len(result.captions)}</td>'
-            f"<td>{escape(_index_caption(result))}{notices_html(item.notices)}</td></tr>"
+            f"<td>{escape(result.joined(_SEGMENTS))}{notices_html(item.notices)}</td></tr>"
         )
 
     def close(self, failures: Sequence[tuple[str, str]] = ()) -> Path:
@@ -321,7 +316,8 @@ def service_page(card: Mapping[str, Any], endpoint: str) -> str:
     watch it with its captions in the report's player (``endpoint`` is where the model's task is
     served; the page captions only, other tasks point to ``/docs``)."""
     model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
-    clip = float((card.get("extract") or {}).get("clip_seconds") or 1.5)
+    clip = (card.get("extract") or {}).get("clip_seconds")
+    whole = f"whole {round(clip, 2):g} s clips; " if clip else ""  # windows are whole clips
     if card.get("task") != "caption":
         form = (
             f"<p>This model is finetuned for {escape(str(card.get('task')))}: call "
@@ -334,8 +330,8 @@ def service_page(card: Mapping[str, Any], endpoint: str) -> str:
 <strong>Drop a video here</strong> or click to choose one
 </label>
 <p class="options"><label><input type="checkbox" id="dense" checked> Timed captions</label>
-<label>windows of about <input type="number" id="seconds" min="{clip:g}" step="{clip:g}"
-placeholder="auto"> seconds (whole {clip:g} s clips; empty: cut where the picture changes)</label></p>
+<label>windows of about <input type="number" id="seconds" min="0.1" step="any"
+placeholder="auto"> seconds ({whole}empty: cut where the picture changes)</label></p>
 <progress id="progress" value="0" max="1" hidden></progress>
 <div class="status" id="status" role="status"></div>
 </form>

@@ -7,5 +7,6 @@
   limit enforced while it arrives; paths on the server only inside ``--allow-paths``.
 - :mod:`vidcap.serve.worker`: the one thread that runs the model, and its bounded queue.
 
-FastAPI, uvicorn and python-multipart come with the ``serve`` extra (``pip install 'vidcap[serve]'``).
+FastAPI, fastapi-offline (the API docs' pages without a CDN), uvicorn and python-multipart come with
+the ``serve`` extra (``pip install 'vidcap[serve]'``).
 """

@@ -260,6 +260,7 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
             def job() -> Response:
                 result = captioner.caption(video, dense=dense, segment_seconds=seconds, beams=beams)
                 result.video = name
+                result.warnings = [_renamed(w, video, name) for w in result.warnings]
                 if fmt == "json":
                     return JSONResponse(result.to_json())
                 return PlainTextResponse(render([result], fmt), media_type=RESPONSE_FORMATS[fmt])
@@ -328,6 +329,12 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
     return app
 
 
+def _renamed(sentence: str, video: Path, name: str) -> str:
+    """A sentence about an upload naming it as the client did: the server's private folder is
+    nobody else's business."""
+    return sentence.replace(str(video), name)
+
+
 def _named(job: Callable[[], Any], video: Path, name: str) -> Callable[[], Any]:
     """``job``, its error sentences naming the video as the client did, not by its temp path."""
 
@@ -336,7 +343,7 @@ def _named(job: Callable[[], Any], video: Path, name: str) -> Callable[[], Any]:
             return job()
         except VidcapError as error:
             # Same error, same class (its status depends on it), the sentence reworded.
-            error.args = (str(error).replace(str(video), name), *error.args[1:])
+            error.args = (_renamed(str(error), video, name), *error.args[1:])
             raise
 
     return run

@@ -97,39 +97,51 @@ def _unique_ids(videos: list[VideoInput]) -> list[VideoInput]:
     Ids derived from a path (file stem) that clash are replaced by the path as given, without its
     extension (``a/clip`` and ``b/clip``), or with it where only the extension tells the files
     apart (``clip.mp4`` and ``clip.webm``: an original and its transcode). A clash involving a
-    corpus id is an error, since corpus ids are the user's own; so is one that remains.
+    corpus id is an error, since corpus ids are the user's own; so is one that remains. Ids that
+    differ only in case clash too: their files would be one file on a case-insensitive disk
+    (macOS, Windows, exFAT, SMB shares), one video's frames written over the other's.
     """
     unique: dict[tuple[str, Path], VideoInput] = {}
     for video in videos:
         unique.setdefault((video.id, video.path.resolve()), video)
     result = []
-    for video_id, group in _by_id(unique.values()).items():
+    for group in _by_id(unique.values()).values():
         if len(group) == 1:
             result.append(group[0])
             continue
         if any(v.split is not None for v in group):
-            raise _clash(video_id, group)
+            raise _clash(group)
         ids = [v.path.with_suffix("").as_posix() for v in group]
-        if len(set(ids)) < len(ids):
+        if len({i.casefold() for i in ids}) < len(ids):
             ids = [v.path.as_posix() for v in group]
         result += [VideoInput(new_id, v.path) for new_id, v in zip(ids, group, strict=True)]
     # A renamed id may meet another video's own (a file named like another's folder path).
-    for video_id, group in _by_id(result).items():
+    for group in _by_id(result).values():
         if len(group) > 1:
-            raise _clash(video_id, group)
+            raise _clash(group)
     return result
 
 
 def _by_id(videos: Iterable[VideoInput]) -> dict[str, list[VideoInput]]:
+    """The videos grouped by id, ids that differ only in case together."""
     by_id: dict[str, list[VideoInput]] = {}
     for video in videos:
-        by_id.setdefault(video.id, []).append(video)
+        by_id.setdefault(video.id.casefold(), []).append(video)
     return by_id
 
 
-def _clash(video_id: str, group: list[VideoInput]) -> VidcapError:
+def _clash(group: list[VideoInput]) -> VidcapError:
     paths = ", ".join(str(v.path) for v in group[:3])
+    ids = sorted({v.id for v in group})
+    if len(ids) > 1:  # only the case differs
+        shown = ", ".join(repr(i) for i in ids[:3])
+        where = "" if all(v.id == v.path.as_posix() for v in group) else f" ({paths})"
+        return VidcapError(
+            f"the ids {shown}{where} differ only in case: on a case-insensitive disk their "
+            "files would be one; rename one of the files, or give the videos ids of their own in "
+            "a corpus.jsonl."
+        )
     return VidcapError(
-        f"several videos share the id {video_id!r} ({paths}); ids must be unique: rename one "
+        f"several videos share the id {ids[0]!r} ({paths}); ids must be unique: rename one "
         "of the files, or give the videos ids of their own in a corpus.jsonl."
     )
