@@ -60,7 +60,7 @@ def _hide_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_torchvision_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     _hide_torchvision(monkeypatch)
     reason = tvv.unavailable()
-    assert reason is not None and "pip install torchvision" in reason
+    assert reason is not None and "torchvision==0." in reason and "pip install torch==" in reason
     with pytest.raises(VidcapError, match=r"cannot run here: torchvision is not installed"):
         build_encoder("torchvision:s3d")
 

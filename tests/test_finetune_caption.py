@@ -509,10 +509,10 @@ def test_paths_from_stdin(bart: Run, videos: dict[str, Video], tmp_path: Path) -
     stdin = f"{good}\n\n{tmp_path / 'missing.mp4'}\n  {good2}  \n"
     run = invoke("caption", "-", "--model", bundle, "--format", "jsonl", input=stdin)
     assert run.exit_code == 1
-    assert [json.loads(line)["video"] for line in run.stdout.splitlines()] == [
-        str(good),
-        str(good2),
-    ]
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    missing = str(tmp_path / "missing.mp4")
+    assert [r["video"] for r in records] == [str(good), missing, str(good2)]
+    assert "error" in records[1] and "captions" in records[2]
     assert "missing.mp4" in run.stderr and "1 of 3 videos" in run.stderr
 
     ok = invoke("caption", "-", "--model", bundle, "--format", "jsonl", input=f"{good2}\n")

@@ -243,6 +243,11 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(tmp_path: Path) ->
     assert refused.value.status == 413
     assert len(sent) == LIMIT // 65536 + 1  # stopped at the chunk that passed the limit
     assert (tmp_path / "upload.mp4").stat().st_size <= LIMIT  # never more than the limit on disk
+    # The limit as it was given (--max-upload-mb 0.05), not 0.0500002.
+    (tmp_path / "odd").mkdir()
+    odd = read_form("multipart/form-data; boundary=b", None, body(), tmp_path / "odd", 52429)
+    with pytest.raises(RequestError, match=r"limit of 0\.05 MB\.$"):
+        asyncio.run(odd)
 
 
 def test_decode_timeout_is_504(client: TestClient, captioner, webm_video, monkeypatch) -> None:
@@ -454,6 +459,10 @@ def test_serve_on_a_port_in_use_or_a_bad_host_is_a_sentence_before_the_model_loa
     assert second.exit_code == 1 and "(Address already in use)" in second.output
     nowhere = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path), "--host", "999.1.1.1"])
     assert nowhere.exit_code == 1 and nowhere.output.startswith("error: --host 999.1.1.1: ")
+    # An address of another machine: the host is at fault, not the port.
+    elsewhere = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path), "--host", "192.0.2.1"])
+    assert elsewhere.exit_code == 1 and "give a --host of this machine" in elsewhere.output
+    assert "--port" not in elsewhere.output and "another --port" in busy.output
     assert "serving" not in busy.output + nowhere.output
 
 

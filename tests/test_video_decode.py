@@ -883,3 +883,24 @@ def test_a_backends_error_is_told_in_its_own_words_only(raised: str, said: str) 
     from vidcap.video.decode import describe_error
 
     assert describe_error(RuntimeError(raised)) == said
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path: Path, guarded: bool) -> None:
+    """A decoder process starts by importing the user's script (spawn): without `if __name__ ==
+    "__main__":` the script ran again there and the child died, "crashed (exit code 1)" and no
+    more. The sentence now says what to do; a guarded script works."""
+    import subprocess
+    import sys
+
+    body = "print(run_with_timeout(os.getpid, timeout=60) != os.getpid())"
+    if guarded:
+        body = 'if __name__ == "__main__":\n    ' + body
+    script = tmp_path / "mine.py"
+    script.write_text(f"import os\nfrom vidcap.video.worker import run_with_timeout\n{body}\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    if guarded:
+        assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr[-2000:]
+    else:
+        assert run.returncode == 1
+        assert f'{script} has no `if __name__ == "__main__":`: put its code under one' in run.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -115,10 +116,11 @@ def _listen(host: str, port: int) -> socket.socket:
         listening.listen(2048)  # uvicorn's backlog
     except OSError as error:
         listening.close()
-        raise VidcapError(
-            f"cannot listen on {host}:{port} ({_why(error)}); give another --port, or stop what "
-            "uses it."
-        ) from None
+        if error.errno == errno.EADDRNOTAVAIL:  # the address is not one of this machine's
+            remedy = "give a --host of this machine (127.0.0.1, 0.0.0.0 for every address)"
+        else:
+            remedy = "give another --port, or stop what uses it"
+        raise VidcapError(f"cannot listen on {host}:{port} ({_why(error)}); {remedy}.") from None
     return listening
 
 

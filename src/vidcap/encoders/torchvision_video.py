@@ -108,16 +108,31 @@ MODELS: dict[str, VideoModelSpec] = {
 }
 
 
+def _install_hint() -> str:
+    """How to install the torchvision of this torch: with it, pinned (a bare `pip install
+    torchvision` may replace torch by another build). torchvision 0.(N+15).P goes with torch
+    2.N.P (0.15 with 2.0 ... 0.28 with 2.13)."""
+    release = torch.__version__.split("+")[0]
+    try:
+        _, minor, patch = (int(part) for part in release.split(".")[:3])
+    except ValueError:  # a nightly or local build: no pair to name
+        return f"install the torchvision built for your torch {release} (see {_GET_STARTED})."
+    return (
+        f"install it beside your torch {release}, pinned together: `pip install torch=={release} "
+        f"torchvision==0.{minor + 15}.{patch}` (from the index your torch came from; see "
+        f"{_GET_STARTED})."
+    )
+
+
+_GET_STARTED = "https://pytorch.org/get-started/locally/"
+
+
 def unavailable() -> str | None:
     """None when torchvision's video models import here, else a sentence saying how to fix it."""
     try:
         import torchvision.models.video  # noqa: F401
     except ImportError:
-        return (
-            "torchvision is not installed; install it with `pip install torchvision` (the release "
-            f"built for your torch {torch.__version__.split('+')[0]}; see "
-            "https://pytorch.org/get-started/locally/)."
-        )
+        return f"torchvision is not installed; {_install_hint()}"
     except Exception as error:  # a torchvision built for another torch fails in many ways
         return (
             f"torchvision is installed but does not import ({_first_line(error)}); reinstall the "

@@ -163,7 +163,9 @@ class _FormReader:
 
 def too_large(limit: int) -> RequestError:
     """The 413 answer for an upload over ``limit`` bytes."""
-    return RequestError(413, f"the upload is over the server's limit of {limit / 2**20:g} MB.")
+    return RequestError(
+        413, f"the upload is over the server's limit of {round(limit / 2**20, 3):g} MB."
+    )
 
 
 async def read_form(

@@ -303,9 +303,12 @@ class DecodeWorker:
                 child_error = error
                 raise error
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            self.last_exit_reason = _exit_reason(self._kill(on_late_event))
+            code = self._kill(on_late_event)
+            self.last_exit_reason = _exit_reason(code)
+            first = code == 1 and self._tasks == 1  # a new child that died at once
+            hint = _unguarded_script_hint(self._ctx.get_start_method()) if first else ""
             raise DecoderCrashedError(
-                f"the decoder process crashed ({self.last_exit_reason}) during {what}."
+                f"the decoder process crashed ({self.last_exit_reason}) during {what}.{hint}"
             ) from None
         except BaseException as e:
             # The child's own error leaves it waiting for the next call. Anything else (Ctrl-C, a
@@ -576,6 +579,27 @@ def _remove_temp_files(events: list[tuple[str, str]]) -> None:
     for kind, value in events:
         if kind == "temp":
             Path(value).unlink(missing_ok=True)
+
+
+def _unguarded_script_hint(start_method: str) -> str:
+    """What to do when a new child exited at once with code 1 and the program is a Python script
+    without ``if __name__ == "__main__":``: a ``spawn`` child starts by importing the script,
+    which ran its captioning again and failed there (Python refuses a process started while
+    another starts). "" for anything else."""
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    if start_method == "fork" or not script:
+        return ""
+    try:
+        text = Path(script).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    if "__main__" in text:
+        return ""
+    return (
+        f' {script} has no `if __name__ == "__main__":`: put its code under one (each decoder '
+        "process imports the script as it starts, as with any Python multiprocessing)."
+    )
 
 
 def _exit_reason(code: int | None) -> str:
