@@ -159,8 +159,8 @@ def test_summarize_and_evaluate_summary(summary_bundle: Path, synth_corpus: Path
     result = invoke("summarize", video, "missing.mp4", "--model", summary_bundle, "--json")
     assert result.exit_code == 1  # one of the two failed
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line["video"] for line in lines] == [str(video)]
-    assert "missing.mp4" in result.stderr
+    assert [line["video"] for line in lines] == [str(video), "missing.mp4"]
+    assert "summary" in lines[0] and f"error: {lines[1]['error']}" in result.stderr
 
     report = json.loads(invoke("evaluate", summary_bundle, "--json", "--no-meteor").stdout)
     assert report["task"] == "summary"
