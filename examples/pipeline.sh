@@ -6,8 +6,9 @@
 # Usage: examples/pipeline.sh [WORK_DIR]        (default ./vidcap-run; VIDEOS=150 videos)
 #
 # Each stage reads the folder the one before wrote and writes its own under WORK_DIR (see
-# docs/artifacts.md). A stage that already finished with the same settings does nothing, so
-# running the script again after a stop continues where it stopped. `vidcap demo` runs the same
+# docs/artifacts.md). A stage that already finished with the same settings does nothing, and
+# training goes on from its last checkpoint (--resume auto), so running the script again after a
+# stop continues where it stopped. `vidcap demo` runs the same
 # pipeline in one command; this script shows the commands it stands for.
 set -euo pipefail
 
@@ -33,11 +34,13 @@ vidcap encode "$work/frames" --out "$work/features"
 vidcap quantize "$work/features" --out "$work/words" --k 8 --depth 2
 
 # 5. BART pretraining on the corpus text and the visual words (denoising).
-vidcap pretrain "$work/words" --out "$work/pretrain" --arch bart --preset base --max-steps 300
+vidcap pretrain "$work/words" --out "$work/pretrain" --arch bart --preset base --max-steps 300 \
+  --resume auto
 
 # 6. The captioner: BART finetuned to caption segments, reading the clip features beside the words.
 #    $work/model is the bundle that `vidcap caption` and `vidcap evaluate` use.
-vidcap finetune "$work/pretrain" --out "$work/model" --with-features --max-steps 1000
+vidcap finetune "$work/pretrain" --out "$work/model" --with-features --max-steps 1000 \
+  --resume auto
 
 # 7. Metrics on the test split, against the nearest-neighbour floor and the reference ceiling
 #    (METEOR needs Java; without it, it is skipped with a notice). The report is kept as JSON.
