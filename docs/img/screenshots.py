@@ -4,8 +4,9 @@ with a video playing under its captions, captured by headless chromium (selenium
     python docs/img/screenshots.py --model runs/model --video clip.webm [--seconds 1.5] [--pick 5]
 
 The video must be one the browser plays (VP9/WebM or H.264/MP4). The pictures in the docs were made
-with a tiny BART finetuned 300 steps on an 8-video `vidcap synth --seed 11` corpus and
-synth-00003 converted to WebM (see docs/report.md).
+with the model `vidcap demo --out runs/demo` trains and its synth-00007 converted to WebM
+(`ffmpeg -i runs/demo/synth/videos/synth-00007.mp4 -c:v libvpx-vp9 -b:v 1M synth-00007.webm`),
+with `--seconds 1.5 --pick 4`.
 """
 
 from __future__ import annotations
