@@ -411,9 +411,24 @@ def test_hub_id_that_cannot_be_reached_is_a_sentence(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(VidcapError, match="cannot load a transformers model config") as error:
         build_encoder("hf:nobody-here/no-such-model")
-    assert "neither a local model folder nor a reachable Hugging Face hub id" in _one_sentence(
-        error
-    )
+    said = _one_sentence(error)
+    assert "neither a local model folder nor a reachable Hugging Face hub id" in said
+    # A compute node without network is told how to get the model there.
+    assert "(`hf download nobody-here/no-such-model --local-dir DIR`) and give hf:DIR" in said
+    assert "HF_HUB_OFFLINE=1" in said
+
+
+def test_a_hub_that_answers_gets_no_offline_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A misspelt id on a machine that reached the hub: no advice about networks."""
+    from transformers import AutoConfig
+
+    def missing(source: str, **_: object) -> None:
+        raise OSError(f"{source} is not a local folder and is not a valid model identifier")
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", missing)
+    with pytest.raises(VidcapError, match="not a valid model identifier") as error:
+        build_encoder("hf:nobody-here/no-such-model")
+    assert "hf download" not in _one_sentence(error)
 
 
 @pytest.mark.slow

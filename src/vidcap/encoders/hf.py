@@ -225,6 +225,18 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def _offline_hint(source: str, error: BaseException) -> str:
+    """What to do on a machine that cannot reach the hub (a cluster's compute nodes often
+    cannot): "" when the hub was reached (a misspelt id, a private model)."""
+    if "couldn't connect" not in str(error).lower():
+        return ""
+    return (
+        f" Without network here, download the model on a machine with it (`hf download {source} "
+        "--local-dir DIR`) and give hf:DIR; or, with a hub cache that machine shares (a cluster's "
+        "login node), download it there and set HF_HUB_OFFLINE=1 here (no retries either)."
+    )
+
+
 def _looks_like_path(source: str) -> bool:
     """True for what can only be a filesystem path (a hub id is ``name`` or ``owner/name``)."""
     return (
@@ -319,6 +331,7 @@ class HFClipEncoder(LazyModelEncoder):
             raise VidcapError(
                 f"hf:{source}: cannot load a transformers model config from {source!r} (neither a "
                 f"local model folder nor a reachable Hugging Face hub id): {_first_line(error)}"
+                + _offline_hint(source, error)
             ) from error
         self.model_type: str = config.model_type
         self.revision = _hub_revision(source)
