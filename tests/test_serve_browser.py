@@ -134,6 +134,27 @@ def test_page_uploads_a_video_and_plays_it_with_captions(server: Server, webm_vi
 
 
 @pytest.mark.slow
+def test_a_video_over_the_limit_is_refused_by_the_page_before_it_is_sent(
+    server: Server, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(int(2.5 * 2**20)))
+    with chromium() as browser:
+        browser.get(f"{server.url}/")
+        assert f"(up to {LIMIT_MB:g} MB)" in browser.find_element("id", "drop").text
+        browser.find_element("id", "file").send_keys(str(big))
+        status = browser.find_element("id", "status")
+        wait_for(lambda: "error" in status.get_attribute("class"), 10, "the refusal")
+        assert status.text == f"big.mp4 is 2.5 MB, over this server's limit of {LIMIT_MB:g} MB."
+        sent = browser.execute_script(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('v1/'))"
+            ".length"
+        )
+        assert sent == 0  # nothing was uploaded
+    assert uploads_left(server) == []
+
+
+@pytest.mark.slow
 def test_a_video_unlike_the_training_videos_is_flagged_on_the_page(
     server: Server, tmp_path: Path
 ) -> None:

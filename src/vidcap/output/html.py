@@ -207,6 +207,11 @@ def _copy_video(video: Path, target: Path) -> None:
         shutil.copyfile(video, tmp)
 
 
+def megabytes(size: int) -> str:
+    """A size in MB (2^20 bytes) as people give it: ``500 MB``, ``0.05 MB``."""
+    return f"{round(size / 2**20, 3):g} MB"
+
+
 def _duration(result: VideoCaptions) -> str:
     return format_clock(result.duration) if result.duration is not None else "\u2014"
 
@@ -311,10 +316,11 @@ class ReportWriter:
 # The service page (``vidcap serve``, GET /)
 
 
-def service_page(card: Mapping[str, Any], endpoint: str) -> str:
+def service_page(card: Mapping[str, Any], endpoint: str, max_upload_bytes: int) -> str:
     """The page ``vidcap serve`` shows at ``/``: drop a video, see the upload's progress, then
     watch it with its captions in the report's player (``endpoint`` is where the model's task is
-    served; the page captions only, other tasks point to ``/docs``)."""
+    served; the page captions only, other tasks point to ``/docs``). A video over
+    ``max_upload_bytes`` is refused by the page before it is sent."""
     model = f"{card.get('name')} ({card.get('arch')}, task {card.get('task')})"
     clip = (card.get("extract") or {}).get("clip_seconds")
     whole = f"whole {round(clip, 2):g} s clips; " if clip else ""  # windows are whole clips
@@ -324,10 +330,12 @@ def service_page(card: Mapping[str, Any], endpoint: str) -> str:
             f'<code>POST {escape(endpoint)}</code> (see <a href="docs">the API docs</a>).</p>'
         )
     else:
-        form = f"""<form id="upload" action="v1/caption" method="post" enctype="multipart/form-data">
+        limit = megabytes(max_upload_bytes)
+        form = f"""<form id="upload" action="v1/caption" method="post" enctype="multipart/form-data"
+data-max-bytes="{max_upload_bytes}" data-max-text="{limit}">
 <label class="drop" id="drop">
 <input type="file" name="video" accept="video/*" id="file">
-<strong>Drop a video here</strong> or click to choose one
+<strong>Drop a video here</strong> or click to choose one <span class="muted">(up to {limit})</span>
 </label>
 <p class="options"><label><input type="checkbox" id="dense" checked> Timed captions</label>
 <label>windows of about <input type="number" id="seconds" min="0.1" step="any"

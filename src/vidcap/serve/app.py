@@ -320,7 +320,8 @@ def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastA
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        return HTMLResponse(service_page(card, ENDPOINTS[captioner.task]))
+        page = service_page(card, ENDPOINTS[captioner.task], config.max_upload_bytes)
+        return HTMLResponse(page)
 
     for name in STATIC_FILES:
         media = "text/css" if name.endswith(".css") else "text/javascript"

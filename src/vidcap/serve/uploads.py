@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from vidcap.output.html import megabytes
 from vidcap.serve.errors import RequestError
 
 MAX_FIELD_BYTES = 64 * 1024  # a text field (a question, a transcript, an option)
@@ -163,9 +164,7 @@ class _FormReader:
 
 def too_large(limit: int) -> RequestError:
     """The 413 answer for an upload over ``limit`` bytes."""
-    return RequestError(
-        413, f"the upload is over the server's limit of {round(limit / 2**20, 3):g} MB."
-    )
+    return RequestError(413, f"the upload is over the server's limit of {megabytes(limit)}.")
 
 
 async def read_form(

@@ -80,6 +80,13 @@
   }
 
   function send(file) {
+    // The server would answer 413 once the limit passed; a big file is refused before its upload.
+    if (file.size > Number(form.dataset.maxBytes)) {
+      result.hidden = true;
+      const size = `${(file.size / 2 ** 20).toFixed(1)} MB`;
+      say(`${file.name} is ${size}, over this server's limit of ${form.dataset.maxText}.`, true);
+      return;
+    }
     const data = new FormData();
     data.append("video", file);
     const span = seconds.value.trim();
