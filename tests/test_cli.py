@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import subprocess
@@ -66,12 +67,15 @@ def test_help_paragraphs_fill_the_terminal_they_are_shown_in() -> None:
 
 
 def test_flags_show_no_value_in_help() -> None:
-    """typer writes `<bool>` after a flag, as if `--force true` were how to give it."""
+    """typer writes `<bool>` after a flag, as if `--force true` were how to give it, and its
+    arguments in lower case (`{words_dir}`), unlike the docs (`WORDS_DIR`)."""
     commands = [path for path, _ in _commands(typer.main.get_command(app))]
     for path in [(), ("data",), ("quantize",), *commands]:
         result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "160"})
         assert result.exit_code == 0, path
         assert "<bool>" not in result.output, path
+        usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+        assert not re.search(r"[{\[][a-z_]+[}\]]", usage), usage  # {WORDS_DIR}, not {words_dir}
     extract = runner.invoke(app, ["extract", "--help"], env={"COLUMNS": "160"}).output
     assert "<float>" in extract  # options that take a value still say which
 

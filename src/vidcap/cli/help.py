@@ -20,9 +20,10 @@ def one_line_paragraphs(text: str | None) -> str | None:
 
 
 class _TidyHelp:
-    """Mixed into a command or group: its description in :func:`one_line_paragraphs`, and no
+    """Mixed into a command or group: its description in :func:`one_line_paragraphs`, no
     ``<bool>`` after a flag (typer shows one, as if ``--force true`` were how to give it; Click
-    refuses that)."""
+    refuses that), and arguments named in capitals (``WORDS_DIR``, as the docs write them; typer
+    0.29 writes ``words_dir``)."""
 
     help: str | None
 
@@ -33,8 +34,12 @@ class _TidyHelp:
     def get_params(self, ctx: typer.Context) -> list[Any]:
         params = super().get_params(ctx)  # type: ignore[misc]  (the class it is mixed into)
         for param in params:  # --help among them, made only now
-            if getattr(param, "is_flag", False) and param.metavar is None:
+            if param.metavar is not None:
+                continue
+            if getattr(param, "is_flag", False):
                 param.metavar = ""
+            elif param.param_type_name == "argument" and param.name:
+                param.metavar = param.name.upper()
         return params
 
 
