@@ -50,7 +50,7 @@ def page_of(out: Path) -> str:
 
 
 @pytest.mark.slow
-def test_report_files(report, webm_video: Path) -> None:
+def test_report_files(report, webm_video: Path, caption_bundle: Path) -> None:
     out, captions = report
     assert len(captions["captions"]) >= 3
     assert {p.name for p in out.iterdir()} == {
@@ -64,6 +64,8 @@ def test_report_files(report, webm_video: Path) -> None:
     index = (out / "index.html").read_text()
     assert 'href="synth%20video.html"' in index
     assert "task caption" in index and "vocabulary size" in index  # the model card
+    # A report is zipped and sent: the bundle's place on this machine is not in it.
+    assert str(caption_bundle.resolve()) not in index + page_of(out)
     page = page_of(out)
     # No network: nothing but local files and data: URLs.
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", page)

@@ -156,7 +156,9 @@ def model_card(bundle: Bundle) -> dict[str, Any]:
     """The model card as a JSON-ready dict: the bundle's name, task, architecture, encoder,
     vocabulary size, extract and generation settings, and training figures (the last validation
     row). Shown by the report pages (``vidcap caption --html``) and ``vidcap serve`` at
-    ``GET /v1/model``, from the same records as ``README.md``, so both say the same."""
+    ``GET /v1/model``, from the same records as ``README.md``, so both say the same. No path:
+    a report is zipped and sent, a server answers anyone, and the bundle's place on this machine
+    is nobody else's business."""
     info = bundle.info
     folder = Path(bundle.folder)
     extract = info.get("extract", {})
@@ -168,7 +170,6 @@ def model_card(bundle: Bundle) -> dict[str, Any]:
         training["validation"] = validation
     return {
         "name": folder.resolve().name,
-        "path": str(folder.resolve()),
         "task": info.get("task", "caption"),
         "arch": info.get("arch"),
         "preset": info.get("preset"),

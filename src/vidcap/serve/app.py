@@ -127,8 +127,7 @@ def _number(form: Form, name: str, kind: type, minimum: float) -> Any:
 def create_app(captioner: Captioner, config: ServeConfig | None = None) -> FastAPI:
     """The service around a loaded model (which it uses from one thread, see :mod:`.worker`)."""
     config = config or ServeConfig()
-    # The folder's place on the server is nobody else's business.
-    card = {k: v for k, v in model_card(captioner.bundle).items() if k != "path"}
+    card = model_card(captioner.bundle)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
