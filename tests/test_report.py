@@ -235,6 +235,20 @@ def test_evaluate_html_puts_captions_beside_references(
         right = page.count(f'class="fact-right" data-fact="{fact}"')
         assert right + wrong == accuracy["count"]
         assert right / accuracy["count"] == pytest.approx(accuracy[fact])
+    # On a phone the segments stack (video, caption, references, facts), the scores scroll in
+    # their box, and the page itself does not scroll sideways (the captions were squeezed to a
+    # few words a line).
+    with chromium() as browser:
+        metrics = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        browser.get((out / "index.html").as_uri())
+        width = browser.execute_script("return window.innerWidth")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        caption = browser.execute_script(
+            "const segments = document.querySelectorAll('.scroll table.list')[1];"
+            "return segments.querySelector('td:nth-child(2)').getBoundingClientRect().width"
+        )
+        assert caption > 0.7 * width
 
 
 def test_evaluate_html_refuses_a_file(caption_bundle: Path, tmp_path: Path) -> None:

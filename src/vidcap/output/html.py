@@ -447,7 +447,7 @@ def write_evaluation_page(
         + f"\n<main>\n<section>\n<h2>Scores</h2>\n{_scores_table(report)}\n{fact_line}\n"
         + (f'<ul class="muted">{notices}</ul>\n' if notices else "")
         + "</section>\n<section>\n<h2>Segments</h2>\n"
-        + '<div class="scroll">\n<table class="list">\n<tr><th>Video</th><th>Caption</th>'
+        + '<div class="scroll">\n<table class="list segments">\n<tr><th>Video</th><th>Caption</th>'
         + "<th>References</th><th>Facts (\u2717 not in the caption)</th></tr>\n"
         + "\n".join(lines)
         + f"\n</table>\n</div>\n</section>\n<section>\n<h2>Model</h2>\n{card_html(card)}\n</section>\n</main>"
