@@ -264,3 +264,22 @@ def test_a_resume_that_is_no_checkpoint_is_refused_before_anything_is_written(
     result = pretrain(words_dir, out, "--max-steps", "2", "--resume", str(tmp_path / "bogus"))
     assert result.exit_code == 1 and "is not a vidcap checkpoint" in result.output
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_fresh_run_over_another_runs_folder_builds_its_own_vocabulary(
+    words_dir: Path, features_dir: Path, tmp_path: Path
+) -> None:
+    """Other words into the same --out: the earlier run's vocabulary (16 visual words) was loaded
+    again beside the new 9-word codebook, exit 0, and finetuned from without a word."""
+    from vidcap.stages.quantize import QuantizeConfig, run_quantize
+
+    nine = tmp_path / "words9"
+    assert run_quantize(features_dir, nine, QuantizeConfig(k=3, depth=2)).ok
+    out = tmp_path / "pretrain"
+    assert pretrain(words_dir, out, "--max-steps", "4").exit_code == 0
+    assert JointVocabulary.load(out / "vocabulary").n_visual == 16
+    again = pretrain(nine, out, "--max-steps", "4")
+    assert again.exit_code == 0, again.output
+    assert JointVocabulary.load(out / "vocabulary").n_visual == 9
+    assert json.loads((out / "final" / "vidcap.json").read_text())["n_visual"] == 9

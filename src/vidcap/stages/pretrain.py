@@ -43,7 +43,7 @@ from vidcap.training.examples import (
     load_video_samples,
     split_samples,
 )
-from vidcap.training.loop import StepReport, train
+from vidcap.training.loop import StepReport, resolve_resume, train
 from vidcap.training.objectives import Seq2SeqObjective, VideoBertObjective
 from vidcap.training.settings import Phase, TrainingOverrides, training_fingerprint
 
@@ -121,8 +121,14 @@ def run_pretrain(
         return finished
     with stage.locked():
         check_resume(stage, stage_fp, resume, force, processes)
+        fresh = resolve_resume(out_dir, resume, stage_fp) is None
         if force and processes.is_main:
             remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
+        elif fresh and processes.is_main:
+            # A fresh start owes nothing to an earlier run in this folder (other words, another
+            # corpus): its vocabulary was built from that run's text and codebook, and was loaded
+            # again, a 16-word vocabulary beside a 9-word codebook.
+            remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints"))
         processes.barrier()
         if processes.is_main:
             stage.prepare()
