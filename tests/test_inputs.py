@@ -67,6 +67,11 @@ def test_ids_that_differ_only_in_case_are_told_apart_or_refused(tmp_path: Path) 
         (tmp_path / "a" / "Clip").as_posix(),
         (tmp_path / "b" / "clip").as_posix(),
     ]
+    # In one folder, told apart by their extensions, however the folder is written.
+    _touch(tmp_path / "d" / "Clip.mp4", tmp_path / "d" / "clip.webm")
+    for written in (str(tmp_path / "d"), os.path.relpath(tmp_path / "d")):
+        ids = sorted(v.id for v in resolve_inputs([written]).videos)
+        assert ids == ["Clip.mp4", "clip.webm"], written
     _touch(tmp_path / "c" / "Clip.mp4", tmp_path / "c" / "clip.mp4")
     with pytest.raises(VidcapError, match=r"Clip.mp4', '[^(]*/c/clip.mp4' differ only in case"):
         resolve_inputs([str(tmp_path / "c")])

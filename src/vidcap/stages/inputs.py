@@ -43,9 +43,10 @@ def _folder_videos(folder: Path) -> list[VideoInput]:
     that ids never depend on how the folder itself was written."""
     found = sorted(walk_videos(folder))
     stems = [p.relative_to(folder).with_suffix("").as_posix() for p in found]
-    shared = {stem for stem, n in Counter(stems).items() if n > 1}
+    # Stems that differ only in case are shared too (:func:`_unique_ids`).
+    shared = {stem for stem, n in Counter(s.casefold() for s in stems).items() if n > 1}
     return [
-        VideoInput(p.relative_to(folder).as_posix() if stem in shared else stem, p)
+        VideoInput(p.relative_to(folder).as_posix() if stem.casefold() in shared else stem, p)
         for p, stem in zip(found, stems, strict=True)
     ]
 
