@@ -267,3 +267,14 @@ def test_a_card_from_a_real_corpus_says_what_it_knows(tmp_path: Path) -> None:
     assert "nearest-neighbour floor |" not in card  # no floor was measured
     metrics = card_metadata(card)["model-index"][0]["results"][0]["metrics"]
     assert {m["name"] for m in metrics} == {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr"}
+
+
+def test_the_card_names_a_local_encoder_folder_by_its_name_only() -> None:
+    """The card is on every report page and served at /v1/model: an hf: model read from a
+    folder is shown by the folder's name, not its place on this machine; hub ids as they are."""
+    from vidcap.card import _shown_encoder
+
+    assert _shown_encoder("hf:/home/me/models/dinov2-small") == "hf:dinov2-small"
+    assert _shown_encoder("hf:~/models/clip") == "hf:clip"
+    assert _shown_encoder("hf:facebook/dinov2-small") == "hf:facebook/dinov2-small"
+    assert _shown_encoder("descriptor") == "descriptor" and _shown_encoder(None) is None

@@ -31,6 +31,7 @@ from vidcap.artifacts import atomic_write_json, atomic_write_text
 from vidcap.artifacts.readers import read_tracks
 from vidcap.bundle import CARD, EVALUATION, Bundle
 from vidcap.corpus import VideoRecord, read_corpus
+from vidcap.encoders.base import looks_like_path
 from vidcap.errors import VidcapError
 from vidcap.text import VOCABULARY_FILE
 
@@ -152,6 +153,15 @@ def _run_settings(folder: Path) -> dict[str, Any]:
     return figures
 
 
+def _shown_encoder(spec: str | None) -> str | None:
+    """The encoder as the card shows it: a local model folder by its name
+    (``hf:/home/me/models/dinov2`` → ``hf:dinov2``), not by its place on this machine."""
+    if spec is None or not spec.startswith("hf:"):
+        return spec
+    source = spec.removeprefix("hf:")
+    return f"hf:{Path(source).name}" if looks_like_path(source) else spec
+
+
 def model_card(bundle: Bundle) -> dict[str, Any]:
     """The model card as a JSON-ready dict: the bundle's name, task, architecture, encoder,
     vocabulary size, extract and generation settings, and training figures (the last validation
@@ -174,7 +184,7 @@ def model_card(bundle: Bundle) -> dict[str, Any]:
         "arch": info.get("arch"),
         "preset": info.get("preset"),
         "parameters": (info.get("model") or {}).get("parameters"),
-        "encoder": (info.get("encoder") or {}).get("spec"),
+        "encoder": _shown_encoder((info.get("encoder") or {}).get("spec")),
         "vocabulary_size": len(bundle.vocabulary()),
         "visual_words": info.get("n_visual"),
         "extract": {

@@ -18,6 +18,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -223,4 +224,14 @@ def sample_indices(n_frames: int, n_samples: int) -> np.ndarray:
         raise ValueError("a clip needs at least one frame and one sample")
     return np.minimum(
         ((np.arange(n_samples) + 0.5) * n_frames / n_samples).astype(int), n_frames - 1
+    )
+
+
+def looks_like_path(source: str) -> bool:
+    """True for an ``hf:`` source that can only be a filesystem path (a hub id is ``name`` or
+    ``owner/name``)."""
+    return (
+        source.startswith((".", "~", "/", "\\"))
+        or source.count("/") > 1
+        or Path(source).is_absolute()
     )

@@ -45,6 +45,7 @@ from vidcap.encoders.base import (
     ClipEncoder,
     EncoderOptions,
     LazyModelEncoder,
+    looks_like_path,
     register,
     sample_indices,
     torch_dtype,
@@ -237,15 +238,6 @@ def _offline_hint(source: str, error: BaseException) -> str:
     )
 
 
-def _looks_like_path(source: str) -> bool:
-    """True for what can only be a filesystem path (a hub id is ``name`` or ``owner/name``)."""
-    return (
-        source.startswith((".", "~", "/", "\\"))
-        or source.count("/") > 1
-        or Path(source).is_absolute()
-    )
-
-
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """No progress bars or load reports from transformers while it loads a model.
@@ -314,7 +306,7 @@ class HFClipEncoder(LazyModelEncoder):
         """
         from transformers import AutoConfig
 
-        if _looks_like_path(source) and not Path(source).expanduser().is_dir():
+        if looks_like_path(source) and not Path(source).expanduser().is_dir():
             # Not a hub id either: say so now rather than after the hub's retries.
             raise VidcapError(f"hf:{source}: there is no model folder at {source!r}.")
         if source.startswith("~"):
