@@ -39,6 +39,8 @@ class _TidyHelp:
             if getattr(param, "is_flag", False):
                 param.metavar = ""
             elif param.param_type_name == "argument" and param.name:
+                # Several values still show as such: `{INPUTS}...` in the usage line, a
+                # `<list[...]>` type in the panel.
                 param.metavar = param.name.upper()
         return params
 
