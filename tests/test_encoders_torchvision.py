@@ -61,6 +61,14 @@ def test_missing_torchvision_says_how_to_install(monkeypatch: pytest.MonkeyPatch
     _hide_torchvision(monkeypatch)
     reason = tvv.unavailable()
     assert reason is not None and "torchvision==0." in reason and "pip install torch==" in reason
+    # torchvision 0.(N+15).P goes with torch 2.N.P; a nightly gets no pair pip could not install.
+    for torch_version, said in [
+        ("2.13.0+cpu", "`pip install torch==2.13.0 torchvision==0.28.0`"),
+        ("2.9.1", "`pip install torch==2.9.1 torchvision==0.24.1`"),
+        ("2.14.0.dev20260101", "the torchvision built for your torch 2.14.0.dev20260101"),
+    ]:
+        monkeypatch.setattr(tvv.torch, "__version__", torch_version)
+        assert said in tvv.unavailable()
     with pytest.raises(VidcapError, match=r"cannot run here: torchvision is not installed"):
         build_encoder("torchvision:s3d")
 

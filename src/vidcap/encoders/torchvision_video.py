@@ -28,6 +28,7 @@ device) and :meth:`TorchvisionVideoEncoder.forward_features` (the bare model cal
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,10 @@ def _install_hint() -> str:
     torchvision` may replace torch by another build). torchvision 0.(N+15).P goes with torch
     2.N.P (0.15 with 2.0 ... 0.28 with 2.13)."""
     release = torch.__version__.split("+")[0]
-    try:
-        _, minor, patch = (int(part) for part in release.split(".")[:3])
-    except ValueError:  # a nightly or local build: no pair to name
+    numbers = re.fullmatch(r"2\.(\d+)\.(\d+)", release)
+    if numbers is None:  # a nightly, a pre-release, another major: no pair to name
         return f"install the torchvision built for your torch {release} (see {_GET_STARTED})."
+    minor, patch = (int(n) for n in numbers.groups())
     return (
         f"install it beside your torch {release}, pinned together: `pip install torch=={release} "
         f"torchvision==0.{minor + 15}.{patch}` (from the index your torch came from; see "
