@@ -593,3 +593,10 @@ def test_a_storyboard_is_titled_alike_in_the_report_and_by_preview() -> None:
 
     assert storyboard_title(VideoCaptions("clips/a b.mp4", [], duration=7.24)) == "a b.mp4 (0:07.2)"
     assert storyboard_title(VideoCaptions("x.webm", [], duration=None)) == "x.webm (\u2014)"
+
+
+def test_megabytes_are_written_as_people_give_them() -> None:
+    from vidcap.output.formats import megabytes
+
+    assert megabytes(500 * 2**20) == "500 MB" and megabytes(52429) == "0.05 MB"
+    assert megabytes(2 * 2**30) == "2,048 MB"  # not 2048 or 2.048e+03

@@ -414,8 +414,27 @@ def test_hub_id_that_cannot_be_reached_is_a_sentence(monkeypatch: pytest.MonkeyP
     said = _one_sentence(error)
     assert "neither a local model folder nor a reachable Hugging Face hub id" in said
     # A compute node without network is told how to get the model there.
-    assert "(`hf download nobody-here/no-such-model --local-dir DIR`) and give hf:DIR" in said
-    assert "HF_HUB_OFFLINE=1" in said
+    assert "(`hf download nobody-here/no-such-model --local-dir DIR`) and give hf:DIR." in said
+    assert "HF_HUB_OFFLINE=1" not in said  # set already: the cache was looked in
+
+
+def test_a_hub_out_of_reach_online_also_points_to_offline_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without HF_HUB_OFFLINE the hub was tried (6 times over 23 s): set it to use a cache."""
+    import huggingface_hub.constants
+    from transformers import AutoConfig
+
+    def unreachable(source: str, **_: object) -> None:
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(AutoConfig, "from_pretrained", unreachable)
+    with pytest.raises(VidcapError) as error:
+        build_encoder("hf:nobody-here/no-such-model")
+    said = _one_sentence(error)
+    assert "--local-dir DIR`) and give hf:DIR; or, with a hub cache" in said
+    assert "set HF_HUB_OFFLINE=1 here" in said
 
 
 def test_a_hub_that_answers_gets_no_offline_hint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -231,10 +231,17 @@ def _offline_hint(source: str, error: BaseException) -> str:
     cannot): "" when the hub was reached (a misspelt id, a private model)."""
     if "couldn't connect" not in str(error).lower():
         return ""
-    return (
+    import huggingface_hub.constants
+
+    hint = (
         f" Without network here, download the model on a machine with it (`hf download {source} "
-        "--local-dir DIR`) and give hf:DIR; or, with a hub cache that machine shares (a cluster's "
-        "login node), download it there and set HF_HUB_OFFLINE=1 here (no retries either)."
+        "--local-dir DIR`) and give hf:DIR"
+    )
+    if huggingface_hub.constants.HF_HUB_OFFLINE:  # the cache was looked in: it is not there
+        return hint + "."
+    return (
+        hint + "; or, with a hub cache that machine shares (a cluster's login node), download it "
+        "there and set HF_HUB_OFFLINE=1 here (no retries either)."
     )
 
 

@@ -96,6 +96,11 @@ class VideoCaptions:
 # Times
 
 
+def megabytes(size: int) -> str:
+    """A size in MB (2^20 bytes) as people give it: ``500 MB``, ``0.05 MB``, ``2,048 MB``."""
+    return f"{size / 2**20:,.3f}".rstrip("0").rstrip(".") + " MB"
+
+
 def format_clock(seconds: float) -> str:
     """A time as people read it, to the tenth of a second: ``M:SS.d``, or ``H:MM:SS.d`` from 1 h."""
     tenths = max(0, round(seconds * 10))

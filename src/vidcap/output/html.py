@@ -43,6 +43,7 @@ from vidcap.output.formats import (
     EN_DASH,
     VideoCaptions,
     format_clock,
+    megabytes,
     to_vtt,
     unique_stem,
 )
@@ -205,11 +206,6 @@ def _copy_video(video: Path, target: Path) -> None:
         return  # copied by an earlier run of the same report
     with atomic_path(target) as tmp:
         shutil.copyfile(video, tmp)
-
-
-def megabytes(size: int) -> str:
-    """A size in MB (2^20 bytes) as people give it: ``500 MB``, ``0.05 MB``."""
-    return f"{round(size / 2**20, 3):g} MB"
 
 
 def _duration(result: VideoCaptions) -> str:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from vidcap.output.html import megabytes
+from vidcap.output.formats import megabytes
 from vidcap.serve.errors import RequestError
 
 MAX_FIELD_BYTES = 64 * 1024  # a text field (a question, a transcript, an option)
