@@ -600,3 +600,22 @@ def test_megabytes_are_written_as_people_give_them() -> None:
 
     assert megabytes(500 * 2**20) == "500 MB" and megabytes(52429) == "0.05 MB"
     assert megabytes(2 * 2**30) == "2,048 MB"  # not 2048 or 2.048e+03
+
+
+def test_the_model_card_groups_its_settings_under_their_names() -> None:
+    """Not 28 rows of "extract clip frames", "training validation loss"...: each group of
+    settings under its own name, the plain entries first."""
+    from vidcap.output.html import card_html
+
+    card = {
+        "name": "m",
+        "extract": {"fps": 20.0, "clip_frames": 30},
+        "inputs": {},
+        "training": {"lr": 0.0005, "validation": {"loss": 2.7}},
+        "task": "caption",
+    }
+    html = card_html(card)
+    assert html.index("<dt>task</dt>") < html.index('<dt class="group">extract</dt>')
+    assert '<dt class="group">extract</dt>\n<dt>fps</dt><dd>20</dd>' in html
+    assert "<dt>validation loss</dt><dd>2.7</dd>" in html
+    assert "extract fps" not in html and '"group">inputs' not in html  # an empty group: none
