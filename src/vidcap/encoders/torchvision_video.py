@@ -109,6 +109,9 @@ MODELS: dict[str, VideoModelSpec] = {
 }
 
 
+_GET_STARTED = "https://pytorch.org/get-started/locally/"
+
+
 def _install_hint() -> str:
     """How to install the torchvision of this torch: with it, pinned (a bare `pip install
     torchvision` may replace torch by another build). torchvision 0.(N+15).P goes with torch
@@ -125,9 +128,6 @@ def _install_hint() -> str:
     )
 
 
-_GET_STARTED = "https://pytorch.org/get-started/locally/"
-
-
 def unavailable() -> str | None:
     """None when torchvision's video models import here, else a sentence saying how to fix it."""
     try:
@@ -137,8 +137,7 @@ def unavailable() -> str | None:
     except Exception as error:  # a torchvision built for another torch fails in many ways
         return (
             f"torchvision is installed but does not import ({_first_line(error)}); reinstall the "
-            f"torchvision release built for your torch {torch.__version__} "
-            "(see https://pytorch.org/get-started/locally/)."
+            f"torchvision release built for your torch {torch.__version__} (see {_GET_STARTED})."
         )
     return None
 

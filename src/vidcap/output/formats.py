@@ -451,8 +451,8 @@ class CaptionsWriter:
     - ``srt``/``vtt``, several videos: ``out`` is a folder (created if needed) that gets one
       ``<video stem>.<fmt>`` per video as it comes; equal stems get ``-2``, ``-3``… in order.
 
-    No result (and no failure recorded by :meth:`add_failure`): no file. Use it as a context manager: leaving with an exception before
-    :meth:`close` removes the unfinished file. ``videos`` and ``timed`` are :class:`Renderer`'s.
+    No result (and no failure recorded by :meth:`add_failure`): no file. Use it as a context
+    manager: leaving with an exception before :meth:`close` removes the unfinished file. ``videos`` and ``timed`` are :class:`Renderer`'s.
 
     Raises:
         VidcapError: an unknown format, a folder where a file is needed or a file where a folder

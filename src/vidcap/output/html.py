@@ -183,21 +183,16 @@ def _flatten(card: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]
 def card_html(card: Mapping[str, Any]) -> str:
     """A model card (:func:`vidcap.card.model_card`) as a definition list: its plain entries
     first, then each group of settings (extract, inputs, generation, training) under its name."""
-    rows = [(None, k, v) for k, v in _flatten({k: v for k, v in card.items() if not _nested(v)})]
+
+    def entries(values: Mapping[str, Any]) -> list[str]:
+        return [f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>\n" for k, v in _flatten(values)]
+
+    html = entries({k: v for k, v in card.items() if not isinstance(v, Mapping)})
     for group, values in card.items():
-        if _nested(values) and values:
-            rows += [(group, k, v) for k, v in _flatten(values)]
-    html, shown = [], None
-    for group, label, value in rows:
-        if group != shown:
-            shown = group
+        if isinstance(values, Mapping) and values:
             html.append(f'<dt class="group">{escape(group.replace("_", " "))}</dt>\n')
-        html.append(f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>\n")
+            html += entries(values)
     return '<dl class="card">\n' + "".join(html) + "</dl>"
-
-
-def _nested(value: Any) -> bool:
-    return isinstance(value, Mapping)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -122,13 +122,11 @@ def run_pretrain(
     with stage.locked():
         check_resume(stage, stage_fp, resume, force, processes)
         fresh = resolve_resume(out_dir, resume, stage_fp) is None
-        if force and processes.is_main:
-            remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
-        elif fresh and processes.is_main:
+        if (force or fresh) and processes.is_main:
             # A fresh start owes nothing to an earlier run in this folder (other words, another
-            # corpus): its vocabulary was built from that run's text and codebook, and was loaded
-            # again, a 16-word vocabulary beside a 9-word codebook.
-            remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints"))
+            # corpus), as in finetune: its vocabulary was built from that run's text and codebook
+            # (loaded again, it put a 16-word vocabulary beside a 9-word codebook).
+            remove_outputs(out_dir, (FINAL, VOCABULARY, "checkpoints", "metrics.jsonl"))
         processes.barrier()
         if processes.is_main:
             stage.prepare()
